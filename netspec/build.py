@@ -1,0 +1,183 @@
+"""Build a Network from a validated Spec: chain shapes layer by layer, then make every array."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from netspec.errors import Problem, SpecError
+from netspec.fields import FileArray
+from netspec.initializers import initialize, seed_sequence
+from netspec.layers import LAYER_MODULES
+from netspec.network import BuiltLayer, Network
+from netspec.spec import Spec
+from netspec.weights import ShapeMismatch, WeightFileError, npz_keys, read_array, resolve_inside
+
+DEFAULT_MAX_PARAMS = 50_000_000
+"""Specs with more parameters are refused before anything is allocated (`--max-params` changes it)."""
+
+
+@dataclass
+class _Plan:
+    index: int
+    layer: object
+    module: ModuleType
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    param_shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def param_count(self) -> int:
+        return sum(int(np.prod(s)) for s in self.param_shapes.values())
+
+
+def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_PARAMS) -> Network:
+    """Make the executable network a spec describes.
+
+    Args:
+        spec: a validated spec.
+        base_dir: the folder weight files are read from (the spec's folder).
+        max_params: refuse specs with more parameters than this, before allocating.
+
+    Raises:
+        SpecError: every shape, weight file and size problem found, each with its path.
+    """
+    plans = plan(spec)
+    _check_size(plans, max_params)
+    problems: list[Problem] = []
+    base = Path(base_dir)
+    stored = _weights_file_arrays(spec, plans, base, problems)
+    dtype = np.dtype(spec.dtype)
+    layers = []
+    for p in plans:
+        params = {}
+        for param, shape in p.param_shapes.items():
+            try:
+                array = stored.get((p.name, param))
+                if array is None:
+                    array = _param_array(spec, p, param, shape, base)
+                params[param] = array.astype(dtype)
+            except WeightFileError as err:
+                problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
+        layers.append(BuiltLayer(p.layer, params, p.input_shape, p.output_shape))
+    if problems:
+        raise SpecError(problems)
+    return Network(spec, layers)
+
+
+def plan(spec: Spec) -> list[_Plan]:
+    """Shapes of every layer's output and parameters, following the input through the layers."""
+    plans, shape = [], spec.input.shape
+    for index, layer in enumerate(spec.layers):
+        module = LAYER_MODULES[layer.type]
+        out = module.output_shape(layer, shape)
+        plans.append(_Plan(index, layer, module, shape, out, module.param_shapes(layer, shape)))
+        shape = out
+    return plans
+
+
+def _check_size(plans: list[_Plan], max_params: int) -> None:
+    total = sum(p.param_count for p in plans)
+    if total > max_params:
+        largest = max(plans, key=lambda p: p.param_count)
+        raise SpecError(
+            Problem(
+                "NS208",
+                f"the network has {total:,} parameters, more than the limit of {max_params:,} "
+                f"(layer {largest.name!r} alone has {largest.param_count:,}); "
+                "make layers smaller or raise --max-params",
+                ("layers", largest.index),
+            )
+        )
+
+
+def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base: Path) -> np.ndarray:
+    source = getattr(p.layer, param)
+    axes = p.module.axis_meanings(p.layer)[param]
+    if isinstance(source, (int, float)):
+        return np.full(shape, float(source))
+    if isinstance(source, list):
+        array = _explicit_array(source, param)
+        if array.shape != shape:
+            raise WeightFileError("NS201", f"{param} {shape_phrase(array.shape, shape, axes)}")
+        return array
+    if isinstance(source, FileArray):
+        path = resolve_inside(base, source.file)
+        try:
+            return read_array(path, source.key, shape)
+        except ShapeMismatch as err:
+            raise WeightFileError("NS204", f"{err.label} {shape_phrase(err.shape, shape, axes)}") from None
+    fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
+    entropy = seed_sequence(spec.seed, p.layer.seed, getattr(source, "seed", None), p.name, param)
+    return initialize(source, shape, fan_in, fan_out, entropy)
+
+
+def _explicit_array(values: list, param: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except ValueError:
+        lengths = [len(row) for row in values]
+        longest = max(range(len(lengths)), key=lengths.__getitem__)
+        shortest = min(range(len(lengths)), key=lengths.__getitem__)
+        raise WeightFileError(
+            "NS201",
+            f"rows of {param} differ in length (row {longest} has {lengths[longest]} values, "
+            f"row {shortest} has {lengths[shortest]}); every row needs one value per input",
+        ) from None
+
+
+def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[str, ...]) -> str:
+    """How an array's shape differs from the expected one, in the layer's own terms."""
+    if len(got) == len(expected) == 2:
+        if got[0] != expected[0]:
+            return f"has {got[0]} rows but the layer has {expected[0]} {axes[0]}s (one row per {axes[0]})"
+        return f"rows have {got[1]} values but the layer receives {expected[1]} {axes[1]}s"
+    if len(got) == len(expected) == 1:
+        return f"has {got[0]} values but the layer has {expected[0]} {axes[0]}s (one value per {axes[0]})"
+    return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
+
+
+def _weights_file_arrays(
+    spec: Spec, plans: list[_Plan], base: Path, problems: list[Problem]
+) -> dict[tuple[str, str], np.ndarray]:
+    """The arrays of the spec's `weights_file`, keyed by (layer, parameter); problems are collected."""
+    if spec.weights_file is None:
+        return {}
+    where = ("weights_file",)
+    try:
+        path = resolve_inside(base, spec.weights_file)
+        keys = npz_keys(path)
+    except WeightFileError as err:
+        problems.append(Problem(err.code, err.message, where))
+        return {}
+    by_layer = {p.name: p for p in plans}
+    arrays = {}
+    for key in keys:
+        layer_name, _, param = key.rpartition(".")
+        p = by_layer.get(layer_name)
+        if p is None or param not in p.param_shapes:
+            expected = ", ".join(f"{q.name}.{n}" for q in plans for n in q.param_shapes)
+            problems.append(
+                Problem(
+                    "NS210",
+                    f"{path.name} holds {key!r}, which matches no layer parameter; expected keys: {expected}",
+                    where,
+                )
+            )
+            continue
+        try:
+            arrays[(layer_name, param)] = read_array(path, key, p.param_shapes[param])
+        except ShapeMismatch as err:
+            axes = p.module.axis_meanings(p.layer)[param]
+            phrase = shape_phrase(err.shape, p.param_shapes[param], axes)
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {err.label} {phrase}", where))
+        except WeightFileError as err:
+            problems.append(Problem(err.code, err.message, where))
+    return arrays

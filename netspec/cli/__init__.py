@@ -1,0 +1,73 @@
+"""The `netspec` command line.
+
+Exit codes, the same for every command:
+    0  success: every spec valid, every image classified;
+    1  a spec, weight file or image is invalid (each problem is printed as one located line);
+    2  usage error: an unknown option, a missing argument, a path that does not exist;
+    3  an internal error in netspec itself (please report it; --debug shows the traceback);
+  130  interrupted with Ctrl-C.
+Results go to stdout; problems and diagnostics to stderr (validate prints its findings to stdout,
+since they are its result).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from netspec import __version__
+from netspec.cli.run import run
+from netspec.cli.summary import summary
+from netspec.cli.validate import validate
+from netspec.errors import NetspecError
+
+
+class _Group(click.Group):
+    """Turns netspec's own errors into located one-line messages, in this one place."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except NetspecError as err:
+            if ctx.obj["debug"]:
+                raise
+            for problem in err.problems:
+                click.echo(str(problem), err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("netspec: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
+            if ctx.obj["debug"]:
+                raise
+            click.echo(
+                f"netspec: internal error: {type(err).__name__}: {err}\n"
+                "This is a bug in netspec; please report it with the command you ran (add --debug for the traceback).",
+                err=True,
+            )
+            ctx.exit(3)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netspec")
+@click.option("--debug", is_flag=True, envvar="NETSPEC_DEBUG", help="Show Python tracebacks (for developing netspec).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Describe a neural network in a YAML file, check it, and run it."""
+    ctx.obj = {"debug": debug}
+
+
+main.add_command(validate)
+main.add_command(run)
+main.add_command(summary)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main(prog_name="netspec", standalone_mode=True) or 0)
+
+
+__all__ = ["main", "entry"]

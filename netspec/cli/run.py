@@ -1,0 +1,101 @@
+"""`netspec run`: classify images with the network a spec describes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import numpy as np
+
+from netspec.cli.options import max_params as max_params_option
+from netspec.errors import InputError, Problem
+from netspec.loader import load
+from netspec.network import Network
+
+BAR_WIDTH = 20
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+@click.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Show only the N best classes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass."
+)
+@max_params_option
+def run(
+    spec: Path, images: tuple[Path, ...], top_k: int | None, as_json: bool, batch_size: int, max_params: int
+) -> None:
+    """Classify IMAGES with the network SPEC describes.
+
+    For each image prints the predicted label and every class's score, high to low.
+    An image that cannot be read is reported on stderr, the others are still classified,
+    and the exit code is 1.
+    """
+    network = load(spec, max_params)
+    if network.spec.input.image is None:
+        raise InputError(
+            Problem(
+                "NS305",
+                f"this spec reads {network.input_shape[0]} numbers, not images; use the Python API (Network.forward)",
+                file=str(spec),
+            )
+        )
+    failed = 0
+    for path, result in classify(network, images, batch_size):
+        if isinstance(result, InputError):
+            failed += 1
+            for problem in result.problems:
+                click.echo(str(problem), err=True)
+            continue
+        ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
+        if not np.isfinite(result).all():
+            failed += 1
+            click.echo(f"{path}: NS306 the network's scores are not finite (overflow); no label given", err=True)
+            continue
+        click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def classify(
+    network: Network, paths: tuple[Path, ...], batch_size: int
+) -> Iterator[tuple[Path, np.ndarray | InputError]]:
+    """Scores for each image in order, or the InputError that kept it from being read; batch by batch."""
+    for start in range(0, len(paths), batch_size):
+        batch = paths[start : start + batch_size]
+        arrays: dict[int, np.ndarray] = {}
+        errors: dict[int, InputError] = {}
+        for i, path in enumerate(batch):
+            try:
+                arrays[i] = network.inputs([path])[0]
+            except InputError as err:
+                errors[i] = err
+        scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
+        rows = dict(zip(arrays, scores)) if arrays else {}
+        for i, path in enumerate(batch):
+            yield path, errors[i] if i in errors else rows[i]
+
+
+def _as_json(path: Path, ranked: list[tuple[str, float]]) -> str:
+    return json.dumps({"file": str(path), "label": ranked[0][0], "scores": dict(ranked)}, ensure_ascii=False)
+
+
+def _as_text(path: Path, ranked: list[tuple[str, float]]) -> str:
+    width = max(len(label) for label, _ in ranked)
+    top = max(abs(score) for _, score in ranked) or 1.0
+    # Probabilities fill the bar at 1; other scores are drawn relative to the largest.
+    full = 1.0 if all(0.0 <= s <= 1.0 for _, s in ranked) else top
+    lines = [f"{path}: {ranked[0][0]}"]
+    for label, score in ranked:
+        lines.append(f"  {label:<{width}}  {score:7.4f}  {_bar(abs(score) / full)}")
+    return "\n".join(lines)
+
+
+def _bar(fraction: float) -> str:
+    eighths = round(max(0.0, min(1.0, fraction)) * BAR_WIDTH * 8)
+    return "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")

@@ -1,0 +1,100 @@
+"""netspec's one exception family and the located problems it carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+# Every error kind has a stable code; a code never changes meaning (docs/errors.md explains each).
+CODES: dict[str, str] = {
+    # Reading the YAML file itself.
+    "NS001": "YAML syntax error",
+    "NS002": "YAML tag not allowed",
+    "NS003": "key given twice in one mapping",
+    "NS004": "document too large or nested too deeply once aliases are expanded",
+    "NS005": "spec file cannot be read",
+    # Fields of the spec.
+    "NS101": "unknown key",
+    "NS102": "missing required key",
+    "NS103": "wrong type of value",
+    "NS104": "number out of range",
+    "NS105": "not one of the allowed choices",
+    "NS106": "number is not finite",
+    "NS107": "format version not supported",
+    "NS108": "wrong number of values",
+    "NS109": "empty value",
+    # Rules that need the whole spec.
+    "NS121": "layer name used twice",
+    "NS122": "class label used twice",
+    "NS123": "output layer size differs from the number of classes",
+    "NS124": "softmax on a layer other than the last",
+    # Weights and biases.
+    "NS201": "explicit array has the wrong shape",
+    "NS202": "weight file not found",
+    "NS203": "weight file cannot be read",
+    "NS204": "array in a weight file has the wrong shape",
+    "NS205": "array in a weight file is not numeric",
+    "NS206": "key not found in a .npz weight file",
+    "NS207": "weight file path leaves the spec's folder",
+    "NS208": "too many parameters",
+    "NS209": "array in a weight file holds non-finite numbers",
+    "NS210": "weights_file holds arrays for no layer of the spec",
+    # Inputs given to a network.
+    "NS301": "image not found",
+    "NS302": "file is not a readable image",
+    "NS303": "image is truncated or corrupt",
+    "NS304": "image has too many pixels",
+    "NS305": "input array has the wrong shape",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec or an input, with where it is.
+
+    `path` is the route to the value inside the spec, e.g. ("layers", 1, "neurons");
+    `file`, `line` and `column` (1-based) are filled in when the YAML source is known.
+    """
+
+    code: str
+    message: str
+    path: tuple[str | int, ...] = ()
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    @property
+    def dotted_path(self) -> str:
+        """The path as users write it: layers[1].neurons."""
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        return text
+
+    def located(self, file: str, line: int | None, column: int | None) -> Problem:
+        return replace(self, file=file, line=line, column=column)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}:{self.column or 1}"
+            where += ": "
+        path = f"{self.dotted_path}: " if self.path else ""
+        return f"{where}{self.code} {path}{self.message}"
+
+
+class NetspecError(Exception):
+    """Base of every error netspec raises on purpose: bad specs, weight files, images."""
+
+    def __init__(self, problems: list[Problem] | Problem):
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SpecError(NetspecError):
+    """A spec (its YAML, fields, whole-network rules or weight files) is invalid."""
+
+
+class InputError(NetspecError):
+    """An input given to a network (an image or an array) cannot be used."""

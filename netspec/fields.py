@@ -1,0 +1,168 @@
+"""The value types a spec is made of: the strict model base and the forms of weights and biases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: unknown keys are errors, and no value is silently converted.
+
+    Strict mode is what keeps `neurons: yes` or `neurons: "4"` from becoming numbers.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+        validate_default=False,
+    )
+
+
+Seed = Annotated[int, Field(ge=0)]
+
+
+class _SeededInit(SpecModel):
+    seed: Seed | None = None
+    """Seed for this initializer alone; by default it follows the spec's and the layer's seed."""
+
+
+class Zeros(SpecModel):
+    """Every value 0."""
+
+    init: Literal["zeros"]
+
+
+class Ones(SpecModel):
+    """Every value 1."""
+
+    init: Literal["ones"]
+
+
+class Uniform(_SeededInit):
+    """Uniform between `low` and `high`."""
+
+    init: Literal["uniform"]
+    low: float = -0.05
+    """Smallest value."""
+    high: float = 0.05
+    """Largest value (must be above `low`)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high <= self.low:
+            raise PydanticCustomError(
+                "NS104", "high must be above low, got low={low} and high={high}", {"low": self.low, "high": self.high}
+            )
+        return self
+
+
+class Normal(_SeededInit):
+    """Normal (Gaussian) with the given mean and standard deviation."""
+
+    init: Literal["normal"]
+    mean: float = 0.0
+    """Mean of the distribution."""
+    std: float = Field(default=0.05, gt=0)
+    """Standard deviation (above 0)."""
+
+
+class GlorotUniform(_SeededInit):
+    """Uniform in ±sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio; Keras' default)."""
+
+    init: Literal["glorot_uniform"]
+
+
+class GlorotNormal(_SeededInit):
+    """Normal with std sqrt(2 / (fan_in + fan_out))."""
+
+    init: Literal["glorot_normal"]
+
+
+class HeUniform(_SeededInit):
+    """Uniform in ±sqrt(6 / fan_in) (He et al.; suits relu)."""
+
+    init: Literal["he_uniform"]
+
+
+class HeNormal(_SeededInit):
+    """Normal with std sqrt(2 / fan_in)."""
+
+    init: Literal["he_normal"]
+
+
+class LecunNormal(_SeededInit):
+    """Normal with std sqrt(1 / fan_in)."""
+
+    init: Literal["lecun_normal"]
+
+
+Initializer = Annotated[
+    Zeros | Ones | Uniform | Normal | GlorotUniform | GlorotNormal | HeUniform | HeNormal | LecunNormal,
+    Field(discriminator="init"),
+]
+"""An initializer by name, written `he_uniform` or as a mapping `{init: normal, std: 0.1}`."""
+
+
+class FileArray(SpecModel):
+    """An array read from a .npy or .npz file beside the spec."""
+
+    file: str = Field(min_length=1)
+    """Path of the .npy or .npz file, relative to the spec's folder."""
+    key: str | None = None
+    """Name of the array inside a .npz file."""
+
+
+def _form_of(value: Any) -> str | None:
+    """Which form a weights or bias value is written in (None: no form fits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "name"
+    if isinstance(value, (list, np.ndarray)):
+        return "array"
+    if isinstance(value, FileArray) or (isinstance(value, dict) and "file" in value):
+        return "file"
+    if isinstance(value, (dict, BaseModel)):
+        return "init"
+    return None
+
+
+def _name_to_init(value: Any) -> Any:
+    return {"init": value} if isinstance(value, str) else value
+
+
+def _array_to_list(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+PARAM_FORMS = "a number, an initializer name, a list of numbers, or a mapping with 'init' or 'file'"
+
+
+def param_source(ndim: int) -> Any:
+    """The type of a parameter whose explicit form is an `ndim`-dimensional list of numbers."""
+    array: Any = float
+    for _ in range(ndim):
+        array = list[array]
+    forms = (
+        Annotated[float, Tag("number")]
+        | Annotated[Initializer, BeforeValidator(_name_to_init), Tag("name")]
+        | Annotated[array, BeforeValidator(_array_to_list), Tag("array")]
+        | Annotated[Initializer, Tag("init")]
+        | Annotated[FileArray, Tag("file")]
+    )
+    return Annotated[
+        forms,
+        Discriminator(
+            _form_of,
+            custom_error_type="NS103",
+            custom_error_message=f"must be {PARAM_FORMS}",
+        ),
+    ]

@@ -1,0 +1,116 @@
+"""Turn an image file into the (channels, height, width) array a spec's image input describes.
+
+The rules, in order (docs/spec-format.md states them for users):
+1. Only PNG, JPEG, BMP, GIF, TIFF and WebP are opened; an animated image gives its first frame.
+2. EXIF orientation is applied, so a photo is read the way it is shown.
+3. 16-bit images are scaled to 0..255 (value / 257), never clipped; 32-bit float images are
+   read as 0..255 and clipped.
+4. Palette images become RGB (or RGBA if they have transparency).
+5. Transparent pixels are composited over black: each colour is multiplied by its alpha.
+6. Colour: `rgb` gives red, green, blue; `grayscale` gives luma L = 0.299 R + 0.587 G + 0.114 B.
+7. The image is resized to width × height with bilinear filtering if its size differs.
+8. Pixel values 0..255 map linearly onto `scale: [lo, hi]`, then (value - mean) / std per channel.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from netspec.errors import InputError, Problem
+from netspec.spec import ImageInput
+
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+"""The image formats netspec opens."""
+
+MAX_PIXELS = 64_000_000
+"""Larger images are refused before they are decoded (a decompression bomb guard)."""
+
+ImageSource = str | Path | Image.Image
+
+
+def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open and fully decode an image file, or raise InputError naming it.
+
+    Raises:
+        InputError: missing file (NS301), not an image (NS302), truncated (NS303), too large (NS304).
+    """
+    name = str(path)
+    try:
+        with warnings.catch_warnings():
+            # netspec checks the pixel count itself below, with its own limit and message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path, formats=FORMATS)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InputError(
+                    Problem(
+                        "NS304", f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}", file=name
+                    )
+                )
+            image.seek(0)
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise InputError(Problem("NS301", "image not found", file=name)) from None
+    except UnidentifiedImageError:
+        formats = ", ".join(FORMATS)
+        raise InputError(Problem("NS302", f"not an image netspec reads ({formats})", file=name)) from None
+    except Image.DecompressionBombError as err:
+        raise InputError(Problem("NS304", str(err), file=name)) from None
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, (IsADirectoryError, PermissionError)):
+            raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
+        raise InputError(Problem("NS303", f"image is truncated or corrupt ({err})", file=name)) from None
+
+
+def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
+    """The image as a float64 array of shape (channels, height, width), scaled and normalised."""
+    image = ImageOps.exif_transpose(image)
+    image = _to_8bit(image)
+    image = _drop_alpha(image)
+    image = image.convert("RGB" if spec.color == "rgb" else "L")
+    if image.size != (spec.width, spec.height):
+        image = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float64)
+    pixels = pixels.reshape(spec.height, spec.width, -1).transpose(2, 0, 1)
+    lo, hi = spec.scale
+    values = lo + pixels * ((hi - lo) / 255.0)
+    if spec.mean is not None:
+        values -= np.asarray(spec.mean).reshape(-1, 1, 1)
+    if spec.std is not None:
+        values /= np.asarray(spec.std).reshape(-1, 1, 1)
+    return values
+
+
+def read(source: ImageSource, spec: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image file or PIL image as a network input array (see `to_array`)."""
+    image = source if isinstance(source, Image.Image) else open_image(source, max_pixels)
+    return to_array(image, spec)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    if image.mode.startswith("I"):
+        # 16-bit grey: scale the full range down instead of clipping at 255.
+        values = np.asarray(image, dtype=np.float64) / 257.0
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    if image.mode == "F":
+        return Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode == "PA":
+        return image.convert("RGBA")
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        return image.convert("RGB")
+    return image
+
+
+def _drop_alpha(image: Image.Image) -> Image.Image:
+    if image.mode not in ("LA", "RGBA"):
+        return image
+    black = Image.new(image.mode, image.size, 0)
+    flat = Image.alpha_composite(black.convert("RGBA"), image.convert("RGBA"))
+    return flat.convert("RGB" if image.mode == "RGBA" else "L")

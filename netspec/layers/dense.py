@@ -1,0 +1,77 @@
+"""The dense layer: every neuron computes Output = Weight·Input + Bias, then the activation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import prod
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from netspec.fields import GlorotUniform, SpecModel, param_source
+from netspec.layers.activations import ACTIVATIONS, ActivationName
+from netspec.layers.common import LayerName
+
+
+class Dense(SpecModel):
+    """A fully connected layer; it reads its input flattened (channels, height, width order)."""
+
+    type: Literal["dense"] = "dense"
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index, e.g. dense_2)."""
+    neurons: int = Field(ge=1)
+    """How many neurons the layer has; each gives one output."""
+    activation: ActivationName = "linear"
+    """Function applied to Weight·Input + Bias."""
+    alpha: float = Field(default=0.01, ge=0)
+    """Slope for negative inputs of leaky_relu."""
+    weights: param_source(2) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
+    """One row per neuron with one value per input (as PyTorch's nn.Linear), or any other form."""
+    bias: param_source(1) = 0.0
+    """One value per neuron, or any other form."""
+    seed: int | None = Field(default=None, ge=0)
+    """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
+
+
+def output_shape(layer: Dense, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (layer.neurons,)
+
+
+def param_shapes(layer: Dense, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {"weights": (layer.neurons, prod(input_shape)), "bias": (layer.neurons,)}
+
+
+def fans(layer: Dense, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Inputs and outputs per neuron, which scale the Glorot, He and LeCun initializers."""
+    return prod(input_shape), layer.neurons
+
+
+def axis_meanings(layer: Dense) -> dict[str, tuple[str, ...]]:
+    """What each axis of each parameter counts, for messages about wrong shapes."""
+    return {"weights": ("neuron", "input"), "bias": ("neuron",)}
+
+
+def multiply_adds(layer: Dense, input_shape: tuple[int, ...]) -> int:
+    return layer.neurons * prod(input_shape)
+
+
+Backprop = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
+
+
+def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, Backprop]:
+    """Outputs for a batch `x`, and the function that turns output gradients into input and parameter gradients."""
+    w, b = params["weights"], params["bias"]
+    flat = x.reshape(len(x), -1)
+    z = flat @ w.T
+    z += b
+    act = ACTIVATIONS[layer.activation]
+    y = act.forward(z, layer.alpha)
+
+    def backprop(dy: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        dz = act.backward(z, y, dy, layer.alpha)
+        grads = {"weights": dz.T @ flat, "bias": dz.sum(axis=0)}
+        return (dz @ w).reshape(x.shape), grads
+
+    return y, backprop

@@ -1,0 +1,80 @@
+"""Read a spec file: YAML with positions → validated Spec → built Network, errors located in the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from netspec.build import DEFAULT_MAX_PARAMS, build
+from netspec.errors import Problem, SpecError
+from netspec.network import Network
+from netspec.spec import Spec
+from netspec.validation import problems_from
+from netspec.yaml_source import Source, read_yaml
+
+# Problems about a key itself point at the key, not at its value.
+_KEY_CODES = {"NS101", "NS003"}
+
+
+def read_spec(path: str | Path) -> tuple[Spec, Source]:
+    """Parse and validate a spec file.
+
+    Raises:
+        SpecError: every problem in the file, each with its line and column.
+    """
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(Problem("NS005", "spec file not found", file=name)) from None
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            Problem("NS005", f"spec file is not UTF-8 text ({err.reason} at byte {err.start})", file=name)
+        ) from None
+    except OSError as err:
+        raise SpecError(Problem("NS005", f"cannot read the spec file: {err.strerror}", file=name)) from None
+    source = read_yaml(text, name)
+    if not isinstance(source.data, dict):
+        got = "an empty file" if source.data is None else f"a {type(source.data).__name__}"
+        raise SpecError(
+            source.locate(Problem("NS103", f"a spec is a mapping of keys (netspec, classes, input, layers), got {got}"))
+        )
+    try:
+        spec = Spec.model_validate(source.data)
+    except ValidationError as err:
+        raise _located(source, problems_from(err, Spec)) from None
+    return spec, source
+
+
+def load(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Network:
+    """Read, validate and build the network a spec file describes.
+
+    Args:
+        path: the spec's YAML file; weight files are read from its folder.
+        max_params: refuse specs with more parameters than this.
+
+    Raises:
+        SpecError: every problem found, each with the file, line and column.
+    """
+    spec, source = read_spec(path)
+    try:
+        return build(spec, base_dir=Path(path).parent, max_params=max_params)
+    except SpecError as err:
+        raise _located(source, err.problems) from None
+
+
+def check(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> list[Problem]:
+    """Every problem in a spec file (an empty list when it is valid)."""
+    try:
+        load(path, max_params)
+    except SpecError as err:
+        return err.problems
+    return []
+
+
+def _located(source: Source, problems: list[Problem]) -> SpecError:
+    located = [source.locate(p, key=p.code in _KEY_CODES) for p in problems]
+    located.sort(key=lambda p: (p.line or 0, p.column or 0))
+    return SpecError(located)

@@ -1,0 +1,123 @@
+"""The executable network: layers with their arrays, a forward pass, predictions and saving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from netspec.errors import InputError, Problem
+from netspec.layers import LAYER_MODULES, Layer
+from netspec.spec import Spec
+
+
+@dataclass
+class BuiltLayer:
+    """One layer of a built network: its spec, its parameter arrays and its shapes."""
+
+    spec: Layer
+    params: dict[str, np.ndarray]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def module(self) -> ModuleType:
+        return LAYER_MODULES[self.spec.type]
+
+    def forward(self, x: np.ndarray):
+        """Output for batch `x`, and the function that pushes gradients back through the layer."""
+        return self.module.forward(self.spec, self.params, x)
+
+
+class Network:
+    """A network built from a spec; `netspec.load` or `netspec.build` make one."""
+
+    def __init__(self, spec: Spec, layers: list[BuiltLayer]):
+        self.spec = spec
+        self.layers = layers
+        self.classes: list[str] = list(spec.classes)
+        self.input_shape: tuple[int, ...] = spec.input.shape
+        self.dtype = np.dtype(spec.dtype)
+
+    def __repr__(self) -> str:
+        sizes = " → ".join(
+            str(int(np.prod(s))) for s in [self.input_shape] + [layer.output_shape for layer in self.layers]
+        )
+        return f"<Network {self.spec.name!r}: {sizes}, classes {self.classes}>"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The output layer's activations, shape (batch, classes), for a batch of inputs.
+
+        Args:
+            x: shape (batch, features) or (batch, channels, height, width), as the input says.
+
+        Raises:
+            InputError: the array's shape does not fit the input (NS305).
+        """
+        x = self._batch(x)
+        for layer in self.layers:
+            x, _ = layer.forward(x)
+        return x
+
+    def inputs(self, sources: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """A batch array from image paths, PIL images or per-sample arrays (or a batch array as is)."""
+        if isinstance(sources, np.ndarray):
+            return self._batch(sources)
+        rows = [self._sample(s) for s in sources]
+        if not rows:
+            return np.zeros((0, *self.input_shape), dtype=self.dtype)
+        return np.stack(rows).astype(self.dtype, copy=False)
+
+    def scores(self, sources: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """Scores per class, shape (batch, classes), for images or arrays."""
+        return self.forward(self.inputs(sources))
+
+    def predict(self, sources: Iterable[Any] | np.ndarray) -> list[str]:
+        """The predicted class label for each image or array: the class with the highest score."""
+        return [self.classes[i] for i in self.scores(sources).argmax(axis=1)]
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.
+
+        Loading the written spec gives exactly the same arrays. Returns the two paths written.
+        """
+        from netspec.saving import save
+
+        return save(self, Path(path))
+
+    def _sample(self, source: Any) -> np.ndarray:
+        if isinstance(source, np.ndarray):
+            if source.shape != self.input_shape:
+                raise InputError(Problem("NS305", f"an input has shape {source.shape}, expected {self.input_shape}"))
+            return source
+        if self.spec.input.image is None:
+            raise InputError(
+                Problem("NS305", f"this network reads {self.input_shape[0]} numbers, not images; pass arrays")
+            )
+        from netspec import images
+
+        return images.read(source, self.spec.input.image)
+
+    def _batch(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        flat = int(np.prod(self.input_shape))
+        if x.shape[1:] != self.input_shape and not (x.ndim == 2 and x.shape[1] == flat):
+            raise InputError(
+                Problem(
+                    "NS305",
+                    f"input batch has shape {x.shape}, expected (batch, {', '.join(map(str, self.input_shape))})",
+                )
+            )
+        return x

@@ -1,0 +1,167 @@
+"""The spec: the whole network description as one pydantic model, with the rules that span layers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from netspec.errors import Problem
+from netspec.fields import SpecModel
+from netspec.layers import Layer
+
+FORMAT_VERSION = 1
+"""The spec format version this release reads."""
+
+
+class ImageInput(SpecModel):
+    """An image, resized to width × height and read as (channels, height, width)."""
+
+    width: int = Field(ge=1)
+    """Width in pixels; other images are resized to it."""
+    height: int = Field(ge=1)
+    """Height in pixels; other images are resized to it."""
+    color: Literal["rgb", "grayscale"] = "rgb"
+    """rgb gives 3 channels (red, green, blue), grayscale gives 1."""
+    scale: list[float] = Field(default=[0.0, 1.0], min_length=2, max_length=2)
+    """[lo, hi]: pixel values 0..255 are mapped linearly onto lo..hi."""
+    mean: list[float] | None = None
+    """Per-channel mean subtracted after scaling (one value per channel)."""
+    std: list[Annotated[float, Field(gt=0)]] | None = None
+    """Per-channel standard deviation divided by after subtracting the mean."""
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.color == "rgb" else 1
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> ImageInput:
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if values is not None and len(values) != self.channels:
+                raise PydanticCustomError(
+                    "NS108",
+                    "{key} has {got} values but {color} images have {channels} channel(s); give one value per channel",
+                    {"key": key, "got": len(values), "color": self.color, "channels": self.channels},
+                )
+        return self
+
+
+class Input(SpecModel):
+    """What the network reads: an image, or a vector of numbers."""
+
+    image: ImageInput | None = None
+    """An image input."""
+    features: int | None = Field(default=None, ge=1)
+    """The length of a plain vector of numbers."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Input:
+        if (self.image is None) == (self.features is None):
+            raise PydanticCustomError("NS102", "input takes exactly one of 'image' or 'features'")
+        return self
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.image.shape if self.image else (self.features,)
+
+
+def _label(value: Any) -> Any:
+    # Digits as labels ("0".."9") are natural to write unquoted; bools are never labels.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ClassLabel = Annotated[str, BeforeValidator(_label), Field(min_length=1)]
+
+
+class Spec(SpecModel):
+    """A network: its input, its layers in order, its class labels and its initial parameters."""
+
+    netspec: int
+    """Format version of the spec; this release reads 1."""
+    name: str = "network"
+    """Name of the network."""
+    description: str = ""
+    """What the network does, for people."""
+    classes: list[ClassLabel] = Field(min_length=1)
+    """Output labels, in output order: the output layer has one neuron per class."""
+    input: Input
+    """What the network reads."""
+    seed: int = Field(default=0, ge=0)
+    """Makes every initializer reproducible; a layer or an initializer may set its own."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Floating-point type of parameters and computation."""
+    weights_file: str | None = Field(default=None, min_length=1)
+    """A .npz beside the spec whose arrays "<layer>.weights" and "<layer>.bias" replace what the layers say."""
+    layers: list[Layer] = Field(min_length=1)
+    """The layers, from the input to the output."""
+
+    @field_validator("netspec")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != FORMAT_VERSION:
+            newer = (
+                " is newer than this netspec reads; upgrade netspec or" if version > FORMAT_VERSION else " is unknown;"
+            )
+            raise PydanticCustomError(
+                "NS107",
+                "format version {version}" + newer + " write 'netspec: {current}'",
+                {"version": version, "current": FORMAT_VERSION},
+            )
+        return version
+
+    @model_validator(mode="after")
+    def _whole_network(self) -> Spec:
+        for index, layer in enumerate(self.layers):
+            if layer.name is None:
+                layer.name = f"{layer.type}_{index}"
+        problems = list(_network_problems(self))
+        if problems:
+            raise PydanticCustomError(
+                "spec_rules", "{summary}", {"summary": "; ".join(p.message for p in problems), "problems": problems}
+            )
+        return self
+
+
+def _network_problems(spec: Spec):
+    first_use: dict[str, int] = {}
+    for index, layer in enumerate(spec.layers):
+        if layer.name in first_use:
+            yield Problem(
+                "NS121",
+                f"layer name {layer.name!r} is already used by layers[{first_use[layer.name]}]; "
+                "give each layer its own name",
+                ("layers", index, "name"),
+            )
+        first_use.setdefault(layer.name, index)
+    seen: dict[str, int] = {}
+    for index, label in enumerate(spec.classes):
+        if label in seen:
+            yield Problem(
+                "NS122",
+                f"class label {label!r} is listed twice (also classes[{seen[label]}]); keep one",
+                ("classes", index),
+            )
+        seen.setdefault(label, index)
+    last = len(spec.layers) - 1
+    output = spec.layers[last]
+    if getattr(output, "neurons", len(spec.classes)) != len(spec.classes):
+        yield Problem(
+            "NS123",
+            f"the output layer has {output.neurons} neurons but there are {len(spec.classes)} classes; "
+            "give the last layer one neuron per class",
+            ("layers", last, "neurons"),
+        )
+    for index, layer in enumerate(spec.layers[:last]):
+        if getattr(layer, "activation", None) == "softmax":
+            yield Problem(
+                "NS124",
+                f"softmax is only for the output layer, but layer {layer.name!r} is not last; "
+                "use relu, tanh or sigmoid here",
+                ("layers", index, "activation"),
+            )

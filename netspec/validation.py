@@ -1,0 +1,218 @@
+"""Turn pydantic's validation errors into netspec problems: a code, the path users write, a fix."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, Tag, ValidationError
+
+from netspec.errors import Problem
+from netspec.layers import LAYER_MODULES
+
+_TYPE_NAMES = {
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "model_attributes_type": "a mapping of keys to values",
+}
+
+
+def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    """One Problem per pydantic error of a `root` model, with paths free of union tags."""
+    problems: list[Problem] = []
+    suggested: set[tuple] = set()
+    for detail in error.errors(include_url=False):
+        if detail["type"] == "spec_rules":
+            problems.extend(detail["ctx"]["problems"])
+            continue
+        problems.append(_problem(detail, root))
+        if detail["type"] == "extra_forbidden":
+            path, parent, _ = _walk(root, detail["loc"])
+            close = _closest(str(path[-1]), list(parent.model_fields) if parent else [])
+            if close:
+                suggested.add(path[:-1] + (close,))
+    # A misspelt key also leaves the right one missing; the "did you mean" line says both.
+    return [p for p in problems if not (p.code == "NS102" and p.path in suggested)]
+
+
+def _problem(detail: dict, root: type[BaseModel]) -> Problem:
+    kind, ctx, value = detail["type"], detail.get("ctx") or {}, detail.get("input")
+    path, parent, target = _walk(root, detail["loc"])
+    if kind == "extra_forbidden":
+        key = path[-1]
+        allowed = list(parent.model_fields) if parent else []
+        return Problem("NS101", f"unknown key {key!r}; {_suggest(str(key), allowed, 'allowed keys are')}", path)
+    if kind == "missing":
+        field = parent.model_fields.get(path[-1]) if parent else None
+        hint = (
+            f" ({field.description[0].lower()}{field.description[1:].rstrip('.')})"
+            if field and field.description
+            else ""
+        )
+        return Problem("NS102", f"missing required key {path[-1]!r}{hint}", path)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        written_as_name = detail["loc"][-1:] == ("name",)  # `weights: he_unifrom`, not a mapping
+        return _tag_problem(kind, ctx, path, None if written_as_name else value)
+    if kind.startswith("NS"):
+        return Problem(kind, detail["msg"], path)
+    if kind == "literal_error":
+        choices = [str(c) for c in get_args(target)] if get_origin(target) is Literal else []
+        return Problem(
+            "NS105", f"must be one of {', '.join(choices)}, got {_show(value)}{_did_you_mean(value, choices)}", path
+        )
+    if kind == "finite_number":
+        return Problem("NS106", f"must be a finite number, got {_show(value)}", path)
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {
+            "greater_than_equal": "at least {ge}",
+            "greater_than": "above {gt}",
+            "less_than_equal": "at most {le}",
+            "less_than": "below {lt}",
+        }
+        return Problem("NS104", f"must be {bound[kind].format(**ctx)}, got {_show(value)}", path)
+    if kind in ("too_short", "too_long"):
+        return Problem("NS108", _length_message(ctx, value), path)
+    if kind == "string_too_short":
+        return Problem("NS109", "must not be empty", path)
+    if kind in _TYPE_NAMES:
+        return Problem("NS103", f"must be {_TYPE_NAMES[kind]}, got {_show(value)}", path)
+    return Problem("NS103", f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {_show(value)}", path)
+
+
+def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
+    initializer = ctx.get("discriminator") == "'init'"
+    key = "init" if initializer else "type"
+    if isinstance(value, dict) and key in value:
+        path += (key,)  # point at the misspelt name itself
+    choices = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
+    if kind == "union_tag_not_found":
+        if initializer:
+            return Problem(
+                "NS102", "this mapping needs 'init' (an initializer by name) or 'file' (a weight file)", path
+            )
+        return Problem("NS102", f"every layer needs a 'type': one of {', '.join(LAYER_MODULES)}", path)
+    what = "initializer" if initializer else "layer type"
+    return Problem("NS105", f"unknown {what} {ctx['tag']!r}; {_suggest(ctx['tag'], choices, 'choose one of')}", path)
+
+
+def _walk(root: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None, Any]:
+    """Follow pydantic's `loc` through the model types.
+
+    Returns the path as users see it (union tags such as 'dense' or 'array' dropped), the model
+    that holds the last key, and the type expected at the end of the path.
+    """
+    path: list = []
+    parent: type[BaseModel] | None = None
+    current: Any = root
+    for part in loc:
+        current = _strip(current)
+        if (
+            _is_model(current)
+            and isinstance(part, str)
+            and part not in current.model_fields
+            and _has_tag(current, part)
+        ):
+            continue  # the tag of a one-member union
+        if _is_model(current):
+            parent = current
+            path.append(part)
+            field = current.model_fields.get(part) if isinstance(part, str) else None
+            current = field.annotation if field else None
+        elif get_origin(current) is list and isinstance(part, int):
+            path.append(part)
+            current = get_args(current)[0]
+        elif _is_union(current):
+            current = _member(current, part)  # a union tag: not part of the user's path
+        else:
+            path.append(part)
+            current = None
+    return tuple(path), parent, _strip(current)
+
+
+def _strip(kind: Any) -> Any:
+    """Unwrap Annotated[...] and Optional[...] down to the type that matters."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        elif _is_union(kind) and type(None) in get_args(kind) and len(get_args(kind)) == 2:
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        else:
+            return kind
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
+def _is_union(kind: Any) -> bool:
+    return get_origin(kind) in (Union, types.UnionType)
+
+
+def _has_tag(model: type[BaseModel], tag: str) -> bool:
+    return any(
+        get_origin(f.annotation) is Literal and tag in get_args(f.annotation) for f in model.model_fields.values()
+    )
+
+
+def _member(union: Any, tag: Any) -> Any:
+    for member in get_args(union):
+        if get_origin(member) is Annotated and any(isinstance(m, Tag) and m.tag == tag for m in get_args(member)[1:]):
+            return member
+        base = _strip(member)
+        if _is_model(base) and _has_tag(base, tag):
+            return base
+        if _is_union(base):
+            found = _member(base, tag)
+            if found is not None:
+                return found
+    return None
+
+
+def _length_message(ctx: dict, value: Any) -> str:
+    got = ctx.get("actual_length", len(value) if hasattr(value, "__len__") else "?")
+    low, high = ctx.get("min_length"), ctx.get("max_length")
+    if low is not None and low == high:
+        return f"must have exactly {low} values, got {got}"
+    if low is not None:
+        return f"must have at least {low} item{'s' if low != 1 else ''}, got {got}"
+    return f"must have at most {high} items, got {got}"
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _suggest(word: str, choices: list[str], lead: str) -> str:
+    close = _closest(word, choices)
+    return f"did you mean {close!r}?" if close else f"{lead}: {', '.join(choices)}"
+
+
+def _did_you_mean(value: Any, choices: list[str]) -> str:
+    close = _closest(value, choices) if isinstance(value, str) else None
+    return f"; did you mean {close!r}?" if close else ""
+
+
+def _show(value: Any) -> str:
+    """A received value as users wrote it, short."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return f"{value[:40]!r} (text)" if len(value) <= 40 else f"{value[:40]!r}... (text)"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, BaseModel):
+        return "a mapping"
+    return repr(value)

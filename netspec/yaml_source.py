@@ -1,0 +1,306 @@
+"""Read YAML safely into plain Python data, keeping where every value stood in the file.
+
+Built from libyaml's event stream rather than PyYAML's composer or constructor because:
+- the composer recurses, and crashes the interpreter on deeply nested input;
+- PyYAML keeps the last of duplicate keys silently, reads `1e-3` as text and `yes` as true
+  (YAML 1.1); netspec follows YAML 1.2's core schema and reports duplicates;
+- aliases are shared by the loader but expanded by validation, so their expanded size is
+  counted here, before anything expensive happens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from netspec.errors import Problem, SpecError
+
+try:  # libyaml's C parser is far faster on long weight lists; the pure one is the fallback.
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings a spec may have."""
+
+MAX_EXPANDED_VALUES = 5_000_000
+"""Most values a document may hold once every alias is expanded (an alias bomb stops here)."""
+
+_CORE = "tag:yaml.org,2002:"
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+@dataclass
+class Position:
+    """Where a value stands in the file (1-based), and where its children stand."""
+
+    line: int
+    column: int
+    items: dict[Any, Position] | list[Position] | None = None
+    keys: dict[Any, Position] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """A parsed YAML document: the data and a map from paths to positions."""
+
+    file: str
+    data: Any
+    root: Position | None
+
+    def position(self, path: tuple, key: bool = False) -> tuple[int, int] | None:
+        """Line and column of the value at `path`, or of its key when `key` is true.
+
+        Parts of the path that are not in the data (such as the names pydantic gives to
+        union variants) are skipped, so the deepest existing node is found.
+        """
+        node, data, found = self.root, self.data, None
+        for i, part in enumerate(path):
+            if node is None:
+                break
+            if isinstance(data, dict) and isinstance(part, str) and part in data:
+                last = i == len(path) - 1
+                if key and last and part in node.keys:
+                    found = node.keys[part]
+                    break
+                node, data = node.items.get(part), data[part]
+            elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+                node, data = node.items[part], data[part]
+            else:
+                continue
+            found = node
+        found = found or self.root
+        return (found.line, found.column) if found else None
+
+    def locate(self, problem: Problem, key: bool = False) -> Problem:
+        pos = self.position(problem.path, key)
+        return problem.located(self.file, *(pos or (None, None)))
+
+
+def read_yaml(text: str, file: str) -> Source:
+    """Parse one YAML document into plain data with positions.
+
+    Raises:
+        SpecError: syntax errors, tags outside YAML's core schema, duplicate keys, too
+            deep nesting, alias cycles, or a document too large once aliases are expanded.
+    """
+    try:
+        data, root = _Builder(file).build(yaml.parse(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        what = err.problem or "invalid YAML"
+        if err.context:
+            what = f"{what} ({err.context})"
+        problem = Problem("NS001", f"{what}; check the indentation and brackets near here")
+        raise SpecError(problem.located(file, mark.line + 1, mark.column + 1)) from None
+    except yaml.YAMLError as err:
+        raise SpecError(Problem("NS001", f"{err}", file=file)) from None
+    return Source(file, data, root)
+
+
+class _Open:
+    """A list or mapping whose events are still arriving."""
+
+    __slots__ = ("value", "pos", "anchor", "size", "pending_key", "merges")
+
+    def __init__(self, value: Any, pos: Position, anchor: str | None):
+        self.value, self.pos, self.anchor = value, pos, anchor
+        self.size = 1
+        self.pending_key: tuple | None = None  # (key, key position) awaiting its value
+        self.merges: list[tuple[Any, Position]] = []
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.anchors: dict[str, tuple[Any, Position, int]] = {}
+        self.open_anchors: set[str] = set()
+        self.stack: list[_Open] = []
+        self.total = 0
+        self.result: tuple[Any, Position | None] = (None, None)
+
+    def fail(self, code: str, message: str, mark: Any) -> None:
+        raise SpecError(Problem(code, message).located(self.file, mark.line + 1, mark.column + 1))
+
+    def build(self, events) -> tuple[Any, Position | None]:
+        documents = 0
+        for event in events:
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    self.fail("NS001", "a spec file holds one YAML document; remove the second '---'", event.start_mark)
+            elif isinstance(event, yaml.ScalarEvent):
+                self.add(self.scalar(event), self.pos(event), event.anchor, 1, event, plain_key=event.implicit[0])
+            elif isinstance(event, yaml.AliasEvent):
+                self.alias(event)
+            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                self.start(event)
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                self.end(event)
+        return self.result
+
+    @staticmethod
+    def pos(event: Any) -> Position:
+        return Position(event.start_mark.line + 1, event.start_mark.column + 1)
+
+    def check_tag(self, event: Any, allowed: tuple[str, ...]) -> None:
+        tag = event.tag
+        if tag in (None, "!") or tag in tuple(_CORE + name for name in allowed):
+            return
+        self.fail(
+            "NS002",
+            f"tag {tag.replace(_CORE, '!!')} is not allowed; netspec reads plain YAML values only "
+            "(numbers, text, true/false, lists and mappings), remove the tag",
+            event.start_mark,
+        )
+
+    def scalar(self, event: Any) -> Any:
+        self.check_tag(event, ("str", "int", "float", "bool", "null"))
+        value, tag = event.value, event.tag
+        if tag in (None, "!"):
+            if not event.implicit[0] or event.style or tag == "!":
+                return value  # quoted or '!' scalars are text
+            for pattern, kind in ((_NULL, "null"), (_BOOL, "bool"), (_INT, "int"), (_FLOAT, "float")):
+                if pattern.match(value):
+                    tag = _CORE + kind
+                    break
+            else:
+                return value
+        kind = tag[len(_CORE) :]
+        try:
+            if kind == "null":
+                return None
+            if kind == "bool":
+                if not _BOOL.match(value):
+                    raise ValueError
+                return value.lower() == "true"
+            if kind == "int":
+                return int(value, 0) if value.startswith(("0o", "0x")) else int(value)
+            if kind == "float":
+                return _to_float(value)
+        except ValueError:
+            self.fail("NS103", f"{value!r} is not a valid !!{kind}", event.start_mark)
+        return value
+
+    def start(self, event: Any) -> None:
+        is_map = isinstance(event, yaml.MappingStartEvent)
+        self.check_tag(event, ("map",) if is_map else ("seq",))
+        if len(self.stack) >= MAX_DEPTH:
+            self.fail("NS004", f"nested more than {MAX_DEPTH} levels deep; a spec never needs that", event.start_mark)
+        pos = self.pos(event)
+        pos.items = {} if is_map else []
+        self.stack.append(_Open({} if is_map else [], pos, event.anchor))
+        if event.anchor:
+            self.open_anchors.add(event.anchor)
+
+    def end(self, event: Any) -> None:
+        done = self.stack.pop()
+        if isinstance(done.value, dict):
+            self.merge(done)
+        if done.anchor:
+            self.open_anchors.discard(done.anchor)
+        self.add(done.value, done.pos, done.anchor, done.size, event, plain_key=False)
+
+    def alias(self, event: Any) -> None:
+        name = event.anchor
+        if name in self.open_anchors:
+            self.fail("NS004", f"alias *{name} refers to a value that contains it; remove the cycle", event.start_mark)
+        if name not in self.anchors:
+            self.fail("NS001", f"alias *{name} has no anchor &{name} before it", event.start_mark)
+        value, pos, size = self.anchors[name]
+        self.add(
+            value,
+            Position(event.start_mark.line + 1, event.start_mark.column + 1, pos.items, pos.keys),
+            None,
+            size,
+            event,
+            plain_key=False,
+        )
+
+    def add(self, value: Any, pos: Position, anchor: str | None, size: int, event: Any, plain_key: bool) -> None:
+        self.total += size
+        if self.total > MAX_EXPANDED_VALUES:
+            self.fail(
+                "NS004",
+                f"the document holds more than {MAX_EXPANDED_VALUES:,} values once aliases are expanded; "
+                "move large arrays to a .npy/.npz weight file",
+                event.start_mark,
+            )
+        if anchor:
+            self.anchors[anchor] = (value, pos, size)
+        if not self.stack:
+            self.result = (value, pos)
+            return
+        parent = self.stack[-1]
+        parent.size += size
+        if isinstance(parent.value, list):
+            parent.value.append(value)
+            parent.pos.items.append(pos)
+        elif parent.pending_key is None:
+            if isinstance(value, (dict, list)):
+                self.fail("NS103", "a key must be a plain value, not a list or mapping", event.start_mark)
+            if value == "<<" and plain_key:
+                value = _MERGE
+            parent.pending_key = (value, pos)
+        else:
+            key, key_pos = parent.pending_key
+            parent.pending_key = None
+            if key is _MERGE:
+                parent.merges.append((value, pos))
+            elif key in parent.value:
+                first = parent.pos.keys[key]
+                self.fail(
+                    "NS003",
+                    f"key {key!r} is given twice in this mapping (first on line {first.line}); keep one",
+                    _Mark(key_pos),
+                )
+            else:
+                parent.value[key] = value
+                parent.pos.items[key] = pos
+                parent.pos.keys[key] = key_pos
+
+    def merge(self, mapping: _Open) -> None:
+        """Apply YAML merge keys (`<<: *defaults`): keys written in the mapping win."""
+        for value, pos in mapping.merges:
+            sources = (
+                [(value, pos)]
+                if isinstance(value, dict)
+                else list(zip(value, pos.items or []))
+                if isinstance(value, list)
+                else []
+            )
+            if not sources or not all(isinstance(v, dict) for v, _ in sources):
+                self.fail("NS103", "a merge key '<<' takes a mapping or a list of mappings", _Mark(pos))
+            for source, source_pos in sources:
+                for key, item in source.items():
+                    if key not in mapping.value:
+                        mapping.value[key] = item
+                        mapping.pos.items[key] = source_pos.items[key]
+                        mapping.pos.keys[key] = source_pos.keys[key]
+
+
+_MERGE = object()
+
+
+def _to_float(text: str) -> float:
+    """YAML 1.2 floats, including .inf, -.inf and .nan (refused later as non-finite)."""
+    lowered = text.lower()
+    if lowered.endswith((".inf", ".nan")):
+        return float(lowered.replace(".", ""))
+    return float(text)
+
+
+class _Mark:
+    """Adapts a Position to the (0-based) mark interface `fail` takes."""
+
+    def __init__(self, pos: Position):
+        self.line, self.column = pos.line - 1, pos.column - 1
