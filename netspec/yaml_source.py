@@ -57,7 +57,7 @@ class Source:
     data: Any
     root: Position | None
 
-    def position(self, path: tuple, key: bool = False) -> tuple[int, int] | None:
+    def position(self, path: tuple, key: bool = False) -> tuple[int, int]:
         """Line and column of the value at `path`, or of its key when `key` is true.
 
         Parts of the path that are not in the data (such as the names pydantic gives to
@@ -79,11 +79,10 @@ class Source:
                 continue
             found = node
         found = found or self.root
-        return (found.line, found.column) if found else None
+        return (found.line, found.column) if found else (1, 1)
 
     def locate(self, problem: Problem, key: bool = False) -> Problem:
-        pos = self.position(problem.path, key)
-        return problem.located(self.file, *(pos or (None, None)))
+        return problem.located(self.file, *self.position(problem.path, key))
 
 
 def read_yaml(text: str, file: str) -> Source:

@@ -1,0 +1,202 @@
+"""Building: explicit arrays, weight files (.npy/.npz, weights_file), path safety, size limit."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import netspec
+
+from conftest import where
+
+SPEC = """\
+netspec: 1
+classes: [a, b]
+input: {features: 3}
+layers:
+  - name: hidden
+    type: dense
+    neurons: 2
+    weights: WEIGHTS
+    bias: BIAS
+  - {name: output, type: dense, neurons: 2}
+"""
+
+
+def spec_text(weights: str = "zeros", bias: str = "0.0") -> str:
+    return SPEC.replace("WEIGHTS", weights).replace("BIAS", bias)
+
+
+def test_explicit_weights_and_bias_are_used_as_written(write_spec):
+    path = write_spec(spec_text("[[1, 2, 3], [4, 5, 6]]", "[0.5, -0.5]"))
+    hidden = netspec.load(path).layers[0]
+    np.testing.assert_array_equal(hidden.params["weights"], np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32))
+    np.testing.assert_array_equal(hidden.params["bias"], np.array([0.5, -0.5], dtype=np.float32))
+    assert hidden.params["weights"].dtype == np.float32
+
+
+def test_one_number_fills_the_whole_array(write_spec):
+    hidden = netspec.load(write_spec(spec_text("0.25", "-1"))).layers[0]
+    np.testing.assert_array_equal(hidden.params["weights"], np.full((2, 3), 0.25))
+    np.testing.assert_array_equal(hidden.params["bias"], [-1, -1])
+
+
+def test_wrong_number_of_rows(problems):
+    text = spec_text("[[1, 2, 3], [4, 5, 6], [7, 8, 9]]")
+    assert problems(text) == [
+        f"{where(text, '[[1')}: NS201 layers[0].weights: layer 'hidden': weights has 3 rows "
+        "but the layer has 2 neurons (one row per neuron)"
+    ]
+
+
+def test_wrong_row_length(problems):
+    text = spec_text("[[1, 2, 3, 4], [5, 6, 7, 8]]")
+    assert problems(text) == [
+        f"{where(text, '[[1')}: NS201 layers[0].weights: layer 'hidden': weights rows have 4 values "
+        "but the layer receives 3 inputs"
+    ]
+
+
+def test_ragged_rows(problems):
+    text = spec_text("[[1, 2, 3], [4, 5]]")
+    assert problems(text) == [
+        f"{where(text, '[[1')}: NS201 layers[0].weights: layer 'hidden': rows of weights differ in length "
+        "(row 0 has 3 values, row 1 has 2); every row needs one value per input"
+    ]
+
+
+def test_wrong_bias_length(problems):
+    text = spec_text(bias="[1, 2, 3]")
+    assert problems(text) == [
+        f"{where(text, '[1, 2, 3]')}: NS201 layers[0].bias: layer 'hidden': bias has 3 values "
+        "but the layer has 2 neurons (one value per neuron)"
+    ]
+
+
+def test_weights_from_npy_and_npz(write_spec, tmp_path):
+    w = np.arange(6, dtype=np.float64).reshape(2, 3) / 10
+    np.save(tmp_path / "hidden.npy", w)
+    np.savez(tmp_path / "all.npz", **{"hidden.bias": np.array([1.0, 2.0])})
+    path = write_spec(spec_text("{file: hidden.npy}", "{file: all.npz, key: hidden.bias}"))
+    hidden = netspec.load(path).layers[0]
+    np.testing.assert_array_equal(hidden.params["weights"], w.astype(np.float32))
+    np.testing.assert_array_equal(hidden.params["bias"], [1.0, 2.0])
+
+
+def test_weight_file_problems_are_all_reported(problems, tmp_path):
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 3)))
+    np.savez(tmp_path / "all.npz", other=np.zeros(2))
+    text = spec_text("{file: wrong.npy}", "{file: all.npz, key: hidden.bias}")
+    assert problems(text) == [
+        f"{where(text, '{file: wrong')}: NS204 layers[0].weights: layer 'hidden': wrong.npy has 3 rows "
+        "but the layer has 2 neurons (one row per neuron)",
+        f"{where(text, '{file: all')}: NS206 layers[0].bias: layer 'hidden': all.npz has no array 'hidden.bias'; "
+        "it has: other",
+    ]
+
+
+def test_missing_and_unreadable_files(problems, tmp_path):
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    text = spec_text("{file: missing.npy}", "{file: junk.npy}")
+    found = problems(text)
+    assert found[0] == (
+        f"{where(text, '{file: missing')}: NS202 layers[0].weights: layer 'hidden': "
+        f"weight file 'missing.npy' not found in {tmp_path}"
+    )
+    assert found[1].startswith(f"{where(text, '{file: junk')}: NS203 layers[0].bias: layer 'hidden': cannot read junk.npy")
+
+
+def test_npz_without_key_lists_its_keys(problems, tmp_path):
+    np.savez(tmp_path / "w.npz", a=np.zeros(2), b=np.zeros(2))
+    text = spec_text(bias="{file: w.npz}")
+    assert problems(text) == [
+        f"{where(text, '{file: w.npz}')}: NS206 layers[0].bias: layer 'hidden': w.npz is a .npz file; "
+        "say which array with 'key' (it has: a, b)"
+    ]
+
+
+def test_object_arrays_and_pickles_are_refused_without_running_them(problems, tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"x": 1}, None], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "text.npy", np.array(["a", "b"]))
+    text = spec_text(bias="{file: obj.npy}")
+    assert problems(text) == [
+        f"{where(text, '{file: obj')}: NS205 layers[0].bias: layer 'hidden': obj.npy holds object values; "
+        "weight arrays must hold numbers (float or int)"
+    ]
+    text = spec_text(bias="{file: text.npy}")
+    assert problems(text)[0].endswith("NS205 layers[0].bias: layer 'hidden': text.npy holds <U1 values; weight arrays must hold numbers (float or int)")
+
+
+def test_non_finite_values_in_files(problems, tmp_path):
+    np.save(tmp_path / "nan.npy", np.array([np.nan, 1.0]))
+    text = spec_text(bias="{file: nan.npy}")
+    assert problems(text) == [
+        f"{where(text, '{file: nan')}: NS209 layers[0].bias: layer 'hidden': nan.npy holds 1 NaN or infinite value(s); "
+        "every value must be finite"
+    ]
+
+
+def test_paths_out_of_the_spec_folder_are_refused(problems, tmp_path):
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.npy"
+    np.save(outside, np.zeros(2))
+    os.symlink(outside, tmp_path / "link.npy")
+    (tmp_path / "sub").mkdir()
+    np.save(tmp_path / "ok.npy", np.zeros(2))
+    for name, message in [
+        (str(outside), f"{str(outside)!r} is an absolute path; give a path relative to the spec's folder"),
+        (f"../{outside.name}", f"'../{outside.name}' leads outside the spec's folder ({tmp_path}); keep weight files beside the spec"),
+        ("link.npy", f"'link.npy' leads outside the spec's folder ({tmp_path}); keep weight files beside the spec"),
+    ]:
+        text = spec_text(bias=f"{{file: '{name}'}}")
+        assert problems(text) == [f"{where(text, '{file')}: NS207 layers[0].bias: layer 'hidden': {message}"]
+    assert problems(spec_text(bias="{file: sub/../ok.npy}")) == []
+
+
+def test_weights_file_takes_precedence_and_is_keyed_by_layer(write_spec, tmp_path):
+    arrays = {"hidden.weights": np.ones((2, 3)), "output.bias": np.array([3.0, 4.0])}
+    np.savez(tmp_path / "trained.npz", **arrays)
+    path = write_spec(spec_text("zeros").replace("classes:", "weights_file: trained.npz\nclasses:"))
+    network = netspec.load(path)
+    np.testing.assert_array_equal(network.layers[0].params["weights"], np.ones((2, 3)))
+    np.testing.assert_array_equal(network.layers[0].params["bias"], [0, 0])  # not in the file: from the spec
+    np.testing.assert_array_equal(network.layers[1].params["bias"], [3, 4])
+
+
+def test_weights_file_mismatches_are_listed(problems, tmp_path):
+    np.savez(tmp_path / "trained.npz", **{"hidden.weights": np.ones((2, 4)), "hiden.bias": np.zeros(2)})
+    text = spec_text().replace("classes:", "weights_file: trained.npz\nclasses:")
+    assert problems(text) == [
+        f"{where(text, 'trained.npz')}: NS204 weights_file: layer 'hidden': trained.npz['hidden.weights'] "
+        "rows have 4 values but the layer receives 3 inputs",
+        f"{where(text, 'trained.npz')}: NS210 weights_file: trained.npz holds 'hiden.bias', which matches no layer "
+        "parameter; expected keys: hidden.weights, hidden.bias, output.weights, output.bias",
+    ]
+
+
+def test_parameter_limit_is_checked_before_allocating(problems):
+    text = spec_text().replace("neurons: 2\n    weights", "neurons: 100000000\n    weights").replace("{features: 3}", "{features: 1000}")
+    tracemalloc.start()
+    found = problems(text)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # hidden: 1e8 neurons x 1000 inputs + 1e8 biases; output: 2 x 1e8 + 2.
+    assert found == [
+        f"{where(text, 'name: hidden')}: NS208 layers[0]: the network has 100,300,000,002 parameters, more than the limit "
+        "of 50,000,000 (layer 'hidden' alone has 100,100,000,000); make layers smaller or raise --max-params"
+    ]
+    assert peak < 50_000_000  # nothing near the 400 GB the arrays would take
+
+
+def test_max_params_can_be_lowered(problems):
+    assert [p.split(": ", 1)[1][:5] for p in problems(spec_text(), max_params=10)] == ["NS208"]
+
+
+def test_build_from_code_uses_base_dir(tmp_path):
+    np.save(tmp_path / "b.npy", np.array([1.0, 2.0]))
+    spec = netspec.Spec.model_validate(
+        {"netspec": 1, "classes": ["a", "b"], "input": {"features": 1}, "layers": [{"type": "dense", "neurons": 2, "bias": {"file": "b.npy"}}]}
+    )
+    np.testing.assert_array_equal(netspec.build(spec, base_dir=tmp_path).layers[0].params["bias"], [1, 2])

@@ -1,0 +1,251 @@
+"""Validation of spec fields and whole-network rules: every rule's code, path, message and line."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+import netspec
+from netspec import Spec
+
+from conftest import VALID, where
+
+
+def test_valid_spec_has_no_problems(problems):
+    assert problems(VALID) == []
+
+
+def test_issue_example_neurons_below_one(problems):
+    text = VALID.replace("neurons: 4", "neurons: 0")
+    assert problems(text) == [f"{where(text, 'neurons: 0', '0')}: NS104 layers[0].neurons: must be at least 1, got 0"]
+
+
+def test_block_style_error_is_located_at_the_value(problems):
+    text = """\
+    netspec: 1
+    classes: [a, b]
+    input: {features: 2}
+    layers:
+      - name: first
+        type: dense
+        neurons: 2
+      - name: second
+        type: dense
+        neurons: 0
+    """
+    assert problems(text) == ["spec.yaml:10:14: NS104 layers[1].neurons: must be at least 1, got 0"]
+
+
+def test_unknown_key_suggests_the_right_one_and_hides_the_missing_one(problems):
+    text = VALID.replace("neurons: 4", "nuerons: 4")
+    assert problems(text) == [f"{where(text, 'nuerons')}: NS101 layers[0].nuerons: unknown key 'nuerons'; did you mean 'neurons'?"]
+
+
+def test_unknown_key_without_a_close_match_lists_the_allowed_keys(problems):
+    assert problems(VALID + "colour: red\n") == [
+        "spec.yaml:9:1: NS101 colour: unknown key 'colour'; allowed keys are: netspec, name, description, classes, "
+        "input, seed, dtype, weights_file, layers"
+    ]
+
+
+def test_missing_required_key_says_what_it_is(problems):
+    text = VALID.replace("classes: [cat, dog]\n", "")
+    assert problems(text) == [
+        "spec.yaml:1:1: NS102 classes: missing required key 'classes' "
+        "(output labels, in output order: the output layer has one neuron per class)"
+    ]
+
+
+def test_boolean_is_never_a_number(problems):
+    # YAML 1.2 reads `yes` as text; `true` is a boolean; neither becomes 1.
+    text = VALID.replace("neurons: 4", "neurons: yes")
+    assert problems(text) == [
+        f"{where(text, 'yes')}: NS103 layers[0].neurons: must be a whole number, got 'yes' (text)"
+    ]
+    text = VALID.replace("neurons: 4", "neurons: true")
+    assert problems(text) == [
+        f"{where(text, 'true')}: NS103 layers[0].neurons: must be a whole number, got true (a boolean)"
+    ]
+
+
+def test_quoted_number_is_not_a_number(problems):
+    text = VALID.replace("neurons: 4", "neurons: '4'")
+    quoted = where(text, "'4'")
+    assert problems(text) == [
+        f"{quoted}: NS103 layers[0].neurons: must be a whole number, got '4' (text)"
+    ]
+
+
+def test_scientific_notation_is_a_number(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, weights: {init: normal, std: 1e-3}}")
+    assert problems(text) == []
+
+
+def test_unknown_activation_suggests(problems):
+    text = VALID.replace("activation: relu", "activation: rleu")
+    assert problems(text) == [
+        f"{where(text, 'rleu')}: NS105 layers[0].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, softmax, "
+        "got 'rleu' (text); did you mean 'relu'?"
+    ]
+
+
+def test_unknown_initializer_by_name_and_in_a_mapping(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, weights: he_unifrom, bias: {init: zeroes}}")
+    assert problems(text) == [
+        f"{where(text, 'he_unifrom')}: NS105 layers[0].weights: unknown initializer 'he_unifrom'; did you mean 'he_uniform'?",
+        f"{where(text, 'zeroes')}: NS105 layers[0].bias.init: unknown initializer 'zeroes'; did you mean 'zeros'?",
+    ]
+
+
+def test_initializer_parameters_are_checked(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, weights: {init: normal, stdev: 1}}")
+    assert problems(text) == [f"{where(text, 'stdev')}: NS101 layers[0].weights.stdev: unknown key 'stdev'; did you mean 'std'?"]
+    text = VALID.replace("activation: relu}", "activation: relu, weights: {init: uniform, low: 1, high: 0}}")
+    assert problems(text) == [f"{where(text, '{init: uniform')}: NS104 layers[0].weights: high must be above low, got low=1.0 and high=0.0"]
+    text = VALID.replace("activation: relu}", "activation: relu, weights: {init: normal, std: 0}}")
+    assert problems(text) == [f"{where(text, 'std: 0', '0')}: NS104 layers[0].weights.std: must be above 0, got 0"]
+
+
+def test_mapping_without_init_or_file(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, weights: {std: 1}}")
+    assert problems(text) == [
+        f"{where(text, '{std: 1}')}: NS102 layers[0].weights: this mapping needs 'init' (an initializer by name) or 'file' (a weight file)"
+    ]
+
+
+def test_weights_of_the_wrong_kind(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, weights: true}")
+    assert problems(text) == [
+        f"{where(text, 'true')}: NS103 layers[0].weights: must be a number, an initializer name, a list of numbers, "
+        "or a mapping with 'init' or 'file'"
+    ]
+
+
+def test_non_finite_numbers_are_refused_with_their_index(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, bias: [0, .inf, 0, 0]}")
+    assert problems(text) == [f"{where(text, '.inf')}: NS106 layers[0].bias[1]: must be a finite number, got inf"]
+
+
+def test_unknown_layer_type_and_missing_type(problems):
+    text = VALID.replace("type: dense, neurons: 4", "type: dens, neurons: 4")
+    assert problems(text) == [f"{where(text, 'dens,')}: NS105 layers[0].type: unknown layer type 'dens'; did you mean 'dense'?"]
+    text = VALID.replace("type: dense, neurons: 4", "neurons: 4")
+    assert problems(text) == [f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense"]
+
+
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        (2, "format version 2 is newer than this netspec reads; upgrade netspec or write 'netspec: 1'"),
+        (0, "format version 0 is unknown; write 'netspec: 1'"),
+    ],
+)
+def test_format_version(problems, version, message):
+    assert problems(VALID.replace("netspec: 1", f"netspec: {version}")) == [f"spec.yaml:1:10: NS107 netspec: {message}"]
+
+
+def test_missing_format_version(problems):
+    assert problems(VALID.replace("netspec: 1\n", "")) == [
+        "spec.yaml:1:1: NS102 netspec: missing required key 'netspec' (format version of the spec; this release reads 1)"
+    ]
+
+
+def test_duplicate_layer_names(problems):
+    text = VALID.replace("name: output", "name: hidden")
+    assert problems(text) == [
+        f"{where(text, 'hidden, type: dense, neurons: 2')}: NS121 layers[1].name: layer name 'hidden' is already used by layers[0]; give each layer its own name"
+    ]
+
+
+def test_default_names_are_type_and_index():
+    spec = Spec.model_validate(
+        {"netspec": 1, "classes": ["a"], "input": {"features": 2}, "layers": [{"type": "dense", "neurons": 1}]}
+    )
+    assert spec.layers[0].name == "dense_0"
+
+
+def test_duplicate_class_labels(problems):
+    text = VALID.replace("[cat, dog]", "[cat, cat]")
+    assert problems(text) == [f"{where(text, 'cat]')}: NS122 classes[1]: class label 'cat' is listed twice (also classes[0]); keep one"]
+
+
+def test_output_size_must_match_classes(problems):
+    text = VALID.replace("[cat, dog]", "[cat, dog, bird]")
+    assert problems(text) == [
+        f"{where(text, 'neurons: 2', '2')}: NS123 layers[1].neurons: the output layer has 2 neurons but there are 3 classes; "
+        "give the last layer one neuron per class"
+    ]
+
+
+def test_softmax_only_last(problems):
+    text = VALID.replace("activation: relu", "activation: softmax")
+    assert problems(text) == [
+        f"{where(text, 'neurons: 4, activation: softmax', 'softmax')}: NS124 layers[0].activation: softmax is only for the output layer, but layer 'hidden' is not last; "
+        "use relu, tanh or sigmoid here"
+    ]
+
+
+def test_layer_name_characters(problems):
+    text = VALID.replace("name: hidden", "name: hid.den")
+    assert problems(text) == [f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use letters, digits, '_' and '-' only, got 'hid.den'"]
+
+
+def test_image_input_rules(problems):
+    text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, color: grayscale, mean: [0.5, 0.5]}\n")
+    assert problems(text) == [
+        f"{where(text, '{width')}: NS108 input.image: mean has 2 values but grayscale images have 1 channel(s); "
+        "give one value per channel",
+    ]
+    text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, scale: [0], std: [1, 0, 1]}\n")
+    assert problems(text) == [
+        f"{where(text, '[0]')}: NS108 input.image.scale: must have at least 2 items, got 1",
+        f"{where(text, '0, 1]', '0')}: NS104 input.image.std[1]: must be above 0, got 0",
+    ]
+
+
+def test_input_takes_exactly_one_kind(problems):
+    text = VALID.replace("  features: 3\n", "  features: 3\n  image: {width: 4, height: 4}\n")
+    assert problems(text) == ["spec.yaml:5:3: NS102 input: input takes exactly one of 'image' or 'features'"]
+
+
+def test_numbers_as_class_labels_are_text():
+    spec = Spec.model_validate(
+        {"netspec": 1, "classes": [0, 1], "input": {"features": 2}, "layers": [{"type": "dense", "neurons": 2}]}
+    )
+    assert spec.classes == ["0", "1"]
+
+
+def test_every_field_problem_is_reported_together(problems):
+    text = """\
+    netspec: 1
+    clases: [a, b]
+    input: {features: 0}
+    layers:
+      - {type: dense, neurons: -1, activation: rleu}
+    """
+    assert problems(text) == [
+        "spec.yaml:2:1: NS101 clases: unknown key 'clases'; did you mean 'classes'?",
+        "spec.yaml:3:19: NS104 input.features: must be at least 1, got 0",
+        "spec.yaml:5:28: NS104 layers[0].neurons: must be at least 1, got -1",
+        "spec.yaml:5:44: NS105 layers[0].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, softmax, "
+        "got 'rleu' (text); did you mean 'relu'?",
+    ]
+
+
+def test_empty_file_and_non_mapping(problems):
+    assert problems("") == ["spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got an empty file"]
+    assert problems("- 1\n") == ["spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got a list"]
+
+
+def test_spec_file_problems(tmp_path):
+    assert [str(p) for p in netspec.check(tmp_path / "nope.yaml")] == [f"{tmp_path / 'nope.yaml'}: NS005 spec file not found"]
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert [p.code for p in netspec.check(binary)] == ["NS005"]
+
+
+def test_spec_model_validate_from_code_raises_pydantic_errors_with_our_rules():
+    with pytest.raises(ValidationError, match="the output layer has 1 neurons but there are 2 classes"):
+        Spec.model_validate(
+            {"netspec": 1, "classes": ["a", "b"], "input": {"features": 2}, "layers": [{"type": "dense", "neurons": 1}]}
+        )

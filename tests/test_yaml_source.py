@@ -1,0 +1,104 @@
+"""YAML reading: YAML 1.2 scalars, duplicate keys, tags, aliases, nesting, syntax errors, positions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from netspec.errors import SpecError
+from netspec.yaml_source import MAX_DEPTH, read_yaml
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(SpecError) as caught:
+        read_yaml(text, "f.yaml")
+    assert len(caught.value.problems) == 1
+    return str(caught.value.problems[0])
+
+
+def test_scalars_follow_yaml_1_2_core_schema():
+    data = read_yaml("a: 1e-3\nb: 2.5E+2\nc: yes\nd: no\ne: on\nf: true\ng: ~\nh: '1'\ni: 0x1f\nj: -7\n", "f").data
+    assert data == {"a": 0.001, "b": 250.0, "c": "yes", "d": "no", "e": "on", "f": True, "g": None, "h": "1", "i": 31, "j": -7}
+    assert isinstance(data["a"], float) and isinstance(data["j"], int)
+
+
+def test_infinities_and_nan_are_read_as_floats_for_validation_to_refuse():
+    data = read_yaml("a: [.inf, -.inf, .nan, .5]", "f").data["a"]
+    assert data[0] == float("inf") and data[1] == float("-inf") and data[2] != data[2] and data[3] == 0.5
+
+
+def test_duplicate_key_names_both_lines():
+    assert error_of("a: 1\nb: 2\na: 3\n") == "f.yaml:3:1: NS003 key 'a' is given twice in this mapping (first on line 1); keep one"
+
+
+def test_duplicate_key_in_nested_flow_mapping():
+    assert error_of("l:\n  - {n: 1, n: 2}\n").startswith("f.yaml:2:12: NS003 key 'n' is given twice")
+
+
+@pytest.mark.parametrize(
+    "text, tag",
+    [
+        ("x: !!python/object/apply:os.system [touch /tmp/netspec-pwned]", "!!python/object/apply:os.system"),
+        ("x: !!binary aGVsbG8=", "!!binary"),
+        ("x: !!set {a: null}", "!!set"),
+        ("x: !custom 3", "!custom"),
+    ],
+)
+def test_tags_outside_the_core_schema_are_refused(text, tag):
+    assert error_of(text) == (
+        f"f.yaml:1:4: NS002 tag {tag} is not allowed; netspec reads plain YAML values only "
+        "(numbers, text, true/false, lists and mappings), remove the tag"
+    )
+
+
+def test_core_tags_are_honoured():
+    assert read_yaml("a: !!str 12\nb: !!float 3\n", "f").data == {"a": "12", "b": 3.0}
+
+
+def test_syntax_error_is_located():
+    assert error_of("a: [1, 2\nb: 3\n") == (
+        "f.yaml:2:2: NS001 did not find expected ',' or ']' (while parsing a flow sequence); "
+        "check the indentation and brackets near here"
+    )
+
+
+def test_second_document_is_refused():
+    assert error_of("a: 1\n---\nb: 2\n").startswith("f.yaml:2:1: NS001 a spec file holds one YAML document")
+
+
+def test_anchors_aliases_and_merge_keys_are_supported_with_positions():
+    text = "base: &d {type: dense, neurons: 4}\nl:\n  - <<: *d\n    name: x\n  - {<<: *d, neurons: 3}\n"
+    source = read_yaml(text, "f")
+    assert source.data["l"] == [{"name": "x", "type": "dense", "neurons": 4}, {"neurons": 3, "type": "dense"}]
+    assert source.position(("l", 1, "neurons")) == (5, 23)  # written in the mapping itself
+    assert source.position(("l", 0, "type")) == (1, 17)  # merged: where the anchor's value stands
+    assert source.position(("l", 0, "name"), key=True) == (4, 5)
+
+
+def test_alias_cycle_is_refused():
+    assert error_of("a: &x [1, *x]\n") == "f.yaml:1:11: NS004 alias *x refers to a value that contains it; remove the cycle"
+
+
+def test_alias_bomb_is_refused_quickly_at_the_alias():
+    lines = ["a: &a [" + ", ".join(["lol"] * 9) + "]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    start = time.perf_counter()
+    message = error_of("\n".join(lines))
+    assert time.perf_counter() - start < 1.0
+    # Expanded sizes: a = 10 values, b = 1 + 9*10 = 91, c = 820, d = 7,381, e = 66,430, f = 597,871,
+    # g = 5,380,840: the running total passes 5,000,000 inside g's list, on line 7.
+    assert message.startswith("f.yaml:7:") and "NS004 the document holds more than 5,000,000 values" in message
+
+
+def test_deep_nesting_is_refused_without_crashing():
+    message = error_of("[" * 100_000)
+    assert message == f"f.yaml:1:{MAX_DEPTH + 1}: NS004 nested more than {MAX_DEPTH} levels deep; a spec never needs that"
+
+
+def test_position_skips_path_parts_missing_from_the_data():
+    source = read_yaml("layers:\n  - type: dense\n    neurons: 0\n", "f")
+    assert source.position(("layers", 0, "dense", "neurons")) == (3, 14)
+    assert source.position(("layers", 0, "nonexistent")) == (2, 5)
+    assert source.position(()) == (1, 1)
