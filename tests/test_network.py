@@ -1,0 +1,144 @@
+"""The forward pass checked by hand, activations and their gradients, predictions, save and load."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+import netspec
+from netspec.layers.activations import ACTIVATIONS
+
+HAND = """\
+netspec: 1
+classes: [left, right]
+input: {features: 2}
+layers:
+  - name: hidden
+    type: dense
+    neurons: 2
+    activation: relu
+    weights: [[1, -1], [0.5, 2]]
+    bias: [0, -1]
+  - name: output
+    type: dense
+    neurons: 2
+    activation: softmax
+    weights: [[1, 1], [-1, 1]]
+    bias: [0, 0]
+"""
+
+
+def test_forward_matches_hand_computation(write_spec):
+    network = netspec.load(write_spec(HAND.replace("netspec: 1", "netspec: 1\ndtype: float64")))
+    # x = (2, 1): hidden z = (2 - 1 + 0, 1 + 2 - 1) = (1, 2), relu keeps both;
+    # output z = (1 + 2, -1 + 2) = (3, 1); softmax = (e^3, e^1) / (e^3 + e^1).
+    # x = (-1, 0): hidden z = (-1, -0.5 - 1) -> relu (0, 0); output z = (0, 0) -> (0.5, 0.5).
+    scores = network.forward(np.array([[2.0, 1.0], [-1.0, 0.0]]))
+    e3, e1 = math.exp(3), math.exp(1)
+    np.testing.assert_allclose(scores, [[e3 / (e3 + e1), e1 / (e3 + e1)], [0.5, 0.5]], rtol=1e-12)
+    assert network.predict(np.array([[2.0, 1.0]])) == ["left"]
+    assert network.classes == ["left", "right"]
+
+
+def test_float32_forward_is_float32(write_spec):
+    network = netspec.load(write_spec(HAND))
+    out = network.forward(np.array([[2.0, 1.0]]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[1 / (1 + math.exp(-2)), 1 / (1 + math.exp(2))]], rtol=1e-6)
+
+
+def test_image_shaped_input_is_flattened_channels_first(write_spec):
+    text = """\
+    netspec: 1
+    classes: [only]
+    input: {image: {width: 2, height: 1, color: rgb}}
+    layers:
+      - {type: dense, neurons: 1, weights: [[1, 10, 100, 1000, 10000, 100000]], bias: 0}
+    """
+    network = netspec.load(write_spec(text))
+    x = np.zeros((1, 3, 1, 2))
+    x[0, 0, 0, 1] = 1  # red, second pixel -> input index 1
+    x[0, 2, 0, 0] = 1  # blue, first pixel -> input index 4
+    assert network.forward(x)[0, 0] == pytest.approx(10 + 10000)
+
+
+@pytest.mark.parametrize(
+    "name, z, expected",
+    [
+        ("linear", [-2.0, 0.5], [-2.0, 0.5]),
+        ("relu", [-2.0, 0.5], [0.0, 0.5]),
+        ("leaky_relu", [-2.0, 0.5], [-0.2, 0.5]),  # alpha 0.1 below
+        ("sigmoid", [0.0, math.log(3)], [0.5, 0.75]),
+        ("tanh", [0.0, math.log(2)], [0.0, 0.6]),  # (4 - 1) / (4 + 1)
+        ("softmax", [0.0, math.log(3)], [0.25, 0.75]),
+    ],
+)
+def test_activation_values(name, z, expected):
+    np.testing.assert_allclose(ACTIVATIONS[name].forward(np.array([z]), 0.1), [expected], rtol=1e-12, atol=1e-15)
+
+
+def test_sigmoid_and_softmax_do_not_overflow():
+    with np.errstate(over="raise", invalid="raise"):  # underflow to 0 is fine
+        np.testing.assert_allclose(ACTIVATIONS["sigmoid"].forward(np.array([[-1000.0, 1000.0]]), 0), [[0, 1]])
+        np.testing.assert_allclose(ACTIVATIONS["softmax"].forward(np.array([[1000.0, 0.0]]), 0), [[1, 0]])
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_dense_backprop_matches_finite_differences(activation):
+    """Gradients of sum(y * g) for a dense layer, against central differences in float64."""
+    from netspec.layers import dense
+
+    rng = np.random.default_rng(0)
+    layer = dense.Dense(neurons=3, activation=activation, alpha=0.1)
+    params = {"weights": rng.normal(size=(3, 4)), "bias": rng.normal(size=3)}
+    x = rng.normal(size=(5, 4))
+    g = rng.normal(size=(5, 3))
+    y, backprop = dense.forward(layer, params, x)
+    dx, grads = backprop(g)
+
+    def loss() -> float:
+        return float((dense.forward(layer, params, x)[0] * g).sum())
+
+    for array, analytic in [(x, dx), (params["weights"], grads["weights"]), (params["bias"], grads["bias"])]:
+        numeric = np.zeros_like(array)
+        for i in np.ndindex(array.shape):
+            keep = array[i]
+            array[i] = keep + 1e-6
+            up = loss()
+            array[i] = keep - 1e-6
+            down = loss()
+            array[i] = keep
+            numeric[i] = (up - down) / 2e-6
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_wrong_input_shape_is_an_input_error(write_spec):
+    network = netspec.load(write_spec(HAND))
+    with pytest.raises(netspec.InputError) as caught:
+        network.forward(np.zeros((4, 3)))
+    assert str(caught.value) == "NS305 input batch has shape (4, 3), expected (batch, 2)"
+    with pytest.raises(netspec.InputError, match="this network reads 2 numbers, not images; pass arrays"):
+        network.predict(["picture.png"])
+
+
+def test_save_and_load_give_exactly_the_same_arrays(write_spec, tmp_path):
+    spec = HAND.replace("weights: [[1, -1], [0.5, 2]]", "weights: {init: normal, std: 0.7}")
+    network = netspec.load(write_spec(spec.replace("netspec: 1", "netspec: 1\ndtype: float64\nseed: 5")))
+    (tmp_path / "out").mkdir()
+    spec_path, arrays_path = network.save(tmp_path / "out" / "saved.yaml")
+    assert arrays_path == tmp_path / "out" / "saved.npz"
+    loaded = netspec.load(spec_path)
+    for before, after in zip(network.layers, loaded.layers):
+        assert before.name == after.name
+        for key in ("weights", "bias"):
+            assert after.params[key].dtype == np.float64
+            np.testing.assert_array_equal(before.params[key], after.params[key])
+    document = yaml.safe_load(spec_path.read_text())
+    assert document["weights_file"] == "saved.npz"
+    assert document["layers"][0] == {"name": "hidden", "type": "dense", "neurons": 2, "activation": "relu"}
+    assert sorted(np.load(arrays_path).files) == ["hidden.bias", "hidden.weights", "output.bias", "output.weights"]
+    # Nothing else is left in the folder: no temporary files.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["saved.npz", "saved.yaml"]
