@@ -123,8 +123,7 @@ def draw_lotus(rng: np.random.Generator, size: int = 64) -> Image.Image:
     for layer, (scale, dim) in enumerate(((1.0, 0.84), (0.85, 1.0))):
         colour = tuple(int(v * dim) for v in petal)
         outline = tuple(int(v * dim * 0.8) for v in petal)
-        n = count - layer
-        for k in range(n):
+        for k in range(count - layer):
             side = 2 * (k + 0.5 * (1 - layer)) / max(count - 1, 1) - 1
             # Upright petals are the longest, which gives the lotus its tall, cupped outline.
             length = r * scale * (1 - 0.3 * abs(side))
@@ -163,18 +162,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="output width and height in pixels (default 64)")
     parser.add_argument("--samples", type=Path, metavar="DIR", help="write red-rose.png and white-lotus.png to DIR")
     args = parser.parse_args()
+    if args.samples is None and args.out_dir is None:
+        parser.error("give OUT_DIR, --samples DIR, or both")
     if args.samples is not None:
         args.samples.mkdir(parents=True, exist_ok=True)
         for label, (drawer, _) in DRAWERS.items():
             path = args.samples / f"{label.replace(' ', '-')}.png"
             _save(drawer(np.random.default_rng(SAMPLE_SEEDS[label]), args.size), path)
         print(f"wrote red-rose.png and white-lotus.png ({args.size}x{args.size}) to {args.samples}")
-    elif args.out_dir is not None:
+    if args.out_dir is not None:
         make_dataset(args.out_dir, args.count, args.seed, args.size)
         labels = " and ".join(f'"{label}"' for label in DRAWERS)
         print(f"wrote {args.count} pictures per class ({labels}, {args.size}x{args.size}) to {args.out_dir}")
-    else:
-        parser.error("give OUT_DIR or --samples DIR")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,6 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 def _drop_alpha(image: Image.Image) -> Image.Image:
     if image.mode not in ("LA", "RGBA"):
         return image
-    black = Image.new(image.mode, image.size, 0)
-    flat = Image.alpha_composite(black.convert("RGBA"), image.convert("RGBA"))
+    black = Image.new("RGBA", image.size, (0, 0, 0, 255))
+    flat = Image.alpha_composite(black, image.convert("RGBA"))
     return flat.convert("RGB" if image.mode == "RGBA" else "L")

@@ -17,9 +17,7 @@ import sys
 import click
 
 from netspec import __version__
-from netspec.cli.run import run
-from netspec.cli.summary import summary
-from netspec.cli.validate import validate
+from netspec.cli import run, summary, validate
 from netspec.errors import NetspecError
 
 
@@ -60,9 +58,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-main.add_command(validate)
-main.add_command(run)
-main.add_command(summary)
+main.add_command(validate.validate)
+main.add_command(run.run)
+main.add_command(summary.summary)
 
 
 def entry() -> None:

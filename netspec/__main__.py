@@ -1,0 +1,5 @@
+"""`python -m netspec` runs the command line."""
+
+from netspec.cli import entry
+
+entry()

@@ -1,0 +1,180 @@
+"""The command line: output formats, exit codes, errors without tracebacks, and a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from netspec.cli import main
+
+from conftest import VALID, where
+
+COLOURS = """\
+netspec: 1
+name: colours
+classes: [red, blue]
+input:
+  image: {width: 1, height: 1}
+layers:
+  - {name: out, type: dense, neurons: 2, activation: softmax, weights: [[1, 0, 0], [0, 0, 1]], bias: 0}
+"""
+
+RED = math.e / (math.e + 1)  # softmax of (1, 0): what a pure red pixel scores
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output + result.stderr
+    return result
+
+
+@pytest.fixture
+def colours(write_spec, tmp_path):
+    spec = write_spec(COLOURS, "colours.yaml")
+    Image.new("RGB", (3, 3), (255, 0, 0)).save(tmp_path / "red.png")
+    Image.new("RGB", (3, 3), (0, 0, 255)).save(tmp_path / "blue.png")
+    return spec
+
+
+def test_validate_valid_and_invalid(write_spec, tmp_path):
+    good = write_spec(VALID, "good.yaml")
+    bad_text = VALID.replace("neurons: 4", "neurons: 0")
+    bad = write_spec(bad_text, "bad.yaml")
+    result = invoke("validate", good)
+    assert (result.exit_code, result.output) == (0, "1 spec checked, 0 invalid\n")
+    result = invoke("validate", good, bad)
+    location = where(bad_text, "neurons: 0", "0").replace("spec.yaml", str(bad))
+    assert result.exit_code == 1
+    assert result.output == f"{location}: NS104 layers[0].neurons: must be at least 1, got 0\n2 specs checked, 1 invalid\n"
+
+
+def test_validate_a_folder_recursively(write_spec, tmp_path):
+    (tmp_path / "nested").mkdir()
+    write_spec(VALID, "a.yaml")
+    write_spec(VALID, "nested/b.yml")
+    write_spec("not: [a spec", "nested/c.yaml")
+    (tmp_path / "readme.txt").write_text("ignored")
+    result = invoke("validate", tmp_path)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == "3 specs checked, 1 invalid"
+    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:2:1: NS001 ")
+
+
+def test_validate_usage_errors(tmp_path):
+    result = invoke("validate", tmp_path / "missing.yaml")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    result = invoke("validate", tmp_path)
+    assert result.exit_code == 2 and f"no *.yaml or *.yml files found in {tmp_path}" in result.stderr
+
+
+def test_run_prints_labels_scores_and_bars(colours, tmp_path):
+    result = invoke("run", colours, tmp_path / "red.png", tmp_path / "blue.png")
+    assert result.exit_code == 0
+    # 0.7311 of a 20-character bar is 116.97 eighths: 14 full blocks and 5/8; 0.2689 is 43.0: 5 and 3/8.
+    assert result.output == (
+        f"{tmp_path / 'red.png'}: red\n"
+        f"  red   {RED:7.4f}  {'█' * 14}▋\n"
+        f"  blue  {1 - RED:7.4f}  {'█' * 5}▍\n"
+        f"{tmp_path / 'blue.png'}: blue\n"
+        f"  blue  {RED:7.4f}  {'█' * 14}▋\n"
+        f"  red   {1 - RED:7.4f}  {'█' * 5}▍\n"
+    )
+
+
+def test_run_top_k_and_json(colours, tmp_path):
+    result = invoke("run", colours, tmp_path / "blue.png", "--top-k", "1")
+    assert result.output == f"{tmp_path / 'blue.png'}: blue\n  blue  {RED:7.4f}  {'█' * 14}▋\n"
+    result = invoke("run", colours, tmp_path / "red.png", "--json")
+    line = json.loads(result.output)
+    assert list(line) == ["file", "label", "scores"]
+    assert line["file"] == str(tmp_path / "red.png") and line["label"] == "red"
+    assert list(line["scores"]) == ["red", "blue"]
+    assert line["scores"]["red"] == pytest.approx(RED, rel=1e-6)
+    assert line["scores"]["blue"] == pytest.approx(1 - RED, rel=1e-5)
+
+
+def test_run_reports_bad_images_and_classifies_the_rest(colours, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = invoke("run", colours, tmp_path / "missing.png", tmp_path / "broken.png", tmp_path / "red.png", "--json")
+    assert result.exit_code == 1
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == ["red"]
+    assert result.stderr.splitlines()[0] == f"{tmp_path / 'missing.png'}: NS301 image not found"
+    assert result.stderr.splitlines()[1].startswith(f"{tmp_path / 'broken.png'}: NS30")
+    assert len(result.stderr.splitlines()) == 2
+
+
+def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):
+    text = COLOURS.replace("neurons: 2", "neurons: 3")
+    spec = write_spec(text)
+    Image.new("RGB", (1, 1)).save(tmp_path / "x.png")
+    result = invoke("run", spec, tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{where(text, 'neurons: 3', '3').replace('spec.yaml', str(spec))}: NS123 layers[0].neurons: the output layer "
+        "has 3 neurons but there are 2 classes; give the last layer one neuron per class\n"
+    )
+
+
+def test_run_needs_an_image_spec(write_spec, tmp_path):
+    spec = write_spec(VALID)
+    Image.new("RGB", (1, 1)).save(tmp_path / "x.png")
+    result = invoke("run", spec, tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert result.stderr == f"{spec}: NS305 this spec reads 3 numbers, not images; use the Python API (Network.forward)\n"
+
+
+def test_summary_table(write_spec):
+    result = invoke("summary", write_spec(VALID))
+    assert result.exit_code == 0
+    header = "Layer   Type      Output shape  Params  Mult-adds  Activation"
+    rule = "─" * len(header)
+    assert result.output == (
+        "tiny\n"
+        "classes: cat, dog\n"
+        f"{rule}\n{header}\n{rule}\n"
+        "input   features  (3,)               0          0\n"
+        "hidden  dense     (4,)              16         12  relu\n"
+        "output  dense     (2,)              10          8  softmax\n"
+        f"{rule}\n"
+        "Total params: 26 (104 B as float32)\n"
+        "Mult-adds per input: 20\n"
+        "Input values per sample: 3\n"
+    )
+
+
+def test_internal_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, write_spec):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("netspec.cli.summary.load", broken)
+    spec = write_spec(VALID)
+    result = invoke("summary", spec)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[0] == "netspec: internal error: RuntimeError: boom"
+    with pytest.raises(RuntimeError, match="boom"):
+        CliRunner().invoke(main, ["--debug", "summary", str(spec)], catch_exceptions=False)
+
+
+@pytest.mark.skipif(shutil.which("netspec") is None, reason="the netspec console script is not installed")
+def test_installed_console_script(colours, tmp_path):
+    """The real `netspec` program, as users run it: exit codes and streams."""
+    done = subprocess.run(
+        ["netspec", "run", str(colours), str(tmp_path / "red.png"), str(tmp_path / "nope.png"), "--top-k", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout == f"{tmp_path / 'red.png'}: red\n  red  {RED:7.4f}  {'█' * 14}▋\n"
+    assert done.stderr == f"{tmp_path / 'nope.png'}: NS301 image not found\n"
+    done = subprocess.run(["netspec", "validate", str(colours)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "1 spec checked, 0 invalid\n")
+    done = subprocess.run([sys.executable, "-m", "netspec", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "netspec, version 0.1.0"

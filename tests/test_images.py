@@ -1,0 +1,140 @@
+"""Image preprocessing: size, channel order, scaling, colour rules, and errors for bad files."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from netspec import images
+from netspec.errors import InputError
+from netspec.spec import ImageInput
+
+
+def spec(**kwargs) -> ImageInput:
+    return ImageInput.model_validate({"width": 2, "height": 1, **kwargs})
+
+
+def save(tmp_path, image: Image.Image, name: str = "x.png", **kwargs):
+    path = tmp_path / name
+    image.save(path, **kwargs)
+    return path
+
+
+def two_pixels() -> Image.Image:
+    image = Image.new("RGB", (2, 1))
+    image.putpixel((0, 0), (255, 0, 0))
+    image.putpixel((1, 0), (0, 51, 255))
+    return image
+
+
+def test_channels_first_and_scaled(tmp_path):
+    x = images.read(save(tmp_path, two_pixels()), spec())
+    assert x.shape == (3, 1, 2)
+    np.testing.assert_allclose(x[:, 0, 0], [1, 0, 0])
+    np.testing.assert_allclose(x[:, 0, 1], [0, 0.2, 1])
+
+
+def test_scale_then_mean_and_std(tmp_path):
+    path = save(tmp_path, two_pixels())
+    x = images.read(path, spec(scale=[-1, 1]))
+    np.testing.assert_allclose(x[:, 0, 1], [-1, -0.6, 1])
+    x = images.read(path, spec(mean=[0.5, 0.25, 0.0], std=[0.5, 0.25, 2.0]))
+    np.testing.assert_allclose(x[:, 0, 0], [(1 - 0.5) / 0.5, (0 - 0.25) / 0.25, (0 - 0.0) / 2.0])
+
+
+def test_resized_to_the_spec_size(tmp_path):
+    path = save(tmp_path, Image.new("RGB", (40, 30), (10, 20, 30)))
+    x = images.read(path, spec(width=4, height=3))
+    assert x.shape == (3, 3, 4)
+    np.testing.assert_allclose(x[:, 1, 2] * 255, [10, 20, 30])
+
+
+def test_grayscale_uses_luma(tmp_path):
+    x = images.read(save(tmp_path, two_pixels()), spec(color="grayscale"))
+    assert x.shape == (1, 1, 2)
+    # L = 0.299 R + 0.587 G + 0.114 B, rounded to a whole pixel value.
+    np.testing.assert_allclose(x[0, 0] * 255, [0.299 * 255, 0.587 * 51 + 0.114 * 255], atol=0.6)
+
+
+def test_alpha_is_composited_over_black(tmp_path):
+    image = Image.new("RGBA", (2, 1), (200, 100, 50, 128))
+    image.putpixel((1, 0), (200, 100, 50, 0))
+    x = images.read(save(tmp_path, image), spec()) * 255
+    np.testing.assert_allclose(x[:, 0, 0], [200 * 128 / 255, 100 * 128 / 255, 50 * 128 / 255], atol=1)
+    np.testing.assert_allclose(x[:, 0, 1], [0, 0, 0])
+
+
+def test_palette_with_transparency(tmp_path):
+    image = Image.new("P", (2, 1))
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.putpixel((0, 0), 0)
+    image.putpixel((1, 0), 1)
+    path = save(tmp_path, image, transparency=1)
+    x = images.read(path, spec())
+    np.testing.assert_allclose(x[:, 0, 0], [1, 0, 0])
+    np.testing.assert_allclose(x[:, 0, 1], [0, 0, 0])  # the transparent index is black
+
+
+def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
+    image = Image.fromarray(np.array([[65535, 32896]], dtype=np.uint16))
+    x = images.read(save(tmp_path, image), spec(color="grayscale"))
+    np.testing.assert_allclose(x[0, 0], [1.0, 128 / 255])  # 32896 / 257 = 128
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    stored = Image.new("RGB", (16, 8), (255, 0, 0))
+    stored.paste((0, 0, 255), (8, 0, 16, 8))  # left half red, right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to show
+    path = save(tmp_path, stored, "photo.jpg", exif=exif, quality=95)
+    x = images.read(path, spec(width=8, height=16))
+    assert x[0, :8].mean() > 0.9 and x[2, :8].mean() < 0.1  # red on top
+    assert x[2, 8:].mean() > 0.9 and x[0, 8:].mean() < 0.1  # blue below
+
+
+def test_animated_images_give_the_first_frame(tmp_path):
+    frames = [Image.new("RGB", (2, 1), (255, 0, 0)), Image.new("RGB", (2, 1), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    np.testing.assert_allclose(images.read(path, spec())[:, 0, 0], [1, 0, 0])
+
+
+def test_pil_images_are_accepted():
+    np.testing.assert_allclose(images.read(two_pixels(), spec())[:, 0, 0], [1, 0, 0])
+
+
+def error_of(path, **kwargs) -> str:
+    with pytest.raises(InputError) as caught:
+        images.read(path, spec(), **kwargs)
+    return str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    assert error_of(tmp_path / "none.png") == f"{tmp_path / 'none.png'}: NS301 image not found"
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("hello")
+    assert error_of(path) == f"{path}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP)"
+
+
+def test_unsupported_format_is_refused(tmp_path):
+    path = save(tmp_path, two_pixels(), "icon.ico")
+    assert "NS302 not an image netspec reads" in error_of(path)
+
+
+def test_truncated_image(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    assert error_of(path).startswith(f"{path}: NS303 image is truncated or corrupt")
+
+
+def test_too_many_pixels_is_refused_before_decoding(tmp_path):
+    path = save(tmp_path, Image.new("L", (100, 100)))
+    assert error_of(path, max_pixels=5000) == f"{path}: NS304 image is 100×100 pixels, more than the limit of 5,000"
