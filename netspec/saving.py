@@ -20,13 +20,18 @@ _PARAM_KEYS = {"weights", "bias", "seed"}
 def save(network: Network, path: Path) -> tuple[Path, Path]:
     """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
     arrays_path = path.with_suffix(".npz")
-    arrays = {f"{layer.name}.{name}": array for layer in network.layers for name, array in layer.params.items()}
-    with atomic_write(arrays_path) as stream:
-        np.savez(stream, **arrays)
+    save_arrays(network, arrays_path)
     text = yaml.safe_dump(spec_document(network, arrays_path.name), sort_keys=False, allow_unicode=True)
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
     return path, arrays_path
+
+
+def save_arrays(network: Network, path: Path) -> None:
+    """Write every parameter array to a .npz under "<layer>.<param>", the keys `weights_file` reads."""
+    arrays = {f"{layer.name}.{name}": array for layer in network.layers for name, array in layer.params.items()}
+    with atomic_write(path) as stream:
+        np.savez(stream, **arrays)
 
 
 def spec_document(network: Network, weights_file: str) -> dict:

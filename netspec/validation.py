@@ -71,7 +71,12 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
     if kind == "finite_number":
         return Problem("NS106", f"must be a finite number, got {_show(value)}", path)
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        words = {"greater_than_equal": "at least", "greater_than": "above", "less_than_equal": "at most", "less_than": "below"}
+        words = {
+            "greater_than_equal": "at least",
+            "greater_than": "above",
+            "less_than_equal": "at most",
+            "less_than": "below",
+        }
         (limit,) = ctx.values()
         return Problem("NS104", f"must be {words[kind]} {limit:g}, got {_show(value)}", path)
     if kind in ("too_short", "too_long"):

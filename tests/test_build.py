@@ -106,7 +106,9 @@ def test_missing_and_unreadable_files(problems, tmp_path):
         f"{where(text, '{file: missing')}: NS202 layers[0].weights: layer 'hidden': "
         f"weight file 'missing.npy' not found in {tmp_path}"
     )
-    assert found[1].startswith(f"{where(text, '{file: junk')}: NS203 layers[0].bias: layer 'hidden': cannot read junk.npy")
+    assert found[1].startswith(
+        f"{where(text, '{file: junk')}: NS203 layers[0].bias: layer 'hidden': cannot read junk.npy"
+    )
 
 
 def test_npz_without_key_lists_its_keys(problems, tmp_path):
@@ -127,7 +129,9 @@ def test_object_arrays_and_pickles_are_refused_without_running_them(problems, tm
         "weight arrays must hold numbers (float or int)"
     ]
     text = spec_text(bias="{file: text.npy}")
-    assert problems(text)[0].endswith("NS205 layers[0].bias: layer 'hidden': text.npy holds <U1 values; weight arrays must hold numbers (float or int)")
+    assert problems(text)[0].endswith(
+        "NS205 layers[0].bias: layer 'hidden': text.npy holds <U1 values; weight arrays must hold numbers (float or int)"
+    )
 
 
 def test_non_finite_values_in_files(problems, tmp_path):
@@ -147,7 +151,10 @@ def test_paths_out_of_the_spec_folder_are_refused(problems, tmp_path):
     np.save(tmp_path / "ok.npy", np.zeros(2))
     for name, message in [
         (str(outside), f"{str(outside)!r} is an absolute path; give a path relative to the spec's folder"),
-        (f"../{outside.name}", f"'../{outside.name}' leads outside the spec's folder ({tmp_path}); keep weight files beside the spec"),
+        (
+            f"../{outside.name}",
+            f"'../{outside.name}' leads outside the spec's folder ({tmp_path}); keep weight files beside the spec",
+        ),
         ("link.npy", f"'link.npy' leads outside the spec's folder ({tmp_path}); keep weight files beside the spec"),
     ]:
         text = spec_text(bias=f"{{file: '{name}'}}")
@@ -177,7 +184,11 @@ def test_weights_file_mismatches_are_listed(problems, tmp_path):
 
 
 def test_parameter_limit_is_checked_before_allocating(problems):
-    text = spec_text().replace("neurons: 2\n    weights", "neurons: 100000000\n    weights").replace("{features: 3}", "{features: 1000}")
+    text = (
+        spec_text()
+        .replace("neurons: 2\n    weights", "neurons: 100000000\n    weights")
+        .replace("{features: 3}", "{features: 1000}")
+    )
     tracemalloc.start()
     found = problems(text)
     peak = tracemalloc.get_traced_memory()[1]
@@ -197,6 +208,11 @@ def test_max_params_can_be_lowered(problems):
 def test_build_from_code_uses_base_dir(tmp_path):
     np.save(tmp_path / "b.npy", np.array([1.0, 2.0]))
     spec = netspec.Spec.model_validate(
-        {"netspec": 1, "classes": ["a", "b"], "input": {"features": 1}, "layers": [{"type": "dense", "neurons": 2, "bias": {"file": "b.npy"}}]}
+        {
+            "netspec": 1,
+            "classes": ["a", "b"],
+            "input": {"features": 1},
+            "layers": [{"type": "dense", "neurons": 2, "bias": {"file": "b.npy"}}],
+        }
     )
     np.testing.assert_array_equal(netspec.build(spec, base_dir=tmp_path).layers[0].params["bias"], [1, 2])

@@ -52,7 +52,9 @@ def test_validate_valid_and_invalid(write_spec, tmp_path):
     result = invoke("validate", good, bad)
     location = where(bad_text, "neurons: 0", "0").replace("spec.yaml", str(bad))
     assert result.exit_code == 1
-    assert result.output == f"{location}: NS104 layers[0].neurons: must be at least 1, got 0\n2 specs checked, 1 invalid\n"
+    assert (
+        result.output == f"{location}: NS104 layers[0].neurons: must be at least 1, got 0\n2 specs checked, 1 invalid\n"
+    )
 
 
 def test_validate_a_folder_recursively(write_spec, tmp_path):
@@ -127,7 +129,9 @@ def test_run_needs_an_image_spec(write_spec, tmp_path):
     Image.new("RGB", (1, 1)).save(tmp_path / "x.png")
     result = invoke("run", spec, tmp_path / "x.png")
     assert result.exit_code == 1
-    assert result.stderr == f"{spec}: NS305 this spec reads 3 numbers, not images; use the Python API (Network.forward)\n"
+    assert (
+        result.stderr == f"{spec}: NS305 this spec reads 3 numbers, not images; use the Python API (Network.forward)\n"
+    )
 
 
 def test_summary_table(write_spec):

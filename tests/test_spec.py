@@ -38,7 +38,9 @@ def test_block_style_error_is_located_at_the_value(problems):
 
 def test_unknown_key_suggests_the_right_one_and_hides_the_missing_one(problems):
     text = VALID.replace("neurons: 4", "nuerons: 4")
-    assert problems(text) == [f"{where(text, 'nuerons')}: NS101 layers[0].nuerons: unknown key 'nuerons'; did you mean 'neurons'?"]
+    assert problems(text) == [
+        f"{where(text, 'nuerons')}: NS101 layers[0].nuerons: unknown key 'nuerons'; did you mean 'neurons'?"
+    ]
 
 
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(problems):
@@ -71,9 +73,7 @@ def test_boolean_is_never_a_number(problems):
 def test_quoted_number_is_not_a_number(problems):
     text = VALID.replace("neurons: 4", "neurons: '4'")
     quoted = where(text, "'4'")
-    assert problems(text) == [
-        f"{quoted}: NS103 layers[0].neurons: must be a whole number, got '4' (text)"
-    ]
+    assert problems(text) == [f"{quoted}: NS103 layers[0].neurons: must be a whole number, got '4' (text)"]
 
 
 def test_scientific_notation_is_a_number(problems):
@@ -99,9 +99,13 @@ def test_unknown_initializer_by_name_and_in_a_mapping(problems):
 
 def test_initializer_parameters_are_checked(problems):
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: normal, stdev: 1}}")
-    assert problems(text) == [f"{where(text, 'stdev')}: NS101 layers[0].weights.stdev: unknown key 'stdev'; did you mean 'std'?"]
+    assert problems(text) == [
+        f"{where(text, 'stdev')}: NS101 layers[0].weights.stdev: unknown key 'stdev'; did you mean 'std'?"
+    ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: uniform, low: 1, high: 0}}")
-    assert problems(text) == [f"{where(text, '{init: uniform')}: NS104 layers[0].weights: high must be above low, got low=1.0 and high=0.0"]
+    assert problems(text) == [
+        f"{where(text, '{init: uniform')}: NS104 layers[0].weights: high must be above low, got low=1.0 and high=0.0"
+    ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: normal, std: 0}}")
     assert problems(text) == [f"{where(text, 'std: 0', '0')}: NS104 layers[0].weights.std: must be above 0, got 0"]
 
@@ -128,9 +132,13 @@ def test_non_finite_numbers_are_refused_with_their_index(problems):
 
 def test_unknown_layer_type_and_missing_type(problems):
     text = VALID.replace("type: dense, neurons: 4", "type: dens, neurons: 4")
-    assert problems(text) == [f"{where(text, 'dens,')}: NS105 layers[0].type: unknown layer type 'dens'; did you mean 'dense'?"]
+    assert problems(text) == [
+        f"{where(text, 'dens,')}: NS105 layers[0].type: unknown layer type 'dens'; did you mean 'dense'?"
+    ]
     text = VALID.replace("type: dense, neurons: 4", "neurons: 4")
-    assert problems(text) == [f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense"]
+    assert problems(text) == [
+        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -166,7 +174,9 @@ def test_default_names_are_type_and_index():
 
 def test_duplicate_class_labels(problems):
     text = VALID.replace("[cat, dog]", "[cat, cat]")
-    assert problems(text) == [f"{where(text, 'cat]')}: NS122 classes[1]: class label 'cat' is listed twice (also classes[0]); keep one"]
+    assert problems(text) == [
+        f"{where(text, 'cat]')}: NS122 classes[1]: class label 'cat' is listed twice (also classes[0]); keep one"
+    ]
 
 
 def test_output_size_must_match_classes(problems):
@@ -187,7 +197,9 @@ def test_softmax_only_last(problems):
 
 def test_layer_name_characters(problems):
     text = VALID.replace("name: hidden", "name: hid.den")
-    assert problems(text) == [f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use letters, digits, '_' and '-' only, got 'hid.den'"]
+    assert problems(text) == [
+        f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use letters, digits, '_' and '-' only, got 'hid.den'"
+    ]
 
 
 def test_image_input_rules(problems):
@@ -233,12 +245,18 @@ def test_every_field_problem_is_reported_together(problems):
 
 
 def test_empty_file_and_non_mapping(problems):
-    assert problems("") == ["spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got an empty file"]
-    assert problems("- 1\n") == ["spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got a list"]
+    assert problems("") == [
+        "spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got an empty file"
+    ]
+    assert problems("- 1\n") == [
+        "spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got a list"
+    ]
 
 
 def test_spec_file_problems(tmp_path):
-    assert [str(p) for p in netspec.check(tmp_path / "nope.yaml")] == [f"{tmp_path / 'nope.yaml'}: NS005 spec file not found"]
+    assert [str(p) for p in netspec.check(tmp_path / "nope.yaml")] == [
+        f"{tmp_path / 'nope.yaml'}: NS005 spec file not found"
+    ]
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\xff\xfe\x00")
     assert [p.code for p in netspec.check(binary)] == ["NS005"]

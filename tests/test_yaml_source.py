@@ -19,7 +19,18 @@ def error_of(text: str) -> str:
 
 def test_scalars_follow_yaml_1_2_core_schema():
     data = read_yaml("a: 1e-3\nb: 2.5E+2\nc: yes\nd: no\ne: on\nf: true\ng: ~\nh: '1'\ni: 0x1f\nj: -7\n", "f").data
-    assert data == {"a": 0.001, "b": 250.0, "c": "yes", "d": "no", "e": "on", "f": True, "g": None, "h": "1", "i": 31, "j": -7}
+    assert data == {
+        "a": 0.001,
+        "b": 250.0,
+        "c": "yes",
+        "d": "no",
+        "e": "on",
+        "f": True,
+        "g": None,
+        "h": "1",
+        "i": 31,
+        "j": -7,
+    }
     assert isinstance(data["a"], float) and isinstance(data["j"], int)
 
 
@@ -29,7 +40,10 @@ def test_infinities_and_nan_are_read_as_floats_for_validation_to_refuse():
 
 
 def test_duplicate_key_names_both_lines():
-    assert error_of("a: 1\nb: 2\na: 3\n") == "f.yaml:3:1: NS003 key 'a' is given twice in this mapping (first on line 1); keep one"
+    assert (
+        error_of("a: 1\nb: 2\na: 3\n")
+        == "f.yaml:3:1: NS003 key 'a' is given twice in this mapping (first on line 1); keep one"
+    )
 
 
 def test_duplicate_key_in_nested_flow_mapping():
@@ -77,7 +91,10 @@ def test_anchors_aliases_and_merge_keys_are_supported_with_positions():
 
 
 def test_alias_cycle_is_refused():
-    assert error_of("a: &x [1, *x]\n") == "f.yaml:1:11: NS004 alias *x refers to a value that contains it; remove the cycle"
+    assert (
+        error_of("a: &x [1, *x]\n")
+        == "f.yaml:1:11: NS004 alias *x refers to a value that contains it; remove the cycle"
+    )
 
 
 def test_alias_bomb_is_refused_quickly_at_the_alias():
@@ -94,7 +111,9 @@ def test_alias_bomb_is_refused_quickly_at_the_alias():
 
 def test_deep_nesting_is_refused_without_crashing():
     message = error_of("[" * 100_000)
-    assert message == f"f.yaml:1:{MAX_DEPTH + 1}: NS004 nested more than {MAX_DEPTH} levels deep; a spec never needs that"
+    assert (
+        message == f"f.yaml:1:{MAX_DEPTH + 1}: NS004 nested more than {MAX_DEPTH} levels deep; a spec never needs that"
+    )
 
 
 def test_position_skips_path_parts_missing_from_the_data():
