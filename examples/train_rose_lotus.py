@@ -43,7 +43,7 @@ def train(network: netspec.Network, x: np.ndarray, y: np.ndarray, epochs: int, r
     """Minibatch gradient descent with momentum, updating the network's arrays in place."""
     rng = np.random.default_rng(seed)
     velocity = {(i, k): np.zeros_like(a) for i, layer in enumerate(network.layers) for k, a in layer.params.items()}
-    for epoch in range(epochs):
+    for _ in range(epochs):
         order = rng.permutation(len(x))
         for start in range(0, len(x), 32):
             batch = order[start : start + 32]
