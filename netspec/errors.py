@@ -44,6 +44,7 @@ CODES: dict[str, str] = {
     "NS303": "image is truncated or corrupt",
     "NS304": "image has too many pixels",
     "NS305": "input array has the wrong shape",
+    "NS306": "the network's scores are not finite",
 }
 
 

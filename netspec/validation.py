@@ -79,10 +79,10 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
         }
         (limit,) = ctx.values()
         return Problem("NS104", f"must be {words[kind]} {limit:g}, got {_show(value)}", path)
+    if kind == "string_too_short" or (kind == "too_short" and isinstance(value, str)):
+        return Problem("NS109", "must not be empty", path)
     if kind in ("too_short", "too_long"):
         return Problem("NS108", _length_message(ctx, value), path)
-    if kind == "string_too_short":
-        return Problem("NS109", "must not be empty", path)
     if kind in _TYPE_NAMES:
         return Problem("NS103", f"must be {_TYPE_NAMES[kind]}, got {_show(value)}", path)
     return Problem("NS103", f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {_show(value)}", path)

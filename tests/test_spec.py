@@ -267,3 +267,22 @@ def test_spec_model_validate_from_code_raises_pydantic_errors_with_our_rules():
         Spec.model_validate(
             {"netspec": 1, "classes": ["a", "b"], "input": {"features": 2}, "layers": [{"type": "dense", "neurons": 1}]}
         )
+
+
+def test_empty_text_is_refused(problems):
+    text = VALID.replace("[cat, dog]", "[cat, '']")
+    empty = where(text, "''")
+    assert problems(text) == [f"{empty}: NS109 classes[1]: must not be empty"]
+
+
+def test_every_code_is_documented_and_every_code_used_is_known():
+    import re
+    from pathlib import Path
+
+    from netspec.errors import CODES
+
+    root = Path(__file__).resolve().parent.parent
+    documented = re.findall(r"^### (NS\d{3}) ", (root / "docs" / "errors.md").read_text(), re.MULTILINE)
+    assert documented == sorted(CODES)
+    used = {code for path in (root / "netspec").rglob("*.py") for code in re.findall(r'"(NS\d{3})', path.read_text())}
+    assert used <= set(CODES)

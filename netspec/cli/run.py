@@ -55,7 +55,8 @@ def run(
         ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
         if not np.isfinite(result).all():
             failed += 1
-            click.echo(f"{path}: NS306 the network's scores are not finite (overflow); no label given", err=True)
+            overflow = Problem("NS306", "the network's scores are not finite (overflow); no label given", file=str(path))
+            click.echo(str(overflow), err=True)
             continue
         click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
     if failed:
@@ -75,7 +76,9 @@ def classify(
                 arrays[i] = network.inputs([path])[0]
             except InputError as err:
                 errors[i] = err
-        scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
+        # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
         rows = dict(zip(arrays, scores)) if arrays else {}
         for i, path in enumerate(batch):
             yield path, errors[i] if i in errors else rows[i]
