@@ -188,9 +188,14 @@ def test_installed_console_script(colours, tmp_path):
 
 def test_non_finite_scores_are_reported_not_labelled(write_spec, tmp_path):
     # float32 overflows: 3e38 * 255 is past its largest value (3.4e38), so the scores become NaN.
-    text = COLOURS.replace("{width: 1, height: 1}", "{width: 1, height: 1, scale: [0, 255]}").replace("[[1, 0, 0], [0, 0, 1]]", "[[3e38, 0, 0], [0, 0, 1]]")
+    text = COLOURS.replace("{width: 1, height: 1}", "{width: 1, height: 1, scale: [0, 255]}").replace(
+        "[[1, 0, 0], [0, 0, 1]]", "[[3e38, 0, 0], [0, 0, 1]]"
+    )
     spec = write_spec(text)
     Image.new("RGB", (1, 1), (255, 0, 0)).save(tmp_path / "red.png")
     result = invoke("run", spec, tmp_path / "red.png")
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == f"{tmp_path / 'red.png'}: NS306 the network's scores are not finite (overflow); no label given\n"
+    assert (
+        result.stderr
+        == f"{tmp_path / 'red.png'}: NS306 the network's scores are not finite (overflow); no label given\n"
+    )

@@ -111,14 +111,18 @@ def test_alias_bomb_is_refused_quickly_at_the_alias():
 
 def test_deep_nesting_is_refused():
     message = error_of("[" * 100)
-    assert message == f"f.yaml:1:{MAX_DEPTH + 1}: NS004 nested more than {MAX_DEPTH} levels deep; a spec never needs that"
+    assert (
+        message == f"f.yaml:1:{MAX_DEPTH + 1}: NS004 nested more than {MAX_DEPTH} levels deep; a spec never needs that"
+    )
 
 
 def test_very_deep_nesting_does_not_crash_the_interpreter():
     # PyYAML's own composer recursed into a segmentation fault here. Newer libyaml builds stop at
     # depth 1,000 by themselves (NS001) before netspec's check sees the events; either is a clean error.
     message = error_of("[" * 100_000)
-    assert message.startswith("f.yaml:1:") and ("NS004 nested more than" in message or "NS001 exceeded maximum nesting depth" in message)
+    assert message.startswith("f.yaml:1:") and (
+        "NS004 nested more than" in message or "NS001 exceeded maximum nesting depth" in message
+    )
 
 
 def test_position_skips_path_parts_missing_from_the_data():

@@ -55,7 +55,8 @@ def run(
         ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
         if not np.isfinite(result).all():
             failed += 1
-            overflow = Problem("NS306", "the network's scores are not finite (overflow); no label given", file=str(path))
+            message = "the network's scores are not finite (overflow); no label given"
+            overflow = Problem("NS306", message, file=str(path))
             click.echo(str(overflow), err=True)
             continue
         click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
