@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "NS122": "class label used twice",
     "NS123": "output layer size differs from the number of classes",
     "NS124": "softmax on a layer other than the last",
+    "NS125": "option that has no effect with the rest of the layer",
     # Weights and biases.
     "NS201": "explicit array has the wrong shape",
     "NS202": "weight file not found",

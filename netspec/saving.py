@@ -9,6 +9,7 @@ import numpy as np
 import yaml
 
 from netspec.files import atomic_write
+from netspec.yaml_source import reads_as_text
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -21,10 +22,25 @@ def save(network: Network, path: Path) -> tuple[Path, Path]:
     """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
     arrays_path = path.with_suffix(".npz")
     save_arrays(network, arrays_path)
-    text = yaml.safe_dump(spec_document(network, arrays_path.name), sort_keys=False, allow_unicode=True)
+    text = yaml.dump(spec_document(network, arrays_path.name), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
     return path, arrays_path
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes text that netspec's YAML 1.2 reader would otherwise read as a number, boolean or null.
+
+    PyYAML writes by YAML 1.1 rules, which leave e.g. '1e3' and '0o7' unquoted.
+    """
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = None if reads_as_text(value) else "'"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def save_arrays(network: Network, path: Path) -> None:

@@ -41,6 +41,10 @@ class ImageInput(SpecModel):
 
     @model_validator(mode="after")
     def _per_channel(self) -> ImageInput:
+        if self.scale[0] == self.scale[1]:
+            raise PydanticCustomError(
+                "NS104", "scale needs two different values [lo, hi], got [{lo}, {lo}]", {"lo": self.scale[0]}
+            )
         for key in ("mean", "std"):
             values = getattr(self, key)
             if values is not None and len(values) != self.channels:

@@ -39,6 +39,11 @@ _FLOAT = re.compile(
 )
 
 
+def reads_as_text(value: str) -> bool:
+    """Whether `value` written as a plain (unquoted) scalar would be read back as text."""
+    return not any(pattern.match(value) for pattern in (_NULL, _BOOL, _INT, _FLOAT)) and value != "<<"
+
+
 @dataclass
 class Position:
     """Where a value stands in the file (1-based), and where its children stand."""

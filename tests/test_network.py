@@ -92,7 +92,8 @@ def test_dense_backprop_matches_finite_differences(activation):
     from netspec.layers import dense
 
     rng = np.random.default_rng(0)
-    layer = dense.Dense(neurons=3, activation=activation, alpha=0.1)
+    extra = {"alpha": 0.1} if activation == "leaky_relu" else {}
+    layer = dense.Dense(neurons=3, activation=activation, **extra)
     params = {"weights": rng.normal(size=(3, 4)), "bias": rng.normal(size=3)}
     x = rng.normal(size=(5, 4))
     g = rng.normal(size=(5, 3))
@@ -142,3 +143,10 @@ def test_save_and_load_give_exactly_the_same_arrays(write_spec, tmp_path):
     assert sorted(np.load(arrays_path).files) == ["hidden.bias", "hidden.weights", "output.bias", "output.weights"]
     # Nothing else is left in the folder: no temporary files.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["saved.npz", "saved.yaml"]
+
+
+def test_saved_labels_that_look_like_numbers_stay_text(write_spec, tmp_path):
+    text = HAND.replace("classes: [left, right]", "classes: ['1e3', '0o7']")
+    network = netspec.load(write_spec(text))
+    spec_path, _ = network.save(tmp_path / "saved.yaml")
+    assert netspec.load(spec_path).classes == ["1e3", "0o7"]

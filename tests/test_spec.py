@@ -286,3 +286,19 @@ def test_every_code_is_documented_and_every_code_used_is_known():
     assert documented == sorted(CODES)
     used = {code for path in (root / "netspec").rglob("*.py") for code in re.findall(r'"(NS\d{3})', path.read_text())}
     assert used <= set(CODES)
+
+
+def test_alpha_only_with_leaky_relu(problems):
+    text = VALID.replace("activation: relu}", "activation: relu, alpha: 0.2}")
+    assert problems(text) == [
+        f"{where(text, '{name: hidden')}: NS125 layers[0]: alpha only shapes leaky_relu, but the activation is relu; remove alpha or use leaky_relu"
+    ]
+    assert problems(VALID.replace("activation: relu}", "activation: leaky_relu, alpha: 0.2}")) == []
+
+
+def test_scale_needs_two_different_values(problems):
+    text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, scale: [1, 1]}\n")
+    assert problems(text) == [
+        f"{where(text, '{width')}: NS104 input.image: scale needs two different values [lo, hi], got [1.0, 1.0]"
+    ]
+    assert problems(VALID.replace("  features: 3\n", "  image: {width: 1, height: 1, scale: [1, 0]}\n")) == []

@@ -7,7 +7,8 @@ from math import prod
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from netspec.fields import GlorotUniform, SpecModel, param_source
 from netspec.layers.activations import ACTIVATIONS, ActivationName
@@ -33,6 +34,16 @@ class Dense(SpecModel):
     """One value per neuron, or any other form."""
     seed: int | None = Field(default=None, ge=0)
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
+
+    @model_validator(mode="after")
+    def _alpha_needs_leaky_relu(self) -> Dense:
+        if "alpha" in self.model_fields_set and self.activation != "leaky_relu":
+            raise PydanticCustomError(
+                "NS125",
+                "alpha only shapes leaky_relu, but the activation is {activation}; remove alpha or use leaky_relu",
+                {"activation": self.activation},
+            )
+        return self
 
 
 def output_shape(layer: Dense, input_shape: tuple[int, ...]) -> tuple[int, ...]:
