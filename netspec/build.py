@@ -8,7 +8,7 @@ from types import ModuleType
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import Problem, SpecError, count
 from netspec.fields import FileArray
 from netspec.initializers import initialize, seed_sequence
 from netspec.layers import LAYER_MODULES
@@ -63,13 +63,27 @@ def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
                 array = stored.get((p.name, param))
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
-                params[param] = array.astype(dtype)
+                params[param] = _cast(array, dtype, param)
             except WeightFileError as err:
                 problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
         layers.append(BuiltLayer(p.layer, params, p.input_shape, p.output_shape))
     if problems:
         raise SpecError(problems)
     return Network(spec, layers)
+
+
+def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
+    """`array` in the spec's dtype, refusing values that do not fit in it (they would become inf)."""
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype)
+    if not np.isfinite(cast).all():
+        largest = np.finfo(dtype).max
+        raise WeightFileError(
+            "NS106",
+            f"{param} holds values beyond what {dtype} can hold (about ±{largest:.3g}); "
+            "use smaller values or dtype: float64",
+        )
+    return cast
 
 
 def plan(spec: Spec) -> list[_Plan]:
@@ -92,7 +106,7 @@ def _check_size(plans: list[_Plan], max_params: int) -> None:
                 "NS208",
                 f"the network has {total:,} parameters, more than the limit of {max_params:,} "
                 f"(layer {largest.name!r} alone has {largest.param_count:,}); "
-                "make layers smaller or raise --max-params",
+                "make layers smaller or raise the limit (--max-params, or max_params= in Python)",
                 ("layers", largest.index),
             )
         )
@@ -116,7 +130,10 @@ def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base:
             raise WeightFileError("NS204", f"{err.label} {shape_phrase(err.shape, shape, axes)}") from None
     fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
     entropy = seed_sequence(spec.seed, p.layer.seed, getattr(source, "seed", None), p.name, param)
-    return initialize(source, shape, fan_in, fan_out, entropy)
+    try:
+        return initialize(source, shape, fan_in, fan_out, entropy)
+    except OverflowError:
+        raise WeightFileError("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
 
 
 def _explicit_array(values: list, param: str) -> np.ndarray:
@@ -137,10 +154,10 @@ def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[st
     """How an array's shape differs from the expected one, in the layer's own terms."""
     if len(got) == len(expected) == 2:
         if got[0] != expected[0]:
-            return f"has {got[0]} rows but the layer has {expected[0]} {axes[0]}s (one row per {axes[0]})"
-        return f"rows have {got[1]} values but the layer receives {expected[1]} {axes[1]}s"
+            return f"has {count(got[0], 'row')} but the layer has {count(expected[0], axes[0])} (one row per {axes[0]})"
+        return f"rows have {count(got[1], 'value')} but the layer receives {count(expected[1], axes[1])}"
     if len(got) == len(expected) == 1:
-        return f"has {got[0]} values but the layer has {expected[0]} {axes[0]}s (one value per {axes[0]})"
+        return f"has {count(got[0], 'value')} but the layer has {count(expected[0], axes[0])} (one value per {axes[0]})"
     return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
 
 

@@ -49,6 +49,11 @@ CODES: dict[str, str] = {
 }
 
 
+def count(n: int, noun: str) -> str:
+    """'1 row', '3 rows': numbers in messages read as English."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a spec or an input, with where it is.

@@ -94,9 +94,9 @@ def read(source: ImageSource, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
 
 def _to_8bit(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I"):
-        # 16-bit grey: scale the full range down instead of clipping at 255.
-        values = np.asarray(image, dtype=np.float64) / 257.0
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+        # 16-bit grey: scale the full range down instead of clipping at 255 (in Pillow, without
+        # a float copy of the whole image).
+        return image.convert("I").point(lambda v: v / 257 + 0.5).convert("L")
     if image.mode == "F":
         return Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
     if image.mode == "P":

@@ -10,8 +10,10 @@ from netspec.build import DEFAULT_MAX_PARAMS, build
 from netspec.errors import Problem, SpecError
 from netspec.network import Network
 from netspec.spec import Spec
-from netspec.validation import problems_from
+from netspec.validation import problems_from, show
 from netspec.yaml_source import Source, read_yaml
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 # Problems about a key itself point at the key, not at its value.
 _KEY_CODES = {"NS101", "NS003"}
@@ -30,6 +32,9 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
     except FileNotFoundError:
         raise SpecError(Problem("NS005", "spec file not found", file=name)) from None
     except UnicodeDecodeError as err:
+        if path.suffix.lower() in _IMAGE_SUFFIXES:
+            hint = "it looks like an image; the spec comes first: netspec run SPEC IMAGE..."
+            raise SpecError(Problem("NS005", hint, file=name)) from None
         raise SpecError(
             Problem("NS005", f"spec file is not UTF-8 text ({err.reason} at byte {err.start})", file=name)
         ) from None
@@ -37,9 +42,15 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
         raise SpecError(Problem("NS005", f"cannot read the spec file: {err.strerror}", file=name)) from None
     source = read_yaml(text, name)
     if not isinstance(source.data, dict):
-        got = "an empty file" if source.data is None else f"a {type(source.data).__name__}"
+        got = "an empty file" if source.data is None and not text.strip() else show(source.data)
         raise SpecError(
             source.locate(Problem("NS103", f"a spec is a mapping of keys (netspec, classes, input, layers), got {got}"))
+        )
+    if not source.data.keys() & {"netspec", "classes", "input", "layers"}:
+        raise SpecError(
+            source.locate(
+                Problem("NS102", "not a netspec spec: it has none of the keys netspec, classes, input, layers")
+            )
         )
     try:
         spec = Spec.model_validate(source.data)

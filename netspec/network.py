@@ -85,8 +85,20 @@ class Network:
         return self.forward(self.inputs(sources))
 
     def predict(self, sources: Iterable[Any] | np.ndarray) -> list[str]:
-        """The predicted class label for each image or array: the class with the highest score."""
-        return [self.classes[i] for i in self.scores(sources).argmax(axis=1)]
+        """The predicted class label for each image or array: the class with the highest score.
+
+        Raises:
+            InputError: an input whose scores are not finite (NS306): it has no meaningful label.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = self.scores(sources)
+        finite = np.isfinite(scores).all(axis=1)
+        if not finite.all():
+            bad = ", ".join(str(i) for i in np.flatnonzero(~finite)[:10])
+            raise InputError(
+                Problem("NS306", f"the scores of input(s) {bad} are not finite (overflow); no label given")
+            )
+        return [self.classes[i] for i in scores.argmax(axis=1)]
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.

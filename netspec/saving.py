@@ -21,6 +21,7 @@ _PARAM_KEYS = {"weights", "bias", "seed"}
 def save(network: Network, path: Path) -> tuple[Path, Path]:
     """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
     arrays_path = path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_arrays(network, arrays_path)
     text = yaml.dump(spec_document(network, arrays_path.name), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     with atomic_write(path) as stream:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from netspec.errors import Problem
+from netspec.errors import Problem, count
 from netspec.fields import SpecModel
 from netspec.layers import Layer
 
@@ -50,8 +50,13 @@ class ImageInput(SpecModel):
             if values is not None and len(values) != self.channels:
                 raise PydanticCustomError(
                     "NS108",
-                    "{key} has {got} values but {color} images have {channels} channel(s); give one value per channel",
-                    {"key": key, "got": len(values), "color": self.color, "channels": self.channels},
+                    "{key} has {got} but {color} images have {channels}; give one value per channel",
+                    {
+                        "key": key,
+                        "got": count(len(values), "value"),
+                        "color": self.color,
+                        "channels": count(self.channels, "channel"),
+                    },
                 )
         return self
 
@@ -80,7 +85,16 @@ def _label(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-ClassLabel = Annotated[str, BeforeValidator(_label), Field(min_length=1)]
+def _printable(label: str) -> str:
+    # A newline or tab in a label would break every table and line netspec prints.
+    if not label.isprintable():
+        raise PydanticCustomError(
+            "NS103", "class labels must be printable text on one line, got {label}", {"label": repr(label)}
+        )
+    return label
+
+
+ClassLabel = Annotated[str, BeforeValidator(_label), Field(min_length=1), AfterValidator(_printable)]
 
 
 class Spec(SpecModel):

@@ -66,10 +66,10 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
     if kind == "literal_error":
         choices = [str(c) for c in get_args(target)] if get_origin(target) is Literal else []
         return Problem(
-            "NS105", f"must be one of {', '.join(choices)}, got {_show(value)}{_did_you_mean(value, choices)}", path
+            "NS105", f"must be one of {', '.join(choices)}, got {show(value)}{_did_you_mean(value, choices)}", path
         )
     if kind == "finite_number":
-        return Problem("NS106", f"must be a finite number, got {_show(value)}", path)
+        return Problem("NS106", f"must be a finite number, got {show(value)}", path)
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         words = {
             "greater_than_equal": "at least",
@@ -78,14 +78,14 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
             "less_than": "below",
         }
         (limit,) = ctx.values()
-        return Problem("NS104", f"must be {words[kind]} {limit:g}, got {_show(value)}", path)
+        return Problem("NS104", f"must be {words[kind]} {limit:g}, got {show(value)}", path)
     if kind == "string_too_short" or (kind == "too_short" and isinstance(value, str)):
         return Problem("NS109", "must not be empty", path)
     if kind in ("too_short", "too_long"):
         return Problem("NS108", _length_message(ctx, value), path)
     if kind in _TYPE_NAMES:
-        return Problem("NS103", f"must be {_TYPE_NAMES[kind]}, got {_show(value)}", path)
-    return Problem("NS103", f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {_show(value)}", path)
+        return Problem("NS103", f"must be {_TYPE_NAMES[kind]}, got {show(value)}", path)
+    return Problem("NS103", f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {show(value)}", path)
 
 
 def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
@@ -187,9 +187,30 @@ def _length_message(ctx: dict, value: Any) -> str:
     return f"must have at most {high} items, got {got}"
 
 
+# Names other tools use for what netspec calls otherwise.
+_SYNONYMS = {
+    "xavier_uniform": "glorot_uniform",
+    "xavier_normal": "glorot_normal",
+    "kaiming_uniform": "he_uniform",
+    "kaiming_normal": "he_normal",
+    "identity": "linear",
+    "none": "linear",
+    "gray": "grayscale",
+    "grey": "grayscale",
+    "greyscale": "grayscale",
+    "linear_layer": "dense",
+    "fc": "dense",
+    "fully_connected": "dense",
+}
+
+
 def _closest(word: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return close[0] if close else None
+    lowered = word.lower()
+    if _SYNONYMS.get(lowered) in choices:
+        return _SYNONYMS[lowered]
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(lowered, list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
 
 
 def _suggest(word: str, choices: list[str], lead: str) -> str:
@@ -202,12 +223,12 @@ def _did_you_mean(value: Any, choices: list[str]) -> str:
     return f"; did you mean {close!r}?" if close else ""
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A received value as users wrote it, short."""
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if value is None:
-        return "nothing (null)"
+        return "null"
     if isinstance(value, str):
         return f"{value[:40]!r} (text)" if len(value) <= 40 else f"{value[:40]!r}... (text)"
     if isinstance(value, list):

@@ -45,6 +45,8 @@ def resolve_inside(base_dir: Path, name: str) -> Path:
         )
     if not path.exists():
         raise WeightFileError("NS202", f"weight file {name!r} not found in {base}")
+    if not path.is_file():
+        raise WeightFileError("NS203", f"{name!r} is a folder, not a .npy or .npz file")
     return path
 
 

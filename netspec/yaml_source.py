@@ -100,15 +100,37 @@ def read_yaml(text: str, file: str) -> Source:
     try:
         data, root = _Builder(file).build(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        what = err.problem or "invalid YAML"
-        if err.context:
-            what = f"{what} ({err.context})"
-        problem = Problem("NS001", f"{what}; check the indentation and brackets near here")
-        raise SpecError(problem.located(file, mark.line + 1, mark.column + 1)) from None
+        raise SpecError(_syntax_problem(err, file, text)) from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        what = f"control character U+{err.character:04X} is not allowed in a spec; remove it"
+        raise SpecError(Problem("NS001", what).located(file, line, column)) from None
     except yaml.YAMLError as err:
-        raise SpecError(Problem("NS001", f"{err}", file=file)) from None
+        raise SpecError(Problem("NS001", " ".join(str(err).split()), file=file)) from None
     return Source(file, data, root)
+
+
+def _syntax_problem(err: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
+    """A located NS001 for a YAML syntax error.
+
+    libyaml notices most mistakes later than they are made (a missing ':' at the next line, an
+    unclosed quote or bracket at the end of the file); its context mark, when it has one, is where
+    the unfinished construct started, which is where the mistake usually is.
+    """
+    found = err.problem_mark
+    if found is not None and text[found.index : found.index + 1] == "\t":
+        return Problem("NS001", "a tab cannot indent YAML; indent with spaces").located(
+            file, found.line + 1, found.column + 1
+        )
+    mark = err.context_mark or found
+    what = err.problem or "invalid YAML"
+    if err.context:
+        what = f"{err.context}: {what}"
+        if found is not None and (found.line, found.column) != (mark.line, mark.column):
+            what += f" (noticed at line {found.line + 1}, column {found.column + 1})"
+    what += "; check the brackets, quotes, colons and indentation here"
+    return Problem("NS001", what).located(file, mark.line + 1, mark.column + 1)
 
 
 class _Open:

@@ -195,7 +195,7 @@ def test_parameter_limit_is_checked_before_allocating(problems):
     # hidden: 1e8 neurons x 1000 inputs + 1e8 biases; output: 2 x 1e8 + 2.
     assert found == [
         f"{where(text, 'name: hidden')}: NS208 layers[0]: the network has 100,300,000,002 parameters, more than the limit "
-        "of 50,000,000 (layer 'hidden' alone has 100,100,000,000); make layers smaller or raise --max-params"
+        "of 50,000,000 (layer 'hidden' alone has 100,100,000,000); make layers smaller or raise the limit (--max-params, or max_params= in Python)"
     ]
     assert peak < 50_000_000  # nothing near the 400 GB the arrays would take
 
@@ -215,3 +215,27 @@ def test_build_from_code_uses_base_dir(tmp_path):
         }
     )
     np.testing.assert_array_equal(netspec.build(spec, base_dir=tmp_path).layers[0].params["bias"], [1, 2])
+
+
+def test_values_beyond_the_dtype_are_refused(problems, tmp_path):
+    # float32 holds up to about 3.4e38: 1e300 would silently become inf.
+    text = spec_text("1.0e+300")
+    assert problems(text) == [
+        f"{where(text, '1.0e+300')}: NS106 layers[0].weights: layer 'hidden': weights holds values beyond what float32 "
+        "can hold (about ±3.4e+38); use smaller values or dtype: float64"
+    ]
+    assert problems(text.replace("netspec: 1", "netspec: 1\ndtype: float64")) == []
+    np.save(tmp_path / "huge.npy", np.full(2, 1e300))
+    assert [p.split(" ")[1] for p in problems(spec_text(bias="{file: huge.npy}"))] == ["NS106"]
+    text = spec_text("{init: uniform, low: -1.0e+308, high: 1.0e+308}")
+    assert problems(text) == [
+        f"{where(text, '{init: uniform')}: NS104 layers[0].weights: layer 'hidden': weights: the initializer's range is too wide to draw numbers from"
+    ]
+
+
+def test_a_weight_file_that_is_a_folder(problems, tmp_path):
+    (tmp_path / "arrays").mkdir()
+    text = spec_text(bias="{file: arrays}")
+    assert problems(text) == [
+        f"{where(text, '{file: arrays}')}: NS203 layers[0].bias: layer 'hidden': 'arrays' is a folder, not a .npy or .npz file"
+    ]

@@ -67,7 +67,7 @@ def test_validate_a_folder_recursively(write_spec, tmp_path):
     result = invoke("validate", tmp_path)
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == "3 specs checked, 1 invalid"
-    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:2:1: NS001 ")
+    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:1:6: NS001 ")
 
 
 def test_validate_usage_errors(tmp_path):
@@ -163,8 +163,11 @@ def test_internal_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch,
     result = invoke("summary", spec)
     assert result.exit_code == 3
     assert result.stderr.splitlines()[0] == "netspec: internal error: RuntimeError: boom"
-    with pytest.raises(RuntimeError, match="boom"):
-        CliRunner().invoke(main, ["--debug", "summary", str(spec)], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["--debug", "summary", str(spec)], catch_exceptions=False)
+    assert result.exit_code == 3
+    assert "Traceback (most recent call last)" in result.stderr and result.stderr.rstrip().endswith(
+        "RuntimeError: boom"
+    )
 
 
 def test_installed_console_script(colours, tmp_path):
@@ -199,3 +202,19 @@ def test_non_finite_scores_are_reported_not_labelled(write_spec, tmp_path):
         result.stderr
         == f"{tmp_path / 'red.png'}: NS306 the network's scores are not finite (overflow); no label given\n"
     )
+
+
+def test_run_with_the_arguments_swapped(colours, tmp_path):
+    result = invoke("run", tmp_path / "red.png", colours)
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"{tmp_path / 'red.png'}: NS005 it looks like an image; the spec comes first: netspec run SPEC IMAGE...\n"
+    )
+
+
+def test_validate_skips_hidden_folders(write_spec, tmp_path):
+    (tmp_path / ".github").mkdir()
+    write_spec("on: push\njobs: {}\n", ".github/ci.yml")
+    write_spec(VALID, "good.yaml")
+    assert invoke("validate", tmp_path).output == "1 spec checked, 0 invalid\n"

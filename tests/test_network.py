@@ -150,3 +150,22 @@ def test_saved_labels_that_look_like_numbers_stay_text(write_spec, tmp_path):
     network = netspec.load(write_spec(text))
     spec_path, _ = network.save(tmp_path / "saved.yaml")
     assert netspec.load(spec_path).classes == ["1e3", "0o7"]
+
+
+def test_empty_batches_give_empty_results(write_spec):
+    network = netspec.load(write_spec(HAND))
+    assert network.forward(np.zeros((0, 2))).shape == (0, 2)
+    assert network.predict([]) == [] and network.predict(np.zeros((0, 2))) == []
+
+
+def test_predict_gives_no_label_for_non_finite_scores(write_spec):
+    network = netspec.load(write_spec(HAND))
+    with pytest.raises(netspec.InputError) as caught:
+        network.predict(np.array([[1.0, 2.0], [np.nan, 0.0]]))
+    assert str(caught.value) == "NS306 the scores of input(s) 1 are not finite (overflow); no label given"
+
+
+def test_save_creates_the_folder(write_spec, tmp_path):
+    network = netspec.load(write_spec(HAND))
+    spec_path, _ = network.save(tmp_path / "new" / "deeper" / "net.yaml")
+    assert netspec.load(spec_path).classes == ["left", "right"]

@@ -198,14 +198,14 @@ def test_softmax_only_last(problems):
 def test_layer_name_characters(problems):
     text = VALID.replace("name: hidden", "name: hid.den")
     assert problems(text) == [
-        f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use letters, digits, '_' and '-' only, got 'hid.den'"
+        f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use ASCII letters, digits, '_' and '-' only, got 'hid.den'"
     ]
 
 
 def test_image_input_rules(problems):
     text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, color: grayscale, mean: [0.5, 0.5]}\n")
     assert problems(text) == [
-        f"{where(text, '{width')}: NS108 input.image: mean has 2 values but grayscale images have 1 channel(s); "
+        f"{where(text, '{width')}: NS108 input.image: mean has 2 values but grayscale images have 1 channel; "
         "give one value per channel",
     ]
     text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, scale: [0], std: [1, 0, 1]}\n")
@@ -249,7 +249,13 @@ def test_empty_file_and_non_mapping(problems):
         "spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got an empty file"
     ]
     assert problems("- 1\n") == [
-        "spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got a list"
+        "spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got a list of 1"
+    ]
+    assert problems("42\n") == [
+        "spec.yaml:1:1: NS103 a spec is a mapping of keys (netspec, classes, input, layers), got 42"
+    ]
+    assert problems("services: {web: {image: nginx}}\n") == [
+        "spec.yaml:1:1: NS102 not a netspec spec: it has none of the keys netspec, classes, input, layers"
     ]
 
 
@@ -302,3 +308,20 @@ def test_scale_needs_two_different_values(problems):
         f"{where(text, '{width')}: NS104 input.image: scale needs two different values [lo, hi], got [1.0, 1.0]"
     ]
     assert problems(VALID.replace("  features: 3\n", "  image: {width: 1, height: 1, scale: [1, 0]}\n")) == []
+
+
+def test_suggestions_ignore_case_and_know_other_tools_names(problems):
+    text = VALID.replace("activation: relu", "activation: ReLU")
+    assert problems(text)[0].endswith("got 'ReLU' (text); did you mean 'relu'?")
+    text = VALID.replace("activation: relu}", "activation: relu, weights: xavier_uniform}")
+    assert problems(text) == [
+        f"{where(text, 'xavier_uniform')}: NS105 layers[0].weights: unknown initializer 'xavier_uniform'; did you mean 'glorot_uniform'?"
+    ]
+
+
+def test_class_labels_are_printable_on_one_line(problems):
+    text = VALID.replace("[cat, dog]", '[cat, "dog\\nhouse"]')
+    label = where(text, '"dog')
+    assert problems(text) == [
+        f"{label}: NS103 classes[1]: class labels must be printable text on one line, got 'dog\\nhouse'"
+    ]

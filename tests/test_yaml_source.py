@@ -70,11 +70,23 @@ def test_core_tags_are_honoured():
     assert read_yaml("a: !!str 12\nb: !!float 3\n", "f").data == {"a": "12", "b": 3.0}
 
 
-def test_syntax_error_is_located():
+def test_syntax_error_points_where_the_unfinished_construct_starts():
+    # libyaml notices the missing ']' on line 2; the bracket that was never closed is on line 1.
     assert error_of("a: [1, 2\nb: 3\n") == (
-        "f.yaml:2:2: NS001 did not find expected ',' or ']' (while parsing a flow sequence); "
-        "check the indentation and brackets near here"
+        "f.yaml:1:4: NS001 while parsing a flow sequence: did not find expected ',' or ']' "
+        "(noticed at line 2, column 2); check the brackets, quotes, colons and indentation here"
     )
+    assert error_of("a: 1\nb:\n  - name: x\n    neurons 4\n    type: dense\n").startswith(
+        "f.yaml:4:5: NS001 while scanning a simple key: could not find expected ':' (noticed at line 5, column 5)"
+    )
+    assert error_of("a: 'open\nb: 2\n").startswith(
+        "f.yaml:1:4: NS001 while scanning a quoted scalar: found unexpected end of stream"
+    )
+
+
+def test_tabs_and_control_characters():
+    assert error_of("a:\n\t- 1\n") == "f.yaml:2:1: NS001 a tab cannot indent YAML; indent with spaces"
+    assert error_of("a: [b]\x07\n") == "f.yaml:1:7: NS001 control character U+0007 is not allowed in a spec; remove it"
 
 
 def test_second_document_is_refused():

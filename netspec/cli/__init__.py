@@ -12,7 +12,9 @@ since they are its result).
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import click
 
@@ -38,9 +40,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("netspec: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`netspec run ... | head`): stop quietly, as other tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
             if ctx.obj["debug"]:
-                raise
+                traceback.print_exc()
+                ctx.exit(3)
             click.echo(
                 f"netspec: internal error: {type(err).__name__}: {err}\n"
                 "This is a bug in netspec; please report it with the command you ran (add --debug for the traceback).",

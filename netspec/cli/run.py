@@ -72,13 +72,13 @@ def classify(
         batch = paths[start : start + batch_size]
         arrays: dict[int, np.ndarray] = {}
         errors: dict[int, InputError] = {}
-        for i, path in enumerate(batch):
-            try:
-                arrays[i] = network.inputs([path])[0]
-            except InputError as err:
-                errors[i] = err
         # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings would only add noise.
         with np.errstate(over="ignore", invalid="ignore"):
+            for i, path in enumerate(batch):
+                try:
+                    arrays[i] = network.inputs([path])[0]
+                except InputError as err:
+                    errors[i] = err
             scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
         rows = dict(zip(arrays, scores)) if arrays else {}
         for i, path in enumerate(batch):
@@ -96,7 +96,7 @@ def _as_text(path: Path, ranked: list[tuple[str, float]]) -> str:
     full = 1.0 if all(0.0 <= s <= 1.0 for _, s in ranked) else top
     lines = [f"{path}: {ranked[0][0]}"]
     for label, score in ranked:
-        lines.append(f"  {label:<{width}}  {score:7.4f}  {_bar(abs(score) / full)}")
+        lines.append(f"  {label:<{width}}  {score:7.4f}  {_bar(abs(score) / full)}".rstrip())
     return "\n".join(lines)
 
 

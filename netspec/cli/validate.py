@@ -13,11 +13,17 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def spec_files(paths: tuple[Path, ...]) -> list[Path]:
-    """The files named, plus every *.yaml and *.yml below the folders named, in a stable order."""
+    """The files named, plus every *.yaml and *.yml below the folders named, in a stable order.
+
+    Inside folders, hidden files and folders (.github/, .pre-commit-config.yaml) are skipped.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()))
+            found = (p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+            files.extend(
+                sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            )
         else:
             files.append(path)
     return list(dict.fromkeys(files))

@@ -15,7 +15,7 @@ def _check_name(name: str) -> str:
     if not name or not set(name) <= _ALLOWED:
         raise PydanticCustomError(
             "NS103",
-            "layer names use letters, digits, '_' and '-' only, got '{name}'",
+            "layer names use ASCII letters, digits, '_' and '-' only, got '{name}'",
             {"name": name},
         )
     return name

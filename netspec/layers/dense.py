@@ -74,7 +74,7 @@ Backprop = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
 def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, Backprop]:
     """Outputs for a batch `x`, and the function that turns output gradients into input and parameter gradients."""
     w, b = params["weights"], params["bias"]
-    flat = x.reshape(len(x), -1)
+    flat = x.reshape(len(x), prod(x.shape[1:]))  # not -1: that cannot be inferred for an empty batch
     z = flat @ w.T
     z += b
     act = ACTIVATIONS[layer.activation]
