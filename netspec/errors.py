@@ -46,6 +46,13 @@ CODES: dict[str, str] = {
     "NS304": "image has too many pixels",
     "NS305": "input array has the wrong shape",
     "NS306": "the network's scores are not finite",
+    # Training and evaluation data.
+    "NS401": "no folder for a class",
+    "NS402": "a folder that is not a class",
+    "NS403": "a class without examples",
+    "NS404": "data arrays missing or of the wrong shape",
+    "NS405": "labels that are not classes",
+    "NS406": "data is neither a folder nor a .npz file",
 }
 
 

@@ -55,7 +55,7 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
     try:
         spec = Spec.model_validate(source.data)
     except ValidationError as err:
-        raise _located(source, problems_from(err, Spec)) from None
+        raise located(source, problems_from(err, Spec)) from None
     return spec, source
 
 
@@ -73,7 +73,7 @@ def load(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Network:
     try:
         return build(spec, base_dir=Path(path).parent, max_params=max_params)
     except SpecError as err:
-        raise _located(source, err.problems) from None
+        raise located(source, err.problems) from None
 
 
 def check(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> list[Problem]:
@@ -85,7 +85,7 @@ def check(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> list[Proble
     return []
 
 
-def _located(source: Source, problems: list[Problem]) -> SpecError:
+def located(source: Source, problems: list[Problem]) -> SpecError:
     located = [source.locate(p, key=p.code in _KEY_CODES) for p in problems]
     located.sort(key=lambda p: (p.line or 0, p.column or 0))
     return SpecError(located)

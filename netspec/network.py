@@ -100,6 +100,30 @@ class Network:
             )
         return [self.classes[i] for i in scores.argmax(axis=1)]
 
+    def fit(self, x: Any, y: Any, on_batch=None, on_epoch=None, **options: Any):
+        """Learn the weights from inputs `x` and labels `y` (class indices or label strings).
+
+        Options are those of the spec's `training:` section (optimizer, learning_rate, momentum,
+        weight_decay, epochs, batch_size, val_split, patience, seed); given ones override the spec's.
+        Returns the netspec.train.History of the run; the network keeps the best epoch's arrays.
+
+        Raises:
+            SpecError: an option out of range. InputError / DataError: inputs or labels that do not fit.
+        """
+        from netspec.train import fit, resolve_options
+        from netspec.train.data import to_indices
+
+        settings = resolve_options(self.spec, **options)
+        x, y = self._examples(x, y, to_indices)
+        return fit(self, x, y, settings, on_batch, on_epoch)
+
+    def evaluate(self, x: Any, y: Any):
+        """Accuracy, per-class precision, recall and F1, and the confusion matrix (a netspec.train.Evaluation)."""
+        from netspec.train import evaluate
+        from netspec.train.data import to_indices
+
+        return evaluate(self, *self._examples(x, y, to_indices))
+
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.
 
@@ -108,6 +132,12 @@ class Network:
         from netspec.saving import save
 
         return save(self, Path(path))
+
+    def _examples(self, x: Any, y: Any, to_indices) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self._batch(x), to_indices(y, self.classes)
+        if len(x) != len(y):
+            raise InputError(Problem("NS305", f"{len(x)} inputs but {len(y)} labels; give one label per input"))
+        return x, y
 
     def _sample(self, source: Any) -> np.ndarray:
         if isinstance(source, np.ndarray):

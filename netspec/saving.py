@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,7 +11,7 @@ import numpy as np
 import yaml
 
 from netspec.files import atomic_write
-from netspec.yaml_source import reads_as_text
+from netspec.yaml_source import Source, read_yaml, reads_as_text
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -65,3 +67,47 @@ def spec_document(network: Network, weights_file: str) -> dict:
         for layer in network.layers
     ]
     return document
+
+
+def save_trained(network: Network, source: Source, path: Path) -> tuple[Path, Path]:
+    """Write a trained network as the spec it came from, comments and key order kept, plus its .npz.
+
+    Only `weights_file` changes: its value is replaced, or a line is added before `layers:`. If the
+    spec is written in a way this cannot edit safely (say, all in flow style), the spec is written
+    anew from its data instead, which keeps every value but not the comments.
+    """
+    arrays_path = path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_arrays(network, arrays_path)
+    expected = {**source.data, "weights_file": arrays_path.name}
+    text = _with_weights_file(source.text, source, arrays_path.name)
+    if text is None or read_yaml(text, str(path)).data != expected:
+        document = {key: expected[key] for key in [*source.data, "weights_file"]}
+        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    with atomic_write(path) as stream:
+        stream.write(text.encode("utf-8"))
+    return path, arrays_path
+
+
+def _with_weights_file(text: str, source: Source, name: str) -> str | None:
+    lines = text.splitlines(keepends=True)
+    value = name if reads_as_text(name) and _PLAIN.fullmatch(name) else json.dumps(name)
+    keys = source.root.keys if source.root else {}
+    if "weights_file" in keys:
+        line, column = source.root.items["weights_file"].line, source.root.items["weights_file"].column
+        old = lines[line - 1]
+        rest = old[column - 1 :]
+        written = _SCALAR.match(rest)
+        if written is None:
+            return None
+        lines[line - 1] = old[: column - 1] + value + rest[written.end() :]
+        return "".join(lines)
+    if "layers" not in keys or keys["layers"].column != 1:
+        return None
+    lines.insert(keys["layers"].line - 1, f"weights_file: {value}   # written by netspec train\n")
+    return "".join(lines)
+
+
+# A plain, single- or double-quoted scalar on one line (a comment after it stays).
+_SCALAR = re.compile(r"""'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^#\n\r]*?(?=\s+#|\s*$)""")
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-/]+")

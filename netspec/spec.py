@@ -97,6 +97,29 @@ def _printable(label: str) -> str:
 ClassLabel = Annotated[str, BeforeValidator(_label), Field(min_length=1), AfterValidator(_printable)]
 
 
+class Training(SpecModel):
+    """How `netspec train` learns the weights; command-line flags override each value."""
+
+    optimizer: Literal["sgd", "adam"] = "adam"
+    """sgd (with momentum) or adam."""
+    learning_rate: float | None = Field(default=None, gt=0)
+    """Step size (default: 0.001 for adam, 0.01 for sgd)."""
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    """Momentum of sgd (0 for plain gradient descent)."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """L2 penalty: weight_decay · w is added to each weight's gradient (biases are not decayed)."""
+    epochs: int = Field(default=20, ge=1)
+    """Passes over the training data."""
+    batch_size: int = Field(default=32, ge=1)
+    """Samples per gradient step."""
+    val_split: float = Field(default=0.1, ge=0, lt=1)
+    """Fraction of the data held out to pick the best epoch (0: keep the last epoch)."""
+    patience: int | None = Field(default=None, ge=1)
+    """Stop after this many epochs without a better validation accuracy (default: never stop early)."""
+    seed: int | None = Field(default=None, ge=0)
+    """Seed of the shuffling and the validation split (default: the spec's seed)."""
+
+
 class Spec(SpecModel):
     """A network: its input, its layers in order, its class labels and its initial parameters."""
 
@@ -118,6 +141,8 @@ class Spec(SpecModel):
     """A .npz beside the spec whose arrays "<layer>.weights" and "<layer>.bias" replace what the layers say."""
     layers: list[Layer] = Field(min_length=1)
     """The layers, from the input to the output."""
+    training: Training | None = None
+    """How `netspec train` learns the weights."""
 
     @field_validator("netspec")
     @classmethod

@@ -61,6 +61,7 @@ class Source:
     file: str
     data: Any
     root: Position | None
+    text: str = ""
 
     def position(self, path: tuple, key: bool = False) -> tuple[int, int]:
         """Line and column of the value at `path`, or of its key when `key` is true.
@@ -108,7 +109,7 @@ def read_yaml(text: str, file: str) -> Source:
         raise SpecError(Problem("NS001", what).located(file, line, column)) from None
     except yaml.YAMLError as err:
         raise SpecError(Problem("NS001", " ".join(str(err).split()), file=file)) from None
-    return Source(file, data, root)
+    return Source(file, data, root, text)
 
 
 def _syntax_problem(err: yaml.MarkedYAMLError, file: str, text: str) -> Problem:

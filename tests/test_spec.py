@@ -46,7 +46,7 @@ def test_unknown_key_suggests_the_right_one_and_hides_the_missing_one(problems):
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(problems):
     assert problems(VALID + "colour: red\n") == [
         "spec.yaml:9:1: NS101 colour: unknown key 'colour'; allowed keys are: netspec, name, description, classes, "
-        "input, seed, dtype, weights_file, layers"
+        "input, seed, dtype, weights_file, layers, training"
     ]
 
 

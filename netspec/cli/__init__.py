@@ -19,7 +19,8 @@ import traceback
 import click
 
 from netspec import __version__
-from netspec.cli import run, summary, validate
+from netspec.cli import eval as eval_command
+from netspec.cli import run, summary, train, validate
 from netspec.errors import NetspecError
 
 
@@ -68,6 +69,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 main.add_command(validate.validate)
 main.add_command(run.run)
 main.add_command(summary.summary)
+main.add_command(train.train)
+main.add_command(eval_command.evaluate_command)
 
 
 def entry() -> None:

@@ -68,11 +68,17 @@ def multiply_adds(layer: Dense, input_shape: tuple[int, ...]) -> int:
     return layer.neurons * prod(input_shape)
 
 
-Backprop = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
+Backprop = Callable[..., tuple[np.ndarray | None, dict[str, np.ndarray]]]
 
 
 def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, Backprop]:
-    """Outputs for a batch `x`, and the function that turns output gradients into input and parameter gradients."""
+    """Outputs for a batch `x`, and the function that turns output gradients into input and parameter gradients.
+
+    The backprop function takes dy (the gradient of the outputs) and returns (dx, {"weights": dW,
+    "bias": db}). With `preactivation=True`, dy is already the gradient of z = Weight·Input + Bias
+    (a loss folded with softmax gives it directly, without softmax's ill-conditioned Jacobian);
+    with `input_grad=False` dx is not computed (the first layer has no use for it) and is None.
+    """
     w, b = params["weights"], params["bias"]
     flat = x.reshape(len(x), prod(x.shape[1:]))  # not -1: that cannot be inferred for an empty batch
     z = flat @ w.T
@@ -80,9 +86,9 @@ def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> tuple
     act = ACTIVATIONS[layer.activation]
     y = act.forward(z, layer.alpha)
 
-    def backprop(dy: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        dz = act.backward(z, y, dy, layer.alpha)
+    def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
+        dz = dy if preactivation else act.backward(z, y, dy, layer.alpha)
         grads = {"weights": dz.T @ flat, "bias": dz.sum(axis=0)}
-        return (dz @ w).reshape(x.shape), grads
+        return ((dz @ w).reshape(x.shape) if input_grad else None), grads
 
     return y, backprop

@@ -1,0 +1,148 @@
+"""`netspec train`: learn a spec's weights from labelled examples and write the trained spec."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from netspec.build import build
+from netspec.cli.options import max_params as max_params_option
+from netspec.errors import SpecError
+from netspec.loader import located, read_spec
+from netspec.saving import save_trained
+from netspec.train import Epoch, fit, resolve_options
+from netspec.train.data import read_dataset
+
+
+@click.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trained spec to write (OUT.yaml; arrays go to OUT.npz).",
+)
+@click.option(
+    "--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer (spec's training.optimizer, else adam)."
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Step size (default 0.001 for adam, 0.01 for sgd).",
+)
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), help="Momentum of sgd (default 0.9).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 penalty on weights (default 0).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data (default 20).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step (default 32).")
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Fraction held out to pick the best epoch (default 0.1).",
+)
+@click.option(
+    "--patience", type=click.IntRange(min=1), help="Stop after N epochs without improvement (default: never)."
+)
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of shuffling and the split (default: the spec's seed).")
+@click.option("--fresh", is_flag=True, help="Start from the layers' initial values, ignoring the spec's weights_file.")
+@click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping it.")
+@click.option("--quiet", is_flag=True, help="No progress bar: one line per epoch.")
+@click.option(
+    "--save-on-interrupt/--no-save-on-interrupt",
+    default=True,
+    show_default=True,
+    help="On Ctrl-C, save the best epoch so far.",
+)
+@max_params_option
+def train(
+    spec: Path,
+    data: Path,
+    out: Path,
+    fresh: bool,
+    strict: bool,
+    quiet: bool,
+    save_on_interrupt: bool,
+    max_params: int,
+    **overrides,
+) -> None:
+    """Train SPEC on DATA and write the trained spec to OUT.
+
+    DATA is a folder with one subfolder per class label holding its images, or a .npz with
+    arrays x (inputs shaped as the spec's input) and y (class indices or labels). OUT is the
+    same spec, comments kept, with weights_file pointing at OUT.npz.
+    """
+    _check_output(spec, data, out)
+    parsed, source = read_spec(spec)
+    if fresh:
+        parsed = parsed.model_copy(update={"weights_file": None})
+    try:
+        network = build(parsed, base_dir=spec.parent, max_params=max_params)
+        options = resolve_options(parsed, **overrides)
+    except SpecError as err:
+        raise located(source, err.problems) from None
+    dataset = read_dataset(data, network, strict=strict, warn=lambda p: click.echo(f"warning: {p} (skipped)", err=True))
+    bar = sys.stderr.isatty() and not quiet
+    history = fit(network, dataset.x, dataset.y, options, *_progress(options.epochs, bar))
+    if history.interrupted and not save_on_interrupt:
+        click.echo("netspec: interrupted; nothing written", err=True)
+        raise click.exceptions.Exit(130)
+    if history.best_epoch is None:
+        click.echo("netspec: no epoch finished; nothing written", err=True)
+        raise click.exceptions.Exit(130 if history.interrupted else 1)
+    written, arrays = save_trained(network, source, out)
+    best = history.best
+    how = "validation" if best.val_accuracy is not None else "training"
+    accuracy = best.val_accuracy if best.val_accuracy is not None else best.accuracy
+    ending = " (stopped early)" if history.stopped_early else ""
+    if history.diverged:
+        click.echo(
+            f"warning: the loss became infinite at epoch {len(history.epochs)}; lower the learning rate", err=True
+        )
+    click.echo(f"best {how} accuracy {accuracy:.2%} at epoch {best.number}{ending}; wrote {written} and {arrays}")
+    if history.interrupted:
+        raise click.exceptions.Exit(130)
+
+
+def _check_output(spec: Path, data: Path, out: Path) -> None:
+    if out.suffix not in (".yaml", ".yml"):
+        raise click.UsageError(f"-o {out}: the trained spec is a .yaml or .yml file")
+    inputs = {spec.resolve(), data.resolve(), spec.resolve().with_suffix(".npz")}
+    for written in (out, out.with_suffix(".npz")):
+        if written.resolve() in inputs:
+            raise click.UsageError(f"-o {out} would overwrite {written}, an input of this run; choose another name")
+
+
+def _progress(epochs: int, bar: bool):
+    """Callbacks that show a bar per epoch on a terminal, or print one line per epoch."""
+    state: dict = {}
+
+    def on_batch(done: int, total: int) -> None:
+        if not bar:
+            return
+        if "bar" not in state:
+            state["bar"] = click.progressbar(
+                length=total, label=f"epoch {len(state.get('epochs', [])) + 1}/{epochs}", file=sys.stderr, width=30
+            )
+            state["bar"].__enter__()
+            state["done"] = 0
+        state["bar"].update(done - state["done"])
+        state["done"] = done
+
+    def on_epoch(epoch: Epoch) -> None:
+        if "bar" in state:
+            state.pop("bar").__exit__(None, None, None)
+        state.setdefault("epochs", []).append(epoch)
+        click.echo(_epoch_line(epoch, epochs), err=True)
+
+    return on_batch, on_epoch
+
+
+def _epoch_line(epoch: Epoch, epochs: int) -> str:
+    line = f"epoch {epoch.number:>{len(str(epochs))}}/{epochs}  loss {epoch.loss:.4f}  accuracy {epoch.accuracy:6.2%}"
+    if epoch.val_accuracy is not None:
+        line += f"  val_loss {epoch.val_loss:.4f}  val_accuracy {epoch.val_accuracy:6.2%}"
+    return line + f"  {epoch.samples_per_second:,.0f} samples/s"

@@ -1,0 +1,156 @@
+"""Labelled examples from an image folder (one subfolder per class) or an .npz with arrays x and y."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netspec.errors import InputError, NetspecError, Problem
+
+if TYPE_CHECKING:
+    from netspec.network import Network
+
+
+class DataError(NetspecError):
+    """A training or evaluation data set cannot be used as it is."""
+
+
+@dataclass
+class Dataset:
+    """Inputs shaped as the network reads them, and class indices."""
+
+    x: np.ndarray
+    y: np.ndarray
+    skipped: int = 0
+    """Images that could not be read and were left out."""
+
+
+def read_dataset(
+    path: Path, network: Network, strict: bool = False, warn: Callable[[Problem], None] | None = None
+) -> Dataset:
+    """The examples at `path`, checked against the network's input and classes.
+
+    Args:
+        path: a folder with one subfolder per class label, or a .npz with arrays x and y.
+        strict: fail on an unreadable image instead of skipping it.
+        warn: called with the problem of each skipped image.
+
+    Raises:
+        DataError: missing or unknown class folders, empty classes, wrong arrays (all listed).
+        InputError: an unreadable image, with `strict`.
+    """
+    if path.is_dir():
+        return _read_folder(path, network, strict, warn)
+    if path.suffix == ".npz":
+        return _read_npz(path, network)
+    raise DataError(
+        Problem("NS406", "data must be a folder of class folders or a .npz file with x and y", file=str(path))
+    )
+
+
+def _read_folder(root: Path, network: Network, strict: bool, warn) -> Dataset:
+    if network.spec.input.image is None:
+        message = f"this spec reads {network.input_shape[0]} numbers, not images; give a .npz with arrays x and y"
+        raise DataError(Problem("NS406", message, file=str(root)))
+    folders = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    problems = [
+        Problem("NS401", f"no folder for class {label!r}; put its images in {root / label}", file=str(root))
+        for label in network.classes
+        if label not in folders
+    ]
+    problems += [
+        Problem(
+            "NS402",
+            f"folder {name!r} is not one of the classes ({', '.join(network.classes)})",
+            file=str(folders[name]),
+        )
+        for name in sorted(folders)
+        if name not in network.classes
+    ]
+    if problems:
+        raise DataError(problems)
+    xs, ys, skipped = [], [], 0
+    for index, label in enumerate(network.classes):
+        files = sorted(p for p in folders[label].iterdir() if p.is_file() and not p.name.startswith("."))
+        readable = 0
+        for file in files:
+            try:
+                xs.append(network.inputs([file])[0])
+            except InputError as err:
+                if strict:
+                    raise
+                skipped += 1
+                for problem in err.problems:
+                    if warn:
+                        warn(problem)
+                continue
+            ys.append(index)
+            readable += 1
+        if not readable:
+            problems.append(Problem("NS403", f"class {label!r} has no readable images", file=str(folders[label])))
+    if problems:
+        raise DataError(problems)
+    return Dataset(np.stack(xs).astype(network.dtype, copy=False), np.array(ys, dtype=np.int64), skipped)
+
+
+def _read_npz(path: Path, network: Network) -> Dataset:
+    name = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [key for key in ("x", "y") if key not in arrays.files]
+            if missing:
+                keys = ", ".join(arrays.files) or "none"
+                raise DataError(
+                    Problem(
+                        "NS404", f"needs arrays x and y; missing {' and '.join(missing)} (it has: {keys})", file=name
+                    )
+                )
+            x, y = arrays["x"], arrays["y"]
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(Problem("NS406", "data file not found", file=name)) from None
+    except (OSError, ValueError) as err:
+        raise DataError(Problem("NS404", f"cannot read the .npz file: {err}", file=name)) from None
+    shape, flat = network.input_shape, int(np.prod(network.input_shape))
+    if x.dtype.kind not in "fiu" or len(x) != len(y) or (x.shape[1:] != shape and x.shape[1:] != (flat,)):
+        wanted = ", ".join(map(str, shape))
+        message = f"x has shape {x.shape} ({x.dtype}) and y {y.shape}; x must be numbers shaped (n, {wanted}), y (n,)"
+        raise DataError(Problem("NS404", message, file=name))
+    return Dataset(x.reshape(len(x), *shape).astype(network.dtype), to_indices(y, network.classes, name))
+
+
+def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:
+    """Class indices from integer indices or label strings (lists or arrays)."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(
+            Problem("NS404", f"y has shape {y.shape}; it must be one label per example, shape (n,)", file=name)
+        )
+    if y.dtype.kind in "US":
+        lookup = {label: i for i, label in enumerate(classes)}
+        unknown = sorted({str(v) for v in y.astype(str)} - lookup.keys())
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:5])
+            raise DataError(
+                Problem(
+                    "NS405",
+                    f"y holds labels that are not classes: {shown}; classes are {', '.join(classes)}",
+                    file=name,
+                )
+            )
+        return np.array([lookup[str(v)] for v in y.astype(str)], dtype=np.int64)
+    if y.dtype.kind not in "iu":
+        raise DataError(
+            Problem("NS404", f"y holds {y.dtype} values; give class indices (integers) or labels (text)", file=name)
+        )
+    bad = y[(y < 0) | (y >= len(classes))]
+    if bad.size:
+        raise DataError(
+            Problem("NS405", f"y holds class indices outside 0..{len(classes) - 1}, e.g. {int(bad[0])}", file=name)
+        )
+    return y.astype(np.int64)

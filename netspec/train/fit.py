@@ -1,0 +1,167 @@
+"""The training loop: minibatches, backpropagation, validation, best epoch and early stopping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from netspec.errors import SpecError
+from netspec.spec import Spec, Training
+from netspec.train.loss import cross_entropy
+from netspec.train.optimizers import SGD, Adam
+from netspec.validation import problems_from
+
+if TYPE_CHECKING:
+    from netspec.network import Network
+
+DEFAULT_RATES = {"adam": 0.001, "sgd": 0.01}
+
+
+@dataclass
+class Epoch:
+    """What one epoch achieved."""
+
+    number: int
+    loss: float
+    accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    samples_per_second: float
+
+
+@dataclass
+class History:
+    """Every epoch of a training run, and which one the network's arrays now come from."""
+
+    epochs: list[Epoch] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    interrupted: bool = False
+    diverged: bool = False
+    """The loss became infinite or NaN (usually a learning rate too large); training stopped there."""
+
+    @property
+    def best(self) -> Epoch | None:
+        return next((e for e in self.epochs if e.number == self.best_epoch), None)
+
+
+def resolve_options(spec: Spec, **overrides: Any) -> Training:
+    """The spec's `training:` settings with the given (non-None) overrides, validated as one."""
+    base = spec.training.model_dump(exclude_unset=True) if spec.training else {}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        options = Training.model_validate({**base, **given})
+    except ValidationError as err:
+        problems = [p.__class__(p.code, p.message, ("training", *p.path)) for p in problems_from(err, Training)]
+        raise SpecError(problems) from None
+    if options.learning_rate is None:
+        options = options.model_copy(update={"learning_rate": DEFAULT_RATES[options.optimizer]})
+    if options.seed is None:
+        options = options.model_copy(update={"seed": spec.seed})
+    return options
+
+
+def fit(
+    network: Network,
+    x: np.ndarray,
+    y: np.ndarray,
+    options: Training,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[Epoch], None] | None = None,
+) -> History:
+    """Train `network` in place on inputs `x` and class indices `y`.
+
+    A `val_split` fraction of the examples (chosen with the seed) is held out; after each epoch
+    the network is measured on it, and at the end it keeps the arrays of the epoch with the best
+    validation accuracy. Ctrl-C ends training after the current batch, keeping the best epoch so far.
+    """
+    rng = np.random.default_rng(options.seed)
+    order = rng.permutation(len(x))
+    held = int(round(len(x) * options.val_split)) if len(x) > 1 else 0
+    val, train = order[:held], order[held:]
+    params = [layer.params for layer in network.layers]
+    optimizer = _optimizer(options, params)
+    softmax_output = getattr(network.layers[-1].spec, "activation", None) == "softmax"
+    history, best_params, waited = History(), None, 0
+    best_score = (-1.0, -np.inf)
+    try:
+        for number in range(1, options.epochs + 1):
+            start = time.perf_counter()
+            loss, correct = _epoch(
+                network, x, y, train[rng.permutation(len(train))], options, optimizer, softmax_output, on_batch
+            )
+            seconds = time.perf_counter() - start
+            val_loss = val_accuracy = None
+            if held:
+                val_loss, val_accuracy = measure(network, x[val], y[val], softmax_output)
+            epoch = Epoch(number, loss, correct, val_loss, val_accuracy, seconds, len(train) / max(seconds, 1e-9))
+            history.epochs.append(epoch)
+            if on_epoch:
+                on_epoch(epoch)
+            if not np.isfinite(loss):
+                history.diverged = True
+                break
+            score = (val_accuracy, -val_loss) if held else (correct, -loss)
+            if score > best_score:
+                best_score, history.best_epoch, waited = score, number, 0
+                best_params = [{k: a.copy() for k, a in layer.items()} for layer in params] if held else None
+            else:
+                waited += 1
+                if options.patience is not None and waited >= options.patience:
+                    history.stopped_early = True
+                    break
+    except KeyboardInterrupt:
+        history.interrupted = True
+    if best_params is not None:
+        for layer, best in zip(params, best_params):
+            layer.update(best)
+    elif not held and history.epochs and not history.diverged:
+        history.best_epoch = history.epochs[-1].number  # without validation data, the last epoch is kept
+    return history
+
+
+def _optimizer(options: Training, params):
+    if options.optimizer == "sgd":
+        return SGD(params, options.learning_rate, options.momentum, options.weight_decay)
+    return Adam(params, options.learning_rate, options.weight_decay)
+
+
+def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch) -> tuple[float, float]:
+    total_loss, correct, seen = 0.0, 0, 0
+    layers = network.layers
+    for start in range(0, len(order), options.batch_size):
+        batch = order[start : start + options.batch_size]
+        out, backprops = x[batch], []
+        for layer in layers:
+            out, backprop = layer.forward(out)
+            backprops.append(backprop)
+        targets = y[batch]
+        loss, grad, preactivation = cross_entropy(out, targets, softmax_output)
+        total_loss += loss * len(batch)
+        correct += int((out.argmax(axis=1) == targets).sum())
+        grads = [None] * len(layers)
+        for i in range(len(layers) - 1, -1, -1):
+            grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=i > 0)
+            preactivation = False
+        optimizer.step([layer.params for layer in layers], grads)
+        seen += len(batch)
+        if on_batch:
+            on_batch(seen, len(order))
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def measure(network: Network, x: np.ndarray, y: np.ndarray, softmax_output: bool) -> tuple[float, float]:
+    """Mean loss and accuracy on examples, computed in chunks to bound memory."""
+    total, correct = 0.0, 0
+    for start in range(0, len(x), 1024):
+        out = network.forward(x[start : start + 1024])
+        targets = y[start : start + 1024]
+        total += cross_entropy(out, targets, softmax_output)[0] * len(targets)
+        correct += int((out.argmax(axis=1) == targets).sum())
+    return total / max(len(x), 1), correct / max(len(x), 1)
