@@ -104,7 +104,9 @@ def _with_weights_file(text: str, source: Source, name: str) -> str | None:
         return "".join(lines)
     if "layers" not in keys or keys["layers"].column != 1:
         return None
-    lines.insert(keys["layers"].line - 1, f"weights_file: {value}   # written by netspec train\n")
+    at = keys["layers"].line - 1
+    blank = at > 0 and not lines[at - 1].strip()  # keep the spacing of a spec that separates its sections
+    lines.insert(at, f"weights_file: {value}   # written by netspec train\n" + ("\n" if blank else ""))
     return "".join(lines)
 
 

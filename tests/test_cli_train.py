@@ -1,0 +1,200 @@
+"""`netspec train` and `netspec eval` from the command line: files written, output, errors, interruption."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import netspec
+from netspec.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+from make_flowers import make_dataset  # noqa: E402
+
+SOURCE = (ROOT / "examples" / "rose-vs-lotus.yaml").read_text()
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def flowers(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("flowers")
+    make_dataset(folder, count_per_class=40, seed=5, size=32)
+    return folder
+
+
+@pytest.fixture
+def spec(tmp_path) -> Path:
+    path = tmp_path / "rose.yaml"
+    path.write_text(SOURCE)
+    return path
+
+
+def test_train_writes_the_same_spec_with_its_weights_file(spec, flowers, tmp_path):
+    out = tmp_path / "trained" / "rose.yaml"
+    result = invoke("train", spec, flowers, "-o", out, "--epochs", "3")
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert result.stdout.startswith("best validation accuracy ")
+    assert result.stdout.rstrip().endswith(f"wrote {out} and {out.with_suffix('.npz')}")
+    # Only one line is added: the comments and key order of the spec are kept.
+    added = [line for line in out.read_text().splitlines() if line not in SOURCE.splitlines()]
+    assert added == ["weights_file: rose.npz   # written by netspec train"]
+    assert netspec.check(out) == []
+    network = netspec.load(out)
+    assert sorted(np.load(out.with_suffix(".npz")).files) == sorted(
+        f"{layer}.{param}" for layer in ("hidden1", "hidden2", "output") for param in ("weights", "bias")
+    )
+    run = invoke("run", out, *sorted((flowers / "red rose").iterdir())[:3], "--json")
+    assert run.exit_code == 0 and len(run.stdout.splitlines()) == 3
+    assert network.classes == ["red rose", "white lotus"]
+
+
+def test_training_twice_gives_the_same_arrays(spec, flowers, tmp_path):
+    for name in ("a", "b"):
+        assert invoke("train", spec, flowers, "-o", tmp_path / name / "out.yaml", "--epochs", "2").exit_code == 0
+    first, second = np.load(tmp_path / "a" / "out.npz"), np.load(tmp_path / "b" / "out.npz")
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_an_existing_weights_file_line_is_replaced(spec, flowers, tmp_path):
+    spec.write_text(SOURCE.replace("seed: 7", "seed: 7\nweights_file: 'old.npz'   # from before"))
+    np.savez(tmp_path / "old.npz", **{"output.bias": np.array([5.0, -5.0])})
+    out = tmp_path / "new.yaml"
+    assert invoke("train", spec, flowers, "-o", out, "--epochs", "1", "--fresh").exit_code == 0
+    # The value is replaced in place; what follows it on the line (here two comments) stays.
+    assert [line for line in out.read_text().splitlines() if line.startswith("weights_file")] == [
+        "weights_file: new.npz   # from before" + SOURCE.split("seed: 7", 1)[1].split("\n", 1)[0]
+    ]
+
+
+def test_flags_and_training_section_are_validated_with_locations(spec, flowers, tmp_path):
+    spec.write_text(SOURCE.replace("optimizer: adam", "optimizer: adamw"))
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml")
+    line = SOURCE.splitlines().index("  optimizer: adam") + 1
+    assert result.exit_code == 1
+    assert result.stderr == f"{spec}:{line}:14: NS105 training.optimizer: must be one of sgd, adam, got 'adamw' (text); did you mean 'adam'?\n"
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--learning-rate", "0")
+    assert result.exit_code == 2 and "--learning-rate" in result.stderr
+
+
+def test_output_may_not_overwrite_an_input(spec, flowers):
+    result = invoke("train", spec, flowers, "-o", spec)
+    assert result.exit_code == 2 and f"-o {spec} would overwrite {spec}, an input of this run" in result.stderr
+    result = invoke("train", spec, flowers, "-o", spec.with_suffix(".txt"))
+    assert result.exit_code == 2 and "the trained spec is a .yaml or .yml file" in result.stderr
+
+
+def test_a_failed_write_leaves_earlier_results_untouched(spec, flowers, tmp_path, monkeypatch):
+    out = tmp_path / "out.yaml"
+    out.write_text("earlier spec")
+    out.with_suffix(".npz").write_bytes(b"earlier arrays")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("netspec.saving.np.savez", disk_full)
+    result = invoke("train", spec, flowers, "-o", out, "--epochs", "1")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "netspec: cannot write: No space left on device"
+    assert out.read_text() == "earlier spec" and out.with_suffix(".npz").read_bytes() == b"earlier arrays"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "out.yaml", "rose.yaml"]
+
+
+@pytest.mark.parametrize("save", [True, False])
+def test_ctrl_c_saves_the_best_epoch_so_far_unless_told_not_to(spec, flowers, tmp_path, monkeypatch, save):
+    from netspec.cli import train as train_module
+
+    real_fit = train_module.fit
+
+    def fit_interrupted_in_epoch_2(network, x, y, options, on_batch, on_epoch):
+        def stop(epoch):
+            on_epoch(epoch)
+            if epoch.number == 2:
+                raise KeyboardInterrupt
+
+        return real_fit(network, x, y, options, on_batch, stop)
+
+    monkeypatch.setattr(train_module, "fit", fit_interrupted_in_epoch_2)
+    out = tmp_path / "out.yaml"
+    flag = "--save-on-interrupt" if save else "--no-save-on-interrupt"
+    result = invoke("train", spec, flowers, "-o", out, "--epochs", "10", flag)
+    assert result.exit_code == 130
+    assert out.exists() is save and out.with_suffix(".npz").exists() is save
+    if not save:
+        assert result.stderr.splitlines()[-1] == "netspec: interrupted; nothing written"
+
+
+def test_eval_text_and_json(flowers, tmp_path):
+    spec = ROOT / "specs" / "rose-vs-lotus.yaml"
+    result = invoke("eval", spec, flowers)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "accuracy 100.00% (80 of 80)"
+    assert lines[2:5] == [
+        "class        precision  recall      f1  support",
+        "red rose         1.000   1.000   1.000       40",
+        "white lotus      1.000   1.000   1.000       40",
+    ]
+    assert lines[-3:] == ["                red rose  white lotus", "red rose              40            0", "white lotus            0           40"]
+    data = json.loads(invoke("eval", spec, flowers, "--json").stdout)
+    assert data["accuracy"] == 1.0 and data["confusion"] == [[40, 0], [0, 40]]
+    assert data["classes"]["red rose"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 40}
+
+
+def test_data_folder_problems_are_all_listed(spec, flowers, tmp_path):
+    data = tmp_path / "data"
+    (data / "red rose").mkdir(parents=True)
+    (data / "roses").mkdir()
+    (data / ".cache").mkdir()
+    result = invoke("eval", ROOT / "specs" / "rose-vs-lotus.yaml", data)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{data}: NS401 no folder for class 'white lotus'; put its images in {data / 'white lotus'}",
+        f"{data / 'roses'}: NS402 folder 'roses' is not one of the classes (red rose, white lotus)",
+    ]
+
+
+def test_unreadable_images_are_skipped_with_a_warning_or_fail_with_strict(flowers, tmp_path):
+    data = tmp_path / "data"
+    for label in ("red rose", "white lotus"):
+        (data / label).mkdir(parents=True)
+        for source in sorted((flowers / label).iterdir())[:2]:
+            (data / label / source.name).write_bytes(source.read_bytes())
+    (data / "red rose" / "notes.txt").write_text("not a picture")
+    spec = ROOT / "specs" / "rose-vs-lotus.yaml"
+    result = invoke("eval", spec, data)
+    assert result.exit_code == 0 and result.stdout.startswith("accuracy 100.00% (4 of 4)")
+    assert result.stderr == f"warning: {data / 'red rose' / 'notes.txt'}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP) (skipped)\n"
+    result = invoke("eval", spec, data, "--strict")
+    assert result.exit_code == 1 and "NS302" in result.stderr
+
+
+def test_npz_data(tmp_path):
+    spec = tmp_path / "xor.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\nseed: 3\n"
+        "layers:\n  - {name: h, type: dense, neurons: 8, activation: tanh}\n  - {name: o, type: dense, neurons: 2, activation: softmax}\n"
+        "training: {learning_rate: 0.05, epochs: 300, batch_size: 8, val_split: 0}\n"
+    )
+    x = np.repeat(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32), 8, axis=0)
+    np.savez(tmp_path / "xor.npz", x=x, y=np.repeat(np.array(["same", "different", "different", "same"]), 8))
+    result = invoke("train", spec, tmp_path / "xor.npz", "-o", tmp_path / "out" / "xor.yaml", "--quiet")
+    assert result.stdout.startswith("best training accuracy 100.00% at epoch 300;")
+    assert invoke("eval", tmp_path / "out" / "xor.yaml", tmp_path / "xor.npz").stdout.startswith("accuracy 100.00% (32 of 32)")
+    np.savez(tmp_path / "bad.npz", x=x[:, :1], y=np.zeros(32, dtype=int))
+    result = invoke("eval", tmp_path / "out" / "xor.yaml", tmp_path / "bad.npz")
+    assert result.stderr == f"{tmp_path / 'bad.npz'}: NS404 x has shape (32, 1) (float32) and y (32,); x must be numbers shaped (n, 2), y (n,)\n"

@@ -1,0 +1,165 @@
+"""Training: loss and optimizer steps by hand, learning small problems, determinism, interruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import netspec
+from netspec.spec import Training
+from netspec.train.loss import cross_entropy
+from netspec.train.optimizers import SGD, Adam
+
+XOR = {
+    "netspec": 1,
+    "classes": ["same", "different"],
+    "input": {"features": 2},
+    "seed": 3,
+    "layers": [
+        {"name": "hidden", "type": "dense", "neurons": 8, "activation": "tanh"},
+        {"name": "output", "type": "dense", "neurons": 2, "activation": "softmax"},
+    ],
+}
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+XOR_Y = np.array([0, 1, 1, 0])
+
+
+def network(spec: dict = XOR, **changes) -> netspec.Network:
+    return netspec.build(netspec.Spec.model_validate({**spec, **changes}))
+
+
+@pytest.mark.parametrize("softmax_output", [True, False])
+def test_cross_entropy_value_and_gradient_against_finite_differences(softmax_output):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 3))
+    targets = np.array([0, 2, 1, 2])
+
+    def loss_of(z: np.ndarray) -> float:
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        return float(-np.log(p[np.arange(4), targets]).mean())  # the definition, written out
+
+    outputs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) if softmax_output else z
+    loss, grad, preactivation = cross_entropy(outputs, targets, softmax_output)
+    assert loss == pytest.approx(loss_of(z), rel=1e-12)
+    assert preactivation is softmax_output  # either way the gradient returned is that of z here
+    numeric = np.zeros_like(z)
+    for i in np.ndindex(z.shape):
+        step = np.zeros_like(z)
+        step[i] = 1e-6
+        numeric[i] = (loss_of(z + step) - loss_of(z - step)) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_sgd_step_by_hand():
+    params = [{"weights": np.array([1.0, -2.0]), "bias": np.array([0.5])}]
+    grads = [{"weights": np.array([0.5, 0.5]), "bias": np.array([1.0])}]
+    sgd = SGD(params, rate=0.1, momentum=0.9, weight_decay=0.01)
+    sgd.step(params, grads)  # v = -0.1 * (g + 0.01 w) for weights, -0.1 * g for the bias
+    np.testing.assert_allclose(params[0]["weights"], [1 - 0.1 * 0.51, -2 - 0.1 * 0.48])
+    np.testing.assert_allclose(params[0]["bias"], [0.4])
+    sgd.step(params, grads)  # v = 0.9 v - 0.1 g
+    np.testing.assert_allclose(params[0]["bias"], [0.4 + 0.9 * -0.1 - 0.1])
+
+
+def test_adam_steps_by_hand():
+    params = [{"w": np.array([1.0])}]
+    adam = Adam(params, rate=0.01, weight_decay=0.0)
+    adam.step(params, [{"w": np.array([2.0])}])
+    # First step: m̂ = g, v̂ = g², so the update is rate · g / (|g| + eps) ≈ rate.
+    np.testing.assert_allclose(params[0]["w"], [1 - 0.01 * 2 / (2 + 1e-8)])
+    adam.step(params, [{"w": np.array([-1.0])}])
+    m = (0.9 * 0.1 * 2 + 0.1 * -1) / (1 - 0.9**2)
+    v = (0.999 * 0.001 * 4 + 0.001 * 1) / (1 - 0.999**2)
+    np.testing.assert_allclose(params[0]["w"], [1 - 0.01 * 2 / (2 + 1e-8) - 0.01 * m / (np.sqrt(v) + 1e-8)])
+
+
+def test_xor_is_learned_to_100_percent():
+    net = network()
+    history = net.fit(np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8), epochs=300, learning_rate=0.05, val_split=0, batch_size=8)
+    assert net.predict(XOR_X) == ["same", "different", "different", "same"]
+    assert history.epochs[-1].accuracy == 1.0 and history.best_epoch == 300
+
+
+def test_sgd_learns_separable_blobs_from_labels():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(-2, 1, (100, 2)), rng.normal(2, 1, (100, 2))]).astype(np.float32)
+    labels = ["same"] * 100 + ["different"] * 100
+    net = network()
+    net.fit(x, labels, optimizer="sgd", learning_rate=0.1, epochs=20, val_split=0.2)
+    assert net.evaluate(x, labels).accuracy >= 0.97
+
+
+def test_training_is_deterministic():
+    x, y = np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8)
+    first, second = network(), network()
+    first.fit(x, y, epochs=20)
+    second.fit(x, y, epochs=20)
+    for a, b in zip(first.layers, second.layers):
+        for key in a.params:
+            np.testing.assert_array_equal(a.params[key], b.params[key])
+    third = network()
+    third.fit(x, y, epochs=20, seed=99)
+    assert not np.array_equal(third.layers[0].params["weights"], first.layers[0].params["weights"])
+
+
+def test_best_epoch_is_kept_and_patience_stops_early():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 200)  # noise: validation accuracy soon stops improving
+    net = network()
+    history = net.fit(x, y, epochs=200, learning_rate=0.05, patience=5)
+    assert history.stopped_early and len(history.epochs) < 200
+    assert len(history.epochs) - history.best_epoch == 5
+    best = history.best
+    assert best.val_accuracy == max(e.val_accuracy for e in history.epochs)
+    # The network holds the best epoch's arrays: measuring again gives its validation numbers.
+    held = np.random.default_rng(net.spec.seed).permutation(200)[:20]
+    assert net.evaluate(x[held], y[held]).accuracy == pytest.approx(best.val_accuracy)
+
+
+def test_ctrl_c_keeps_the_best_epoch_so_far():
+    x, y = np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8)
+    net = network()
+
+    def interrupt(epoch):
+        if epoch.number == 3:
+            raise KeyboardInterrupt
+
+    history = net.fit(x, y, epochs=50, on_epoch=interrupt)
+    assert history.interrupted and len(history.epochs) == 3 and history.best_epoch in (1, 2, 3)
+
+
+def test_spec_training_section_and_overrides():
+    spec = netspec.Spec.model_validate({**XOR, "training": {"optimizer": "sgd", "epochs": 7}})
+    from netspec.train import resolve_options
+
+    options = resolve_options(spec, epochs=3, batch_size=None)
+    assert (options.optimizer, options.epochs, options.learning_rate, options.seed) == ("sgd", 3, 0.01, 3)
+    with pytest.raises(netspec.SpecError) as caught:
+        resolve_options(spec, learning_rate=-1.0)
+    assert str(caught.value) == "NS104 training.learning_rate: must be above 0, got -1.0"
+    assert Training().optimizer == "adam"
+
+
+def test_mismatched_examples_and_labels():
+    net = network()
+    with pytest.raises(netspec.InputError, match="4 inputs but 3 labels; give one label per input"):
+        net.fit(XOR_X, [0, 1, 1])
+    from netspec.train.data import DataError
+
+    with pytest.raises(DataError, match="y holds labels that are not classes: 'other'"):
+        net.evaluate(XOR_X, ["same", "other", "same", "same"])
+
+
+def test_evaluation_numbers_by_hand():
+    net = network(
+        layers=[{"name": "output", "type": "dense", "neurons": 2, "weights": [[1, 0], [0, 1]], "bias": [0, 0]}]
+    )
+    x = np.array([[1, 0], [1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)  # predicted: 0, 0, 1, 0, 1
+    result = net.evaluate(x, [0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(result.confusion, [[2, 1], [1, 1]])
+    assert result.accuracy == pytest.approx(3 / 5)
+    np.testing.assert_allclose(result.precision, [2 / 3, 1 / 2])
+    np.testing.assert_allclose(result.recall, [2 / 3, 1 / 2])
+    np.testing.assert_allclose(result.f1, [2 / 3, 1 / 2])
+    np.testing.assert_array_equal(result.support, [3, 2])
