@@ -8,13 +8,13 @@ from types import ModuleType
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError, count
+from netspec.errors import Problem, SpecError, plural
 from netspec.fields import FileArray
 from netspec.initializers import initialize, seed_sequence
 from netspec.layers import LAYER_MODULES
 from netspec.network import BuiltLayer, Network
 from netspec.spec import Spec
-from netspec.weights import ShapeMismatch, WeightFileError, npz_keys, read_array, resolve_inside
+from netspec.weights import ParamError, ShapeMismatch, npz_keys, read_array, resolve_inside
 
 DEFAULT_MAX_PARAMS = 50_000_000
 """Specs with more parameters are refused before anything is allocated (`--max-params` changes it)."""
@@ -64,7 +64,7 @@ def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
                 params[param] = _cast(array, dtype, param)
-            except WeightFileError as err:
+            except ParamError as err:
                 problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
         layers.append(BuiltLayer(p.layer, params, p.input_shape, p.output_shape))
     if problems:
@@ -78,7 +78,7 @@ def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
         cast = array.astype(dtype)
     if not np.isfinite(cast).all():
         largest = np.finfo(dtype).max
-        raise WeightFileError(
+        raise ParamError(
             "NS106",
             f"{param} holds values beyond what {dtype} can hold (about ±{largest:.3g}); "
             "use smaller values or dtype: float64",
@@ -120,20 +120,20 @@ def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base:
     if isinstance(source, list):
         array = _explicit_array(source, param)
         if array.shape != shape:
-            raise WeightFileError("NS201", f"{param} {shape_phrase(array.shape, shape, axes)}")
+            raise ParamError("NS201", f"{param} {shape_phrase(array.shape, shape, axes)}")
         return array
     if isinstance(source, FileArray):
         path = resolve_inside(base, source.file)
         try:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
-            raise WeightFileError("NS204", f"{err.label} {shape_phrase(err.shape, shape, axes)}") from None
+            raise ParamError("NS204", f"{err.label} {shape_phrase(err.shape, shape, axes)}") from None
     fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
     entropy = seed_sequence(spec.seed, p.layer.seed, getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)
     except OverflowError:
-        raise WeightFileError("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
+        raise ParamError("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
 
 
 def _explicit_array(values: list, param: str) -> np.ndarray:
@@ -143,7 +143,7 @@ def _explicit_array(values: list, param: str) -> np.ndarray:
         lengths = [len(row) for row in values]
         longest = max(range(len(lengths)), key=lengths.__getitem__)
         shortest = min(range(len(lengths)), key=lengths.__getitem__)
-        raise WeightFileError(
+        raise ParamError(
             "NS201",
             f"rows of {param} differ in length (row {longest} has {lengths[longest]} values, "
             f"row {shortest} has {lengths[shortest]}); every row needs one value per input",
@@ -154,10 +154,14 @@ def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[st
     """How an array's shape differs from the expected one, in the layer's own terms."""
     if len(got) == len(expected) == 2:
         if got[0] != expected[0]:
-            return f"has {count(got[0], 'row')} but the layer has {count(expected[0], axes[0])} (one row per {axes[0]})"
-        return f"rows have {count(got[1], 'value')} but the layer receives {count(expected[1], axes[1])}"
+            return (
+                f"has {plural(got[0], 'row')} but the layer has {plural(expected[0], axes[0])} (one row per {axes[0]})"
+            )
+        return f"rows have {plural(got[1], 'value')} but the layer receives {plural(expected[1], axes[1])}"
     if len(got) == len(expected) == 1:
-        return f"has {count(got[0], 'value')} but the layer has {count(expected[0], axes[0])} (one value per {axes[0]})"
+        return (
+            f"has {plural(got[0], 'value')} but the layer has {plural(expected[0], axes[0])} (one value per {axes[0]})"
+        )
     return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
 
 
@@ -171,7 +175,7 @@ def _weights_file_arrays(
     try:
         path = resolve_inside(base, spec.weights_file)
         keys = npz_keys(path)
-    except WeightFileError as err:
+    except ParamError as err:
         problems.append(Problem(err.code, err.message, where))
         return {}
     by_layer = {p.name: p for p in plans}
@@ -195,6 +199,6 @@ def _weights_file_arrays(
             axes = p.module.axis_meanings(p.layer)[param]
             phrase = shape_phrase(err.shape, p.param_shapes[param], axes)
             problems.append(Problem("NS204", f"layer {layer_name!r}: {err.label} {phrase}", where))
-        except WeightFileError as err:
+        except ParamError as err:
             problems.append(Problem(err.code, err.message, where))
     return arrays

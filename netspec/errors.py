@@ -56,7 +56,7 @@ CODES: dict[str, str] = {
 }
 
 
-def count(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     """'1 row', '3 rows': numbers in messages read as English."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 

@@ -8,6 +8,18 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
+from netspec.errors import Problem
+
+
+def rule_error(problems: list[Problem]) -> PydanticCustomError:
+    """One pydantic error carrying netspec problems whose paths are relative to the model raising it.
+
+    Rules that involve several fields raise it from a model validator, so that each problem
+    points at the field concerned rather than at the mapping, and all of them are reported.
+    """
+    summary = "; ".join(p.message for p in problems)
+    return PydanticCustomError("spec_rules", "{summary}", {"summary": summary, "problems": problems})
+
 
 class SpecModel(BaseModel):
     """Base of every spec model: unknown keys are errors, and no value is silently converted.
@@ -23,8 +35,20 @@ class SpecModel(BaseModel):
         validate_default=False,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_numbers(cls, data: Any) -> Any:
+        # Specs built in code may hold NumPy scalars (np.int64(4)); strict mode takes only Python's.
+        if isinstance(data, dict) and any(isinstance(v, np.generic) for v in data.values()):
+            return {k: v.item() if isinstance(v, np.generic) else v for k, v in data.items()}
+        return data
+
+
+Count = Annotated[int, Field(ge=1, le=2**31 - 1)]
+"""A size such as neurons or width: at least 1, and small enough for an array axis."""
 
 Seed = Annotated[int, Field(ge=0)]
+"""A seed of NumPy's random generators."""
 
 
 class _SeededInit(SpecModel):
@@ -56,8 +80,8 @@ class Uniform(_SeededInit):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if self.high <= self.low:
-            raise PydanticCustomError(
-                "NS104", "high must be above low, got low={low} and high={high}", {"low": self.low, "high": self.high}
+            raise rule_error(
+                [Problem("NS104", f"must be above low, got low={self.low:g} and high={self.high:g}", ("high",))]
             )
         return self
 

@@ -53,14 +53,20 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 )
             image.seek(0)
             image.load()
+            if getattr(image, "n_frames", 1) > 1:
+                # Pillow keeps multi-frame files open for seeking; keep the first frame, close the file.
+                first = image.copy()
+                image.close()
+                return first
             return image
     except FileNotFoundError:
         raise InputError(Problem("NS301", "image not found", file=name)) from None
     except UnidentifiedImageError:
         formats = ", ".join(FORMATS)
         raise InputError(Problem("NS302", f"not an image netspec reads ({formats})", file=name)) from None
-    except Image.DecompressionBombError as err:
-        raise InputError(Problem("NS304", str(err), file=name)) from None
+    except Image.DecompressionBombError:
+        message = f"image has too many pixels (more than {max_pixels:,}): Pillow refuses it as a decompression bomb"
+        raise InputError(Problem("NS304", message, file=name)) from None
     except (OSError, SyntaxError, ValueError) as err:
         if isinstance(err, (IsADirectoryError, PermissionError)):
             raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
@@ -69,6 +75,8 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     """The image as a float64 array of shape (channels, height, width), scaled and normalised."""
+    if image.width == 0 or image.height == 0:
+        raise InputError(Problem("NS302", "image has no pixels"))
     image = ImageOps.exif_transpose(image)
     image = _to_8bit(image)
     image = _drop_alpha(image)
@@ -101,11 +109,11 @@ def _to_8bit(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode == "PA":
-        return image.convert("RGBA")
-    if image.mode not in ("L", "LA", "RGB", "RGBA"):
-        return image.convert("RGB")
-    return image
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: undo it before compositing
+        return image.convert(image.mode.upper())
+    return image.convert("RGBA" if "A" in image.mode else "RGB")
 
 
 def _drop_alpha(image: Image.Image) -> Image.Image:

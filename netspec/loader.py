@@ -16,7 +16,7 @@ from netspec.yaml_source import Source, read_yaml
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 # Problems about a key itself point at the key, not at its value.
-_KEY_CODES = {"NS101", "NS003"}
+_KEY_CODES = {"NS101"}
 
 
 def read_spec(path: str | Path) -> tuple[Spec, Source]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +34,17 @@ class BuiltLayer:
 
     @property
     def module(self) -> ModuleType:
+        """The layer type's module: its math and its shape rules."""
         return LAYER_MODULES[self.spec.type]
+
+    @property
+    def param_count(self) -> int:
+        return sum(array.size for array in self.params.values())
+
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds for one input."""
+        return self.module.multiply_adds(self.spec, self.input_shape)
 
     def forward(self, x: np.ndarray):
         """Output for batch `x`, and the function that pushes gradients back through the layer."""
@@ -47,9 +57,20 @@ class Network:
     def __init__(self, spec: Spec, layers: list[BuiltLayer]):
         self.spec = spec
         self.layers = layers
-        self.classes: list[str] = list(spec.classes)
-        self.input_shape: tuple[int, ...] = spec.input.shape
-        self.dtype = np.dtype(spec.dtype)
+
+    @property
+    def classes(self) -> list[str]:
+        """The output labels, in output order."""
+        return self.spec.classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input: (features,) or (channels, height, width)."""
+        return self.spec.input.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spec.dtype)
 
     def __repr__(self) -> str:
         sizes = " → ".join(
@@ -71,20 +92,24 @@ class Network:
             x, _ = layer.forward(x)
         return x
 
-    def inputs(self, sources: Iterable[Any] | np.ndarray) -> np.ndarray:
-        """A batch array from image paths, PIL images or per-sample arrays (or a batch array as is)."""
-        if isinstance(sources, np.ndarray):
-            return self._batch(sources)
-        rows = [self._sample(s) for s in sources]
-        if not rows:
-            return np.zeros((0, *self.input_shape), dtype=self.dtype)
-        return np.stack(rows).astype(self.dtype, copy=False)
+    def inputs(self, sources: Any) -> np.ndarray:
+        """A batch array from image paths, PIL images, per-sample arrays, or a batch array as it is.
 
-    def scores(self, sources: Iterable[Any] | np.ndarray) -> np.ndarray:
+        One path or one PIL image is a batch of one; numbers (arrays or nested lists) are taken
+        as a batch shaped as the input.
+        """
+        if _is_image_source(sources):
+            sources = [sources]
+        if isinstance(sources, (list, tuple)) and any(_is_image_source(s) for s in sources):
+            rows = [self._sample(s) for s in sources]
+            return np.stack(rows).astype(self.dtype, copy=False)
+        return self._batch(sources)
+
+    def scores(self, sources: Any) -> np.ndarray:
         """Scores per class, shape (batch, classes), for images or arrays."""
         return self.forward(self.inputs(sources))
 
-    def predict(self, sources: Iterable[Any] | np.ndarray) -> list[str]:
+    def predict(self, sources: Any) -> list[str]:
         """The predicted class label for each image or array: the class with the highest score.
 
         Raises:
@@ -129,6 +154,7 @@ class Network:
 
         Loading the written spec gives exactly the same arrays. Returns the two paths written.
         """
+        # Imported here, as training is below: writing and learning are off the path of `netspec run`.
         from netspec.saving import save
 
         return save(self, Path(path))
@@ -140,26 +166,37 @@ class Network:
         return x, y
 
     def _sample(self, source: Any) -> np.ndarray:
-        if isinstance(source, np.ndarray):
-            if source.shape != self.input_shape:
-                raise InputError(Problem("NS305", f"an input has shape {source.shape}, expected {self.input_shape}"))
-            return source
+        if not _is_image_source(source):
+            return self._batch([source])[0]
         if self.spec.input.image is None:
             raise InputError(
                 Problem("NS305", f"this network reads {self.input_shape[0]} numbers, not images; pass arrays")
             )
+        # Imported here: PIL is only needed by networks that read images.
         from netspec import images
 
         return images.read(source, self.spec.input.image)
 
     def _batch(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
-        flat = int(np.prod(self.input_shape))
-        if x.shape[1:] != self.input_shape and not (x.ndim == 2 and x.shape[1] == flat):
+        expected = f"(batch, {', '.join(map(str, self.input_shape))})"
+        try:
+            raw = np.asarray(x)
+        except ValueError:  # ragged nested lists
+            raw = np.asarray(None)
+        if raw.size == 0 and raw.ndim == 1:  # an empty list: an empty batch
+            raw = raw.reshape(0, *self.input_shape).astype(np.float64)
+        if raw.dtype.kind not in "biuf":
             raise InputError(
-                Problem(
-                    "NS305",
-                    f"input batch has shape {x.shape}, expected (batch, {', '.join(map(str, self.input_shape))})",
-                )
+                Problem("NS305", f"inputs must be numbers shaped {expected}, got {type(x).__name__} values")
             )
-        return x
+        flat = int(np.prod(self.input_shape))
+        if raw.shape[1:] != self.input_shape and not (raw.ndim == 2 and raw.shape[1] == flat):
+            raise InputError(Problem("NS305", f"input batch has shape {raw.shape}, expected {expected}"))
+        return raw.astype(self.dtype, copy=False)
+
+
+def _is_image_source(value: Any) -> bool:
+    if isinstance(value, (str, Path)):
+        return True
+    image_module = sys.modules.get("PIL.Image")  # a PIL image exists only if PIL was imported
+    return image_module is not None and isinstance(value, image_module.Image)

@@ -22,6 +22,8 @@ _PARAM_KEYS = {"weights", "bias", "seed"}
 
 def save(network: Network, path: Path) -> tuple[Path, Path]:
     """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
+    if path.suffix not in (".yaml", ".yml"):
+        raise ValueError(f"save writes a spec: give a .yaml or .yml path, not {path}")
     arrays_path = path.with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_arrays(network, arrays_path)

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from netspec.errors import Problem, count
-from netspec.fields import SpecModel
+from netspec.errors import Problem, plural
+from netspec.fields import Count, Seed, SpecModel, rule_error
 from netspec.layers import Layer
 
 FORMAT_VERSION = 1
@@ -18,9 +18,9 @@ FORMAT_VERSION = 1
 class ImageInput(SpecModel):
     """An image, resized to width × height and read as (channels, height, width)."""
 
-    width: int = Field(ge=1)
+    width: Count
     """Width in pixels; other images are resized to it."""
-    height: int = Field(ge=1)
+    height: Count
     """Height in pixels; other images are resized to it."""
     color: Literal["rgb", "grayscale"] = "rgb"
     """rgb gives 3 channels (red, green, blue), grayscale gives 1."""
@@ -41,23 +41,18 @@ class ImageInput(SpecModel):
 
     @model_validator(mode="after")
     def _per_channel(self) -> ImageInput:
+        problems = []
         if self.scale[0] == self.scale[1]:
-            raise PydanticCustomError(
-                "NS104", "scale needs two different values [lo, hi], got [{lo}, {lo}]", {"lo": self.scale[0]}
-            )
+            lo = f"{self.scale[0]:g}"
+            problems.append(Problem("NS104", f"needs two different values [lo, hi], got [{lo}, {lo}]", ("scale",)))
         for key in ("mean", "std"):
             values = getattr(self, key)
             if values is not None and len(values) != self.channels:
-                raise PydanticCustomError(
-                    "NS108",
-                    "{key} has {got} but {color} images have {channels}; give one value per channel",
-                    {
-                        "key": key,
-                        "got": count(len(values), "value"),
-                        "color": self.color,
-                        "channels": count(self.channels, "channel"),
-                    },
-                )
+                got, channels = plural(len(values), "value"), plural(self.channels, "channel")
+                message = f"has {got} but {self.color} images have {channels}; give one value per channel"
+                problems.append(Problem("NS108", message, (key,)))
+        if problems:
+            raise rule_error(problems)
         return self
 
 
@@ -66,7 +61,7 @@ class Input(SpecModel):
 
     image: ImageInput | None = None
     """An image input."""
-    features: int | None = Field(default=None, ge=1)
+    features: Count | None = None
     """The length of a plain vector of numbers."""
 
     @model_validator(mode="after")
@@ -108,15 +103,15 @@ class Training(SpecModel):
     """Momentum of sgd (0 for plain gradient descent)."""
     weight_decay: float = Field(default=0.0, ge=0)
     """L2 penalty: weight_decay · w is added to each weight's gradient (biases are not decayed)."""
-    epochs: int = Field(default=20, ge=1)
+    epochs: Count = 20
     """Passes over the training data."""
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: Count = 32
     """Samples per gradient step."""
     val_split: float = Field(default=0.1, ge=0, lt=1)
     """Fraction of the data held out to pick the best epoch (0: keep the last epoch)."""
     patience: int | None = Field(default=None, ge=1)
     """Stop after this many epochs without a better validation accuracy (default: never stop early)."""
-    seed: int | None = Field(default=None, ge=0)
+    seed: Seed | None = None
     """Seed of the shuffling and the validation split (default: the spec's seed)."""
 
 
@@ -133,7 +128,7 @@ class Spec(SpecModel):
     """Output labels, in output order: the output layer has one neuron per class."""
     input: Input
     """What the network reads."""
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     """Makes every initializer reproducible; a layer or an initializer may set its own."""
     dtype: Literal["float32", "float64"] = "float32"
     """Floating-point type of parameters and computation."""
@@ -160,14 +155,14 @@ class Spec(SpecModel):
 
     @model_validator(mode="after")
     def _whole_network(self) -> Spec:
-        for index, layer in enumerate(self.layers):
-            if layer.name is None:
-                layer.name = f"{layer.type}_{index}"
+        # Copies, so that layer objects passed in by the caller are never changed.
+        self.layers = [
+            layer if layer.name is not None else layer.model_copy(update={"name": f"{layer.type}_{index}"})
+            for index, layer in enumerate(self.layers)
+        ]
         problems = list(_network_problems(self))
         if problems:
-            raise PydanticCustomError(
-                "spec_rules", "{summary}", {"summary": "; ".join(p.message for p in problems), "problems": problems}
-            )
+            raise rule_error(problems)
         return self
 
 

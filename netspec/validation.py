@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import re
 import types
+from dataclasses import replace
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from netspec.errors import Problem
+from netspec.errors import Problem, plural
 from netspec.layers import LAYER_MODULES
 
 _TYPE_NAMES = {
@@ -31,7 +32,8 @@ def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem
     suggested: set[tuple] = set()
     for detail in error.errors(include_url=False):
         if detail["type"] == "spec_rules":
-            problems.extend(detail["ctx"]["problems"])
+            where = _walk(root, detail["loc"])[0]
+            problems.extend(replace(p, path=where + p.path) for p in detail["ctx"]["problems"])
             continue
         problems.append(_problem(detail, root))
         if detail["type"] == "extra_forbidden":
@@ -78,11 +80,12 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
             "less_than": "below",
         }
         (limit,) = ctx.values()
-        return Problem("NS104", f"must be {words[kind]} {limit:g}, got {show(value)}", path)
+        bound = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+        return Problem("NS104", f"must be {words[kind]} {bound}, got {show(value)}", path)
     if kind == "string_too_short" or (kind == "too_short" and isinstance(value, str)):
         return Problem("NS109", "must not be empty", path)
     if kind in ("too_short", "too_long"):
-        return Problem("NS108", _length_message(ctx, value), path)
+        return Problem("NS108", _length_message(parent, path, ctx, value), path)
     if kind in _TYPE_NAMES:
         return Problem("NS103", f"must be {_TYPE_NAMES[kind]}, got {show(value)}", path)
     return Problem("NS103", f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {show(value)}", path)
@@ -91,16 +94,21 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
 def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
     initializer = ctx.get("discriminator") == "'init'"
     key = "init" if initializer else "type"
+    names = ", ".join(re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))) or ", ".join(LAYER_MODULES)
     if isinstance(value, dict) and key in value:
-        path += (key,)  # point at the misspelt name itself
-    choices = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
+        path += (key,)  # point at the name itself
+        if not isinstance(value[key], str):
+            return Problem("NS103", f"must be a name (text): one of {names}, got {show(value[key])}", path)
     if kind == "union_tag_not_found":
         if initializer:
             return Problem(
                 "NS102", "this mapping needs 'init' (an initializer by name) or 'file' (a weight file)", path
             )
-        return Problem("NS102", f"every layer needs a 'type': one of {', '.join(LAYER_MODULES)}", path)
+        if not isinstance(value, dict):
+            return Problem("NS103", f"a layer is a mapping of keys (name, type, neurons, ...), got {show(value)}", path)
+        return Problem("NS102", f"every layer needs a 'type': one of {names}", path)
     what = "initializer" if initializer else "layer type"
+    choices = names.split(", ")
     return Problem("NS105", f"unknown {what} {ctx['tag']!r}; {_suggest(ctx['tag'], choices, 'choose one of')}", path)
 
 
@@ -177,14 +185,18 @@ def _member(union: Any, tag: Any) -> Any:
     return None
 
 
-def _length_message(ctx: dict, value: Any) -> str:
+def _length_message(parent: type[BaseModel] | None, path: tuple, ctx: dict, value: Any) -> str:
     got = ctx.get("actual_length", len(value) if hasattr(value, "__len__") else "?")
-    low, high = ctx.get("min_length"), ctx.get("max_length")
+    # pydantic's context carries only the bound that was crossed; the field knows both.
+    field = parent.model_fields.get(path[-1]) if parent and path and isinstance(path[-1], str) else None
+    bounds = {type(m).__name__: m for m in field.metadata} if field else {}
+    low = getattr(bounds.get("MinLen"), "min_length", ctx.get("min_length"))
+    high = getattr(bounds.get("MaxLen"), "max_length", ctx.get("max_length"))
     if low is not None and low == high:
         return f"must have exactly {low} values, got {got}"
-    if low is not None:
-        return f"must have at least {low} item{'s' if low != 1 else ''}, got {got}"
-    return f"must have at most {high} items, got {got}"
+    if low is not None and isinstance(got, int) and got < low:
+        return f"must have at least {plural(low, 'item')}, got {got}"
+    return f"must have at most {plural(high, 'item')}, got {got}"
 
 
 # Names other tools use for what netspec calls otherwise.
@@ -233,6 +245,8 @@ def show(value: Any) -> str:
         return f"{value[:40]!r} (text)" if len(value) <= 40 else f"{value[:40]!r}... (text)"
     if isinstance(value, list):
         return f"a list of {len(value)}"
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"a number with {len(str(abs(value)))} digits"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, BaseModel):

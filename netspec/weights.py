@@ -13,19 +13,20 @@ from typing import BinaryIO
 import numpy as np
 
 
-class WeightFileError(Exception):
-    """A weight file problem, without its place in the spec (the builder adds that)."""
+class ParamError(Exception):
+    """A problem with one parameter's values (its file, shape or numbers), without its place in
+    the spec: the builder adds the layer and the path."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
 
 
-class ShapeMismatch(WeightFileError):
+class ShapeMismatch(ParamError):
     """A stored array whose shape differs from the one the spec needs."""
 
     def __init__(self, label: str, shape: tuple[int, ...], expected: tuple[int, ...]):
-        super().__init__("NS204", f"{label} has shape {shape}, expected {expected}")
+        super().__init__("NS204", f"{label} has shape {shape}, expected {expected}")  # the builder words it better
         self.label, self.shape = label, shape
 
 
@@ -36,17 +37,22 @@ def resolve_inside(base_dir: Path, name: str) -> Path:
     `sub/../w.npy` stays inside and is fine.
     """
     base = base_dir.resolve()
+    if "\0" in name:
+        raise ParamError("NS207", f"{name!r} holds a NUL character; give a plain file name")
     if Path(name).is_absolute():
-        raise WeightFileError("NS207", f"{name!r} is an absolute path; give a path relative to the spec's folder")
-    path = (base / name).resolve()
+        raise ParamError("NS207", f"{name!r} is an absolute path; give a path relative to the spec's folder")
+    try:
+        path = (base / name).resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
+        raise ParamError("NS203", f"cannot follow {name!r}: {err}") from None
     if not path.is_relative_to(base):
-        raise WeightFileError(
+        raise ParamError(
             "NS207", f"{name!r} leads outside the spec's folder ({base}); keep weight files beside the spec"
         )
     if not path.exists():
-        raise WeightFileError("NS202", f"weight file {name!r} not found in {base}")
+        raise ParamError("NS202", f"weight file {name!r} not found in {base}")
     if not path.is_file():
-        raise WeightFileError("NS203", f"{name!r} is a folder, not a .npy or .npz file")
+        raise ParamError("NS203", f"{name!r} is a folder, not a .npy or .npz file")
     return path
 
 
@@ -56,41 +62,39 @@ def npz_keys(path: Path) -> list[str]:
         with zipfile.ZipFile(path) as archive:
             return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
     except (zipfile.BadZipFile, OSError) as err:
-        raise WeightFileError("NS203", f"cannot read {path.name} as a .npz file: {err}") from None
+        raise ParamError("NS203", f"cannot read {path.name} as a .npz file: {err}") from None
 
 
 def read_array(path: Path, key: str | None, expected: tuple[int, ...]) -> np.ndarray:
     """The float64 array stored in `path` (under `key` for a .npz), which must have shape `expected`.
 
     Raises:
-        WeightFileError: unreadable file, missing key, wrong shape, non-numeric or non-finite values.
+        ParamError: unreadable file, missing key, wrong shape, non-numeric or non-finite values.
     """
     label = f"{path.name}[{key!r}]" if key is not None else path.name
     try:
         if path.suffix == ".npz" or zipfile.is_zipfile(path):
             if key is None:
                 keys = ", ".join(npz_keys(path)) or "none"
-                raise WeightFileError(
-                    "NS206", f"{path.name} is a .npz file; say which array with 'key' (it has: {keys})"
-                )
+                raise ParamError("NS206", f"{path.name} is a .npz file; say which array with 'key' (it has: {keys})")
             with zipfile.ZipFile(path) as archive:
                 if f"{key}.npy" not in archive.namelist():
                     keys = ", ".join(npz_keys(path)) or "none"
-                    raise WeightFileError("NS206", f"{path.name} has no array {key!r}; it has: {keys}")
+                    raise ParamError("NS206", f"{path.name} has no array {key!r}; it has: {keys}")
                 with archive.open(f"{key}.npy") as stream:
                     array = _read_checked(stream, label, expected)
         else:
             if key is not None:
-                raise WeightFileError("NS206", f"{path.name} is a .npy file holding one array; remove 'key: {key}'")
+                raise ParamError("NS206", f"{path.name} is a .npy file holding one array; remove 'key: {key}'")
             with open(path, "rb") as stream:
                 array = _read_checked(stream, label, expected)
-    except WeightFileError:
+    except ParamError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise WeightFileError("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
+        raise ParamError("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.isfinite(array).sum())
-        raise WeightFileError("NS209", f"{label} holds {bad} NaN or infinite value(s); every value must be finite")
+        raise ParamError("NS209", f"{label} holds {bad} NaN or infinite value(s); every value must be finite")
     return array
 
 
@@ -99,13 +103,13 @@ def _read_checked(stream: BinaryIO, label: str, expected: tuple[int, ...]) -> np
     header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran_order, dtype = header(stream)
     if dtype.kind not in "fiu":
-        raise WeightFileError("NS205", f"{label} holds {dtype} values; weight arrays must hold numbers (float or int)")
+        raise ParamError("NS205", f"{label} holds {dtype} values; weight arrays must hold numbers (float or int)")
     if tuple(shape) != tuple(expected):
         raise ShapeMismatch(label, tuple(shape), tuple(expected))
     count = int(np.prod(shape))
     data = stream.read(count * dtype.itemsize)
     if len(data) != count * dtype.itemsize:
-        raise WeightFileError("NS203", f"{label} is truncated: its header promises {count} values")
+        raise ParamError("NS203", f"{label} is truncated: its header promises {count} values")
     array = np.frombuffer(data, dtype=dtype)
     array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
     return array.astype(np.float64)

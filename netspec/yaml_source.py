@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -155,7 +155,7 @@ class _Builder:
         self.total = 0
         self.result: tuple[Any, Position | None] = (None, None)
 
-    def fail(self, code: str, message: str, mark: Any) -> None:
+    def fail(self, code: str, message: str, mark: Any) -> NoReturn:
         raise SpecError(Problem(code, message).located(self.file, mark.line + 1, mark.column + 1))
 
     def build(self, events) -> tuple[Any, Position | None]:
@@ -277,11 +277,20 @@ class _Builder:
                 self.fail("NS103", "a key must be a plain value, not a list or mapping", event.start_mark)
             if value == "<<" and plain_key:
                 value = _MERGE
+            elif not isinstance(value, str):
+                shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+                self.fail("NS103", f"keys are text, got {shown}; write it in quotes: '{shown}'", event.start_mark)
             parent.pending_key = (value, pos)
         else:
             key, key_pos = parent.pending_key
             parent.pending_key = None
             if key is _MERGE:
+                if parent.merges:
+                    self.fail(
+                        "NS003",
+                        "merge key '<<' is given twice in this mapping; merge a list: <<: [*a, *b]",
+                        _Mark(key_pos),
+                    )
                 parent.merges.append((value, pos))
             elif key in parent.value:
                 first = parent.pos.keys[key]

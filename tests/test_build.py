@@ -6,6 +6,7 @@ import os
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import netspec
 
@@ -239,3 +240,63 @@ def test_a_weight_file_that_is_a_folder(problems, tmp_path):
     assert problems(text) == [
         f"{where(text, '{file: arrays}')}: NS203 layers[0].bias: layer 'hidden': 'arrays' is a folder, not a .npy or .npz file"
     ]
+
+
+def test_nul_in_a_path_is_refused(problems):
+    text = spec_text(bias='{file: "a\\0b.npy"}')
+    assert problems(text) == [
+        f"{where(text, '{file')}: NS207 layers[0].bias: layer 'hidden': 'a\\x00b.npy' holds a NUL character; give a plain file name"
+    ]
+
+
+def test_layer_seed_is_used_when_the_initializer_has_none(write_spec):
+    text = SPEC.replace("WEIGHTS", "he_normal").replace("BIAS", "0\n    seed: 11")
+    first = netspec.load(write_spec(text)).layers[0].params["weights"]
+    again = (
+        netspec.load(write_spec(text.replace("classes: [a, b]", "seed: 99\nclasses: [a, b]")))
+        .layers[0]
+        .params["weights"]
+    )
+    np.testing.assert_array_equal(first, again)  # the spec's seed does not matter once the layer has one
+    other = netspec.load(write_spec(text.replace("seed: 11", "seed: 12"))).layers[0].params["weights"]
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=">f8").reshape(2, 3),  # big-endian
+        np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)),
+        np.arange(6, dtype=np.float16).reshape(2, 3),
+        np.arange(6, dtype=np.int32).reshape(2, 3),
+    ],
+    ids=["big-endian", "fortran-order", "float16", "int32"],
+)
+def test_numeric_npy_files_of_any_layout_load_exactly(write_spec, tmp_path, array):
+    np.save(tmp_path / "w.npy", array)
+    weights = netspec.load(write_spec(spec_text("{file: w.npy}"))).layers[0].params["weights"]
+    np.testing.assert_array_equal(weights, np.arange(6).reshape(2, 3))
+
+
+def test_npy_with_a_key_and_truncated_npy(problems, tmp_path):
+    np.save(tmp_path / "b.npy", np.zeros(2))
+    text = spec_text(bias="{file: b.npy, key: b}")
+    assert problems(text)[0].endswith(
+        "NS206 layers[0].bias: layer 'hidden': b.npy is a .npy file holding one array; remove 'key: b'"
+    )
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "b.npy").read_bytes()[:-4])
+    assert problems(spec_text(bias="{file: cut.npy}"))[0].endswith(
+        "NS203 layers[0].bias: layer 'hidden': cut.npy is truncated: its header promises 2 values"
+    )
+
+
+def test_weights_file_missing_or_not_npz(problems, tmp_path):
+    text = spec_text().replace("classes:", "weights_file: gone.npz\nclasses:")
+    assert problems(text) == [
+        f"{where(text, 'gone.npz')}: NS202 weights_file: weight file 'gone.npz' not found in {tmp_path}"
+    ]
+    (tmp_path / "text.npz").write_text("not a zip")
+    text = spec_text().replace("classes:", "weights_file: text.npz\nclasses:")
+    assert problems(text)[0].startswith(
+        f"{where(text, 'text.npz')}: NS203 weights_file: cannot read text.npz as a .npz file"
+    )

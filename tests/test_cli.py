@@ -83,17 +83,17 @@ def test_run_prints_labels_scores_and_bars(colours, tmp_path):
     # 0.7311 of a 20-character bar is 116.97 eighths: 14 full blocks and 5/8; 0.2689 is 43.0: 5 and 3/8.
     assert result.output == (
         f"{tmp_path / 'red.png'}: red\n"
-        f"  red   {RED:7.4f}  {'█' * 14}▋\n"
-        f"  blue  {1 - RED:7.4f}  {'█' * 5}▍\n"
+        f"  red   {RED:.4f}  {'█' * 14}▋\n"
+        f"  blue  {1 - RED:.4f}  {'█' * 5}▍\n"
         f"{tmp_path / 'blue.png'}: blue\n"
-        f"  blue  {RED:7.4f}  {'█' * 14}▋\n"
-        f"  red   {1 - RED:7.4f}  {'█' * 5}▍\n"
+        f"  blue  {RED:.4f}  {'█' * 14}▋\n"
+        f"  red   {1 - RED:.4f}  {'█' * 5}▍\n"
     )
 
 
 def test_run_top_k_and_json(colours, tmp_path):
     result = invoke("run", colours, tmp_path / "blue.png", "--top-k", "1")
-    assert result.output == f"{tmp_path / 'blue.png'}: blue\n  blue  {RED:7.4f}  {'█' * 14}▋\n"
+    assert result.output == f"{tmp_path / 'blue.png'}: blue\n  blue  {RED:.4f}  {'█' * 14}▋\n"
     result = invoke("run", colours, tmp_path / "red.png", "--json")
     line = json.loads(result.output)
     assert list(line) == ["file", "label", "scores"]
@@ -181,7 +181,7 @@ def test_installed_console_script(colours, tmp_path):
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stdout == f"{tmp_path / 'red.png'}: red\n  red  {RED:7.4f}  {'█' * 14}▋\n"
+    assert done.stdout == f"{tmp_path / 'red.png'}: red\n  red  {RED:.4f}  {'█' * 14}▋\n"
     assert done.stderr == f"{tmp_path / 'nope.png'}: NS301 image not found\n"
     done = subprocess.run([netspec, "validate", str(colours)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "1 spec checked, 0 invalid\n")
@@ -218,3 +218,12 @@ def test_validate_skips_hidden_folders(write_spec, tmp_path):
     write_spec("on: push\njobs: {}\n", ".github/ci.yml")
     write_spec(VALID, "good.yaml")
     assert invoke("validate", tmp_path).output == "1 spec checked, 0 invalid\n"
+
+
+def test_logit_scores_are_drawn_from_lowest_to_highest(write_spec, tmp_path):
+    text = COLOURS.replace("activation: softmax, weights: [[1, 0, 0], [0, 0, 1]]", "weights: [[-30, 0, 0], [0, 0, 2]]")
+    spec = write_spec(text)
+    Image.new("RGB", (1, 1), (255, 0, 255)).save(tmp_path / "magenta.png")
+    result = invoke("run", spec, tmp_path / "magenta.png")
+    # Scores 2 and -30: the higher fills the bar, the lower draws none; the column is aligned.
+    assert result.output == f"{tmp_path / 'magenta.png'}: blue\n  blue    2.0000  {'█' * 20}\n  red   -30.0000\n"

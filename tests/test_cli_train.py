@@ -86,7 +86,10 @@ def test_flags_and_training_section_are_validated_with_locations(spec, flowers, 
     result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml")
     line = SOURCE.splitlines().index("  optimizer: adam") + 1
     assert result.exit_code == 1
-    assert result.stderr == f"{spec}:{line}:14: NS105 training.optimizer: must be one of sgd, adam, got 'adamw' (text); did you mean 'adam'?\n"
+    assert (
+        result.stderr
+        == f"{spec}:{line}:14: NS105 training.optimizer: must be one of sgd, adam, got 'adamw' (text); did you mean 'adam'?\n"
+    )
     result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--learning-rate", "0")
     assert result.exit_code == 2 and "--learning-rate" in result.stderr
 
@@ -149,7 +152,11 @@ def test_eval_text_and_json(flowers, tmp_path):
         "red rose         1.000   1.000   1.000       40",
         "white lotus      1.000   1.000   1.000       40",
     ]
-    assert lines[-3:] == ["                red rose  white lotus", "red rose              40            0", "white lotus            0           40"]
+    assert lines[-3:] == [
+        "                red rose  white lotus",
+        "red rose              40            0",
+        "white lotus            0           40",
+    ]
     data = json.loads(invoke("eval", spec, flowers, "--json").stdout)
     assert data["accuracy"] == 1.0 and data["confusion"] == [[40, 0], [0, 40]]
     assert data["classes"]["red rose"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 40}
@@ -178,7 +185,10 @@ def test_unreadable_images_are_skipped_with_a_warning_or_fail_with_strict(flower
     spec = ROOT / "specs" / "rose-vs-lotus.yaml"
     result = invoke("eval", spec, data)
     assert result.exit_code == 0 and result.stdout.startswith("accuracy 100.00% (4 of 4)")
-    assert result.stderr == f"warning: {data / 'red rose' / 'notes.txt'}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP) (skipped)\n"
+    assert (
+        result.stderr
+        == f"warning: {data / 'red rose' / 'notes.txt'}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP) (skipped)\n"
+    )
     result = invoke("eval", spec, data, "--strict")
     assert result.exit_code == 1 and "NS302" in result.stderr
 
@@ -194,7 +204,12 @@ def test_npz_data(tmp_path):
     np.savez(tmp_path / "xor.npz", x=x, y=np.repeat(np.array(["same", "different", "different", "same"]), 8))
     result = invoke("train", spec, tmp_path / "xor.npz", "-o", tmp_path / "out" / "xor.yaml", "--quiet")
     assert result.stdout.startswith("best training accuracy 100.00% at epoch 300;")
-    assert invoke("eval", tmp_path / "out" / "xor.yaml", tmp_path / "xor.npz").stdout.startswith("accuracy 100.00% (32 of 32)")
+    assert invoke("eval", tmp_path / "out" / "xor.yaml", tmp_path / "xor.npz").stdout.startswith(
+        "accuracy 100.00% (32 of 32)"
+    )
     np.savez(tmp_path / "bad.npz", x=x[:, :1], y=np.zeros(32, dtype=int))
     result = invoke("eval", tmp_path / "out" / "xor.yaml", tmp_path / "bad.npz")
-    assert result.stderr == f"{tmp_path / 'bad.npz'}: NS404 x has shape (32, 1) (float32) and y (32,); x must be numbers shaped (n, 2), y (n,)\n"
+    assert (
+        result.stderr
+        == f"{tmp_path / 'bad.npz'}: NS404 x has shape (32, 1) (float32) and y (32,); x must be numbers shaped (n, 2), y (n,)\n"
+    )

@@ -138,3 +138,26 @@ def test_truncated_image(tmp_path):
 def test_too_many_pixels_is_refused_before_decoding(tmp_path):
     path = save(tmp_path, Image.new("L", (100, 100)))
     assert error_of(path, max_pixels=5000) == f"{path}: NS304 image is 100×100 pixels, more than the limit of 5,000"
+
+
+def test_premultiplied_and_other_modes(tmp_path):
+    for mode in ("La", "RGBa", "PA", "CMYK", "YCbCr", "1", "F", "I;16"):
+        assert images.to_array(Image.new(mode, (2, 1)), spec()).shape == (3, 1, 2), mode
+
+
+def test_empty_image_is_refused():
+    with pytest.raises(InputError, match="NS302 image has no pixels"):
+        images.to_array(Image.new("RGB", (0, 0)), spec())
+
+
+def test_animated_file_is_closed_after_reading(tmp_path):
+    import gc
+    import warnings
+
+    frames = [Image.new("RGB", (2, 1), (255, 0, 0)), Image.new("RGB", (2, 1), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        images.read(path, spec())
+        gc.collect()

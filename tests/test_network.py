@@ -169,3 +169,53 @@ def test_save_creates_the_folder(write_spec, tmp_path):
     network = netspec.load(write_spec(HAND))
     spec_path, _ = network.save(tmp_path / "new" / "deeper" / "net.yaml")
     assert netspec.load(spec_path).classes == ["left", "right"]
+
+
+def test_inputs_in_every_form(write_spec, tmp_path):
+    from PIL import Image
+
+    colours = write_spec(
+        "netspec: 1\nclasses: [red, blue]\ninput: {image: {width: 1, height: 1}}\n"
+        "layers:\n  - {type: dense, neurons: 2, weights: [[1, 0, 0], [0, 0, 1]], bias: 0}\n",
+        "colours.yaml",
+    )
+    network = netspec.load(colours)
+    Image.new("RGB", (2, 2), (255, 0, 0)).save(tmp_path / "red.png")
+    blue = Image.new("RGB", (2, 2), (0, 0, 255))
+    assert network.predict(str(tmp_path / "red.png")) == ["red"]  # one path: a batch of one
+    assert network.predict(tmp_path / "red.png") == ["red"]
+    assert network.predict(blue) == ["blue"]
+    assert network.predict([tmp_path / "red.png", blue, np.array([[[0.0]], [[0.0]], [[1.0]]])]) == [
+        "red",
+        "blue",
+        "blue",
+    ]
+    features = netspec.load(write_spec(HAND))
+    nested = [[2.0, 1.0], [-1.0, 0.0]]
+    np.testing.assert_array_equal(features.scores(nested), features.forward(np.array(nested)))
+    with pytest.raises(netspec.InputError, match=r"NS305 inputs must be numbers shaped \(batch, 2\), got list values"):
+        features.forward([[1, 2, None]])
+    with pytest.raises(netspec.InputError, match="NS305 inputs must be numbers"):
+        features.forward("abc")
+
+
+def test_repr_shows_the_sizes_and_classes(write_spec):
+    assert repr(netspec.load(write_spec(HAND))) == "<Network 'network': 2 → 2 → 2, classes ['left', 'right']>"
+
+
+def test_save_refuses_a_path_that_is_not_a_spec(write_spec, tmp_path):
+    with pytest.raises(ValueError, match="save writes a spec: give a .yaml or .yml path"):
+        netspec.load(write_spec(HAND)).save(tmp_path / "net.npz")
+    assert not (tmp_path / "net.npz").exists()
+
+
+def test_a_failed_write_removes_its_temporary_file_and_keeps_the_old_file(tmp_path):
+    from netspec.files import atomic_write
+
+    target = tmp_path / "result.yaml"
+    target.write_text("before")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as stream:
+            stream.write(b"half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["result.yaml"]

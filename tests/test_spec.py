@@ -104,7 +104,7 @@ def test_initializer_parameters_are_checked(problems):
     ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: uniform, low: 1, high: 0}}")
     assert problems(text) == [
-        f"{where(text, '{init: uniform')}: NS104 layers[0].weights: high must be above low, got low=1.0 and high=0.0"
+        f"{where(text, 'high: 0', '0')}: NS104 layers[0].weights.high: must be above low, got low=1 and high=0"
     ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: normal, std: 0}}")
     assert problems(text) == [f"{where(text, 'std: 0', '0')}: NS104 layers[0].weights.std: must be above 0, got 0"]
@@ -205,12 +205,12 @@ def test_layer_name_characters(problems):
 def test_image_input_rules(problems):
     text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, color: grayscale, mean: [0.5, 0.5]}\n")
     assert problems(text) == [
-        f"{where(text, '{width')}: NS108 input.image: mean has 2 values but grayscale images have 1 channel; "
+        f"{where(text, '[0.5, 0.5]')}: NS108 input.image.mean: has 2 values but grayscale images have 1 channel; "
         "give one value per channel",
     ]
     text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, scale: [0], std: [1, 0, 1]}\n")
     assert problems(text) == [
-        f"{where(text, '[0]')}: NS108 input.image.scale: must have at least 2 items, got 1",
+        f"{where(text, '[0]')}: NS108 input.image.scale: must have exactly 2 values, got 1",
         f"{where(text, '0, 1]', '0')}: NS104 input.image.std[1]: must be above 0, got 0",
     ]
 
@@ -297,7 +297,7 @@ def test_every_code_is_documented_and_every_code_used_is_known():
 def test_alpha_only_with_leaky_relu(problems):
     text = VALID.replace("activation: relu}", "activation: relu, alpha: 0.2}")
     assert problems(text) == [
-        f"{where(text, '{name: hidden')}: NS125 layers[0]: alpha only shapes leaky_relu, but the activation is relu; remove alpha or use leaky_relu"
+        f"{where(text, '0.2}', '0.2')}: NS125 layers[0].alpha: only leaky_relu takes alpha, but the activation is relu; remove alpha or use leaky_relu"
     ]
     assert problems(VALID.replace("activation: relu}", "activation: leaky_relu, alpha: 0.2}")) == []
 
@@ -305,7 +305,7 @@ def test_alpha_only_with_leaky_relu(problems):
 def test_scale_needs_two_different_values(problems):
     text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, scale: [1, 1]}\n")
     assert problems(text) == [
-        f"{where(text, '{width')}: NS104 input.image: scale needs two different values [lo, hi], got [1.0, 1.0]"
+        f"{where(text, '[1, 1]')}: NS104 input.image.scale: needs two different values [lo, hi], got [1, 1]"
     ]
     assert problems(VALID.replace("  features: 3\n", "  image: {width: 1, height: 1, scale: [1, 0]}\n")) == []
 
@@ -325,3 +325,55 @@ def test_class_labels_are_printable_on_one_line(problems):
     assert problems(text) == [
         f"{label}: NS103 classes[1]: class labels must be printable text on one line, got 'dog\\nhouse'"
     ]
+
+
+def test_names_and_types_that_are_not_text(problems):
+    text = VALID.replace("type: dense, neurons: 4", "type: 5, neurons: 4")
+    assert problems(text) == [f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, got 5"]
+    text = VALID.replace("activation: relu}", "activation: relu, weights: {init: null}}")
+    assert problems(text) == [
+        f"{where(text, 'null')}: NS103 layers[0].weights.init: must be a name (text): one of zeros, ones, uniform, normal, glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_normal, got null"
+    ]
+    text = VALID.replace("  - {name: output", "  - [output, dense]\n  - {name: output")
+    assert (
+        problems(text)[0]
+        == f"{where(text, '[output')}: NS103 layers[1]: a layer is a mapping of keys (name, type, neurons, ...), got a list of 2"
+    )
+
+
+def test_very_long_numbers_are_shortened(problems):
+    text = VALID.replace("neurons: 4", "neurons: " + "9" * 400)
+    found = problems(text)
+    assert found == [
+        f"{where(text, 'neurons: 9', '9')}: NS104 layers[0].neurons: must be at most 2,147,483,647, got a number with 400 digits"
+    ]
+
+
+def test_scale_length_says_exactly_two(problems):
+    text = VALID.replace("  features: 3\n", "  image: {width: 1, height: 1, scale: [0, 1, 2]}\n")
+    assert problems(text) == [f"{where(text, '[0, 1, 2]')}: NS108 input.image.scale: must have exactly 2 values, got 3"]
+
+
+def test_model_dump_validates_again_and_callers_objects_are_not_changed():
+    from netspec.layers import Dense
+
+    layer = Dense(neurons=2)
+    spec = Spec.model_validate({"netspec": 1, "classes": ["a", "b"], "input": {"features": 2}, "layers": [layer]})
+    assert layer.name is None and spec.layers[0].name == "dense_0"
+    assert Spec.model_validate(spec.model_dump()) == spec
+    assert Spec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_numpy_scalars_are_numbers():
+    import numpy as np
+
+    spec = Spec.model_validate(
+        {
+            "netspec": 1,
+            "classes": ["a", "b"],
+            "input": {"features": np.int64(2)},
+            "seed": np.int32(4),
+            "layers": [{"type": "dense", "neurons": np.int64(2), "bias": np.float32(0.5)}],
+        }
+    )
+    assert (spec.input.features, spec.seed, spec.layers[0].neurons, spec.layers[0].bias) == (2, 4, 2, 0.5)

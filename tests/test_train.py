@@ -75,7 +75,9 @@ def test_adam_steps_by_hand():
 
 def test_xor_is_learned_to_100_percent():
     net = network()
-    history = net.fit(np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8), epochs=300, learning_rate=0.05, val_split=0, batch_size=8)
+    history = net.fit(
+        np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8), epochs=300, learning_rate=0.05, val_split=0, batch_size=8
+    )
     assert net.predict(XOR_X) == ["same", "different", "different", "same"]
     assert history.epochs[-1].accuracy == 1.0 and history.best_epoch == 300
 

@@ -142,3 +142,21 @@ def test_position_skips_path_parts_missing_from_the_data():
     assert source.position(("layers", 0, "dense", "neurons")) == (3, 14)
     assert source.position(("layers", 0, "nonexistent")) == (2, 5)
     assert source.position(()) == (1, 1)
+
+
+def test_a_second_merge_key_is_a_duplicate():
+    assert error_of("d: &d {a: 1}\ne: &e {b: 2}\nm:\n  <<: *d\n  <<: *e\n") == (
+        "f.yaml:5:3: NS003 merge key '<<' is given twice in this mapping; merge a list: <<: [*a, *b]"
+    )
+    assert read_yaml("d: &d {a: 1}\ne: &e {a: 2, b: 2}\nm: {<<: [*d, *e]}\n", "f").data["m"] == {"a": 1, "b": 2}
+
+
+def test_keys_must_be_text():
+    assert error_of("netspec: 1\n1: x\n") == "f.yaml:2:1: NS103 keys are text, got 1; write it in quotes: '1'"
+    assert error_of("true: x\n") == "f.yaml:1:1: NS103 keys are text, got true; write it in quotes: 'true'"
+
+
+def test_bad_core_tag_values():
+    assert error_of("a: !!int x1\n") == "f.yaml:1:4: NS103 'x1' is not a valid !!int"
+    assert error_of("a: !!bool yes\n") == "f.yaml:1:4: NS103 'yes' is not a valid !!bool"
+    assert error_of("a: {<<: 3}\n") == "f.yaml:1:9: NS103 a merge key '<<' takes a mapping or a list of mappings"

@@ -6,6 +6,7 @@ Exit codes, the same for every command:
     2  usage error: an unknown option, a missing argument, a path that does not exist;
     3  an internal error in netspec itself (please report it; --debug shows the traceback);
   130  interrupted with Ctrl-C.
+A reader that goes away (`netspec run ... | head`) ends the command quietly with exit code 1.
 Results go to stdout; problems and diagnostics to stderr (validate prints its findings to stdout,
 since they are its result).
 """

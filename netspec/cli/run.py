@@ -52,13 +52,13 @@ def run(
             for problem in result.problems:
                 click.echo(str(problem), err=True)
             continue
-        ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
         if not np.isfinite(result).all():
             failed += 1
             message = "the network's scores are not finite (overflow); no label given"
             overflow = Problem("NS306", message, file=str(path))
             click.echo(str(overflow), err=True)
             continue
+        ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
         click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
     if failed:
         raise click.exceptions.Exit(1)
@@ -91,12 +91,15 @@ def _as_json(path: Path, ranked: list[tuple[str, float]]) -> str:
 
 def _as_text(path: Path, ranked: list[tuple[str, float]]) -> str:
     width = max(len(label) for label, _ in ranked)
-    top = max(abs(score) for _, score in ranked) or 1.0
-    # Probabilities fill the bar at 1; other scores are drawn relative to the largest.
-    full = 1.0 if all(0.0 <= s <= 1.0 for _, s in ranked) else top
+    scores = [score for _, score in ranked]
+    shown = [f"{score:.4f}" for score in scores]
+    column = max(len(text) for text in shown)
+    # Probabilities fill the bar at 1; other scores (logits) are drawn from the lowest to the highest.
+    low, high = (0.0, 1.0) if all(0.0 <= s <= 1.0 for s in scores) else (min(min(scores), 0.0), max(scores))
     lines = [f"{path}: {ranked[0][0]}"]
-    for label, score in ranked:
-        lines.append(f"  {label:<{width}}  {score:7.4f}  {_bar(abs(score) / full)}".rstrip())
+    for (label, score), text in zip(ranked, shown):
+        fraction = (score - low) / (high - low) if high > low else 1.0
+        lines.append(f"  {label:<{width}}  {text:>{column}}  {_bar(fraction)}".rstrip())
     return "\n".join(lines)
 
 

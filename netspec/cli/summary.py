@@ -20,18 +20,9 @@ def rows(network: Network) -> list[tuple[str, ...]]:
     kind = "image" if spec.input.image else "features"
     table = [("input", kind, str(network.input_shape), "0", "0", "")]
     for layer in network.layers:
-        count = sum(a.size for a in layer.params.values())
-        adds = layer.module.multiply_adds(layer.spec, layer.input_shape)
-        table.append(
-            (
-                layer.name,
-                layer.type,
-                str(layer.output_shape),
-                f"{count:,}",
-                f"{adds:,}",
-                getattr(layer.spec, "activation", ""),
-            )
-        )
+        activation = getattr(layer.spec, "activation", "")
+        shape = str(layer.output_shape)
+        table.append((layer.name, layer.type, shape, f"{layer.param_count:,}", f"{layer.multiply_adds:,}", activation))
     return table
 
 
@@ -50,8 +41,8 @@ def summary(spec: Path, max_params: int) -> None:
         return "  ".join(cells).rstrip()
 
     rule = "─" * len(line(HEADERS))
-    total = sum(a.size for layer in network.layers for a in layer.params.values())
-    adds = sum(layer.module.multiply_adds(layer.spec, layer.input_shape) for layer in network.layers)
+    total = sum(layer.param_count for layer in network.layers)
+    adds = sum(layer.multiply_adds for layer in network.layers)
     size = total * network.dtype.itemsize
     described = f" — {network.spec.description}" if network.spec.description else ""
     click.echo(f"{network.spec.name}{described}")
@@ -67,9 +58,11 @@ def summary(spec: Path, max_params: int) -> None:
     click.echo(f"Input values per sample: {prod(network.input_shape):,}")
 
 
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+def _bytes(n: float) -> str:
+    if n < 1024:
+        return f"{int(n)} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return f"{n} B"
+        if n < 1024 or unit == "GiB":
+            break
+    return f"{n:.1f} {unit}"

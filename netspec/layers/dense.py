@@ -8,11 +8,14 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
 
-from netspec.fields import GlorotUniform, SpecModel, param_source
+from netspec.errors import Problem
+from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import LayerName
+
+DEFAULT_ALPHA = 0.01
+"""leaky_relu's slope for negative inputs when the spec gives none (PyTorch's default)."""
 
 
 class Dense(SpecModel):
@@ -22,27 +25,26 @@ class Dense(SpecModel):
     """Layer type."""
     name: LayerName | None = None
     """Unique name of the layer (default: type and index, e.g. dense_2)."""
-    neurons: int = Field(ge=1)
+    neurons: Count
     """How many neurons the layer has; each gives one output."""
     activation: ActivationName = "linear"
     """Function applied to Weight·Input + Bias."""
-    alpha: float = Field(default=0.01, ge=0)
-    """Slope for negative inputs of leaky_relu."""
+    alpha: float | None = Field(default=None, ge=0)
+    """Slope for negative inputs of leaky_relu (default 0.01); only leaky_relu takes it."""
     weights: param_source(2) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
     """One row per neuron with one value per input (as PyTorch's nn.Linear), or any other form."""
     bias: param_source(1) = 0.0
     """One value per neuron, or any other form."""
-    seed: int | None = Field(default=None, ge=0)
+    seed: Seed | None = None
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
     @model_validator(mode="after")
     def _alpha_needs_leaky_relu(self) -> Dense:
-        if "alpha" in self.model_fields_set and self.activation != "leaky_relu":
-            raise PydanticCustomError(
-                "NS125",
-                "alpha only shapes leaky_relu, but the activation is {activation}; remove alpha or use leaky_relu",
-                {"activation": self.activation},
+        if self.alpha is not None and self.activation != "leaky_relu":
+            message = (
+                f"only leaky_relu takes alpha, but the activation is {self.activation}; remove alpha or use leaky_relu"
             )
+            raise rule_error([Problem("NS125", message, ("alpha",))])
         return self
 
 
@@ -84,10 +86,11 @@ def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> tuple
     z = flat @ w.T
     z += b
     act = ACTIVATIONS[layer.activation]
-    y = act.forward(z, layer.alpha)
+    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    y = act.forward(z, alpha)
 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
-        dz = dy if preactivation else act.backward(z, y, dy, layer.alpha)
+        dz = dy if preactivation else act.backward(z, y, dy, alpha)
         grads = {"weights": dz.T @ flat, "bias": dz.sum(axis=0)}
         return ((dz @ w).reshape(x.shape) if input_grad else None), grads
 
