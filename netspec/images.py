@@ -44,21 +44,15 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             # netspec checks the pixel count itself below, with its own limit and message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path, formats=FORMATS)
+        with image:  # closes the file whatever happens; the decoded first frame stays usable
             width, height = image.size
             if width * height > max_pixels:
-                raise InputError(
-                    Problem(
-                        "NS304", f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}", file=name
-                    )
-                )
+                message = f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}"
+                raise InputError(Problem("NS304", message, file=name))
             image.seek(0)
             image.load()
-            if getattr(image, "n_frames", 1) > 1:
-                # Pillow keeps multi-frame files open for seeking; keep the first frame, close the file.
-                first = image.copy()
-                image.close()
-                return first
-            return image
+            # Pillow keeps multi-frame files open for seeking: a copy of the first frame needs no file.
+            return image.copy() if getattr(image, "n_frames", 1) > 1 else image
     except FileNotFoundError:
         raise InputError(Problem("NS301", "image not found", file=name)) from None
     except UnidentifiedImageError:
