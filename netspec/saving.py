@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,9 +51,13 @@ _Dumper.add_representer(str, _text)
 
 def save_arrays(network: Network, path: Path) -> None:
     """Write every parameter array to a .npz under "<layer>.<param>", the keys `weights_file` reads."""
-    arrays = {f"{layer.name}.{name}": array for layer in network.layers for name, array in layer.params.items()}
-    with atomic_write(path) as stream:
-        np.savez(stream, **arrays)
+    with atomic_write(path) as stream, zipfile.ZipFile(stream, "w") as archive:
+        for layer in network.layers:
+            for name, array in layer.params.items():
+                # A fixed date (numpy.savez stamps the current time) makes equal arrays equal files.
+                member = zipfile.ZipInfo(f"{layer.name}.{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(member, "w", force_zip64=True) as file:
+                    np.lib.format.write_array(file, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def spec_document(network: Network, weights_file: str) -> dict:

@@ -109,7 +109,7 @@ def test_a_failed_write_leaves_earlier_results_untouched(spec, flowers, tmp_path
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("netspec.saving.np.savez", disk_full)
+    monkeypatch.setattr("netspec.saving.np.lib.format.write_array", disk_full)
     result = invoke("train", spec, flowers, "-o", out, "--epochs", "1")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "netspec: cannot write: No space left on device"

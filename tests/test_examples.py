@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
 import netspec
 from netspec.images import to_array
@@ -39,3 +42,23 @@ def test_shipped_weights_classify_fresh_pictures():
             labels.append(label)
     predicted = network.predict(np.stack(x))
     assert np.mean(np.array(predicted) == np.array(labels)) >= 0.95
+
+
+def test_digits_spec_trained_with_netspec_train_reaches_97_percent(tmp_path):
+    pytest.importorskip("sklearn", reason="the digits come from scikit-learn (pip install -e '.[test]')")
+    sys.path.insert(0, str(ROOT / "examples" / "digits"))
+    from make_digits import write
+
+    from netspec.cli import main
+
+    write(tmp_path / "digits")
+    runner = CliRunner()
+    out = tmp_path / "trained" / "digits.yaml"
+    trained = runner.invoke(
+        main,
+        ["train", str(ROOT / "specs" / "digits.yaml"), str(tmp_path / "digits" / "train"), "-o", str(out), "--quiet"],
+    )
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(main, ["eval", str(out), str(tmp_path / "digits" / "test"), "--json"])
+    report = json.loads(result.stdout)
+    assert report["count"] == 360 and report["accuracy"] >= 0.97

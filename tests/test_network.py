@@ -219,3 +219,14 @@ def test_a_failed_write_removes_its_temporary_file_and_keeps_the_old_file(tmp_pa
             stream.write(b"half")
             raise RuntimeError("crash while writing")
     assert target.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["result.yaml"]
+
+
+def test_saved_files_have_ordinary_permissions(write_spec, tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        spec_path, arrays_path = netspec.load(write_spec(HAND)).save(tmp_path / "out" / "net.yaml")
+    finally:
+        os.umask(mask)
+    assert oct(spec_path.stat().st_mode & 0o777) == oct(arrays_path.stat().st_mode & 0o777) == "0o644"

@@ -35,7 +35,8 @@ def write(out: Path) -> None:
             folder = out / part / str(label)
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image, "L").save(folder / f"{index:04d}.png")
-    print(f"wrote {len(x_train)} training and {len(x_test)} test digits to {out}/train and {out}/test")
+    shown = out.resolve().relative_to(Path.cwd()) if out.resolve().is_relative_to(Path.cwd()) else out
+    print(f"wrote {len(x_train)} training and {len(x_test)} test digits to {shown}/train and {shown}/test")
 
 
 def main() -> None:
