@@ -119,9 +119,9 @@ def test_a_failed_write_leaves_earlier_results_untouched(spec, flowers, tmp_path
 
 @pytest.mark.parametrize("save", [True, False])
 def test_ctrl_c_saves_the_best_epoch_so_far_unless_told_not_to(spec, flowers, tmp_path, monkeypatch, save):
-    from netspec.cli import train as train_module
+    import netspec.train
 
-    real_fit = train_module.fit
+    real_fit = netspec.train.fit
 
     def fit_interrupted_in_epoch_2(network, x, y, options, on_batch, on_epoch):
         def stop(epoch):
@@ -131,14 +131,14 @@ def test_ctrl_c_saves_the_best_epoch_so_far_unless_told_not_to(spec, flowers, tm
 
         return real_fit(network, x, y, options, on_batch, stop)
 
-    monkeypatch.setattr(train_module, "fit", fit_interrupted_in_epoch_2)
+    monkeypatch.setattr(netspec.train, "fit", fit_interrupted_in_epoch_2)
     out = tmp_path / "out.yaml"
     flag = "--save-on-interrupt" if save else "--no-save-on-interrupt"
     result = invoke("train", spec, flowers, "-o", out, "--epochs", "10", flag)
     assert result.exit_code == 130
     assert out.exists() is save and out.with_suffix(".npz").exists() is save
     if not save:
-        assert result.stderr.splitlines()[-1] == "netspec: interrupted; nothing written"
+        assert result.stderr.splitlines()[-2:] == ["netspec: interrupted", "netspec: interrupted; nothing written"]
 
 
 def test_eval_text_and_json(flowers, tmp_path):
@@ -213,3 +213,33 @@ def test_npz_data(tmp_path):
         result.stderr
         == f"{tmp_path / 'bad.npz'}: NS404 x has shape (32, 1) (float32) and y (32,); x must be numbers shaped (n, 2), y (n,)\n"
     )
+
+
+def test_a_real_ctrl_c_saves_the_best_epoch_so_far(tmp_path):
+    """SIGINT to a running `netspec train` process: exit 130, and a complete, valid result."""
+    import shutil
+    import signal
+    import subprocess
+
+    spec = tmp_path / "xor.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\n"
+        "layers:\n  - {type: dense, neurons: 8, activation: tanh}\n  - {type: dense, neurons: 2, activation: softmax}\n"
+    )
+    x = np.repeat(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32), 8, axis=0)
+    np.savez(tmp_path / "xor.npz", x=x, y=np.tile([0, 1, 1, 0], 8))
+    command = shutil.which("netspec") or str(Path(sys.executable).parent / "netspec")
+    out = tmp_path / "out" / "xor.yaml"
+    process = subprocess.Popen(
+        [command, "train", str(spec), str(tmp_path / "xor.npz"), "-o", str(out), "--epochs", "1000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr.readline().startswith("epoch ")  # training is under way
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "netspec: interrupted" in stderr and "Traceback" not in stderr
+    assert stdout.startswith("best validation accuracy") and f"wrote {out} and {out.with_suffix('.npz')}" in stdout
+    assert netspec.check(out) == []

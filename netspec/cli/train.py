@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from netspec.cli.options import max_params as max_params_option
 from netspec.errors import SpecError
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
-from netspec.train import Epoch, fit, resolve_options
+from netspec.train import Epoch, resolve_options
 from netspec.train.data import read_dataset
 
 
@@ -81,12 +82,17 @@ def train(
         parsed = parsed.model_copy(update={"weights_file": None})
     try:
         network = build(parsed, base_dir=spec.parent, max_params=max_params)
-        options = resolve_options(parsed, **overrides)
+        options = resolve_options(parsed, **overrides)  # here, to locate a bad `training:` value in the file
     except SpecError as err:
         raise located(source, err.problems) from None
     dataset = read_dataset(data, network, strict=strict, warn=lambda p: click.echo(f"warning: {p} (skipped)", err=True))
     bar = sys.stderr.isatty() and not quiet
-    history = fit(network, dataset.x, dataset.y, options, *_progress(options.epochs, bar))
+    on_batch, on_epoch = _progress(options.epochs, bar)
+    history = network.fit(dataset.x, dataset.y, on_batch=on_batch, on_epoch=on_epoch, **overrides)
+    if history.interrupted:
+        if bar:
+            _redraw("")
+        click.echo("netspec: interrupted", err=True)
     if history.interrupted and not save_on_interrupt:
         click.echo("netspec: interrupted; nothing written", err=True)
         raise click.exceptions.Exit(130)
@@ -117,28 +123,36 @@ def _check_output(spec: Path, data: Path, out: Path) -> None:
 
 
 def _progress(epochs: int, bar: bool):
-    """Callbacks that show a bar per epoch on a terminal, or print one line per epoch."""
-    state: dict = {}
+    """Callbacks that redraw a bar for the running epoch on a terminal, and print a line per finished epoch."""
+    state = {"epoch": 1, "start": time.perf_counter()}
 
-    def on_batch(done: int, total: int) -> None:
+    def on_batch(seen: int, total: int, loss: float, accuracy: float) -> None:
         if not bar:
             return
-        if "bar" not in state:
-            state["bar"] = click.progressbar(
-                length=total, label=f"epoch {len(state.get('epochs', [])) + 1}/{epochs}", file=sys.stderr, width=30
-            )
-            state["bar"].__enter__()
-            state["done"] = 0
-        state["bar"].update(done - state["done"])
-        state["done"] = done
+        if seen <= 0 or "drawn" not in state:
+            state["start"], state["drawn"] = time.perf_counter(), True
+        rate = seen / max(time.perf_counter() - state["start"], 1e-9)
+        filled = round(BAR_WIDTH * seen / total)
+        label = f"epoch {state['epoch']:>{len(str(epochs))}}/{epochs}"
+        line = f"{label}  [{'#' * filled}{'-' * (BAR_WIDTH - filled)}]  loss {loss:.4f}  accuracy {accuracy:6.2%}"
+        _redraw(f"{line}  {rate:,.0f} samples/s")
 
     def on_epoch(epoch: Epoch) -> None:
-        if "bar" in state:
-            state.pop("bar").__exit__(None, None, None)
-        state.setdefault("epochs", []).append(epoch)
+        if state.pop("drawn", False):
+            _redraw("")
+        state["epoch"] = epoch.number + 1
         click.echo(_epoch_line(epoch, epochs), err=True)
 
     return on_batch, on_epoch
+
+
+BAR_WIDTH = 24
+
+
+def _redraw(text: str) -> None:
+    # Carriage return and "erase line" (ANSI): the bar is redrawn in place on a terminal.
+    sys.stderr.write(f"\r\x1b[2K{text}")
+    sys.stderr.flush()
 
 
 def _epoch_line(epoch: Epoch, epochs: int) -> str:

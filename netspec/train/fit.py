@@ -72,7 +72,7 @@ def fit(
     x: np.ndarray,
     y: np.ndarray,
     options: Training,
-    on_batch: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[Epoch], None] | None = None,
 ) -> History:
     """Train `network` in place on inputs `x` and class indices `y`.
@@ -80,6 +80,9 @@ def fit(
     A `val_split` fraction of the examples (chosen with the seed) is held out; after each epoch
     the network is measured on it, and at the end it keeps the arrays of the epoch with the best
     validation accuracy. Ctrl-C ends training after the current batch, keeping the best epoch so far.
+
+    `on_batch(seen, total, loss, accuracy)` is called after each step with the epoch's running
+    figures, `on_epoch(epoch)` after each epoch.
     """
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(x))
@@ -152,7 +155,7 @@ def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch) -
         optimizer.step([layer.params for layer in layers], grads)
         seen += len(batch)
         if on_batch:
-            on_batch(seen, len(order))
+            on_batch(seen, len(order), total_loss / seen, correct / seen)
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
