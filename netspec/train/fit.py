@@ -92,7 +92,7 @@ def fit(
     optimizer = _optimizer(options, params)
     softmax_output = getattr(network.layers[-1].spec, "activation", None) == "softmax"
     history, best_params, waited = History(), None, 0
-    best_score = (-1.0, -np.inf)
+    best_score: tuple = (-np.inf,)
     try:
         for number in range(1, options.epochs + 1):
             start = time.perf_counter()
@@ -104,28 +104,29 @@ def fit(
             if held:
                 val_loss, val_accuracy = measure(network, x[val], y[val], softmax_output)
             epoch = Epoch(number, loss, correct, val_loss, val_accuracy, seconds, len(train) / max(seconds, 1e-9))
+            history.diverged = not np.isfinite(loss)
+            # The record of the best epoch is made before anything else, so that Ctrl-C at any later
+            # moment finds it complete. Without validation data the last finished epoch is the best.
+            score = (val_accuracy, -val_loss) if held else (number,)
+            improved = not history.diverged and score > best_score
+            if improved:
+                kept = [{k: a.copy() for k, a in layer.items()} for layer in params]
+                best_score, best_params, history.best_epoch, waited = score, kept, number, 0
+            else:
+                waited += 1
             history.epochs.append(epoch)
             if on_epoch:
                 on_epoch(epoch)
-            if not np.isfinite(loss):
-                history.diverged = True
+            if history.diverged:
                 break
-            score = (val_accuracy, -val_loss) if held else (correct, -loss)
-            if score > best_score:
-                best_score, history.best_epoch, waited = score, number, 0
-                best_params = [{k: a.copy() for k, a in layer.items()} for layer in params] if held else None
-            else:
-                waited += 1
-                if options.patience is not None and waited >= options.patience:
-                    history.stopped_early = True
-                    break
+            if options.patience is not None and waited >= options.patience:
+                history.stopped_early = True
+                break
     except KeyboardInterrupt:
         history.interrupted = True
     if best_params is not None:
         for layer, best in zip(params, best_params):
             layer.update(best)
-    elif not held and history.epochs and not history.diverged:
-        history.best_epoch = history.epochs[-1].number  # without validation data, the last epoch is kept
     return history
 
 
