@@ -1,17 +1,35 @@
-"""netspec: describe a neural network in a YAML file, check it, and run it."""
+"""netspec: describe a neural network in a YAML file, check it, and run it.
 
-from netspec.build import build
-from netspec.errors import InputError, NetspecError, Problem, SpecError
-from netspec.loader import check, load, read_spec
-from netspec.network import Network
-from netspec.spec import Spec
+The public names are imported on first use, so that `import netspec` (and the start of every
+`netspec` command) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_HOMES = {
+    "build": "netspec.builder",
+    "check": "netspec.loader",
+    "load": "netspec.loader",
+    "read_spec": "netspec.loader",
+    "Network": "netspec.network",
+    "Spec": "netspec.spec",
+    "Problem": "netspec.errors",
+    "NetspecError": "netspec.errors",
+    "SpecError": "netspec.errors",
+    "InputError": "netspec.errors",
+    "DataError": "netspec.train.data",
+}
+
 __all__ = [
+    "DataError",
     "InputError",
-    "Network",
     "NetspecError",
+    "Network",
     "Problem",
     "Spec",
     "SpecError",
@@ -20,3 +38,23 @@ __all__ = [
     "load",
     "read_spec",
 ]
+
+if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ below does the work
+    from netspec.builder import build
+    from netspec.errors import InputError, NetspecError, Problem, SpecError
+    from netspec.loader import check, load, read_spec
+    from netspec.network import Network
+    from netspec.spec import Spec
+    from netspec.train.data import DataError
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'netspec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

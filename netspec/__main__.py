@@ -1,5 +1,5 @@
 """`python -m netspec` runs the command line."""
 
-from netspec.cli import entry
+from netspec._entry import main
 
-entry()
+main()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from netspec.build import DEFAULT_MAX_PARAMS, build
+from netspec.builder import DEFAULT_MAX_PARAMS, build
 from netspec.errors import Problem, SpecError
 from netspec.network import Network
 from netspec.spec import Spec

@@ -163,6 +163,8 @@ class Network:
         x, y = self._batch(x), to_indices(y, self.classes)
         if len(x) != len(y):
             raise InputError(Problem("NS305", f"{len(x)} inputs but {len(y)} labels; give one label per input"))
+        if not np.isfinite(x).all():
+            raise InputError(Problem("NS305", "inputs hold NaN or infinite values; every input must be finite"))
         return x, y
 
     def _sample(self, source: Any) -> np.ndarray:

@@ -114,6 +114,20 @@ class Training(SpecModel):
     seed: Seed | None = None
     """Seed of the shuffling and the validation split (default: the spec's seed)."""
 
+    @model_validator(mode="after")
+    def _no_idle_options(self) -> Training:
+        problems = []
+        if "momentum" in self.model_fields_set and self.optimizer != "sgd":
+            problems.append(
+                Problem("NS125", f"only sgd takes momentum, but the optimizer is {self.optimizer}", ("momentum",))
+            )
+        if self.patience is not None and self.val_split == 0:
+            message = "patience counts epochs without a better validation accuracy; it needs val_split above 0"
+            problems.append(Problem("NS125", message, ("patience",)))
+        if problems:
+            raise rule_error(problems)
+        return self
+
 
 class Spec(SpecModel):
     """A network: its input, its layers in order, its class labels and its initial parameters."""

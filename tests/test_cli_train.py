@@ -47,7 +47,7 @@ def test_train_writes_the_same_spec_with_its_weights_file(spec, flowers, tmp_pat
     assert result.exit_code == 0
     lines = result.stderr.splitlines()
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert result.stdout.startswith("best validation accuracy ")
+    assert result.stdout.startswith(("best validation accuracy ", "no epoch beat the starting weights"))
     assert result.stdout.rstrip().endswith(f"wrote {out} and {out.with_suffix('.npz')}")
     # Only one line is added: the comments and key order of the spec are kept.
     added = [line for line in out.read_text().splitlines() if line not in SOURCE.splitlines()]
@@ -112,7 +112,7 @@ def test_a_failed_write_leaves_earlier_results_untouched(spec, flowers, tmp_path
     monkeypatch.setattr("netspec.saving.np.lib.format.write_array", disk_full)
     result = invoke("train", spec, flowers, "-o", out, "--epochs", "1")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1] == "netspec: cannot write: No space left on device"
+    assert result.stderr.splitlines()[-1] == "netspec: No space left on device"
     assert out.read_text() == "earlier spec" and out.with_suffix(".npz").read_bytes() == b"earlier arrays"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "out.yaml", "rose.yaml"]
 
@@ -138,7 +138,7 @@ def test_ctrl_c_saves_the_best_epoch_so_far_unless_told_not_to(spec, flowers, tm
     assert result.exit_code == 130
     assert out.exists() is save and out.with_suffix(".npz").exists() is save
     if not save:
-        assert result.stderr.splitlines()[-2:] == ["netspec: interrupted", "netspec: interrupted; nothing written"]
+        assert result.stderr.splitlines()[-2:] == ["netspec: interrupted", "netspec: nothing written"]
 
 
 def test_eval_text_and_json(flowers, tmp_path):
@@ -171,7 +171,7 @@ def test_data_folder_problems_are_all_listed(spec, flowers, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{data}: NS401 no folder for class 'white lotus'; put its images in {data / 'white lotus'}",
-        f"{data / 'roses'}: NS402 folder 'roses' is not one of the classes (red rose, white lotus)",
+        f"{data / 'roses'}: NS402 folder 'roses' is not one of the classes (red rose, white lotus); did you mean 'red rose'?",
     ]
 
 
@@ -203,7 +203,7 @@ def test_npz_data(tmp_path):
     x = np.repeat(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32), 8, axis=0)
     np.savez(tmp_path / "xor.npz", x=x, y=np.repeat(np.array(["same", "different", "different", "same"]), 8))
     result = invoke("train", spec, tmp_path / "xor.npz", "-o", tmp_path / "out" / "xor.yaml", "--quiet")
-    assert result.stdout.startswith("best training accuracy 100.00% at epoch 300;")
+    assert result.stdout.startswith("final training accuracy 100.00% at epoch 300;")
     assert invoke("eval", tmp_path / "out" / "xor.yaml", tmp_path / "xor.npz").stdout.startswith(
         "accuracy 100.00% (32 of 32)"
     )
@@ -243,3 +243,96 @@ def test_a_real_ctrl_c_saves_the_best_epoch_so_far(tmp_path):
     assert "netspec: interrupted" in stderr and "Traceback" not in stderr
     assert stdout.startswith("best validation accuracy") and f"wrote {out} and {out.with_suffix('.npz')}" in stdout
     assert netspec.check(out) == []
+
+
+def test_npz_data_problems(tmp_path):
+    spec = tmp_path / "xor.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2, activation: softmax}\n"
+    )
+    x = np.zeros((4, 2), dtype=np.float32)
+    cases = {
+        "nan.npz": (
+            dict(x=np.array([[0, np.nan], [1, 1], [0, 0], [1, 0]]), y=np.array([0, 1, 0, 1])),
+            "NS404 x holds 1 NaN or infinite value(s); every input must be finite",
+        ),
+        "one-class.npz": (
+            dict(x=x, y=np.zeros(4, dtype=int)),
+            "NS403 no examples of class(es) 'different'; every class needs some",
+        ),
+        "flat.npz": (
+            dict(x=np.zeros((4, 3)), y=np.zeros(4, dtype=int)),
+            "NS404 x has shape (4, 3) (float64) and y (4,); x must be numbers shaped (n, 2), y (n,)",
+        ),
+    }
+    for name, (arrays, message) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        result = invoke("eval", spec, tmp_path / name)
+        assert (result.exit_code, result.stderr) == (1, f"{tmp_path / name}: {message}\n")
+    (tmp_path / "text.npz").write_text("not numpy")
+    result = invoke("eval", spec, tmp_path / "text.npz")
+    assert (
+        result.stderr
+        == f"{tmp_path / 'text.npz'}: NS404 not a .npz file; write one with numpy.savez(path, x=inputs, y=labels)\n"
+    )
+
+
+def test_folder_hints(flowers, tmp_path):
+    spec = ROOT / "specs" / "rose-vs-lotus.yaml"
+    result = invoke("eval", spec, flowers / "red rose")
+    assert (
+        result.stderr
+        == f"{flowers / 'red rose'}: NS401 this is the folder of class 'red rose'; give the folder that holds the class folders ({flowers})\n"
+    )
+    data = tmp_path / "data"
+    for name in ("red rose", "White Lotus"):
+        (data / name / "more").mkdir(parents=True)
+    result = invoke("eval", spec, data)
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"{data / 'White Lotus'}: NS402 folder 'White Lotus' is not one of the classes (red rose, white lotus); did you mean 'white lotus'?"
+    )
+    # Pictures in subfolders of a class folder count, as in torchvision's ImageFolder.
+    (data / "White Lotus").rename(data / "white lotus")
+    for label in ("red rose", "white lotus"):
+        source = sorted((flowers / label).iterdir())[0]
+        (data / label / "more" / source.name).write_bytes(source.read_bytes())
+    assert invoke("eval", spec, data).stdout.startswith("accuracy 100.00% (2 of 2)")
+
+
+def test_unwritable_output_is_found_before_training(spec, flowers, tmp_path):
+    (tmp_path / "afile").write_text("a file, not a folder")
+    result = invoke("train", spec, flowers, "-o", tmp_path / "afile" / "out.yaml")
+    assert (
+        result.exit_code == 2
+        and f"-o {tmp_path / 'afile' / 'out.yaml'}: cannot write in {tmp_path / 'afile'}" in result.stderr
+    )
+    assert "epoch" not in result.stderr
+
+
+def test_divergence_writes_nothing_and_says_why(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2, weights: {init: normal, std: 1}}\n"
+    )
+    x = np.repeat(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32), 8, axis=0) * 1e30
+    np.savez(tmp_path / "d.npz", x=x, y=np.tile([0, 1, 1, 0], 8))
+    result = invoke(
+        "train",
+        spec,
+        tmp_path / "d.npz",
+        "-o",
+        tmp_path / "o" / "s.yaml",
+        "--learning-rate",
+        "1e30",
+        "--optimizer",
+        "sgd",
+        "--val-split",
+        "0",
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-2:] == [
+        "warning: training diverged in epoch 1: the numbers overflowed; lower the learning rate (it was 1e+30)",
+        "netspec: no epoch gave weights worth keeping; nothing written",
+    ]
+    assert not (tmp_path / "o" / "s.yaml").exists() and "RuntimeWarning" not in result.stderr

@@ -165,3 +165,51 @@ def test_evaluation_numbers_by_hand():
     np.testing.assert_allclose(result.recall, [2 / 3, 1 / 2])
     np.testing.assert_allclose(result.f1, [2 / 3, 1 / 2])
     np.testing.assert_array_equal(result.support, [3, 2])
+
+
+def test_options_that_would_do_nothing_are_refused():
+    from netspec.train import resolve_options
+
+    spec = netspec.Spec.model_validate(XOR)
+    with pytest.raises(netspec.SpecError) as caught:
+        resolve_options(spec, momentum=0.5, patience=3, val_split=0.0)
+    assert [str(p) for p in caught.value.problems] == [
+        "NS125 training.momentum: only sgd takes momentum, but the optimizer is adam",
+        "NS125 training.patience: patience counts epochs without a better validation accuracy; it needs val_split above 0",
+    ]
+
+
+def test_no_examples_left_to_train_on():
+    with pytest.raises(
+        netspec.DataError, match="NS403 no examples to train on: the data has 4 once val_split 0.99 holds out 4"
+    ):
+        network().fit(XOR_X, XOR_Y, val_split=0.99)
+    with pytest.raises(netspec.DataError, match="NS403 no examples to train on: the data has 0"):
+        network().fit(XOR_X[:0], XOR_Y[:0])
+
+
+def test_non_finite_inputs_are_refused():
+    x = XOR_X.copy()
+    x[1, 0] = np.nan
+    with pytest.raises(netspec.InputError, match="NS305 inputs hold NaN or infinite values"):
+        network().fit(x, XOR_Y)
+
+
+def test_divergence_stops_training_and_keeps_the_last_finite_arrays():
+    net = network(layers=[{"name": "out", "type": "dense", "neurons": 2, "weights": {"init": "normal", "std": 1.0}}])
+    x = np.repeat(XOR_X, 8, axis=0) * 1e30
+    history = net.fit(x, np.repeat(XOR_Y, 8), learning_rate=1e30, optimizer="sgd", momentum=0.9, epochs=50, val_split=0)
+    assert history.diverged and len(history.epochs) < 50
+    assert history.best_epoch == len(history.epochs) - 1  # the last epoch before the numbers overflowed
+    assert all(np.isfinite(a).all() for layer in net.layers for a in layer.params.values())
+
+
+def test_epochs_that_do_not_beat_the_start_are_not_kept():
+    x, y = np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8)
+    trained = network()
+    trained.fit(x, y, epochs=300, learning_rate=0.05, val_split=0, batch_size=8)  # 100% on XOR
+    before = [layer.params["weights"].copy() for layer in trained.layers]
+    history = trained.fit(x, y, epochs=3, learning_rate=5.0, val_split=0.25)  # far too large a step
+    assert history.best_epoch == 0 and history.start_val_accuracy == 1.0
+    for layer, weights in zip(trained.layers, before):
+        np.testing.assert_array_equal(layer.params["weights"], weights)

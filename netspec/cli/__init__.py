@@ -42,15 +42,15 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("netspec: interrupted", err=True)
             ctx.exit(130)
-        except OSError as err:
-            if ctx.obj["debug"]:
-                raise
-            what = f" {err.filename}" if err.filename and ".tmp" not in str(err.filename) else ""
-            click.echo(f"netspec: cannot write{what}: {err.strerror or err}", err=True)
-            ctx.exit(1)
         except BrokenPipeError:
             # The reader went away (`netspec run ... | head`): stop quietly, as other tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
+        except OSError as err:
+            if ctx.obj["debug"]:
+                raise
+            where = f": {err.filename}" if err.filename and ".tmp" not in str(err.filename) else ""
+            click.echo(f"netspec: {err.strerror or err}{where}", err=True)
             ctx.exit(1)
         except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
             if ctx.obj["debug"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netspec.build import DEFAULT_MAX_PARAMS
+from netspec.builder import DEFAULT_MAX_PARAMS
 
 max_params = click.option(
     "--max-params",

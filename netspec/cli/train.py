@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import click
 
-from netspec.build import build
+from netspec.builder import build
 from netspec.cli.options import max_params as max_params_option
 from netspec.errors import SpecError
 from netspec.loader import located, read_spec
@@ -93,24 +94,35 @@ def train(
         if bar:
             _redraw("")
         click.echo("netspec: interrupted", err=True)
+    if history.diverged:
+        epoch, rate = len(history.epochs), options.learning_rate
+        message = (
+            f"training diverged in epoch {epoch}: the numbers overflowed; lower the learning rate (it was {rate:g})"
+        )
+        click.echo(f"warning: {message}", err=True)
     if history.interrupted and not save_on_interrupt:
-        click.echo("netspec: interrupted; nothing written", err=True)
+        click.echo("netspec: nothing written", err=True)
         raise click.exceptions.Exit(130)
-    if history.best_epoch is None:
-        click.echo("netspec: no epoch finished; nothing written", err=True)
+    if not history.epochs or (history.diverged and history.best_epoch == 0):
+        click.echo("netspec: no epoch gave weights worth keeping; nothing written", err=True)
         raise click.exceptions.Exit(130 if history.interrupted else 1)
     written, arrays = save_trained(network, source, out)
-    best = history.best
-    how = "validation" if best.val_accuracy is not None else "training"
-    accuracy = best.val_accuracy if best.val_accuracy is not None else best.accuracy
-    ending = " (stopped early)" if history.stopped_early else ""
-    if history.diverged:
-        click.echo(
-            f"warning: the loss became infinite at epoch {len(history.epochs)}; lower the learning rate", err=True
-        )
-    click.echo(f"best {how} accuracy {accuracy:.2%} at epoch {best.number}{ending}; wrote {written} and {arrays}")
+    click.echo(f"{_result(history)}; wrote {written} and {arrays}")
     if history.interrupted:
         raise click.exceptions.Exit(130)
+
+
+def _result(history) -> str:
+    """The line that says which arrays were kept and how good they are."""
+    ending = " (stopped early)" if history.stopped_early else ""
+    best = history.best
+    if history.best_epoch == 0:
+        start = history.start_val_accuracy
+        measured = f" (validation accuracy {start:.2%})" if start is not None else ""
+        return f"no epoch beat the starting weights{measured}, which are kept{ending}"
+    if best.val_accuracy is None:
+        return f"final training accuracy {best.accuracy:.2%} at epoch {best.number}{ending}"
+    return f"best validation accuracy {best.val_accuracy:.2%} at epoch {best.number}{ending}"
 
 
 def _check_output(spec: Path, data: Path, out: Path) -> None:
@@ -120,6 +132,12 @@ def _check_output(spec: Path, data: Path, out: Path) -> None:
     for written in (out, out.with_suffix(".npz")):
         if written.resolve() in inputs:
             raise click.UsageError(f"-o {out} would overwrite {written}, an input of this run; choose another name")
+    # Find out now, not after the training, whether the result can be written there.
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as err:
+        raise click.UsageError(f"-o {out}: cannot write in {out.parent} ({err.strerror})") from None
 
 
 def _progress(epochs: int, bar: bool):
@@ -131,11 +149,12 @@ def _progress(epochs: int, bar: bool):
             return
         if seen <= 0 or "drawn" not in state:
             state["start"], state["drawn"] = time.perf_counter(), True
-        rate = seen / max(time.perf_counter() - state["start"], 1e-9)
+        elapsed = time.perf_counter() - state["start"]
         filled = round(BAR_WIDTH * seen / total)
         label = f"epoch {state['epoch']:>{len(str(epochs))}}/{epochs}"
         line = f"{label}  [{'#' * filled}{'-' * (BAR_WIDTH - filled)}]  loss {loss:.4f}  accuracy {accuracy:6.2%}"
-        _redraw(f"{line}  {rate:,.0f} samples/s")
+        # A rate from the first few milliseconds says nothing; show it once there is time behind it.
+        _redraw(f"{line}  {seen / elapsed:,.0f} samples/s" if elapsed > 0.5 else line)
 
     def on_epoch(epoch: Epoch) -> None:
         if state.pop("drawn", False):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ def read_dataset(
         DataError: missing or unknown class folders, empty classes, wrong arrays (all listed).
         InputError: an unreadable image, with `strict`.
     """
+    path = Path(path)
     if path.is_dir():
         return _read_folder(path, network, strict, warn)
     if path.suffix == ".npz":
@@ -57,25 +60,33 @@ def _read_folder(root: Path, network: Network, strict: bool, warn) -> Dataset:
         message = f"this spec reads {network.input_shape[0]} numbers, not images; give a .npz with arrays x and y"
         raise DataError(Problem("NS406", message, file=str(root)))
     folders = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if root.name in network.classes and not folders.keys() & set(network.classes):
+        message = (
+            f"this is the folder of class {root.name!r}; give the folder that holds the class folders ({root.parent})"
+        )
+        raise DataError(Problem("NS401", message, file=str(root)))
     problems = [
         Problem("NS401", f"no folder for class {label!r}; put its images in {root / label}", file=str(root))
         for label in network.classes
         if label not in folders
     ]
-    problems += [
-        Problem(
-            "NS402",
-            f"folder {name!r} is not one of the classes ({', '.join(network.classes)})",
-            file=str(folders[name]),
-        )
-        for name in sorted(folders)
-        if name not in network.classes
-    ]
+    lowered = {label.lower(): label for label in network.classes}
+    for name in sorted(folders.keys() - set(network.classes)):
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+        hint = f"; did you mean {lowered[close[0]]!r}?" if close else ""
+        message = f"folder {name!r} is not one of the classes ({', '.join(network.classes)}){hint}"
+        problems.append(Problem("NS402", message, file=str(folders[name])))
     if problems:
         raise DataError(problems)
     xs, ys, skipped = [], [], 0
     for index, label in enumerate(network.classes):
-        files = sorted(p for p in folders[label].iterdir() if p.is_file() and not p.name.startswith("."))
+        # Images may sit in subfolders of a class folder, as torchvision's ImageFolder allows;
+        # hidden files are left alone, and broken links are reported like unreadable images.
+        files = sorted(
+            p
+            for p in folders[label].rglob("*")
+            if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
         readable = 0
         for file in files:
             try:
@@ -99,6 +110,10 @@ def _read_folder(root: Path, network: Network, strict: bool, warn) -> Dataset:
 
 def _read_npz(path: Path, network: Network) -> Dataset:
     name = str(path)
+    if path.exists() and not zipfile.is_zipfile(path):
+        raise DataError(
+            Problem("NS404", "not a .npz file; write one with numpy.savez(path, x=inputs, y=labels)", file=name)
+        )
     try:
         with np.load(path, allow_pickle=False) as arrays:
             missing = [key for key in ("x", "y") if key not in arrays.files]
@@ -119,9 +134,21 @@ def _read_npz(path: Path, network: Network) -> Dataset:
     shape, flat = network.input_shape, int(np.prod(network.input_shape))
     if x.dtype.kind not in "fiu" or len(x) != len(y) or (x.shape[1:] != shape and x.shape[1:] != (flat,)):
         wanted = ", ".join(map(str, shape))
-        message = f"x has shape {x.shape} ({x.dtype}) and y {y.shape}; x must be numbers shaped (n, {wanted}), y (n,)"
+        flat_hint = f" or (n, {flat})" if len(shape) > 1 else ""
+        got = f"x has shape {x.shape} ({x.dtype}) and y {y.shape}"
+        message = f"{got}; x must be numbers shaped (n, {wanted}){flat_hint}, y (n,)"
         raise DataError(Problem("NS404", message, file=name))
-    return Dataset(x.reshape(len(x), *shape).astype(network.dtype), to_indices(y, network.classes, name))
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.isfinite(x).sum())
+        raise DataError(
+            Problem("NS404", f"x holds {bad} NaN or infinite value(s); every input must be finite", file=name)
+        )
+    indices = to_indices(y, network.classes, name)
+    missing = [label for i, label in enumerate(network.classes) if not (indices == i).any()]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5])
+        raise DataError(Problem("NS403", f"no examples of class(es) {shown}; every class needs some", file=name))
+    return Dataset(x.reshape(len(x), *shape).astype(network.dtype), indices)
 
 
 def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import ValidationError
 
-from netspec.errors import SpecError
+from netspec.errors import Problem, SpecError
 from netspec.spec import Spec, Training
+from netspec.train.data import DataError
 from netspec.train.loss import cross_entropy
 from netspec.train.optimizers import SGD, Adam
 from netspec.validation import problems_from
@@ -41,6 +42,9 @@ class History:
 
     epochs: list[Epoch] = field(default_factory=list)
     best_epoch: int | None = None
+    """The epoch whose arrays the network kept: 0 for the starting arrays."""
+    start_val_accuracy: float | None = None
+    """Validation accuracy of the starting arrays (with validation data)."""
     stopped_early: bool = False
     interrupted: bool = False
     diverged: bool = False
@@ -48,6 +52,7 @@ class History:
 
     @property
     def best(self) -> Epoch | None:
+        """The epoch whose arrays the network kept (None: the starting arrays, or nothing finished)."""
         return next((e for e in self.epochs if e.number == self.best_epoch), None)
 
 
@@ -79,54 +84,72 @@ def fit(
 
     A `val_split` fraction of the examples (chosen with the seed) is held out; after each epoch
     the network is measured on it, and at the end it keeps the arrays of the epoch with the best
-    validation accuracy. Ctrl-C ends training after the current batch, keeping the best epoch so far.
+    validation accuracy — or the starting arrays (epoch 0) if no epoch beat them. Without
+    validation data it keeps the last finished epoch. If the loss stops being finite, training
+    stops and the network keeps the best arrays before that. Ctrl-C ends training after the
+    current batch, keeping the best so far.
 
     `on_batch(seen, total, loss, accuracy)` is called after each step with the epoch's running
     figures, `on_epoch(epoch)` after each epoch.
+
+    Raises:
+        DataError: no examples are left to train on (NS403).
     """
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(x))
     held = int(round(len(x) * options.val_split)) if len(x) > 1 else 0
     val, train = order[:held], order[held:]
+    if len(train) == 0:
+        split = f" once val_split {options.val_split:g} holds out {held}" if held else ""
+        raise DataError(Problem("NS403", f"no examples to train on: the data has {len(x)}{split}"))
     params = [layer.params for layer in network.layers]
     optimizer = _optimizer(options, params)
     softmax_output = getattr(network.layers[-1].spec, "activation", None) == "softmax"
-    history, best_params, waited = History(), None, 0
+    history, waited = History(best_epoch=0), 0
+    # The starting arrays are the first candidate: more epochs must beat them to be kept.
+    best_params = [{k: a.copy() for k, a in layer.items()} for layer in params]
     best_score: tuple = (-np.inf,)
-    try:
-        for number in range(1, options.epochs + 1):
-            start = time.perf_counter()
-            loss, correct = _epoch(
-                network, x, y, train[rng.permutation(len(train))], options, optimizer, softmax_output, on_batch
-            )
-            seconds = time.perf_counter() - start
-            val_loss = val_accuracy = None
-            if held:
-                val_loss, val_accuracy = measure(network, x[val], y[val], softmax_output)
-            epoch = Epoch(number, loss, correct, val_loss, val_accuracy, seconds, len(train) / max(seconds, 1e-9))
-            history.diverged = not np.isfinite(loss)
-            # The record of the best epoch is made before anything else, so that Ctrl-C at any later
-            # moment finds it complete. Without validation data the last finished epoch is the best.
-            score = (val_accuracy, -val_loss) if held else (number,)
-            improved = not history.diverged and score > best_score
-            if improved:
-                kept = [{k: a.copy() for k, a in layer.items()} for layer in params]
-                best_score, best_params, history.best_epoch, waited = score, kept, number, 0
-            else:
-                waited += 1
-            history.epochs.append(epoch)
-            if on_epoch:
-                on_epoch(epoch)
-            if history.diverged:
-                break
-            if options.patience is not None and waited >= options.patience:
-                history.stopped_early = True
-                break
-    except KeyboardInterrupt:
-        history.interrupted = True
-    if best_params is not None:
-        for layer, best in zip(params, best_params):
-            layer.update(best)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported, not warned about
+        if held:
+            start_loss, start_accuracy = measure(network, x[val], y[val], softmax_output)
+            history.start_val_accuracy = start_accuracy
+            if np.isfinite(start_loss):
+                best_score = (start_accuracy, -start_loss)
+        try:
+            for number in range(1, options.epochs + 1):
+                start = time.perf_counter()
+                shuffled = train[rng.permutation(len(train))]
+                loss, correct = _epoch(network, x, y, shuffled, options, optimizer, softmax_output, on_batch)
+                seconds = time.perf_counter() - start
+                val_loss = val_accuracy = None
+                if held:
+                    val_loss, val_accuracy = measure(network, x[val], y[val], softmax_output)
+                epoch = Epoch(number, loss, correct, val_loss, val_accuracy, seconds, len(train) / max(seconds, 1e-9))
+                history.diverged = (
+                    not np.isfinite(loss)
+                    or (held and not np.isfinite(val_loss))
+                    or not all(np.isfinite(a).all() for layer in params for a in layer.values())
+                )
+                # The record of the best epoch is made before anything else, so that Ctrl-C at any
+                # later moment finds it complete.
+                score = (val_accuracy, -val_loss) if held else (number,)
+                if not history.diverged and score > best_score:
+                    kept = [{k: a.copy() for k, a in layer.items()} for layer in params]
+                    best_score, best_params, history.best_epoch, waited = score, kept, number, 0
+                else:
+                    waited += 1
+                history.epochs.append(epoch)
+                if on_epoch:
+                    on_epoch(epoch)
+                if history.diverged:
+                    break
+                if options.patience is not None and waited >= options.patience:
+                    history.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            history.interrupted = True
+    for layer, best in zip(params, best_params):
+        layer.update(best)
     return history
 
 
