@@ -12,6 +12,7 @@ from netspec.errors import Problem, SpecError, plural
 from netspec.fields import FileArray
 from netspec.initializers import initialize, seed_sequence
 from netspec.layers import LAYER_MODULES
+from netspec.layers.windows import ShapeError
 from netspec.network import BuiltLayer, Network
 from netspec.spec import Spec
 from netspec.weights import ParamError, ShapeMismatch, npz_keys, read_array, resolve_inside
@@ -87,14 +88,41 @@ def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
 
 
 def plan(spec: Spec) -> list[_Plan]:
-    """Shapes of every layer's output and parameters, following the input through the layers."""
-    plans, shape = [], spec.input.shape
+    """Shapes of every layer's output and parameters, following the input through the layers.
+
+    Raises:
+        SpecError: the first layer that does not fit its input, said in the spec's own terms
+            (the shapes after it cannot be known), or an output that is not one score per class.
+    """
+    plans, shape, source = [], spec.input.shape, "the input"
     for index, layer in enumerate(spec.layers):
         module = LAYER_MODULES[layer.type]
-        out = module.output_shape(layer, shape)
+        try:
+            if layer.type == "dense" and len(shape) == 3 and index > 0:
+                # The input image itself is read flattened (issue-2 specs do that); a conv or pool
+                # output is not reshaped silently.
+                raise ShapeError(
+                    f"gets a {_shown(shape)} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
+                )
+            out = module.output_shape(layer, shape)
+        except ShapeError as err:
+            path = ("layers", index) + ((err.key,) if err.key else ())
+            message = f"layer {layer.name}: {err.message.format(source=source)}"
+            raise SpecError(Problem("NS126", message, path)) from None
         plans.append(_Plan(index, layer, module, shape, out, module.param_shapes(layer, shape)))
-        shape = out
+        shape, source = out, f"{layer.name}"
+    if shape != (len(spec.classes),):
+        last = spec.layers[-1]
+        message = (
+            f"the network ends with a {_shown(shape)} output from {last.name}, but needs one score per class "
+            f"({len(spec.classes)}); end with a dense layer of {len(spec.classes)} neurons"
+        )
+        raise SpecError(Problem("NS123", message, ("layers", len(spec.layers) - 1)))
     return plans
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]:,}-value" if len(shape) == 1 else "×".join(map(str, shape))
 
 
 def _check_size(plans: list[_Plan], max_params: int) -> None:
@@ -129,7 +157,7 @@ def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base:
         except ShapeMismatch as err:
             raise ParamError("NS204", f"{err.label} {shape_phrase(err.shape, shape, axes)}") from None
     fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
-    entropy = seed_sequence(spec.seed, p.layer.seed, getattr(source, "seed", None), p.name, param)
+    entropy = seed_sequence(spec.seed, getattr(p.layer, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)
     except OverflowError:

@@ -46,9 +46,12 @@ class BuiltLayer:
         """Multiply-adds for one input."""
         return self.module.multiply_adds(self.spec, self.input_shape)
 
-    def forward(self, x: np.ndarray):
-        """Output for batch `x`, and the function that pushes gradients back through the layer."""
-        return self.module.forward(self.spec, self.params, x)
+    def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
+        """Output for batch `x`, and the function that pushes gradients back through the layer.
+
+        `train` selects training behaviour (dropout active, batch statistics); `rng` draws dropout's masks.
+        """
+        return self.module.forward(self.spec, self.params, x, train, rng)
 
 
 class Network:

@@ -17,9 +17,6 @@ from netspec.yaml_source import Source, read_yaml, reads_as_text
 if TYPE_CHECKING:
     from netspec.network import Network
 
-# Keys whose values the .npz replaces, so the saved spec stays short and readable.
-_PARAM_KEYS = {"weights", "bias", "seed"}
-
 
 def save(network: Network, path: Path) -> tuple[Path, Path]:
     """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
@@ -69,7 +66,9 @@ def spec_document(network: Network, weights_file: str) -> dict:
         {
             "name": layer.name,
             "type": layer.type,
-            **layer.spec.model_dump(mode="json", exclude_defaults=True, exclude=_PARAM_KEYS | {"name", "type"}),
+            **layer.spec.model_dump(
+                mode="json", exclude_defaults=True, exclude={*layer.params, "seed", "name", "type"}
+            ),
         }
         for layer in network.layers
     ]

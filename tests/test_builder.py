@@ -300,3 +300,66 @@ def test_weights_file_missing_or_not_npz(problems, tmp_path):
     assert problems(text)[0].startswith(
         f"{where(text, 'text.npz')}: NS203 weights_file: cannot read text.npz as a .npz file"
     )
+
+
+CNN = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 8, height: 8, color: grayscale}}
+layers:
+  - {name: conv1, type: conv2d, filters: 4, kernel: 3, activation: relu}
+  - {name: pool1, type: maxpool2d, size: 2}
+  - {name: conv2, type: conv2d, filters: 8, kernel: 3, padding: same}
+  - {type: flatten}
+  - {name: out, type: dense, neurons: 2, activation: softmax}
+"""
+
+
+def test_cnn_shapes_follow_the_layers(write_spec):
+    network = netspec.load(write_spec(CNN))
+    assert [(layer.name, layer.output_shape) for layer in network.layers] == [
+        ("conv1", (4, 6, 6)),  # 8 - 3 + 1
+        ("pool1", (4, 3, 3)),
+        ("conv2", (8, 3, 3)),  # same: padded to keep 3×3
+        ("flatten_3", (72,)),
+        ("out", (2,)),
+    ]
+    assert network.layers[2].params["weights"].shape == (8, 4, 3, 3)
+
+
+def test_a_kernel_larger_than_its_input_says_so_in_the_authors_terms(problems):
+    text = CNN.replace("kernel: 3, padding: same", "kernel: 5")
+    assert problems(text) == [
+        f"{where(text, '5}')}: NS126 layers[2].kernel: layer conv2: a 5×5 kernel does not fit the 3×3 input from pool1 "
+        "(try padding: same or a smaller kernel)"
+    ]
+
+
+def test_dense_after_a_spatial_layer_needs_flatten(problems):
+    text = CNN.replace("  - {type: flatten}\n", "")
+    assert problems(text) == [
+        f"{where(text, '{name: out')}: NS126 layers[3]: layer out: gets a 8×3×3 output from conv2; add a layer {{type: flatten}} before it"
+    ]
+
+
+def test_image_layers_need_an_image(problems):
+    text = "netspec: 1\nclasses: [a, b]\ninput: {features: 4}\nlayers:\n  - {name: c, type: conv2d, filters: 2, kernel: 1}\n  - {type: flatten}\n  - {type: dense, neurons: 2}\n"
+    assert problems(text) == [
+        f"{where(text, '{name: c')}: NS126 layers[0]: layer c: needs an image-shaped input (channels, height, width), but gets 4 numbers from the input"
+    ]
+
+
+def test_the_output_must_be_one_score_per_class(problems):
+    text = CNN.replace("  - {type: flatten}\n  - {name: out, type: dense, neurons: 2, activation: softmax}\n", "")
+    assert problems(text) == [
+        f"{where(text, '{name: conv2')}: NS123 layers[2]: the network ends with a 8×3×3 output from conv2, but needs one score per class (2); end with a dense layer of 2 neurons"
+    ]
+
+
+def test_conv_weights_of_the_wrong_shape_name_the_axes(problems, tmp_path):
+    np.save(tmp_path / "k.npy", np.zeros((4, 1, 5, 5)))
+    text = CNN.replace("kernel: 3, activation: relu}", "kernel: 3, activation: relu, weights: {file: k.npy}}")
+    assert problems(text) == [
+        f"{where(text, '{file: k.npy}')}: NS204 layers[0].weights: layer 'conv1': k.npy has shape (4, 1, 5, 5) but needs "
+        "shape (4, 1, 3, 3) (filter × input channel × kernel row × kernel column)"
+    ]

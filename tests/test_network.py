@@ -230,3 +230,38 @@ def test_saved_files_have_ordinary_permissions(write_spec, tmp_path):
     finally:
         os.umask(mask)
     assert oct(spec_path.stat().st_mode & 0o777) == oct(arrays_path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_cnn_with_every_layer_type_saves_and_loads_exactly(write_spec, tmp_path):
+    text = """\
+    netspec: 1
+    classes: [a, b, c]
+    input: {image: {width: 6, height: 6, color: rgb}}
+    dtype: float64
+    layers:
+      - {name: conv, type: conv2d, filters: 4, kernel: 3, padding: same, activation: leaky_relu, alpha: 0.2}
+      - {name: norm, type: batchnorm, mean: {init: normal, seed: 1}, var: 2.0}
+      - {name: pool, type: maxpool2d, size: 2}
+      - {name: avg, type: avgpool2d, size: 2, stride: 1}
+      - {name: drop, type: dropout, rate: 0.5}
+      - {name: gap, type: global_avgpool}
+      - {name: out, type: dense, neurons: 3, activation: softmax}
+    """
+    network = netspec.load(write_spec(text))
+    spec_path, arrays_path = network.save(tmp_path / "saved" / "cnn.yaml")
+    assert sorted(np.load(arrays_path).files) == [
+        "conv.bias",
+        "conv.weights",
+        "norm.mean",
+        "norm.scale",
+        "norm.shift",
+        "norm.var",
+        "out.bias",
+        "out.weights",
+    ]
+    loaded = netspec.load(spec_path)
+    x = np.random.default_rng(0).normal(size=(5, 3, 6, 6))
+    np.testing.assert_array_equal(loaded.forward(x), network.forward(x))
+    document = yaml.safe_load(spec_path.read_text())
+    assert document["layers"][1] == {"name": "norm", "type": "batchnorm"}
+    assert document["layers"][0]["alpha"] == 0.2

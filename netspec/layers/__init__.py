@@ -1,8 +1,8 @@
-"""Layer types: each module holds one layer's pydantic model and its pure NumPy math.
+"""Layer types: each module holds its layers' pydantic models and their pure NumPy math.
 
-Every layer module offers the same functions (output_shape, param_shapes, fans,
-axis_meanings, multiply_adds, forward), so the builder and the network treat layers alike.
-A new type is one new module plus one line in LAYER_MODULES and the Layer union.
+Every layer module offers the same functions (output_shape, param_shapes, fans, axis_meanings,
+multiply_adds, forward), so the builder and the network treat layers alike. A new type is its
+model and functions in a module, one entry in LAYER_MODULES and one member of the Layer union.
 """
 
 from __future__ import annotations
@@ -12,10 +12,24 @@ from typing import Annotated
 
 from pydantic import Discriminator, Tag
 
-from netspec.layers import dense
+from netspec.layers import batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers.batchnorm import BatchNorm
+from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
+from netspec.layers.dropout import Dropout
+from netspec.layers.flatten import Flatten
+from netspec.layers.pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
 
-LAYER_MODULES: dict[str, ModuleType] = {"dense": dense}
+LAYER_MODULES: dict[str, ModuleType] = {
+    "dense": dense,
+    "conv2d": conv2d,
+    "maxpool2d": pooling,
+    "avgpool2d": pooling,
+    "global_avgpool": pooling,
+    "flatten": flatten,
+    "dropout": dropout,
+    "batchnorm": batchnorm,
+}
 
 
 def _layer_type(value: object) -> str | None:
@@ -23,11 +37,28 @@ def _layer_type(value: object) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-# One member so far; each new layer type joins as `| Annotated[Conv2D, Tag("conv2d")]`.
 Layer = Annotated[
-    Annotated[Dense, Tag("dense")],
+    Annotated[Dense, Tag("dense")]
+    | Annotated[Conv2D, Tag("conv2d")]
+    | Annotated[MaxPool2D, Tag("maxpool2d")]
+    | Annotated[AvgPool2D, Tag("avgpool2d")]
+    | Annotated[GlobalAvgPool, Tag("global_avgpool")]
+    | Annotated[Flatten, Tag("flatten")]
+    | Annotated[Dropout, Tag("dropout")]
+    | Annotated[BatchNorm, Tag("batchnorm")],
     Discriminator(_layer_type),
 ]
 """Any layer, chosen by its `type` key."""
 
-__all__ = ["LAYER_MODULES", "Dense", "Layer"]
+__all__ = [
+    "LAYER_MODULES",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool",
+    "Layer",
+    "MaxPool2D",
+]

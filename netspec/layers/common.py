@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
+
+from netspec.errors import Problem
+from netspec.fields import Count
 
 _ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -22,3 +25,23 @@ def _check_name(name: str) -> str:
 
 
 LayerName = Annotated[str, AfterValidator(_check_name)]
+
+
+def _square(value: Any) -> Any:
+    # `kernel: 3` means 3×3, as in Keras and PyTorch.
+    return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Size2D = Annotated[list[Count], BeforeValidator(_square), Field(min_length=2, max_length=2)]
+"""A size along height and width: one number for both, or [height, width]."""
+
+DEFAULT_ALPHA = 0.01
+"""leaky_relu's slope for negative inputs when the spec gives none (PyTorch's default)."""
+
+
+def alpha_problems(activation: str, alpha: float | None) -> list[Problem]:
+    """An `alpha` given to an activation other than leaky_relu would do nothing: say so."""
+    if alpha is not None and activation != "leaky_relu":
+        message = f"only leaky_relu takes alpha, but the activation is {activation}; remove alpha or use leaky_relu"
+        return [Problem("NS125", message, ("alpha",))]
+    return []

@@ -9,13 +9,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.errors import Problem
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName
-
-DEFAULT_ALPHA = 0.01
-"""leaky_relu's slope for negative inputs when the spec gives none (PyTorch's default)."""
+from netspec.layers.common import DEFAULT_ALPHA, LayerName, alpha_problems
 
 
 class Dense(SpecModel):
@@ -40,11 +36,9 @@ class Dense(SpecModel):
 
     @model_validator(mode="after")
     def _alpha_needs_leaky_relu(self) -> Dense:
-        if self.alpha is not None and self.activation != "leaky_relu":
-            message = (
-                f"only leaky_relu takes alpha, but the activation is {self.activation}; remove alpha or use leaky_relu"
-            )
-            raise rule_error([Problem("NS125", message, ("alpha",))])
+        problems = alpha_problems(self.activation, self.alpha)
+        if problems:
+            raise rule_error(problems)
         return self
 
 
@@ -73,8 +67,11 @@ def multiply_adds(layer: Dense, input_shape: tuple[int, ...]) -> int:
 Backprop = Callable[..., tuple[np.ndarray | None, dict[str, np.ndarray]]]
 
 
-def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, Backprop]:
+def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
     """Outputs for a batch `x`, and the function that turns output gradients into input and parameter gradients.
+
+    Every layer's forward takes `train` (training, not running) and `rng` (for random layers such
+    as dropout); dense uses neither.
 
     The backprop function takes dy (the gradient of the outputs) and returns (dx, {"weights": dW,
     "bias": db}). With `preactivation=True`, dy is already the gradient of z = Weight·Input + Bias

@@ -96,6 +96,7 @@ def fit(
         DataError: no examples are left to train on (NS403).
     """
     rng = np.random.default_rng(options.seed)
+    noise = np.random.default_rng([options.seed, 1])  # dropout's masks, apart from the shuffling's stream
     order = rng.permutation(len(x))
     held = int(round(len(x) * options.val_split)) if len(x) > 1 else 0
     val, train = order[:held], order[held:]
@@ -119,7 +120,7 @@ def fit(
             for number in range(1, options.epochs + 1):
                 start = time.perf_counter()
                 shuffled = train[rng.permutation(len(train))]
-                loss, correct = _epoch(network, x, y, shuffled, options, optimizer, softmax_output, on_batch)
+                loss, correct = _epoch(network, x, y, shuffled, options, optimizer, softmax_output, on_batch, noise)
                 seconds = time.perf_counter() - start
                 val_loss = val_accuracy = None
                 if held:
@@ -159,14 +160,14 @@ def _optimizer(options: Training, params):
     return Adam(params, options.learning_rate, options.weight_decay)
 
 
-def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch) -> tuple[float, float]:
+def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, noise) -> tuple[float, float]:
     total_loss, correct, seen = 0.0, 0, 0
     layers = network.layers
     for start in range(0, len(order), options.batch_size):
         batch = order[start : start + options.batch_size]
         out, backprops = x[batch], []
         for layer in layers:
-            out, backprop = layer.forward(out)
+            out, backprop = layer.forward(out, train=True, rng=noise)
             backprops.append(backprop)
         targets = y[batch]
         loss, grad, preactivation = cross_entropy(out, targets, softmax_output)

@@ -53,7 +53,8 @@ class Adam:
 
 
 def _decayed(grad: np.ndarray, param: np.ndarray, key: str, weight_decay: float) -> np.ndarray:
-    # Biases are not decayed: shrinking them toward 0 does not limit the function's complexity.
-    if weight_decay and key != "bias":
+    # Only weights are decayed: shrinking biases or batch-norm scales and shifts toward 0 does not
+    # limit the function's complexity, it only distorts it.
+    if weight_decay and key == "weights":
         return grad + weight_decay * param
     return grad

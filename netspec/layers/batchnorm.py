@@ -1,0 +1,95 @@
+"""Batch normalization: each channel scaled to mean 0 and variance 1, then by a learned scale and shift."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from netspec.fields import Ones, SpecModel, Zeros, param_source
+from netspec.layers.common import LayerName
+
+
+class BatchNorm(SpecModel):
+    """As PyTorch's BatchNorm1d/2d and ONNX's BatchNormalization, over channels (or features)."""
+
+    type: Literal["batchnorm"] = "batchnorm"
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index)."""
+    momentum: float = Field(default=0.1, gt=0, le=1)
+    """Weight of each training batch in the running statistics: running = (1 - m)·running + m·batch."""
+    epsilon: float = Field(default=1e-5, gt=0)
+    """Added to the variance before its square root."""
+    scale: param_source(1) = Field(default_factory=lambda: Ones(init="ones"))
+    """Learned scale (γ), one value per channel."""
+    shift: param_source(1) = Field(default_factory=lambda: Zeros(init="zeros"))
+    """Learned shift (β), one value per channel."""
+    mean: param_source(1) = Field(default_factory=lambda: Zeros(init="zeros"))
+    """Running mean, one value per channel; used when running the network."""
+    var: param_source(1) = Field(default_factory=lambda: Ones(init="ones"))
+    """Running variance, one value per channel; used when running the network."""
+
+
+PARAMS = ("scale", "shift", "mean", "var")
+
+
+def output_shape(layer: BatchNorm, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return input_shape
+
+
+def param_shapes(layer: BatchNorm, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {name: (input_shape[0],) for name in PARAMS}
+
+
+def fans(layer: BatchNorm, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    return 1, 1
+
+
+def axis_meanings(layer: BatchNorm) -> dict[str, tuple[str, ...]]:
+    return {name: ("channel",) for name in PARAMS}
+
+
+def multiply_adds(layer: BatchNorm, input_shape: tuple[int, ...]) -> int:
+    return int(np.prod(input_shape))
+
+
+def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
+    """Normalised outputs, and the backprop function (see dense.forward).
+
+    While training, the batch's own statistics normalise it and the running statistics are
+    updated in place (the unbiased variance, as PyTorch); otherwise the running ones are used.
+    """
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
+    shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+    if train:
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+        count = x.size // x.shape[1]
+        m = layer.momentum
+        params["mean"] *= 1 - m
+        params["mean"] += m * mean
+        params["var"] *= 1 - m
+        params["var"] += m * var * (count / max(count - 1, 1))
+    else:
+        mean, var = params["mean"], params["var"]
+    inv_std = (1.0 / np.sqrt(var + layer.epsilon)).astype(x.dtype)
+    normal = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    y = normal * params["scale"].reshape(shape) + params["shift"].reshape(shape)
+
+    def backprop(dy, preactivation: bool = False, input_grad: bool = True):
+        grads = {"scale": (dy * normal).sum(axis=axes), "shift": dy.sum(axis=axes)}
+        if not input_grad:
+            return None, grads
+        dnormal = dy * params["scale"].reshape(shape)
+        if not train:
+            return dnormal * inv_std.reshape(shape), grads
+        count = x.size // x.shape[1]
+        dx = (
+            count * dnormal
+            - dnormal.sum(axis=axes, keepdims=True)
+            - normal * (dnormal * normal).sum(axis=axes, keepdims=True)
+        ) * (inv_std.reshape(shape) / count)
+        return dx, grads
+
+    return y, backprop

@@ -1,0 +1,131 @@
+"""The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
+from netspec.layers import windows
+from netspec.layers.activations import ACTIVATIONS, ActivationName
+from netspec.layers.common import DEFAULT_ALPHA, LayerName, Size2D, alpha_problems
+
+
+class Conv2D(SpecModel):
+    """A convolution over a (channels, height, width) input, as PyTorch's Conv2d and ONNX's Conv."""
+
+    type: Literal["conv2d"] = "conv2d"
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index, e.g. conv2d_0)."""
+    filters: Count
+    """How many filters (output channels) the layer has."""
+    kernel: Size2D
+    """Kernel size: one number for a square kernel, or [height, width]."""
+    stride: Size2D = Field(default_factory=lambda: [1, 1])
+    """Step between windows: one number, or [height, width]."""
+    padding: windows.Padding = "valid"
+    """valid (no padding), same (the output keeps ceil(size / stride)), or pixels added on each side."""
+    dilation: Size2D = Field(default_factory=lambda: [1, 1])
+    """Spacing between kernel elements: one number, or [height, width]."""
+    activation: ActivationName = "linear"
+    """Function applied to Weight·Window + Bias."""
+    alpha: float | None = Field(default=None, ge=0)
+    """Slope for negative inputs of leaky_relu (default 0.01); only leaky_relu takes it."""
+    weights: param_source(4) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
+    """Shaped (filters, input channels, kernel height, kernel width), as PyTorch and ONNX store them."""
+    bias: param_source(1) = 0.0
+    """One value per filter, or any other form."""
+    seed: Seed | None = None
+    """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
+
+    @model_validator(mode="after")
+    def _alpha_needs_leaky_relu(self) -> Conv2D:
+        problems = alpha_problems(self.activation, self.alpha)
+        if problems:
+            raise rule_error(problems)
+        return self
+
+
+def _geometry(layer: Conv2D, input_shape: tuple[int, ...]):
+    return windows.geometry(input_shape, tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation), layer.padding)
+
+
+def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    _, (out_h, out_w) = _geometry(layer, input_shape)
+    if out_h < 1 or out_w < 1:
+        kh, kw = layer.kernel
+        raise windows.ShapeError(
+            f"a {kh}×{kw} kernel does not fit the {input_shape[1]}×{input_shape[2]} input from {{source}} "
+            "(try padding: same or a smaller kernel)",
+            "kernel",
+        )
+    return (layer.filters, out_h, out_w)
+
+
+def param_shapes(layer: Conv2D, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {"weights": (layer.filters, input_shape[0], *layer.kernel), "bias": (layer.filters,)}
+
+
+def fans(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Inputs and outputs per kernel position, as Keras and PyTorch count them for initializers."""
+    area = layer.kernel[0] * layer.kernel[1]
+    return input_shape[0] * area, layer.filters * area
+
+
+def axis_meanings(layer: Conv2D) -> dict[str, tuple[str, ...]]:
+    return {"weights": ("filter", "input channel", "kernel row", "kernel column"), "bias": ("filter",)}
+
+
+def multiply_adds(layer: Conv2D, input_shape: tuple[int, ...]) -> int:
+    filters, out_h, out_w = output_shape(layer, input_shape)
+    return filters * out_h * out_w * input_shape[0] * layer.kernel[0] * layer.kernel[1]
+
+
+def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
+    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward).
+
+    The windows are unrolled into one matrix (im2col), so the whole layer is one matrix product.
+    It is done channels-last, where each window row is a run of contiguous channel values: the
+    unrolling then reads memory in order, which is what makes it fast.
+    """
+    w, b = params["weights"], params["bias"]
+    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+    padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
+    channels_last = x.transpose(0, 2, 3, 1)
+    view, padded_shape = windows.view(channels_last, kernel, stride, dilation, padding, axes=(1, 2))
+    batch, channels = x.shape[0], x.shape[1]
+    # (batch, out_h, out_w, channels, kh, kw) → rows of (kh, kw, channels)
+    columns = view.transpose(0, 1, 2, 4, 5, 3).reshape(batch * out_h * out_w, kernel[0] * kernel[1] * channels)
+    matrix = w.transpose(0, 2, 3, 1).reshape(len(w), -1)
+    z = columns @ matrix.T
+    z += b
+    act = ACTIVATIONS[layer.activation]
+    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    y_rows = act.forward(z, alpha)
+    y = y_rows.reshape(batch, out_h, out_w, -1).transpose(0, 3, 1, 2)
+
+    def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
+        flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
+        dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
+        dmatrix = (dz.T @ columns).reshape(len(w), kernel[0], kernel[1], channels)
+        grads = {"weights": dmatrix.transpose(0, 3, 1, 2), "bias": dz.sum(axis=0)}
+        if not input_grad:
+            return None, grads
+        dcolumns = (dz @ matrix).reshape(batch, out_h, out_w, *kernel, channels)
+        dx = windows.scatter(
+            lambda i, j: dcolumns[:, :, :, i, j, :],
+            kernel,
+            (out_h, out_w),
+            padded_shape,
+            stride,
+            dilation,
+            padding,
+            axes=(1, 2),
+            dtype=dz.dtype,
+        )
+        return dx.transpose(0, 3, 1, 2), grads
+
+    return y, backprop

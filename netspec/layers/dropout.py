@@ -1,0 +1,54 @@
+"""The dropout layer: while training, zero a random `rate` of the values and scale up the rest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from netspec.fields import SpecModel
+from netspec.layers.common import LayerName
+
+
+class Dropout(SpecModel):
+    """Active only while training (inverted dropout, as PyTorch); running the network leaves values as they are."""
+
+    type: Literal["dropout"] = "dropout"
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index)."""
+    rate: float = Field(ge=0, lt=1)
+    """Fraction of the values set to 0 while training; the others are divided by (1 - rate)."""
+
+
+def output_shape(layer: Dropout, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return input_shape
+
+
+def param_shapes(layer: Dropout, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {}
+
+
+def fans(layer: Dropout, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    return 1, 1
+
+
+def axis_meanings(layer: Dropout) -> dict[str, tuple[str, ...]]:
+    return {}
+
+
+def multiply_adds(layer: Dropout, input_shape: tuple[int, ...]) -> int:
+    return 0
+
+
+def forward(layer: Dropout, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
+    """The identity when running; while training, `rng` (seeded by the trainer) draws the mask."""
+    if not train or layer.rate == 0:
+        return x, lambda dy, preactivation=False, input_grad=True: (dy if input_grad else None, {})
+    keep = (rng.random(x.shape) >= layer.rate).astype(x.dtype) / (1 - layer.rate)
+
+    def backprop(dy, preactivation: bool = False, input_grad: bool = True):
+        return (dy * keep if input_grad else None), {}
+
+    return x * keep, backprop

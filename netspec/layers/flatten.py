@@ -1,0 +1,47 @@
+"""The flatten layer: (channels, height, width) → one vector, in that order (as PyTorch's Flatten)."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Literal
+
+import numpy as np
+
+from netspec.fields import SpecModel
+from netspec.layers.common import LayerName
+
+
+class Flatten(SpecModel):
+    """Turns an image-shaped input into a vector: channel by channel, row by row."""
+
+    type: Literal["flatten"] = "flatten"
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index)."""
+
+
+def output_shape(layer: Flatten, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (prod(input_shape),)
+
+
+def param_shapes(layer: Flatten, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {}
+
+
+def fans(layer: Flatten, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    return 1, 1
+
+
+def axis_meanings(layer: Flatten) -> dict[str, tuple[str, ...]]:
+    return {}
+
+
+def multiply_adds(layer: Flatten, input_shape: tuple[int, ...]) -> int:
+    return 0
+
+
+def forward(layer: Flatten, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
+    def backprop(dy, preactivation: bool = False, input_grad: bool = True):
+        return (dy.reshape(x.shape) if input_grad else None), {}
+
+    return x.reshape(len(x), prod(x.shape[1:])), backprop

@@ -1,0 +1,173 @@
+"""Pooling layers: the largest or the mean value of each window, and the mean of each channel."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import model_validator
+
+from netspec.fields import SpecModel
+from netspec.layers import windows
+from netspec.layers.common import LayerName, Size2D
+
+
+class _Pool(SpecModel):
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index, e.g. maxpool2d_1)."""
+    size: Size2D
+    """Window size: one number for a square window, or [height, width]."""
+    stride: Size2D | None = None
+    """Step between windows (default: the window size, so windows do not overlap)."""
+    padding: windows.Padding = "valid"
+    """valid (no padding), same, or pixels added on each side; padding never counts as a value."""
+
+    @model_validator(mode="after")
+    def _stride_defaults_to_size(self):
+        if self.stride is None:
+            self.stride = list(self.size)
+        return self
+
+
+class MaxPool2D(_Pool):
+    """The largest value of each window, per channel."""
+
+    type: Literal["maxpool2d"] = "maxpool2d"
+    """Layer type."""
+
+
+class AvgPool2D(_Pool):
+    """The mean of each window, per channel (padding cells are not counted)."""
+
+    type: Literal["avgpool2d"] = "avgpool2d"
+    """Layer type."""
+
+
+class GlobalAvgPool(SpecModel):
+    """The mean of each channel: (channels, height, width) → (channels,)."""
+
+    type: Literal["global_avgpool"] = "global_avgpool"
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index)."""
+
+
+NO_DILATION = (1, 1)
+
+
+def _geometry(layer: _Pool, input_shape: tuple[int, ...]):
+    return windows.geometry(input_shape, tuple(layer.size), tuple(layer.stride), NO_DILATION, layer.padding)
+
+
+def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(layer, GlobalAvgPool):
+        windows.geometry(input_shape, (1, 1), (1, 1), NO_DILATION, "valid")  # refuses a vector, as image layers do
+        return (input_shape[0],)
+    _, (out_h, out_w) = _geometry(layer, input_shape)
+    if out_h < 1 or out_w < 1:
+        raise windows.ShapeError(
+            f"a {layer.size[0]}×{layer.size[1]} window does not fit the {input_shape[1]}×{input_shape[2]} input "
+            "from {source} (try padding: same or a smaller size)",
+            "size",
+        )
+    return (input_shape[0], out_h, out_w)
+
+
+def param_shapes(layer, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {}
+
+
+def fans(layer, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    return 1, 1
+
+
+def axis_meanings(layer) -> dict[str, tuple[str, ...]]:
+    return {}
+
+
+def multiply_adds(layer, input_shape: tuple[int, ...]) -> int:
+    return 0  # comparisons and additions, no multiplications by weights
+
+
+def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
+    """Pooled outputs, and the backprop function (see dense.forward); pooling has no parameters."""
+    if isinstance(layer, GlobalAvgPool):
+        area = x.shape[2] * x.shape[3]
+
+        def global_backprop(dy, preactivation: bool = False, input_grad: bool = True):
+            dx = np.broadcast_to((dy / area)[:, :, None, None], x.shape).copy() if input_grad else None
+            return dx, {}
+
+        return x.mean(axis=(2, 3)), global_backprop
+    size, stride = tuple(layer.size), tuple(layer.stride)
+    padding, _ = _geometry(layer, x.shape[1:])
+    positions = [(i, j) for i in range(size[0]) for j in range(size[1])]
+    # Work in the layout the values are stored in (a convolution leaves them channels-last), so
+    # that each pass over a window position reads memory in order; no copy of every window is made.
+    channels_last = x.transpose(0, 2, 3, 1)
+    layout = (1, 2) if channels_last.flags.c_contiguous else (2, 3)
+    data = channels_last if layout == (1, 2) else x
+
+    def to_nchw(a):
+        return a.transpose(0, 3, 1, 2) if layout == (1, 2) else a
+
+    if isinstance(layer, MaxPool2D):
+        view, padded_shape = windows.view(data, size, stride, NO_DILATION, padding, fill=-np.inf, axes=layout)
+        y = view[..., 0, 0].copy()
+        for i, j in positions[1:]:
+            np.maximum(y, view[..., i, j], out=y)
+
+        def max_backprop(dy, preactivation: bool = False, input_grad: bool = True):
+            if not input_grad:
+                return None, {}
+            dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)) if layout == (1, 2) else dy
+            taken = np.zeros(y.shape, dtype=bool)
+
+            def piece(i, j):  # each window's gradient goes to its first maximum, as in PyTorch
+                hit = (view[..., i, j] == y) & ~taken
+                taken[...] |= hit
+                return np.where(hit, dy, 0)
+
+            dx = windows.scatter(
+                piece,
+                size,
+                y.shape[layout[0] : layout[1] + 1],
+                padded_shape,
+                stride,
+                NO_DILATION,
+                padding,
+                layout,
+                dy.dtype,
+            )
+            return to_nchw(dx), {}
+
+        return to_nchw(y), max_backprop
+    view, padded_shape = windows.view(data, size, stride, NO_DILATION, padding, axes=layout)
+    ones_shape = [1] * 4
+    ones_shape[layout[0]], ones_shape[layout[1]] = data.shape[layout[0]], data.shape[layout[1]]
+    ones = np.ones(ones_shape, dtype=x.dtype)
+    counts = windows.view(ones, size, stride, NO_DILATION, padding, axes=layout)[0].sum(axis=(-1, -2))  # not padding
+    total = view[..., 0, 0].copy()
+    for i, j in positions[1:]:
+        total += view[..., i, j]
+    y = total / counts
+
+    def avg_backprop(dy, preactivation: bool = False, input_grad: bool = True):
+        if not input_grad:
+            return None, {}
+        dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)) if layout == (1, 2) else dy
+        share = dy / counts
+        dx = windows.scatter(
+            lambda i, j: share,
+            size,
+            y.shape[layout[0] : layout[1] + 1],
+            padded_shape,
+            stride,
+            NO_DILATION,
+            padding,
+            layout,
+            dy.dtype,
+        )
+        return to_nchw(dx), {}
+
+    return to_nchw(y), avg_backprop

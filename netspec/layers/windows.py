@@ -1,0 +1,112 @@
+"""Sliding windows over images, shared by convolution and pooling: padding, views and their gradients.
+
+A window view has shape (batch, channels, out_height, out_width, kernel_height, kernel_width) and
+is made by `numpy.lib.stride_tricks.sliding_window_view`, without copying. Gradients go back by
+adding each kernel position's slice into the padded input: a loop over kernel positions (a few),
+never over pixels or channels.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import Field
+
+Pair = tuple[int, int]
+Padding = Literal["valid", "same"] | Annotated[int, Field(ge=0)]
+"""`valid` (none), `same` (the output keeps ceil(size / stride)), or a number of pixels on each side."""
+
+
+class ShapeError(Exception):
+    """A layer that does not fit the shape of its input; `key` is the layer field to point at.
+
+    The message names the input's origin as `{source}`; the builder fills it in ("pool2").
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.message, self.key = message, key
+
+
+def pair(value: int | list[int]) -> Pair:
+    """An int or [h, w] as (h, w)."""
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def pads(size: int, kernel: int, stride: int, dilation: int, padding: Padding) -> Pair:
+    """Pixels added before and after one axis (TensorFlow's rule for `same`: any odd pixel goes after)."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        span = dilation * (kernel - 1) + 1
+        out = -(-size // stride)
+        total = max((out - 1) * stride + span - size, 0)
+        return total // 2, total - total // 2
+    return padding, padding
+
+
+def out_size(size: int, kernel: int, stride: int, dilation: int, before_after: Pair) -> int:
+    span = dilation * (kernel - 1) + 1
+    return (size + sum(before_after) - span) // stride + 1
+
+
+def geometry(input_shape: tuple[int, ...], kernel: Pair, stride: Pair, dilation: Pair, padding: Padding):
+    """(pads for height and width, output height and width) for a (channels, height, width) input."""
+    if len(input_shape) != 3:
+        shown = _shown(input_shape).replace("{", "{{")
+        raise ShapeError(f"needs an image-shaped input (channels, height, width), but gets {shown} from {{source}}")
+    _, height, width = input_shape
+    pad_h = pads(height, kernel[0], stride[0], dilation[0], padding)
+    pad_w = pads(width, kernel[1], stride[1], dilation[1], padding)
+    out = (
+        out_size(height, kernel[0], stride[0], dilation[0], pad_h),
+        out_size(width, kernel[1], stride[1], dilation[1], pad_w),
+    )
+    return (pad_h, pad_w), out
+
+
+def view(x, kernel: Pair, stride: Pair, dilation: Pair, padding: tuple[Pair, Pair], fill=0.0, axes: Pair = (2, 3)):
+    """The windows of a batch, and the padded input's shape.
+
+    `axes` are the height and width axes: (2, 3) for (batch, channels, height, width), (1, 2) for
+    (batch, height, width, channels). The window's own two axes are added last.
+    """
+    (top, bottom), (left, right) = padding
+    if top or bottom or left or right:
+        widths = [(0, 0)] * x.ndim
+        widths[axes[0]], widths[axes[1]] = (top, bottom), (left, right)
+        x = np.pad(x, widths, constant_values=fill)
+    spans = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    windows = sliding_window_view(x, spans, axis=axes)
+    steps = [slice(None)] * x.ndim + [slice(None, None, dilation[0]), slice(None, None, dilation[1])]
+    steps[axes[0]], steps[axes[1]] = slice(None, None, stride[0]), slice(None, None, stride[1])
+    return windows[tuple(steps)], x.shape
+
+
+def scatter(
+    piece, kernel: Pair, out_shape, padded_shape, stride: Pair, dilation: Pair, padding, axes: Pair = (2, 3), dtype=None
+):
+    """The gradient of the input, summed from what each window position passes back.
+
+    `piece(i, j)` gives the gradient for kernel position (i, j), shaped like the output (or
+    broadcastable to it); each is added into the slice of the padded input that position read.
+    """
+    out_h, out_w = out_shape
+    padded = np.zeros(padded_shape, dtype=dtype)
+    where = [slice(None)] * len(padded_shape)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            where[axes[0]] = slice(i * dilation[0], i * dilation[0] + stride[0] * (out_h - 1) + 1, stride[0])
+            where[axes[1]] = slice(j * dilation[1], j * dilation[1] + stride[1] * (out_w - 1) + 1, stride[1])
+            padded[tuple(where)] += piece(i, j)
+    (top, bottom), (left, right) = padding
+    crop = [slice(None)] * len(padded_shape)
+    crop[axes[0]] = slice(top, padded_shape[axes[0]] - bottom)
+    crop[axes[1]] = slice(left, padded_shape[axes[1]] - right)
+    return padded[tuple(crop)]
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]:,} numbers" if len(shape) == 1 else "×".join(map(str, shape))

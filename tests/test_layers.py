@@ -1,0 +1,195 @@
+"""Image layers: forward outputs and gradients against PyTorch (when installed) and finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netspec.layers import LAYER_MODULES, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool
+from netspec.layers.pooling import AvgPool2D, MaxPool2D
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the comparisons with PyTorch are skipped; finite differences still run
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (pip install -e '.[test]')")
+
+# (layer, explicit padding (top, bottom, left, right) as PyTorch needs it, input shape)
+CONVS = [
+    (Conv2D(filters=4, kernel=3), (0, 0, 0, 0), (2, 3, 7, 6)),
+    (Conv2D(filters=3, kernel=[2, 3], stride=2, padding=1, activation="relu"), (1, 1, 1, 1), (2, 2, 7, 8)),
+    (Conv2D(filters=2, kernel=3, dilation=2, padding="same", activation="tanh"), (2, 2, 2, 2), (1, 3, 7, 7)),
+    # `same` with stride 2 on an even size: the odd pixel of padding goes after (bottom, right).
+    (Conv2D(filters=2, kernel=2, stride=2, padding="same"), (0, 0, 0, 0), (1, 2, 6, 6)),
+    (Conv2D(filters=2, kernel=3, stride=2, padding="same", activation="sigmoid"), (0, 1, 0, 1), (1, 2, 6, 6)),
+]
+POOLS = [
+    (MaxPool2D(size=2), (2, 3, 6, 6)),
+    (MaxPool2D(size=3, stride=2, padding=1), (2, 2, 7, 7)),
+    (AvgPool2D(size=2), (2, 3, 6, 6)),
+    (AvgPool2D(size=3, stride=2, padding=1), (2, 2, 7, 7)),
+]
+
+
+def run(layer, params, x, train=False, rng=None):
+    return LAYER_MODULES[layer.type].forward(layer, params, x, train, rng)
+
+
+def conv_params(layer: Conv2D, channels: int, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "weights": rng.normal(size=(layer.filters, channels, *layer.kernel)).astype(dtype),
+        "bias": rng.normal(size=layer.filters).astype(dtype),
+    }
+
+
+def torch_conv(layer: Conv2D, pads, x, w, b):
+    top, bottom, left, right = pads
+    z = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride=tuple(layer.stride), dilation=tuple(layer.dilation))
+    return {"linear": z, "relu": torch.relu(z), "tanh": torch.tanh(z), "sigmoid": torch.sigmoid(z)}[layer.activation]
+
+
+def compare_with_torch(ours, theirs, inputs, dtype):
+    """Forward outputs and the gradients of sum(y * g) for every input, ours against PyTorch's."""
+    y, backprop = ours
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-12}
+    np.testing.assert_allclose(y, theirs.detach().numpy(), **tol)
+    g = np.random.default_rng(1).normal(size=y.shape).astype(dtype)
+    (theirs * torch.from_numpy(g)).sum().backward()
+    dx, grads = backprop(g)
+    for name, tensor in inputs.items():
+        mine = dx if name == "x" else grads[name]
+        np.testing.assert_allclose(mine, tensor.grad.numpy(), **tol, err_msg=name)
+
+
+@needs_torch
+@pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer, pads, shape", CONVS, ids=[f"conv{i}" for i in range(len(CONVS))])
+def test_conv2d_matches_pytorch(layer, pads, shape, dtype, memory):
+    x = np.random.default_rng(2).normal(size=shape).astype(dtype)
+    if memory == "channels-last":
+        x = stored_channels_last(x)
+    params = conv_params(layer, shape[1], dtype)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, params["weights"], params["bias"]))
+    compare_with_torch(
+        run(layer, params, x), torch_conv(layer, pads, tx, tw, tb), {"x": tx, "weights": tw, "bias": tb}, dtype
+    )
+
+
+def stored_channels_last(x: np.ndarray) -> np.ndarray:
+    """The same values, laid out in memory as a convolution leaves them: (batch, height, width, channels)."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@needs_torch
+@pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer, shape", POOLS, ids=[f"{p.type}{i}" for i, (p, _) in enumerate(POOLS)])
+def test_pooling_matches_pytorch(layer, shape, dtype, memory):
+    x = np.random.default_rng(3).normal(size=shape).astype(dtype)
+    if memory == "channels-last":
+        x = stored_channels_last(x)
+    tx = torch.tensor(x, requires_grad=True)
+    size, stride = tuple(layer.size), tuple(layer.stride)
+    padding = 0 if layer.padding == "valid" else layer.padding
+    if layer.type == "maxpool2d":
+        theirs = F.max_pool2d(tx, size, stride, padding)
+    else:
+        theirs = F.avg_pool2d(tx, size, stride, padding, count_include_pad=False)
+    compare_with_torch(run(layer, {}, x), theirs, {"x": tx}, dtype)
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_avgpool_and_flatten_match_pytorch(dtype):
+    x = np.random.default_rng(4).normal(size=(2, 3, 4, 5)).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    compare_with_torch(run(GlobalAvgPool(), {}, x), tx.mean(dim=(2, 3)), {"x": tx}, dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    compare_with_torch(run(Flatten(), {}, x), torch.flatten(tx, 1), {"x": tx}, dtype)
+
+
+@needs_torch
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (6, 4)], ids=["2d", "1d"])
+def test_batchnorm_matches_pytorch_and_updates_running_statistics(shape, train):
+    rng = np.random.default_rng(5)
+    x = rng.normal(2.0, 3.0, size=shape)
+    channels = shape[1]
+    params = {
+        "scale": rng.normal(size=channels),
+        "shift": rng.normal(size=channels),
+        "mean": rng.normal(size=channels),
+        "var": rng.uniform(0.5, 2, size=channels),
+    }
+    running_mean, running_var = torch.tensor(params["mean"]), torch.tensor(params["var"])
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, params["scale"], params["shift"]))
+    theirs = F.batch_norm(tx, running_mean, running_var, tw, tb, training=train, momentum=0.2, eps=1e-3)
+    layer = BatchNorm(momentum=0.2, epsilon=1e-3)
+    compare_with_torch(run(layer, params, x, train=train), theirs, {"x": tx, "scale": tw, "shift": tb}, np.float64)
+    np.testing.assert_allclose(params["mean"], running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(params["var"], running_var.numpy(), rtol=1e-12)
+
+
+def finite_difference_check(layer, params, x, train=False):
+    """Gradients of sum(y * g) with respect to x and every parameter, against central differences (float64)."""
+    saved = {k: v.copy() for k, v in params.items()}
+
+    def loss() -> float:
+        fresh = {k: v.copy() for k, v in params.items()}  # batchnorm's training step updates its statistics
+        return float((run(layer, fresh, x, train)[0] * g).sum())
+
+    y, backprop = run(layer, {k: v.copy() for k, v in params.items()}, x, train)
+    g = np.random.default_rng(6).normal(size=y.shape)
+    dx, grads = backprop(g)
+    for name, array, analytic in [("x", x, dx)] + [(k, params[k], grads[k]) for k in grads]:
+        numeric = np.zeros_like(array)
+        for i in np.ndindex(array.shape):
+            keep = array[i]
+            array[i] = keep + 1e-6
+            up = loss()
+            array[i] = keep - 1e-6
+            down = loss()
+            array[i] = keep
+            numeric[i] = (up - down) / 2e-6
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
+    for k in params:
+        np.testing.assert_array_equal(params[k], saved[k])
+
+
+@pytest.mark.parametrize("layer, pads, shape", CONVS, ids=[f"conv{i}" for i in range(len(CONVS))])
+def test_conv2d_gradients_against_finite_differences(layer, pads, shape):
+    x = np.random.default_rng(7).normal(size=(1, *shape[1:]))
+    finite_difference_check(layer, conv_params(layer, shape[1], np.float64), x)
+
+
+@pytest.mark.parametrize("layer, shape", POOLS + [(GlobalAvgPool(), (2, 2, 3, 3)), (Flatten(), (2, 2, 3, 3))])
+def test_pooling_and_flatten_gradients_against_finite_differences(layer, shape):
+    finite_difference_check(layer, {}, np.random.default_rng(8).normal(size=shape))
+    finite_difference_check(layer, {}, stored_channels_last(np.random.default_rng(8).normal(size=shape)))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm_gradients_against_finite_differences(train):
+    rng = np.random.default_rng(9)
+    params = {
+        "scale": rng.normal(size=2),
+        "shift": rng.normal(size=2),
+        "mean": rng.normal(size=2),
+        "var": rng.uniform(0.5, 2, size=2),
+    }
+    finite_difference_check(BatchNorm(), params, rng.normal(size=(3, 2, 2, 2)), train=train)
+
+
+def test_dropout_is_the_identity_when_running_and_inverted_while_training():
+    x = np.ones((200, 50))
+    y, backprop = run(Dropout(rate=0.3), {}, x)
+    assert y is x and backprop(x)[0] is x
+    y, backprop = run(Dropout(rate=0.3), {}, x, train=True, rng=np.random.default_rng(0))
+    kept = y != 0
+    assert abs(1 - kept.mean() - 0.3) < 0.01  # 10,000 draws
+    np.testing.assert_allclose(y[kept], 1 / 0.7)
+    np.testing.assert_array_equal(backprop(np.full_like(x, 2.0))[0], 2.0 * y)
