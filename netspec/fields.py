@@ -60,18 +60,21 @@ class Zeros(SpecModel):
     """Every value 0."""
 
     init: Literal["zeros"]
+    """Initializer name."""
 
 
 class Ones(SpecModel):
     """Every value 1."""
 
     init: Literal["ones"]
+    """Initializer name."""
 
 
 class Uniform(_SeededInit):
     """Uniform between `low` and `high`."""
 
     init: Literal["uniform"]
+    """Initializer name."""
     low: float = -0.05
     """Smallest value."""
     high: float = 0.05
@@ -90,6 +93,7 @@ class Normal(_SeededInit):
     """Normal (Gaussian) with the given mean and standard deviation."""
 
     init: Literal["normal"]
+    """Initializer name."""
     mean: float = 0.0
     """Mean of the distribution."""
     std: float = Field(default=0.05, gt=0)
@@ -100,30 +104,35 @@ class GlorotUniform(_SeededInit):
     """Uniform in ±sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio; Keras' default)."""
 
     init: Literal["glorot_uniform"]
+    """Initializer name."""
 
 
 class GlorotNormal(_SeededInit):
     """Normal with std sqrt(2 / (fan_in + fan_out))."""
 
     init: Literal["glorot_normal"]
+    """Initializer name."""
 
 
 class HeUniform(_SeededInit):
     """Uniform in ±sqrt(6 / fan_in) (He et al.; suits relu)."""
 
     init: Literal["he_uniform"]
+    """Initializer name."""
 
 
 class HeNormal(_SeededInit):
     """Normal with std sqrt(2 / fan_in)."""
 
     init: Literal["he_normal"]
+    """Initializer name."""
 
 
 class LecunNormal(_SeededInit):
     """Normal with std sqrt(1 / fan_in)."""
 
     init: Literal["lecun_normal"]
+    """Initializer name."""
 
 
 Initializer = Annotated[
@@ -131,6 +140,11 @@ Initializer = Annotated[
     Field(discriminator="init"),
 ]
 """An initializer by name, written `he_uniform` or as a mapping `{init: normal, std: 0.1}`."""
+
+InitializerName = Literal[
+    "zeros", "ones", "uniform", "normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"
+]
+"""The names an initializer may be written with (the `init` of each model above)."""
 
 
 class FileArray(SpecModel):
@@ -177,7 +191,7 @@ def param_source(ndim: int) -> Any:
         array = list[array]
     forms = (
         Annotated[float, Tag("number")]
-        | Annotated[Initializer, BeforeValidator(_name_to_init), Tag("name")]
+        | Annotated[Initializer, BeforeValidator(_name_to_init, json_schema_input_type=InitializerName), Tag("name")]
         | Annotated[array, BeforeValidator(_array_to_list), Tag("array")]
         | Annotated[Initializer, Tag("init")]
         | Annotated[FileArray, Tag("file")]

@@ -89,7 +89,9 @@ def _printable(label: str) -> str:
     return label
 
 
-ClassLabel = Annotated[str, BeforeValidator(_label), Field(min_length=1), AfterValidator(_printable)]
+ClassLabel = Annotated[
+    str, BeforeValidator(_label, json_schema_input_type=str | int), Field(min_length=1), AfterValidator(_printable)
+]
 
 
 class Training(SpecModel):

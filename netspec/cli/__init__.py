@@ -21,7 +21,7 @@ import click
 
 from netspec import __version__
 from netspec.cli import eval as eval_command
-from netspec.cli import run, summary, train, validate
+from netspec.cli import init, run, schema, summary, train, upgrade, validate
 from netspec.errors import NetspecError
 
 
@@ -78,6 +78,9 @@ main.add_command(run.run)
 main.add_command(summary.summary)
 main.add_command(train.train)
 main.add_command(eval_command.evaluate_command)
+main.add_command(schema.schema)
+main.add_command(init.init)
+main.add_command(upgrade.upgrade)
 
 
 def entry() -> None:

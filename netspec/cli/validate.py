@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from netspec.cli.options import max_params as max_params_option
+from netspec.errors import Problem
 from netspec.loader import check
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -31,11 +33,20 @@ def spec_files(paths: tuple[Path, ...]) -> list[Path]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "style",
+    type=click.Choice(["text", "github", "json"]),
+    default="text",
+    show_default=True,
+    help="text: FILE:LINE:COL: CODE PATH: MESSAGE; github: GitHub Actions annotations; json: one object per line.",
+)
 @max_params_option
-def validate(paths: tuple[Path, ...], max_params: int) -> None:
+def validate(paths: tuple[Path, ...], style: str, max_params: int) -> None:
     """Check spec files (and all *.yaml/*.yml below folders); exit 1 if any is invalid.
 
-    Prints one line per problem, FILE:LINE:COLUMN: CODE PATH: MESSAGE, then a summary.
+    Prints one line per problem, then a summary (on stderr with --format json, so that stdout
+    holds only JSON).
     """
     files = spec_files(paths)
     if not files:
@@ -44,9 +55,39 @@ def validate(paths: tuple[Path, ...], max_params: int) -> None:
     for file in files:
         problems = check(file, max_params)
         for problem in problems:
-            click.echo(str(problem))
+            click.echo(FORMATS[style](problem))
         invalid += bool(problems)
     noun = "spec" if len(files) == 1 else "specs"
-    click.echo(f"{len(files)} {noun} checked, {invalid} invalid")
+    click.echo(f"{len(files)} {noun} checked, {invalid} invalid", err=style == "json")
     if invalid:
         raise click.exceptions.Exit(1)
+
+
+def _github(problem: Problem) -> str:
+    """A GitHub Actions workflow command: the problem shows on its line in a pull request."""
+    where = f"file={_escape(problem.file, True)}"
+    if problem.line is not None:
+        where += f",line={problem.line},col={problem.column or 1}"
+    path = f"{problem.dotted_path}: " if problem.path else ""
+    return f"::error {where},title={problem.code}::{_escape(path + problem.message, False)}"
+
+
+def _escape(text: str | None, property_value: bool) -> str:
+    # The escapes GitHub's runner reads back; property values escape ':' and ',' as well.
+    text = (text or "").replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
+
+
+def _json(problem: Problem) -> str:
+    fields = {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "code": problem.code,
+        "path": problem.dotted_path,
+        "message": problem.message,
+    }
+    return json.dumps(fields, ensure_ascii=False)
+
+
+FORMATS = {"text": str, "github": _github, "json": _json}

@@ -32,7 +32,11 @@ def _square(value: Any) -> Any:
     return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-Size2D = Annotated[list[Count], BeforeValidator(_square), Field(min_length=2, max_length=2)]
+Size2D = Annotated[
+    list[Count],
+    BeforeValidator(_square, json_schema_input_type=Count | Annotated[list[Count], Field(min_length=2, max_length=2)]),
+    Field(min_length=2, max_length=2),
+]
 """A size along height and width: one number for both, or [height, width]."""
 
 DEFAULT_ALPHA = 0.01

@@ -1,0 +1,102 @@
+"""`netspec init`: write a commented starter spec that validates as it is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from netspec.files import atomic_write
+from netspec.spec import FORMAT_VERSION
+from netspec.yaml_source import reads_as_text
+
+IMAGE_INPUT = """\
+input:                                  # what the network reads
+  image:
+    width: 32                           # pictures of other sizes are resized to width × height
+    height: 32
+    color: rgb                          # rgb (3 channels) or grayscale (1)
+    scale: [0.0, 1.0]                   # pixel values 0..255 become 0.0..1.0
+"""
+
+FEATURES_INPUT = """\
+input:                                  # what the network reads
+  features: 4                           # a vector of 4 numbers
+"""
+
+TEMPLATE = """\
+# A netspec spec: {name}. Every key is described in netspec's docs/spec-format.md.
+# Check it with `netspec validate {file}`; see its layers with `netspec summary {file}`.
+netspec: {version}                              # format version
+name: {name}
+description: What this network tells apart.
+classes: [{classes}]   # output labels, in output order
+
+{input}
+seed: 0                                 # makes the initial weights the same on every run
+
+layers:
+  # Each neuron computes Output = Weight·Input + Bias, then its activation.
+  - name: hidden
+    type: dense
+    neurons: 16
+    activation: relu
+    weights: he_uniform                 # initial weights; or numbers, or {{file: hidden.npy}}
+    bias: 0.0
+  - name: output                        # one neuron per class
+    type: dense
+    neurons: {count}
+    activation: softmax
+
+training:                               # used by `netspec train`; flags override
+  optimizer: adam
+  learning_rate: 0.001
+  epochs: 20
+  val_split: 0.1
+"""
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--input",
+    "kind",
+    type=click.Choice(["image", "features"]),
+    default="image",
+    show_default=True,
+    help="What the network reads.",
+)
+@click.option("--classes", default="yes,no", show_default=True, help="Class labels, separated by commas.")
+@click.option("--force", is_flag=True, help="Overwrite NAME.yaml if it exists.")
+def init(name: str, kind: str, classes: str, force: bool) -> None:
+    """Write NAME.yaml, a commented starter spec that validates as it is."""
+    path = Path(name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    labels = [label.strip() for label in classes.split(",") if label.strip()]
+    if not labels:
+        raise click.BadParameter("give at least one class label", param_hint="--classes")
+    if len(set(labels)) != len(labels):
+        raise click.BadParameter(f"class labels must differ: {classes}", param_hint="--classes")
+    if path.exists() and not force:
+        raise click.UsageError(f"{path} exists; choose another name or add --force")
+    text = TEMPLATE.format(
+        name=_scalar(path.stem),
+        file=path,
+        version=FORMAT_VERSION,
+        classes=", ".join(_scalar(label) for label in labels),
+        count=len(labels),
+        input=IMAGE_INPUT if kind == "image" else FEATURES_INPUT,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as stream:
+        stream.write(text.encode("utf-8"))
+    click.echo(f"wrote {path}: {len(labels)} classes, {kind} input; check it with: netspec validate {path}")
+
+
+_SPECIAL = set(":#,[]{}&*!|>'%@`" + '"')
+
+
+def _scalar(text: str) -> str:
+    """Text as a YAML value that reads back as the same text (JSON strings are YAML too)."""
+    plain = reads_as_text(text) and text[0].isalnum() and not _SPECIAL & set(text)
+    return text if plain else json.dumps(text, ensure_ascii=False)

@@ -1,0 +1,102 @@
+"""The CI and editor tools: validate's output formats, init, upgrade, the pre-commit hook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import netspec
+from netspec.cli import main
+
+from conftest import VALID, where
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output + result.stderr
+    return result
+
+
+@pytest.fixture
+def bad(write_spec):
+    text = VALID.replace("neurons: 4", "neurons: 0").replace("name: tiny", "name: 'a, b: c'")
+    return write_spec(text, "bad.yaml"), text
+
+
+def test_validate_github_format(bad):
+    path, text = bad
+    line, column = where(text, "neurons: 0", "0").split(":")[1:]
+    result = invoke("validate", "--format", "github", path)
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"::error file={str(path).replace(':', '%3A').replace(',', '%2C')},line={line},col={column},title=NS104::"
+        "layers[0].neurons: must be at least 1, got 0\n1 spec checked, 1 invalid\n"
+    )
+
+
+def test_github_format_escapes_what_the_runner_reads():
+    from netspec.cli.validate import _github
+    from netspec.errors import Problem
+
+    problem = Problem("NS001", "100% wrong\nsecond line", file="a,b:c.yaml", line=1, column=2)
+    assert _github(problem) == "::error file=a%2Cb%3Ac.yaml,line=1,col=2,title=NS001::100%25 wrong%0Asecond line"
+
+
+def test_validate_json_format(bad):
+    path, text = bad
+    line, column = where(text, "neurons: 0", "0").split(":")[1:]
+    result = invoke("validate", "--format", "json", path)
+    assert result.exit_code == 1 and result.stderr == "1 spec checked, 1 invalid\n"
+    assert [json.loads(row) for row in result.stdout.splitlines()] == [
+        {
+            "file": str(path),
+            "line": int(line),
+            "column": int(column),
+            "code": "NS104",
+            "path": "layers[0].neurons",
+            "message": "must be at least 1, got 0",
+        }
+    ]
+
+
+@pytest.mark.parametrize("kind", ["image", "features"])
+def test_init_writes_a_starter_spec_that_validates(tmp_path, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("init", "flowers", "--input", kind, "--classes", "red rose, white lotus,1e3,a:b")
+    assert (
+        result.exit_code == 0
+        and result.stdout
+        == f"wrote flowers.yaml: 4 classes, {kind} input; check it with: netspec validate flowers.yaml\n"
+    )
+    network = netspec.load(tmp_path / "flowers.yaml")
+    assert network.classes == ["red rose", "white lotus", "1e3", "a:b"]
+    assert network.input_shape == ((3, 32, 32) if kind == "image" else (4,))
+    assert (tmp_path / "flowers.yaml").read_text().startswith("# A netspec spec: flowers.")
+    again = invoke("init", "flowers")
+    assert again.exit_code == 2 and "flowers.yaml exists; choose another name or add --force" in again.stderr
+    assert invoke("init", "flowers", "--classes", "a,a").exit_code == 2
+
+
+def test_upgrade(write_spec):
+    current = write_spec(VALID, "current.yaml")
+    assert invoke("upgrade", current).stdout == f"{current}: format version 1 is current; nothing to upgrade\n"
+    future = write_spec(VALID.replace("netspec: 1", "netspec: 2"), "future.yaml")
+    result = invoke("upgrade", future)
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"{future}:1:10: NS107 netspec: format version 2 is newer than this netspec, which reads version 1; upgrade netspec\n"
+    )
+
+
+def test_pre_commit_hook_and_workflow_example_run_validate():
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hooks[0]["id"] == "netspec-validate" and hooks[0]["entry"] == "netspec validate"
+    workflow = yaml.safe_load((ROOT / "examples" / "ci" / "github-workflow.yml").read_text())
+    assert workflow["jobs"]["validate"]["steps"][-1]["run"] == "netspec validate --format github specs/"
