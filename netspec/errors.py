@@ -54,6 +54,11 @@ CODES: dict[str, str] = {
     "NS404": "data arrays missing or of the wrong shape",
     "NS405": "labels that are not classes",
     "NS406": "data is neither a folder nor a .npz file",
+    # ONNX.
+    "NS501": "the onnx package is not installed",
+    "NS502": "file is not a readable ONNX model",
+    "NS503": "ONNX graph netspec cannot map",
+    "NS504": "ONNX external data outside the model's folder",
 }
 
 

@@ -21,7 +21,7 @@ import click
 
 from netspec import __version__
 from netspec.cli import eval as eval_command
-from netspec.cli import init, run, schema, summary, train, upgrade, validate
+from netspec.cli import init, onnx, run, schema, summary, train, upgrade, validate
 from netspec.errors import NetspecError
 
 
@@ -81,6 +81,8 @@ main.add_command(eval_command.evaluate_command)
 main.add_command(schema.schema)
 main.add_command(init.init)
 main.add_command(upgrade.upgrade)
+main.add_command(onnx.export)
+main.add_command(onnx.import_command)
 
 
 def entry() -> None:

@@ -1,0 +1,199 @@
+"""ONNX: export computes the same scores in onnxruntime; import maps graphs back, from netspec and PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import netspec
+from netspec.cli import main
+
+onnx = pytest.importorskip("onnx", reason="pip install 'netspec[onnx]'")
+ort = pytest.importorskip("onnxruntime", reason="pip install 'netspec[onnx]'")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EVERY_LAYER = """\
+netspec: 1
+classes: [a, b, c]
+input: {image: {width: 9, height: 7, color: rgb, scale: [-1, 1], mean: [0.1, 0.2, 0.3], std: [1, 2, 3]}}
+dtype: DTYPE
+layers:
+  - {name: conv1, type: conv2d, filters: 4, kernel: [3, 2], padding: same, activation: leaky_relu, alpha: 0.2}
+  - {name: norm1, type: batchnorm, mean: {init: normal, seed: 1}, var: 2.0, scale: {init: uniform, seed: 2}}
+  - {name: pool1, type: maxpool2d, size: 3, stride: 2, padding: 1}
+  - {name: conv2, type: conv2d, filters: 5, kernel: 2, stride: 2, dilation: 1, padding: 1, activation: tanh}
+  - {name: avg, type: avgpool2d, size: 2, stride: 1, padding: 1}
+  - {name: drop, type: dropout, rate: 0.3}
+  - {name: flat, type: flatten}
+  - {name: norm2, type: batchnorm, shift: 0.5}
+  - {name: hidden, type: dense, neurons: 6, activation: sigmoid}
+  - {name: output, type: dense, neurons: 3, activation: softmax}
+"""
+GLOBAL_POOL = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 8, height: 8, color: grayscale}}
+layers:
+  - {name: conv, type: conv2d, filters: 3, kernel: 3, activation: relu}
+  - {name: gap, type: global_avgpool}
+  - {name: output, type: dense, neurons: 2}
+"""
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output + result.stderr, result.output + result.stderr
+    return result
+
+
+def specs(tmp_path) -> list[Path]:
+    (tmp_path / "every.yaml").write_text(EVERY_LAYER.replace("DTYPE", "float32"))
+    # onnxruntime runs float64 dense layers but has no float64 convolution: this one is dense only.
+    (tmp_path / "every64.yaml").write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 5}\ndtype: float64\nlayers:\n"
+        "  - {name: h, type: dense, neurons: 4, activation: tanh}\n  - {name: n, type: batchnorm}\n"
+        "  - {name: d, type: dropout, rate: 0.1}\n  - {name: o, type: dense, neurons: 2, activation: softmax}\n"
+    )
+    (tmp_path / "gap.yaml").write_text(GLOBAL_POOL)
+    return [
+        *sorted((ROOT / "specs").glob("*.yaml")),
+        *(tmp_path / n for n in ("every.yaml", "every64.yaml", "gap.yaml")),
+    ]
+
+
+def test_exported_models_give_netspecs_scores_in_onnxruntime(tmp_path):
+    for spec in specs(tmp_path):
+        out = tmp_path / "onnx" / f"{spec.stem}.onnx"
+        assert invoke("export", spec, "-o", out).stdout == f"wrote {out}\n"
+        model = onnx.load(str(out))
+        onnx.checker.check_model(model, full_check=True)
+        network = netspec.load(spec)
+        x = np.random.default_rng(0).normal(size=(5, *network.input_shape)).astype(network.dtype)
+        scores = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+        np.testing.assert_allclose(scores, network.forward(x), rtol=1e-5, atol=1e-6, err_msg=spec.name)
+        metadata = {p.key: p.value for p in model.metadata_props}
+        assert metadata["netspec.classes"] == __import__("json").dumps(network.classes)
+        assert "netspec.input" in metadata and model.opset_import[0].version >= 17
+
+
+def test_export_then_import_gives_identical_arrays(tmp_path):
+    for spec in specs(tmp_path):
+        model = tmp_path / "onnx" / f"{spec.stem}.onnx"
+        invoke("export", spec, "-o", model)
+        back = tmp_path / "back" / f"{spec.stem}.yaml"
+        assert invoke("import", model, "-o", back).stdout == f"wrote {back} and {back.with_suffix('.npz')}\n"
+        before, after = netspec.load(spec), netspec.load(back)
+        assert [layer.name for layer in after.layers] == [layer.name for layer in before.layers]
+        assert after.classes == before.classes and after.spec.input == before.spec.input
+        befores = {f"{layer.name}.{k}": a for layer in before.layers for k, a in layer.params.items()}
+        afters = {f"{layer.name}.{k}": a for layer in after.layers for k, a in layer.params.items()}
+        assert befores.keys() == afters.keys()
+        for key in befores:
+            np.testing.assert_array_equal(afters[key], befores[key], err_msg=key)
+        x = np.random.default_rng(1).normal(size=(3, *before.input_shape)).astype(before.dtype)
+        np.testing.assert_array_equal(after.forward(x), before.forward(x))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_a_model_pytorch_exported_predicts_as_pytorch_does(tmp_path, kind):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model = torch.nn.Sequential(
+            torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3), torch.nn.Softmax(dim=1)
+        )
+        x = torch.randn(10, 6)
+    else:
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(4, 6, 3),
+            torch.nn.Tanh(),
+            torch.nn.Flatten(),
+            torch.nn.Dropout(0.2),
+            torch.nn.Linear(24, 3),
+        )
+        x = torch.randn(10, 1, 8, 8)
+    model.eval()
+    path = tmp_path / f"{kind}.onnx"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["scores"]
+        )
+    out = tmp_path / f"{kind}.yaml"
+    invoke("import", path, "-o", out)
+    network = netspec.load(out)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(network.forward(x.numpy()), expected, rtol=1e-4, atol=1e-5)
+    assert network.predict(x.numpy()) == [str(i) for i in expected.argmax(axis=1)]
+
+
+def test_an_unmappable_operator_is_named(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Exp", ["input"], ["scores"], name="exp1")],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 2])],
+    )
+    path = tmp_path / "exp.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    result = invoke("import", path, "-o", tmp_path / "exp.yaml")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"{path}: NS503 node 'exp1' (Exp): this operator is not one netspec has; netspec maps Gemm, "
+    )
+    (tmp_path / "junk.onnx").write_text("not onnx")
+    result = invoke("import", tmp_path / "junk.onnx", "-o", tmp_path / "junk.yaml")
+    assert result.exit_code == 1 and "NS502 not a readable ONNX model" in result.stderr
+
+
+def test_external_data_outside_the_models_folder_is_refused(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), "w.weights")
+    weights.data_location = TensorProto.EXTERNAL
+    entry = weights.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    weights.ClearField("raw_data")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "w.weights"], ["scores"], transB=1)],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 2])],
+        [weights],
+    )
+    path = tmp_path / "model" / "ext.onnx"
+    path.parent.mkdir()
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    result = invoke("import", path, "-o", tmp_path / "ext.yaml")
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"{path}: NS504 tensor 'w.weights' keeps its data in '../../etc/passwd', outside the model's folder or missing\n"
+    )
+
+
+def test_run_does_not_import_onnx(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, netspec.cli; from click.testing import CliRunner; "
+        f"CliRunner().invoke(netspec.cli.main, ['run', {str(ROOT / 'specs' / 'rose-vs-lotus.yaml')!r}, {str(ROOT / 'examples' / 'images' / 'red-rose.png')!r}]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'torch', 'sklearn', 'matplotlib')))"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "[]"
+    )
