@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from types import ModuleType
 
@@ -12,10 +13,13 @@ from netspec.errors import Problem, SpecError, plural
 from netspec.fields import FileArray
 from netspec.initializers import initialize, seed_sequence
 from netspec.layers import LAYER_MODULES
-from netspec.layers.windows import ShapeError
+from netspec.layers.windows import ShapeError, shown
 from netspec.network import BuiltLayer, Network
 from netspec.spec import Spec
 from netspec.weights import ParamError, ShapeMismatch, npz_keys, read_array, resolve_inside
+
+MAX_VALUES_PER_LAYER = 50_000_000
+"""Most values one layer may output for one input (a padding typo could otherwise ask for gigabytes)."""
 
 DEFAULT_MAX_PARAMS = 50_000_000
 """Specs with more parameters are refused before anything is allocated (`--max-params` changes it)."""
@@ -51,6 +55,7 @@ def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
         SpecError: every shape, weight file and size problem found, each with its path.
     """
     plans = plan(spec)
+    _check_outputs(plans)
     _check_size(plans, max_params)
     problems: list[Problem] = []
     base = Path(base_dir)
@@ -64,6 +69,8 @@ def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
                 array = stored.get((p.name, param))
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
+                if param in getattr(p.module, "NON_NEGATIVE", ()) and (array < 0).any():
+                    raise ParamError("NS104", f"{param} holds negative values; a variance is never below 0")
                 params[param] = _cast(array, dtype, param)
             except ParamError as err:
                 problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
@@ -102,7 +109,7 @@ def plan(spec: Spec) -> list[_Plan]:
                 # The input image itself is read flattened (issue-2 specs do that); a conv or pool
                 # output is not reshaped silently.
                 raise ShapeError(
-                    f"gets a {_shown(shape)} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
+                    f"gets a {shown(shape)} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
                 )
             out = module.output_shape(layer, shape)
         except ShapeError as err:
@@ -114,15 +121,27 @@ def plan(spec: Spec) -> list[_Plan]:
     if shape != (len(spec.classes),):
         last = spec.layers[-1]
         message = (
-            f"the network ends with a {_shown(shape)} output from {last.name}, but needs one score per class "
-            f"({len(spec.classes)}); end with a dense layer of {len(spec.classes)} neurons"
+            f"the network ends with a {shown(shape)} output from {last.name}, but needs one score per class "
+            f"({len(spec.classes)}); end with "
+            + ("a flatten (or a global_avgpool) and " if len(shape) == 3 else "")
+            + f"a dense layer of {len(spec.classes)} neurons"
         )
         raise SpecError(Problem("NS123", message, ("layers", len(spec.layers) - 1)))
     return plans
 
 
-def _shown(shape: tuple[int, ...]) -> str:
-    return f"{shape[0]:,}-value" if len(shape) == 1 else "×".join(map(str, shape))
+def _check_outputs(plans: list[_Plan]) -> None:
+    """Refuse a layer whose output alone would take gigabytes per input (a padding typo, say).
+
+    Dense layers are left to the parameter limit: their weights outgrow their outputs.
+    """
+    for p in plans:
+        if p.layer.type != "dense" and prod(p.output_shape) > MAX_VALUES_PER_LAYER:
+            message = (
+                f"layer {p.name}: its output would hold {prod(p.output_shape):,} values per input "
+                f"({shown(p.output_shape)}), more than {MAX_VALUES_PER_LAYER:,}; check its size, padding and stride"
+            )
+            raise SpecError(Problem("NS126", message, ("layers", p.index)))
 
 
 def _check_size(plans: list[_Plan], max_params: int) -> None:

@@ -197,7 +197,7 @@ class Network:
         flat = int(np.prod(self.input_shape))
         if raw.shape[1:] != self.input_shape and not (raw.ndim == 2 and raw.shape[1] == flat):
             raise InputError(Problem("NS305", f"input batch has shape {raw.shape}, expected {expected}"))
-        return raw.astype(self.dtype, copy=False)
+        return raw.reshape(len(raw), *self.input_shape).astype(self.dtype, copy=False)
 
 
 def _is_image_source(value: Any) -> bool:

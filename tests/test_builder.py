@@ -345,14 +345,14 @@ def test_dense_after_a_spatial_layer_needs_flatten(problems):
 def test_image_layers_need_an_image(problems):
     text = "netspec: 1\nclasses: [a, b]\ninput: {features: 4}\nlayers:\n  - {name: c, type: conv2d, filters: 2, kernel: 1}\n  - {type: flatten}\n  - {type: dense, neurons: 2}\n"
     assert problems(text) == [
-        f"{where(text, '{name: c')}: NS126 layers[0]: layer c: needs an image-shaped input (channels, height, width), but gets 4 numbers from the input"
+        f"{where(text, '{name: c')}: NS126 layers[0]: layer c: needs an image-shaped input (channels, height, width), but gets 4 numbers from the input; image layers go before any flatten, on an image input"
     ]
 
 
 def test_the_output_must_be_one_score_per_class(problems):
     text = CNN.replace("  - {type: flatten}\n  - {name: out, type: dense, neurons: 2, activation: softmax}\n", "")
     assert problems(text) == [
-        f"{where(text, '{name: conv2')}: NS123 layers[2]: the network ends with a 8×3×3 output from conv2, but needs one score per class (2); end with a dense layer of 2 neurons"
+        f"{where(text, '{name: conv2')}: NS123 layers[2]: the network ends with a 8×3×3 output from conv2, but needs one score per class (2); end with a flatten (or a global_avgpool) and a dense layer of 2 neurons"
     ]
 
 
@@ -363,3 +363,33 @@ def test_conv_weights_of_the_wrong_shape_name_the_axes(problems, tmp_path):
         f"{where(text, '{file: k.npy}')}: NS204 layers[0].weights: layer 'conv1': k.npy has shape (4, 1, 5, 5) but needs "
         "shape (4, 1, 3, 3) (filter × input channel × kernel row × kernel column)"
     ]
+
+
+def test_pool_padding_more_than_half_the_window_and_negative_variance(problems):
+    text = CNN.replace("{name: pool1, type: maxpool2d, size: 2}", "{name: pool1, type: maxpool2d, size: 2, padding: 2}")
+    assert problems(text) == [
+        f"{where(text, 'padding: 2', '2')}: NS126 layers[1].padding: layer pool1: padding 2 is more than half the 2×2 window, "
+        "so some windows would hold padding only; use at most half the window size"
+    ]
+    text = CNN.replace(
+        "  - {type: flatten}\n",
+        "  - {name: norm, type: batchnorm, var: [1, -1, 1, 1, 1, 1, 1, 1]}\n  - {type: flatten}\n",
+    )
+    assert problems(text) == [
+        f"{where(text, '[1, -1')}: NS104 layers[3].var: layer 'norm': var holds negative values; a variance is never below 0"
+    ]
+
+
+def test_a_layer_output_too_large_for_memory(problems):
+    text = CNN.replace("kernel: 3, padding: same}", "kernel: 3, padding: 20000}")
+    assert problems(text) == [
+        f"{where(text, '{name: conv2')}: NS126 layers[2]: layer conv2: its output would hold 12,800,640,008 values per input "
+        "(8×40001×40001), more than 50,000,000; check its size, padding and stride"
+    ]
+
+
+def test_flattened_batches_are_accepted_by_image_networks(write_spec):
+    network = netspec.load(write_spec(CNN))
+    x = np.random.default_rng(0).normal(size=(3, 1, 8, 8))
+    np.testing.assert_array_equal(network.forward(x.reshape(3, 64)), network.forward(x))
+    assert network.forward(np.zeros((0, 1, 8, 8))).shape == (0, 2)

@@ -85,10 +85,11 @@ def stored_channels_last(x: np.ndarray) -> np.ndarray:
 
 
 @needs_torch
+@pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layer, shape", POOLS, ids=[f"{p.type}{i}" for i, (p, _) in enumerate(POOLS)])
-def test_pooling_matches_pytorch(layer, shape, dtype, memory):
+def test_pooling_matches_pytorch(layer, shape, dtype, memory, train):
     x = np.random.default_rng(3).normal(size=shape).astype(dtype)
     if memory == "channels-last":
         x = stored_channels_last(x)
@@ -99,7 +100,21 @@ def test_pooling_matches_pytorch(layer, shape, dtype, memory):
         theirs = F.max_pool2d(tx, size, stride, padding)
     else:
         theirs = F.avg_pool2d(tx, size, stride, padding, count_include_pad=False)
-    compare_with_torch(run(layer, {}, x), theirs, {"x": tx}, dtype)
+    compare_with_torch(run(layer, {}, x, train=train), theirs, {"x": tx}, dtype)
+
+
+def test_max_pool_gradient_goes_to_the_first_of_tied_maxima():
+    x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])  # two maxima in one window
+    for train in (False, True):
+        y, backprop = run(MaxPool2D(size=2), {}, x, train=train)
+        np.testing.assert_array_equal(backprop(np.ones_like(y))[0], [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def test_batchnorm_with_one_value_per_channel_uses_the_running_statistics():
+    params = {"scale": np.ones(2), "shift": np.zeros(2), "mean": np.array([1.0, 2.0]), "var": np.array([4.0, 9.0])}
+    y, _ = run(BatchNorm(epsilon=1e-12), params, np.array([[3.0, 5.0]]), train=True)
+    np.testing.assert_allclose(y, [[(3 - 1) / 2, (5 - 2) / 3]], rtol=1e-9)
+    np.testing.assert_array_equal(params["mean"], [1.0, 2.0])  # untouched
 
 
 @needs_torch

@@ -33,6 +33,8 @@ class BatchNorm(SpecModel):
 
 
 PARAMS = ("scale", "shift", "mean", "var")
+NON_NEGATIVE = {"var"}
+"""Parameters whose values can never be negative; the builder refuses arrays that are."""
 
 
 def output_shape(layer: BatchNorm, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -63,14 +65,17 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
     """
     axes = (0, 2, 3) if x.ndim == 4 else (0,)
     shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+    count = x.size // max(x.shape[1], 1)
+    # One value per channel has no variance: such a batch (say the last, of one example) is
+    # normalised with the running statistics and leaves them as they are (PyTorch refuses it).
+    train = train and count > 1
     if train:
         mean, var = x.mean(axis=axes), x.var(axis=axes)
-        count = x.size // x.shape[1]
         m = layer.momentum
         params["mean"] *= 1 - m
         params["mean"] += m * mean
         params["var"] *= 1 - m
-        params["var"] += m * var * (count / max(count - 1, 1))
+        params["var"] += m * var * (count / (count - 1))
     else:
         mean, var = params["mean"], params["var"]
     inv_std = (1.0 / np.sqrt(var + layer.epsilon)).astype(x.dtype)
@@ -84,7 +89,6 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
         dnormal = dy * params["scale"].reshape(shape)
         if not train:
             return dnormal * inv_std.reshape(shape), grads
-        count = x.size // x.shape[1]
         dx = (
             count * dnormal
             - dnormal.sum(axis=axes, keepdims=True)

@@ -28,8 +28,13 @@ LayerName = Annotated[str, AfterValidator(_check_name)]
 
 
 def _square(value: Any) -> Any:
-    # `kernel: 3` means 3×3, as in Keras and PyTorch.
-    return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    # `kernel: 3` means 3×3, as in Keras and PyTorch; checked here so that a bad number is reported
+    # once, not once for each of the two sizes it stands for.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise PydanticCustomError("NS104", "must be at least 1, got {value}", {"value": value})
+        return [value, value]
+    return value
 
 
 Size2D = Annotated[

@@ -57,8 +57,11 @@ def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if out_h < 1 or out_w < 1:
         kh, kw = layer.kernel
+        (dh, dw), what = layer.dilation, f"a {kh}×{kw} kernel"
+        if (dh, dw) != (1, 1):
+            what += f" with dilation {dh}×{dw} spans {dh * (kh - 1) + 1}×{dw * (kw - 1) + 1} and"
         raise windows.ShapeError(
-            f"a {kh}×{kw} kernel does not fit the {input_shape[1]}×{input_shape[2]} input from {{source}} "
+            f"{what} does not fit the {input_shape[1]}×{input_shape[2]} input from {{source}} "
             "(try padding: same or a smaller kernel)",
             "kernel",
         )
@@ -70,7 +73,7 @@ def param_shapes(layer: Conv2D, input_shape: tuple[int, ...]) -> dict[str, tuple
 
 
 def fans(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """Inputs and outputs per kernel position, as Keras and PyTorch count them for initializers."""
+    """fan_in = input channels × kernel area and fan_out = filters × kernel area, as Keras and PyTorch count them."""
     area = layer.kernel[0] * layer.kernel[1]
     return input_shape[0] * area, layer.filters * area
 
@@ -105,7 +108,7 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     act = ACTIVATIONS[layer.activation]
     alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
     y_rows = act.forward(z, alpha)
-    y = y_rows.reshape(batch, out_h, out_w, -1).transpose(0, 3, 1, 2)
+    y = y_rows.reshape(batch, out_h, out_w, len(w)).transpose(0, 3, 1, 2)  # not -1: empty batches too
 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])

@@ -46,6 +46,7 @@ def forward(layer: Dropout, params: dict[str, np.ndarray], x: np.ndarray, train:
     """The identity when running; while training, `rng` (seeded by the trainer) draws the mask."""
     if not train or layer.rate == 0:
         return x, lambda dy, preactivation=False, input_grad=True: (dy if input_grad else None, {})
+    rng = rng if rng is not None else np.random.default_rng()
     keep = (rng.random(x.shape) >= layer.rate).astype(x.dtype) / (1 - layer.rate)
 
     def backprop(dy, preactivation: bool = False, input_grad: bool = True):

@@ -63,6 +63,12 @@ def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(layer, GlobalAvgPool):
         windows.geometry(input_shape, (1, 1), (1, 1), NO_DILATION, "valid")  # refuses a vector, as image layers do
         return (input_shape[0],)
+    if isinstance(layer.padding, int) and layer.padding * 2 > min(layer.size):
+        raise windows.ShapeError(
+            f"padding {layer.padding} is more than half the {layer.size[0]}×{layer.size[1]} window, so some windows "
+            "would hold padding only; use at most half the window size",
+            "padding",
+        )
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if out_h < 1 or out_w < 1:
         raise windows.ShapeError(
@@ -114,19 +120,21 @@ def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = F
     if isinstance(layer, MaxPool2D):
         view, padded_shape = windows.view(data, size, stride, NO_DILATION, padding, fill=-np.inf, axes=layout)
         y = view[..., 0, 0].copy()
-        for i, j in positions[1:]:
+        # While training, note which position held each maximum (the first, on ties, as PyTorch).
+        best = np.zeros(y.shape, dtype=np.int16) if train else None
+        for k, (i, j) in enumerate(positions[1:], start=1):
+            if train:
+                np.copyto(best, k, where=view[..., i, j] > y)
             np.maximum(y, view[..., i, j], out=y)
 
         def max_backprop(dy, preactivation: bool = False, input_grad: bool = True):
             if not input_grad:
                 return None, {}
             dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)) if layout == (1, 2) else dy
-            taken = np.zeros(y.shape, dtype=bool)
+            where = best if best is not None else _first_maximum(view, y, positions)
 
-            def piece(i, j):  # each window's gradient goes to its first maximum, as in PyTorch
-                hit = (view[..., i, j] == y) & ~taken
-                taken[...] |= hit
-                return np.where(hit, dy, 0)
+            def piece(i, j):  # each window's gradient goes to its maximum
+                return np.where(where == positions.index((i, j)), dy, 0)
 
             dx = windows.scatter(
                 piece,
@@ -171,3 +179,11 @@ def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = F
         return to_nchw(dx), {}
 
     return to_nchw(y), avg_backprop
+
+
+def _first_maximum(view: np.ndarray, y: np.ndarray, positions: list[tuple[int, int]]) -> np.ndarray:
+    """Which window position holds each maximum, the first on ties (for a backward pass outside training)."""
+    best = np.full(y.shape, len(positions), dtype=np.int16)
+    for k, (i, j) in reversed(list(enumerate(positions))):
+        np.copyto(best, k, where=view[..., i, j] == y)
+    return best

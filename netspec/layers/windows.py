@@ -8,14 +8,35 @@ never over pixels or channels.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import Field
+from pydantic import Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 Pair = tuple[int, int]
-Padding = Literal["valid", "same"] | Annotated[int, Field(ge=0)]
+
+
+def _padding(value: Any) -> str | int:
+    # One check with one message: as a plain union, pydantic would report each member's failure.
+    if value in ("valid", "same") and isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    close = difflib.get_close_matches(value.lower(), ["valid", "same"], n=1) if isinstance(value, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise PydanticCustomError(
+        "NS105",
+        "must be valid, same or a number of pixels (0 or more), got {got}{hint}",
+        {"got": repr(value), "hint": hint},
+    )
+
+
+Padding = Annotated[
+    Any, PlainValidator(_padding, json_schema_input_type=Literal["valid", "same"] | Annotated[int, Field(ge=0)])
+]
 """`valid` (none), `same` (the output keeps ceil(size / stride)), or a number of pixels on each side."""
 
 
@@ -28,11 +49,6 @@ class ShapeError(Exception):
     def __init__(self, message: str, key: str | None = None):
         super().__init__(message)
         self.message, self.key = message, key
-
-
-def pair(value: int | list[int]) -> Pair:
-    """An int or [h, w] as (h, w)."""
-    return (value, value) if isinstance(value, int) else (value[0], value[1])
 
 
 def pads(size: int, kernel: int, stride: int, dilation: int, padding: Padding) -> Pair:
@@ -55,8 +71,10 @@ def out_size(size: int, kernel: int, stride: int, dilation: int, before_after: P
 def geometry(input_shape: tuple[int, ...], kernel: Pair, stride: Pair, dilation: Pair, padding: Padding):
     """(pads for height and width, output height and width) for a (channels, height, width) input."""
     if len(input_shape) != 3:
-        shown = _shown(input_shape).replace("{", "{{")
-        raise ShapeError(f"needs an image-shaped input (channels, height, width), but gets {shown} from {{source}}")
+        raise ShapeError(
+            f"needs an image-shaped input (channels, height, width), but gets {shown(input_shape)} from {{source}}; "
+            "image layers go before any flatten, on an image input"
+        )
     _, height, width = input_shape
     pad_h = pads(height, kernel[0], stride[0], dilation[0], padding)
     pad_w = pads(width, kernel[1], stride[1], dilation[1], padding)
@@ -108,5 +126,6 @@ def scatter(
     return padded[tuple(crop)]
 
 
-def _shown(shape: tuple[int, ...]) -> str:
+def shown(shape: tuple[int, ...]) -> str:
+    """A shape as messages say it: '192 numbers' or '8×3×3'."""
     return f"{shape[0]:,} numbers" if len(shape) == 1 else "×".join(map(str, shape))

@@ -163,6 +163,8 @@ def _optimizer(options: Training, params):
 def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, noise) -> tuple[float, float]:
     total_loss, correct, seen = 0.0, 0, 0
     layers = network.layers
+    # A layer's input gradient is needed only if some layer before it has parameters to learn.
+    learning_before = [any(layer.params for layer in layers[:i]) for i in range(len(layers))]
     for start in range(0, len(order), options.batch_size):
         batch = order[start : start + options.batch_size]
         out, backprops = x[batch], []
@@ -175,7 +177,7 @@ def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, n
         correct += int((out.argmax(axis=1) == targets).sum())
         grads = [None] * len(layers)
         for i in range(len(layers) - 1, -1, -1):
-            grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=i > 0)
+            grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=learning_before[i])
             preactivation = False
         optimizer.step([layer.params for layer in layers], grads)
         seen += len(batch)
