@@ -7,19 +7,13 @@ from pathlib import Path
 import click
 
 from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import output
 from netspec.loader import load
 
 
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The .onnx file to write.",
-)
+@output("The .onnx file to write.")
 @max_params_option
 def export(spec: Path, out: Path, max_params: int) -> None:
     """Write SPEC's network as an ONNX model (opset 17) computing the same scores."""
@@ -33,14 +27,7 @@ def export(spec: Path, out: Path, max_params: int) -> None:
 
 @click.command(name="import")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The spec to write (its arrays go beside it as .npz).",
-)
+@output("The spec to write (its arrays go beside it as .npz).")
 def import_command(model: Path, out: Path) -> None:
     """Write an ONNX MODEL made of netspec's operators as a spec and its .npz."""
     from netspec.interop.importer import import_model

@@ -11,6 +11,7 @@ import click
 
 from netspec.builder import build
 from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import output
 from netspec.errors import SpecError
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
@@ -21,14 +22,7 @@ from netspec.train.data import read_dataset
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Trained spec to write (OUT.yaml; arrays go to OUT.npz).",
-)
+@output("Trained spec to write (OUT.yaml; arrays go to OUT.npz).")
 @click.option(
     "--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer (spec's training.optimizer, else adam)."
 )

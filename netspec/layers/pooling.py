@@ -117,6 +117,14 @@ def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = F
     def to_nchw(a):
         return a.transpose(0, 3, 1, 2) if layout == (1, 2) else a
 
+    def to_layout(dy):
+        return np.ascontiguousarray(dy.transpose(0, 2, 3, 1)) if layout == (1, 2) else dy
+
+    def spread(piece, out_shape, padded_shape, dtype):
+        """The input gradient from what each window position passes back, in (batch, channels, h, w)."""
+        out_hw = out_shape[layout[0] : layout[1] + 1]
+        return to_nchw(windows.scatter(piece, size, out_hw, padded_shape, stride, NO_DILATION, padding, layout, dtype))
+
     if isinstance(layer, MaxPool2D):
         view, padded_shape = windows.view(data, size, stride, NO_DILATION, padding, fill=-np.inf, axes=layout)
         y = view[..., 0, 0].copy()
@@ -130,24 +138,13 @@ def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = F
         def max_backprop(dy, preactivation: bool = False, input_grad: bool = True):
             if not input_grad:
                 return None, {}
-            dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)) if layout == (1, 2) else dy
+            dy = to_layout(dy)
             where = best if best is not None else _first_maximum(view, y, positions)
 
             def piece(i, j):  # each window's gradient goes to its maximum
                 return np.where(where == positions.index((i, j)), dy, 0)
 
-            dx = windows.scatter(
-                piece,
-                size,
-                y.shape[layout[0] : layout[1] + 1],
-                padded_shape,
-                stride,
-                NO_DILATION,
-                padding,
-                layout,
-                dy.dtype,
-            )
-            return to_nchw(dx), {}
+            return spread(piece, y.shape, padded_shape, dy.dtype), {}
 
         return to_nchw(y), max_backprop
     view, padded_shape = windows.view(data, size, stride, NO_DILATION, padding, axes=layout)
@@ -163,20 +160,8 @@ def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = F
     def avg_backprop(dy, preactivation: bool = False, input_grad: bool = True):
         if not input_grad:
             return None, {}
-        dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)) if layout == (1, 2) else dy
-        share = dy / counts
-        dx = windows.scatter(
-            lambda i, j: share,
-            size,
-            y.shape[layout[0] : layout[1] + 1],
-            padded_shape,
-            stride,
-            NO_DILATION,
-            padding,
-            layout,
-            dy.dtype,
-        )
-        return to_nchw(dx), {}
+        share = to_layout(dy) / counts
+        return spread(lambda i, j: share, y.shape, padded_shape, share.dtype), {}
 
     return to_nchw(y), avg_backprop
 
