@@ -59,6 +59,10 @@ CODES: dict[str, str] = {
     "NS502": "file is not a readable ONNX model",
     "NS503": "ONNX graph netspec cannot map",
     "NS504": "ONNX external data outside the model's folder",
+    # Pictures.
+    "NS601": "matplotlib is not installed",
+    "NS602": "picture format not supported",
+    "NS603": "no such neuron to draw",
 }
 
 

@@ -20,8 +20,8 @@ import traceback
 import click
 
 from netspec import __version__
+from netspec.cli import draw, init, onnx, run, schema, summary, train, upgrade, validate
 from netspec.cli import eval as eval_command
-from netspec.cli import init, onnx, run, schema, summary, train, upgrade, validate
 from netspec.errors import NetspecError
 
 
@@ -83,6 +83,7 @@ main.add_command(init.init)
 main.add_command(upgrade.upgrade)
 main.add_command(onnx.export)
 main.add_command(onnx.import_command)
+main.add_command(draw.draw)
 
 
 def entry() -> None:

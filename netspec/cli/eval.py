@@ -19,13 +19,26 @@ from netspec.train.metrics import Evaluation
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping it.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw the confusion matrix (.png, .svg, .pdf)."
+)
 @max_params_option
-def evaluate_command(spec: Path, data: Path, as_json: bool, strict: bool, max_params: int) -> None:
+def evaluate_command(spec: Path, data: Path, as_json: bool, strict: bool, plot: Path | None, max_params: int) -> None:
     """Measure how well SPEC classifies DATA (a folder of class folders, or a .npz with x and y)."""
+    if plot is not None:
+        from netspec.pictures.canvas import check_path, pyplot
+
+        check_path(plot)
+        pyplot()  # say now, not after the work, if matplotlib is missing
     network = load(spec, max_params)
     dataset = read_dataset(data, network, strict=strict, warn=lambda p: click.echo(f"warning: {p} (skipped)", err=True))
     result = evaluate(network, dataset.x, dataset.y)
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else report(result))
+    if plot is not None:
+        from netspec.pictures.canvas import save
+        from netspec.pictures.training import confusion
+
+        click.echo(f"wrote {save(confusion(result, f'{network.spec.name} on {data}'), plot)}", err=True)
 
 
 def report(result: Evaluation) -> str:

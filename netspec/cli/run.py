@@ -26,9 +26,20 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass."
 )
+@click.option(
+    "--explain",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a picture of which pixels pushed the chosen class's score (one image only).",
+)
 @max_params_option
 def run(
-    spec: Path, images: tuple[Path, ...], top_k: int | None, as_json: bool, batch_size: int, max_params: int
+    spec: Path,
+    images: tuple[Path, ...],
+    top_k: int | None,
+    as_json: bool,
+    batch_size: int,
+    explain: Path | None,
+    max_params: int,
 ) -> None:
     """Classify IMAGES with the network SPEC describes.
 
@@ -36,6 +47,13 @@ def run(
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
     """
+    if explain is not None:
+        from netspec.pictures.canvas import check_path, pyplot
+
+        check_path(explain)
+        pyplot()  # say now, before the work, if matplotlib is missing
+        if len(images) != 1:
+            raise click.UsageError("--explain explains one image; give exactly one")
     network = load(spec, max_params)
     if network.spec.input.image is None:
         raise InputError(
@@ -60,6 +78,12 @@ def run(
             continue
         ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
         click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
+    if explain is not None and not failed:
+        from netspec.pictures import explain as explain_picture
+        from netspec.pictures.canvas import save
+
+        figure = explain_picture.draw(network, images[0], str(images[0]))
+        click.echo(f"wrote {save(figure, explain)}", err=True)
     if failed:
         raise click.exceptions.Exit(1)
 

@@ -48,6 +48,11 @@ from netspec.train.data import read_dataset
 @click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping it.")
 @click.option("--quiet", is_flag=True, help="No progress bar: one line per epoch.")
 @click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw loss and accuracy per epoch (.png, .svg, .pdf).",
+)
+@click.option(
     "--save-on-interrupt/--no-save-on-interrupt",
     default=True,
     show_default=True,
@@ -61,6 +66,7 @@ def train(
     fresh: bool,
     strict: bool,
     quiet: bool,
+    plot: Path | None,
     save_on_interrupt: bool,
     max_params: int,
     **overrides,
@@ -72,6 +78,11 @@ def train(
     same spec, comments kept, with weights_file pointing at OUT.npz.
     """
     _check_output(spec, data, out)
+    if plot is not None:
+        from netspec.pictures.canvas import check_path, pyplot
+
+        check_path(plot)
+        pyplot()  # say now, not after the training, if matplotlib is missing
     parsed, source = read_spec(spec)
     if fresh:
         parsed = parsed.model_copy(update={"weights_file": None})
@@ -102,6 +113,11 @@ def train(
         raise click.exceptions.Exit(130 if history.interrupted else 1)
     written, arrays = save_trained(network, source, out)
     click.echo(f"{_result(history)}; wrote {written} and {arrays}")
+    if plot is not None:
+        from netspec.pictures.canvas import save
+        from netspec.pictures.training import curves
+
+        click.echo(f"wrote {save(curves(history, f'{network.spec.name} trained on {data}'), plot)}", err=True)
     if history.interrupted:
         raise click.exceptions.Exit(130)
 

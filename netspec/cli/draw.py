@@ -1,0 +1,28 @@
+"""`netspec draw`: the network as a diagram, or one neuron's weights as a picture (the `plot` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import output
+from netspec.loader import load
+
+
+@click.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@output("The picture to write: .png, .svg or .pdf.")
+@click.option("--neuron", metavar="LAYER:INDEX", help="Draw one neuron's weights instead, e.g. hidden1:0.")
+@max_params_option
+def draw(spec: Path, out: Path, neuron: str | None, max_params: int) -> None:
+    """Draw SPEC's network: columns of neurons joined by their weights, blocks for image layers."""
+    from netspec.pictures import diagram
+    from netspec.pictures import neuron as neuron_picture
+    from netspec.pictures.canvas import check_path, save
+
+    check_path(out)
+    network = load(spec, max_params)
+    figure = neuron_picture.draw(network, neuron) if neuron else diagram.draw(network)
+    click.echo(f"wrote {save(figure, out)}")

@@ -1,0 +1,30 @@
+"""Why a network chose a class: gradient × input, the share each input value had in a score."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from netspec.network import Network
+
+
+def attribution(network: Network, x: np.ndarray, class_index: int) -> np.ndarray:
+    """Gradient × input of one class's score for one input, shaped as the input.
+
+    Positive values pushed the score up, negative ones down; an input the network ignores gets 0.
+    With a softmax output the score is taken before the softmax (the class's logit): a confident
+    softmax is flat, and its gradient says little about which inputs mattered.
+    """
+    batch = network.inputs(x[None])
+    out, backprops = batch, []
+    for layer in network.layers:
+        out, backprop = layer.forward(out)
+        backprops.append(backprop)
+    grad = np.zeros_like(out)
+    grad[0, class_index] = 1.0
+    logit = getattr(network.layers[-1].spec, "activation", None) == "softmax"
+    for depth, backprop in enumerate(reversed(backprops)):
+        grad, _ = backprop(grad, preactivation=logit and depth == 0)
+    return (grad * batch)[0]

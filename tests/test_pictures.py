@@ -1,0 +1,125 @@
+"""Pictures: the diagram, neurons, explanations, training curves and the confusion matrix."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import netspec
+from netspec.cli import main
+from netspec.explain import attribution
+
+pytest.importorskip("matplotlib", reason="pip install 'netspec[plot]'")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output + result.stderr, result.output + result.stderr
+    return result
+
+
+def picture_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.load()
+        return image.size
+
+
+def test_diagram_png_and_svg(tmp_path):
+    png, svg = tmp_path / "net.png", tmp_path / "net.svg"
+    assert invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "-o", png).stdout == f"wrote {png}\n"
+    width, height = picture_size(png)
+    assert width > 600 and height > 300
+    invoke("draw", ROOT / "specs" / "digits-cnn.yaml", "-o", svg)
+    text = svg.read_text()
+    assert text.startswith("<?xml") and "<svg" in text
+    for word in ("conv1", "pool1", "conv2", "flatten", "output", "digits-cnn") + tuple(str(d) for d in range(10)):
+        assert f">{word}<" in text or f"{word} " in text or f"{word}—" in text, word
+
+
+def test_neuron_pictures(tmp_path, write_spec):
+    for address in ("hidden1:0", "hidden2:3", "output:1"):
+        path = tmp_path / f"{address.replace(':', '-')}.png"
+        invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "--neuron", address, "-o", path)
+        assert min(picture_size(path)) > 200
+    one = write_spec(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 1}\nlayers:\n  - {name: n, type: dense, neurons: 2, activation: tanh}\n",
+        "one.yaml",
+    )
+    two = write_spec(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nlayers:\n  - {name: n, type: dense, neurons: 2, activation: sigmoid}\n",
+        "two.yaml",
+    )
+    for spec in (one, two, ROOT / "specs" / "digits-cnn.yaml"):
+        address = "conv1:5" if spec.name == "digits-cnn.yaml" else "n:1"
+        assert invoke("draw", spec, "--neuron", address, "-o", tmp_path / f"{spec.stem}.svg").exit_code == 0
+    result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "--neuron", "hidden1:9", "-o", tmp_path / "x.png")
+    assert result.exit_code == 1 and result.stderr == "NS603 layer hidden1 has 4 neurons (0 to 3); got 9\n"
+
+
+LEFT_ONLY = """\
+netspec: 1
+classes: [left, other]
+input: {image: {width: 4, height: 2, color: grayscale}}
+layers:
+  - {name: out, type: dense, neurons: 2, activation: softmax, bias: 0,
+     weights: [[1, 1, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]]}
+"""
+
+
+def test_explanation_highlights_only_what_the_weights_look_at(write_spec, tmp_path):
+    network = netspec.load(write_spec(LEFT_ONLY))
+    x = np.full((1, 2, 4), 0.5)
+    pushed = attribution(network, x, 0)
+    # The score of 'left' (before softmax) is the sum of the left half's pixels: gradient 1 there, 0 elsewhere.
+    np.testing.assert_allclose(pushed[0], [[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0]])
+    Image.new("L", (4, 2), 128).save(tmp_path / "grey.png")
+    result = invoke("run", write_spec(LEFT_ONLY, "left.yaml"), tmp_path / "grey.png", "--explain", tmp_path / "why.png")
+    assert result.exit_code == 0 and result.stderr == f"wrote {tmp_path / 'why.png'}\n"
+    assert min(picture_size(tmp_path / "why.png")) > 200
+    result = invoke(
+        "run",
+        write_spec(LEFT_ONLY, "left2.yaml"),
+        tmp_path / "grey.png",
+        tmp_path / "grey.png",
+        "--explain",
+        tmp_path / "x.png",
+    )
+    assert result.exit_code == 2 and "--explain explains one image; give exactly one" in result.stderr
+
+
+def test_training_curves_and_confusion_matrix(tmp_path):
+    spec = tmp_path / "xor.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\nseed: 3\n"
+        "layers:\n  - {type: dense, neurons: 8, activation: tanh}\n  - {type: dense, neurons: 2, activation: softmax}\n"
+        "training: {learning_rate: 0.05, epochs: 30, batch_size: 8, val_split: 0.25}\n"
+    )
+    x = np.repeat(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32), 8, axis=0)
+    np.savez(tmp_path / "xor.npz", x=x, y=np.tile([0, 1, 1, 0], 8))
+    result = invoke(
+        "train", spec, tmp_path / "xor.npz", "-o", tmp_path / "out.yaml", "--quiet", "--plot", tmp_path / "curves.svg"
+    )
+    assert result.exit_code == 0 and result.stderr.splitlines()[-1] == f"wrote {tmp_path / 'curves.svg'}"
+    curves = (tmp_path / "curves.svg").read_text()
+    assert "validation" in curves and "epoch" in curves and "accuracy" in curves
+    result = invoke("eval", tmp_path / "out.yaml", tmp_path / "xor.npz", "--plot", tmp_path / "confusion.png")
+    assert result.stderr == f"wrote {tmp_path / 'confusion.png'}\n"
+    assert min(picture_size(tmp_path / "confusion.png")) > 300
+
+
+def test_pictures_say_how_to_get_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "-o", tmp_path / "net.png")
+    assert result.exit_code == 1 and result.stderr == "NS601 pictures need matplotlib: pip install 'netspec[plot]'\n"
+    result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "-o", tmp_path / "net.gif")
+    assert (
+        result.exit_code == 1
+        and result.stderr == f"{tmp_path / 'net.gif'}: NS602 pictures are written as .png, .svg, .pdf; got 'net.gif'\n"
+    )
