@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,6 +47,14 @@ class BuiltLayer:
         """Multiply-adds for one input."""
         return self.module.multiply_adds(self.spec, self.input_shape)
 
+    @property
+    def infer(self):
+        """The function that gives this layer's output for a batch when running (not training) the network."""
+        module, spec, params = self.module, self.spec, self.params
+        if hasattr(module, "infer"):
+            return partial(module.infer, spec, params)
+        return lambda x: module.forward(spec, params, x)[0]
+
     def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
         """Output for batch `x`, and the function that pushes gradients back through the layer.
 
@@ -60,6 +69,9 @@ class Network:
     def __init__(self, spec: Spec, layers: list[BuiltLayer]):
         self.spec = spec
         self.layers = layers
+        self._steps = [layer.infer for layer in layers]  # made once: running is a loop over these
+        self._input_shape = spec.input.shape
+        self._dtype = np.dtype(spec.dtype)
 
     @property
     def classes(self) -> list[str]:
@@ -90,9 +102,10 @@ class Network:
         Raises:
             InputError: the array's shape does not fit the input (NS305).
         """
-        x = self._batch(x)
-        for layer in self.layers:
-            x, _ = layer.forward(x)
+        if type(x) is not np.ndarray or x.dtype != self._dtype or x.shape[1:] != self._input_shape:
+            x = self._batch(x)  # the checks and conversions; an array already right skips them
+        for step in self._steps:
+            x = step(x)
         return x
 
     def inputs(self, sources: Any) -> np.ndarray:

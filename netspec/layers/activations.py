@@ -11,8 +11,11 @@ ActivationName = Literal["linear", "relu", "leaky_relu", "sigmoid", "tanh", "sof
 
 
 class Activation(NamedTuple):
+    """An activation's forward function, its backward function, and a forward that reuses z's memory."""
+
     forward: Callable[[np.ndarray, float], np.ndarray]
     backward: Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
+    in_place: Callable[[np.ndarray, float], np.ndarray]
 
 
 def _linear(z, alpha):
@@ -66,11 +69,42 @@ def _softmax_back(z, y, dy, alpha):
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
+# In-place forms for running a network, where z is not needed afterwards: no new arrays, so less
+# memory traffic (this is what lets netspec's forward pass beat a plain chain of NumPy calls).
+
+
+def _relu_in_place(z, alpha):
+    return np.maximum(z, 0, out=z)
+
+
+def _leaky_relu_in_place(z, alpha):
+    return np.multiply(z, alpha, out=z, where=z < 0)
+
+
+def _sigmoid_in_place(z, alpha):
+    z *= 0.5
+    np.tanh(z, out=z)
+    z += 1
+    z *= 0.5
+    return z
+
+
+def _tanh_in_place(z, alpha):
+    return np.tanh(z, out=z)
+
+
+def _softmax_in_place(z, alpha):
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
 ACTIVATIONS: dict[str, Activation] = {
-    "linear": Activation(_linear, _linear_back),
-    "relu": Activation(_relu, _relu_back),
-    "leaky_relu": Activation(_leaky_relu, _leaky_relu_back),
-    "sigmoid": Activation(_sigmoid, _sigmoid_back),
-    "tanh": Activation(_tanh, _tanh_back),
-    "softmax": Activation(_softmax, _softmax_back),
+    "linear": Activation(_linear, _linear_back, _linear),
+    "relu": Activation(_relu, _relu_back, _relu_in_place),
+    "leaky_relu": Activation(_leaky_relu, _leaky_relu_back, _leaky_relu_in_place),
+    "sigmoid": Activation(_sigmoid, _sigmoid_back, _sigmoid_in_place),
+    "tanh": Activation(_tanh, _tanh_back, _tanh_in_place),
+    "softmax": Activation(_softmax, _softmax_back, _softmax_in_place),
 }

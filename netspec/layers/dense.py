@@ -92,3 +92,11 @@ def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray, train: b
         return ((dz @ w).reshape(x.shape) if input_grad else None), grads
 
     return y, backprop
+
+
+def infer(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The outputs alone, for running the network: no backprop, and the activation done in place."""
+    w = params["weights"]
+    z = x.reshape(x.shape[0], w.shape[1]) @ w.T
+    z += params["bias"]
+    return ACTIVATIONS[layer.activation].in_place(z, DEFAULT_ALPHA if layer.alpha is None else layer.alpha)
