@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import sys
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -9,6 +14,32 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from pydantic_core import PydanticCustomError
 
 from netspec.errors import Problem
+
+
+@functools.cache
+def _module_tree(module_name: str) -> ast.Module | None:
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    try:
+        return ast.parse(Path(path).read_text(encoding="utf-8")) if path else None
+    except (OSError, SyntaxError):
+        return None
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """{field: docstring} for the string literals written under annotated fields in a class body."""
+    tree = _module_tree(cls.__module__)
+    body = (
+        next((n.body for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__), [])
+        if tree
+        else []
+    )
+    found = {}
+    for field, after in zip(body, body[1:]):
+        if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) and isinstance(after, ast.Expr):
+            if isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+                found[field.target.id] = inspect.cleandoc(after.value.value)
+    return found
 
 
 def rule_error(problems: list[Problem]) -> PydanticCustomError:
@@ -31,9 +62,22 @@ class SpecModel(BaseModel):
         extra="forbid",
         strict=True,
         allow_inf_nan=False,
-        use_attribute_docstrings=True,
         validate_default=False,
+        # Build each model's validator on first use, not at import: only the spec's own is needed to
+        # read a spec, and building every nested model's too would double netspec's start-up time.
+        defer_build=True,
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # The docstring under each field is its description (in messages and the JSON Schema).
+        # pydantic's use_attribute_docstrings reparses a class's source for every model; reading
+        # each module once here is what keeps netspec's start-up fast.
+        for name, text in _attribute_docstrings(cls).items():
+            field = cls.model_fields.get(name)
+            if field is not None and field.description is None:
+                field.description = text
 
     @model_validator(mode="before")
     @classmethod
@@ -184,6 +228,7 @@ def _array_to_list(value: Any) -> Any:
 PARAM_FORMS = "a number, an initializer name, a list of numbers, or a mapping with 'init' or 'file'"
 
 
+@functools.cache  # one type per rank, shared by every layer: pydantic builds its validator once
 def param_source(ndim: int) -> Any:
     """The type of a parameter whose explicit form is an `ndim`-dimensional list of numbers."""
     array: Any = float
