@@ -13,6 +13,7 @@ since they are its result).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -20,13 +21,36 @@ import traceback
 import click
 
 from netspec import __version__
-from netspec.cli import draw, init, onnx, run, schema, summary, train, upgrade, validate
-from netspec.cli import eval as eval_command
 from netspec.errors import NetspecError
+
+# Each command's module is imported when the command runs, so `netspec run` loads nothing of
+# training, ONNX or pictures: the order here is the order of `netspec --help`.
+COMMANDS = {
+    "validate": "netspec.cli.validate:validate",
+    "run": "netspec.cli.run:run",
+    "summary": "netspec.cli.summary:summary",
+    "train": "netspec.cli.train:train",
+    "eval": "netspec.cli.eval:evaluate_command",
+    "draw": "netspec.cli.draw:draw",
+    "export": "netspec.cli.onnx:export",
+    "import": "netspec.cli.onnx:import_command",
+    "schema": "netspec.cli.schema:schema",
+    "init": "netspec.cli.init:init",
+    "upgrade": "netspec.cli.upgrade:upgrade",
+}
 
 
 class _Group(click.Group):
-    """Turns netspec's own errors into located one-line messages, in this one place."""
+    """Loads commands on demand, and turns netspec's own errors into located one-line messages, in this one place."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -73,17 +97,6 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-main.add_command(validate.validate)
-main.add_command(run.run)
-main.add_command(summary.summary)
-main.add_command(train.train)
-main.add_command(eval_command.evaluate_command)
-main.add_command(schema.schema)
-main.add_command(init.init)
-main.add_command(upgrade.upgrade)
-main.add_command(onnx.export)
-main.add_command(onnx.import_command)
-main.add_command(draw.draw)
 
 
 def entry() -> None:
