@@ -227,3 +227,41 @@ def test_logit_scores_are_drawn_from_lowest_to_highest(write_spec, tmp_path):
     result = invoke("run", spec, tmp_path / "magenta.png")
     # Scores 2 and -30: the higher fills the bar, the lower draws none; the column is aligned.
     assert result.output == f"{tmp_path / 'magenta.png'}: blue\n  blue    2.0000  {'█' * 20}\n  red   -30.0000\n"
+
+
+def test_many_inline_numbers_draw_advice(write_spec):
+    rows = ", ".join("[" + ", ".join(["0.5"] * 100) + "]" for _ in range(101))
+    spec = write_spec(
+        f"netspec: 1\nclasses: [a, b]\ninput: {{features: 100}}\nlayers:\n  - {{name: h, type: dense, neurons: 101, weights: [{rows}]}}\n  - {{type: dense, neurons: 2}}\n"
+    )
+    result = invoke("validate", spec)
+    assert result.exit_code == 0 and result.stdout == "1 spec checked, 0 invalid\n"
+    assert result.stderr == (
+        f"{spec}: warning: 10,100 numbers are written in the YAML, which reads them slowly; "
+        "save the arrays with numpy.save and write {file: name.npy} instead\n"
+    )
+    assert invoke("validate", write_spec(VALID, "small.yaml")).stderr == ""
+
+
+def test_threads_limit_blas_while_running(colours, tmp_path, monkeypatch):
+    import threadpoolctl
+
+    from netspec.cli import run as run_module
+
+    seen = []
+    real = run_module.classify
+
+    def spying(network, paths, batch_size, threads):
+        seen.append(
+            (threads, {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"})
+        )
+        yield from real(network, paths, batch_size, threads)
+
+    monkeypatch.setattr(run_module, "classify", spying)
+    assert (
+        CliRunner()
+        .invoke(main, ["run", str(colours), str(tmp_path / "red.png")], env={"NETSPEC_NUM_THREADS": "1"})
+        .exit_code
+        == 0
+    )
+    assert seen[-1][0] == 1 and seen[-1][1] <= {1}

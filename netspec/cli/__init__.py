@@ -97,8 +97,6 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-
-
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main(prog_name="netspec", standalone_mode=True) or 0)

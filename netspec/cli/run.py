@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -27,6 +29,12 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass."
 )
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    envvar="NETSPEC_NUM_THREADS",
+    help="Threads for decoding images and for NumPy's matrix products (default: one per core).",
+)
+@click.option(
     "--explain",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a picture of which pixels pushed the chosen class's score (one image only).",
@@ -38,6 +46,7 @@ def run(
     top_k: int | None,
     as_json: bool,
     batch_size: int,
+    threads: int | None,
     explain: Path | None,
     max_params: int,
 ) -> None:
@@ -64,7 +73,8 @@ def run(
             )
         )
     failed = 0
-    for path, result in classify(network, images, batch_size):
+    limits = _blas_threads(threads)
+    for path, result in classify(network, images, batch_size, threads):
         if isinstance(result, InputError):
             failed += 1
             for problem in result.problems:
@@ -78,6 +88,8 @@ def run(
             continue
         ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
         click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
+    if limits is not None:
+        limits.restore_original_limits()
     if explain is not None and not failed:
         from netspec.pictures import explain as explain_picture
         from netspec.pictures.canvas import save
@@ -89,24 +101,41 @@ def run(
 
 
 def classify(
-    network: Network, paths: tuple[Path, ...], batch_size: int
+    network: Network, paths: tuple[Path, ...], batch_size: int, threads: int | None = None
 ) -> Iterator[tuple[Path, np.ndarray | InputError]]:
-    """Scores for each image in order, or the InputError that kept it from being read; batch by batch."""
-    for start in range(0, len(paths), batch_size):
-        batch = paths[start : start + batch_size]
-        arrays: dict[int, np.ndarray] = {}
-        errors: dict[int, InputError] = {}
-        # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore"):
+    """Scores for each image in order, or the InputError that kept it from being read; batch by batch.
+
+    Images are decoded by a pool of threads (Pillow releases the GIL while it decodes), one batch
+    at a time, so memory stays bounded however many images there are.
+    """
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        for start in range(0, len(paths), batch_size):
+            batch = paths[start : start + batch_size]
+            read = list(pool.map(lambda path: _read(network, path), batch))
+            arrays = {i: value for i, value in enumerate(read) if not isinstance(value, InputError)}
+            # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings would add noise.
+            with np.errstate(over="ignore", invalid="ignore"):
+                scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
+            rows = dict(zip(arrays, scores)) if arrays else {}
             for i, path in enumerate(batch):
-                try:
-                    arrays[i] = network.inputs([path])[0]
-                except InputError as err:
-                    errors[i] = err
-            scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
-        rows = dict(zip(arrays, scores)) if arrays else {}
-        for i, path in enumerate(batch):
-            yield path, errors[i] if i in errors else rows[i]
+                yield path, rows[i] if i in rows else read[i]
+
+
+def _blas_threads(threads: int | None):
+    """Limit the BLAS library's threads (for many netspec processes side by side); None: leave it."""
+    if threads is None:
+        return None
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _read(network: Network, path: Path) -> np.ndarray | InputError:
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return network.inputs([path])[0]
+    except InputError as err:
+        return err
 
 
 def _as_json(path: Path, ranked: list[tuple[str, float]]) -> str:

@@ -53,9 +53,12 @@ def validate(paths: tuple[Path, ...], style: str, max_params: int) -> None:
         raise click.UsageError(f"no *.yaml or *.yml files found in {', '.join(map(str, paths))}")
     invalid = 0
     for file in files:
-        problems = check(file, max_params)
+        advice: list[str] = []
+        problems = check(file, max_params, advice)
         for problem in problems:
             click.echo(FORMATS[style](problem))
+        for line in advice:
+            click.echo(line, err=True)
         invalid += bool(problems)
     noun = "spec" if len(files) == 1 else "specs"
     click.echo(f"{len(files)} {noun} checked, {invalid} invalid", err=style == "json")
