@@ -1,0 +1,225 @@
+"""netspec's benchmark suite: `python -m benchmarks` runs every case below, side by side in one run.
+
+  1. forward of 784-256-128-10, float32 and float64, at batch 1, 64 and 4096: netspec, a plain NumPy
+     chain, onnxruntime and PyTorch (when installed);
+  2. the rose/lotus-shaped 768-4-4-2 net at batch 1;
+  3. `netspec run` on one image as a whole process, next to the bare imports;
+  4. `netspec run` over 1,000 PNG images of 224×224 into a 32×32 input: images per second, 1 thread and all;
+  5. loading a spec with 200,000 inline weights, next to the same weights in a .npy;
+  6. `netspec validate` over 1,000 small specs, next to only parsing them with libyaml;
+  7. one training epoch (python -m benchmarks.train_epoch) and the CNN (python -m benchmarks.cnn).
+Medians; the machine is shared, so the ratios within one run are the figures that count.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import netspec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median(work, repeats: int) -> float:
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def mlp(sizes: list[int], dtype: str) -> netspec.Network:
+    layers = [{"name": f"h{i}", "type": "dense", "neurons": n, "activation": "relu"} for i, n in enumerate(sizes[1:-1])]
+    layers.append({"name": "out", "type": "dense", "neurons": sizes[-1], "activation": "softmax"})
+    spec = {
+        "netspec": 1,
+        "classes": [str(i) for i in range(sizes[-1])],
+        "input": {"features": sizes[0]},
+        "dtype": dtype,
+        "layers": layers,
+    }
+    return netspec.build(netspec.Spec.model_validate(spec))
+
+
+def chain(network: netspec.Network):
+    """The same network as a plain chain of NumPy operations."""
+    params = [(layer.params["weights"], layer.params["bias"]) for layer in network.layers]
+
+    def forward(x):
+        for w, b in params[:-1]:
+            x = np.maximum(x @ w.T + b, 0)
+        z = x @ params[-1][0].T + params[-1][1]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return forward
+
+
+def others(network: netspec.Network, folder: Path):
+    """onnxruntime and PyTorch runners of the same network, where installed."""
+    runners = {}
+    try:
+        import onnxruntime
+
+        from netspec.interop.export import export
+
+        path = export(network, folder / f"net-{network.dtype}.onnx")
+        session = onnxruntime.InferenceSession(str(path))
+        runners["onnxruntime"] = lambda x: session.run(None, {"input": x})
+    except Exception:  # noqa: BLE001 - a missing or failing runtime is left out of the table
+        pass
+    try:
+        import torch
+
+        modules = []
+        for layer in network.layers:
+            linear = torch.nn.Linear(*layer.params["weights"].shape[::-1]).to(getattr(torch, str(network.dtype)))
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(layer.params["weights"]))
+                linear.bias.copy_(torch.from_numpy(layer.params["bias"]))
+            modules += [linear, torch.nn.ReLU()]
+        model = torch.nn.Sequential(*modules[:-1], torch.nn.Softmax(dim=1)).eval()
+
+        def run(x):
+            with torch.no_grad():
+                return model(torch.from_numpy(x))
+
+        runners["PyTorch CPU"] = run
+    except ImportError:
+        pass
+    return runners
+
+
+def forward_cases(folder: Path) -> None:
+    for dtype in ("float32", "float64"):
+        network = mlp([784, 256, 128, 10], dtype)
+        runners = {"netspec": network.forward, "plain NumPy": chain(network), **others(network, folder)}
+        print(f"\n1. forward 784-256-128-10, {dtype} (µs per call; × plain NumPy)")
+        for batch in (1, 64, 4096):
+            x = np.random.default_rng(0).random((batch, 784)).astype(dtype)
+            repeats = 2000 if batch == 1 else 300 if batch == 64 else 20
+            times = {label: median(lambda run=run, x=x: run(x), repeats) for label, run in runners.items()}
+            base = times["plain NumPy"]
+            print(
+                f"   batch {batch:>4}: "
+                + "   ".join(f"{label} {t * 1e6:9.1f} ({t / base:4.2f}×)" for label, t in times.items())
+            )
+    network = mlp([768, 4, 4, 2], "float32")
+    runners = {"netspec": network.forward, "plain NumPy": chain(network), **others(network, folder)}
+    x = np.random.default_rng(0).random((1, 768), dtype=np.float32)
+    times = {label: median(lambda run=run: run(x), 3000) for label, run in runners.items()}
+    print("\n2. forward 768-4-4-2 at batch 1 (µs per call)")
+    print("   " + "   ".join(f"{label} {t * 1e6:6.1f}" for label, t in times.items()))
+
+
+def process_seconds(command: list[str], repeats: int = 7) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cold_start() -> None:
+    bare = process_seconds([sys.executable, "-c", "import numpy, yaml, pydantic, click, PIL.Image"])
+    run = process_seconds(
+        [
+            sys.executable,
+            "-m",
+            "netspec",
+            "run",
+            str(ROOT / "specs" / "rose-vs-lotus.yaml"),
+            str(ROOT / "examples" / "images" / "red-rose.png"),
+        ]
+    )
+    print(
+        f"\n3. cold start: netspec run on one image {run * 1000:.0f} ms; bare imports {bare * 1000:.0f} ms; ratio {run / bare:.2f}×"
+    )
+
+
+def bulk(folder: Path) -> None:
+    from PIL import Image
+
+    from netspec.cli.run import classify
+
+    images = folder / "bulk"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(1000):
+        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(
+            images / f"{index:04d}.png", compress_level=1
+        )
+    spec = {
+        "netspec": 1,
+        "classes": ["a", "b"],
+        "input": {"image": {"width": 32, "height": 32}},
+        "layers": [{"type": "dense", "neurons": 2}],
+    }
+    network = netspec.build(netspec.Spec.model_validate(spec))
+    paths = tuple(sorted(images.iterdir()))
+    rates = {}
+    for threads in (1, None):
+        start = time.perf_counter()
+        count = sum(1 for _ in classify(network, paths, 64, threads))
+        rates[threads] = count / (time.perf_counter() - start)
+    print(
+        f"\n4. bulk: 1,000 PNG 224×224 → 32×32: {rates[1]:,.0f} images/s on 1 thread, {rates[None]:,.0f} on all ({rates[None] / rates[1]:.2f}×)"
+    )
+
+
+def inline_weights(folder: Path) -> None:
+    weights = np.random.default_rng(0).normal(size=(200, 1000)).round(4)
+    inline = folder / "inline.yaml"
+    head = "netspec: 1\nclasses: [a, b]\ninput: {features: 1000}\nlayers:\n"
+    inline.write_text(
+        head
+        + f"  - {{name: h, type: dense, neurons: 200, weights: {weights.tolist()}}}\n  - {{type: dense, neurons: 2}}\n"
+    )
+    np.save(folder / "h.npy", weights)
+    stored = folder / "stored.yaml"
+    stored.write_text(
+        head + "  - {name: h, type: dense, neurons: 200, weights: {file: h.npy}}\n  - {type: dense, neurons: 2}\n"
+    )
+    a, b = median(lambda: netspec.load(inline), 3), median(lambda: netspec.load(stored), 20)
+    print(f"\n5. a spec with 200,000 weights: inline {a * 1000:,.0f} ms, in a .npy {b * 1000:,.1f} ms")
+
+
+def many_specs(folder: Path) -> None:
+    specs = folder / "specs"
+    specs.mkdir()
+    text = (ROOT / "examples" / "rose-vs-lotus.yaml").read_text()
+    for index in range(1000):
+        (specs / f"spec{index:04d}.yaml").write_text(text.replace("seed: 7", f"seed: {index}"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    parse = median(lambda: [yaml.load(p.read_text(), Loader=loader) for p in specs.iterdir()], 3)
+    validate = process_seconds([sys.executable, "-m", "netspec", "validate", str(specs)], 3)
+    print(
+        f"\n6. validate 1,000 small specs: {validate * 1000:,.0f} ms (a process); parsing them with libyaml {parse * 1000:,.0f} ms; ratio {validate / parse:.2f}×"
+    )
+
+
+def main() -> None:
+    print(f"netspec {netspec.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        forward_cases(folder)
+        cold_start()
+        bulk(folder)
+        inline_weights(folder)
+        many_specs(folder)
+    print("\n7. training: python -m benchmarks.train_epoch and python -m benchmarks.cnn")
+
+
+if __name__ == "__main__":
+    main()
