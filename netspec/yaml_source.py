@@ -11,7 +11,7 @@ Built from libyaml's event stream rather than PyYAML's composer or constructor b
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import yaml
@@ -30,6 +30,7 @@ MAX_EXPANDED_VALUES = 5_000_000
 """Most values a document may hold once every alias is expanded (an alias bomb stops here)."""
 
 _CORE = "tag:yaml.org,2002:"
+_MAY_NOT_BE_TEXT = set("0123456789+-.~nNtTfF")  # first characters of every null, bool, int and float
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
@@ -44,14 +45,14 @@ def reads_as_text(value: str) -> bool:
     return not any(pattern.match(value) for pattern in (_NULL, _BOOL, _INT, _FLOAT)) and value != "<<"
 
 
-@dataclass
+@dataclass(slots=True)
 class Position:
-    """Where a value stands in the file (1-based), and where its children stand."""
+    """Where a value stands in the file (1-based), and where its children (and a mapping's keys) stand."""
 
     line: int
     column: int
     items: dict[Any, Position] | list[Position] | None = None
-    keys: dict[Any, Position] = field(default_factory=dict)
+    keys: dict[Any, Position] | None = None
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Source:
                 break
             if isinstance(data, dict) and isinstance(part, str) and part in data:
                 last = i == len(path) - 1
-                if key and last and part in node.keys:
+                if key and last and node.keys and part in node.keys:
                     found = node.keys[part]
                     break
                 node, data = node.items.get(part), data[part]
@@ -191,8 +192,10 @@ class _Builder:
         )
 
     def scalar(self, event: Any) -> Any:
-        self.check_tag(event, ("str", "int", "float", "bool", "null"))
         value, tag = event.value, event.tag
+        if tag is None and value and value[0] not in _MAY_NOT_BE_TEXT and event.implicit[0]:
+            return value  # the common case, plain text such as a name: no pattern can match
+        self.check_tag(event, ("str", "int", "float", "bool", "null"))
         if tag in (None, "!"):
             if not event.implicit[0] or event.style or tag == "!":
                 return value  # quoted or '!' scalars are text
@@ -225,6 +228,8 @@ class _Builder:
             self.fail("NS004", f"nested more than {MAX_DEPTH} levels deep; a spec never needs that", event.start_mark)
         pos = self.pos(event)
         pos.items = {} if is_map else []
+        if is_map:
+            pos.keys = {}
         self.stack.append(_Open({} if is_map else [], pos, event.anchor))
         if event.anchor:
             self.open_anchors.add(event.anchor)
