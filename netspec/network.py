@@ -69,9 +69,21 @@ class Network:
     def __init__(self, spec: Spec, layers: list[BuiltLayer]):
         self.spec = spec
         self.layers = layers
-        self._steps = [layer.infer for layer in layers]  # made once: running is a loop over these
-        self._input_shape = spec.input.shape
-        self._dtype = np.dtype(spec.dtype)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        self._steps = [layer.infer for layer in self.layers]  # made once: running is a loop over these
+        self._input_shape = self.spec.input.shape
+        self._dtype = np.dtype(self.spec.dtype)
+
+    def __getstate__(self) -> dict:
+        # Pickled as the spec and the arrays alone (cheap to send to workers, e.g. with Dask);
+        # the running steps are made again on arrival.
+        return {"spec": self.spec, "layers": self.layers}
+
+    def __setstate__(self, state: dict) -> None:
+        self.spec, self.layers = state["spec"], state["layers"]
+        self._prepare()
 
     @property
     def classes(self) -> list[str]:
