@@ -48,13 +48,14 @@ def netspec_epoch(sizes, x, y) -> float:
 
 
 def numpy_epoch(sizes, x, y) -> float:
-    """The same epoch as straight-line NumPy: forward, softmax cross-entropy, backward, Adam."""
+    """The same epoch as straight-line NumPy: forward, softmax cross-entropy, backward, Adam (in place)."""
     network = make_network(sizes)
     ws = [layer.params["weights"] for layer in network.layers]
     bs = [layer.params["bias"] for layer in network.layers]
     params = ws + bs
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
+    scratch = [np.empty_like(p) for p in params]
     rng = np.random.default_rng(0)
     step = 0
     start = time.perf_counter()
@@ -77,12 +78,20 @@ def numpy_epoch(sizes, x, y) -> float:
                 dz = (dz @ ws[i]) * (acts[i] > 0)
         step += 1
         c1, c2 = 1 - 0.9**step, 1 - 0.999**step
-        for p_, g, m_, v_ in zip(params, grads_w + grads_b, m, v):
+        size, eps = float(0.001 * np.sqrt(c2) / c1), float(1e-8 * np.sqrt(c2))
+        for p_, g, m_, v_, b_ in zip(params, grads_w + grads_b, m, v, scratch):
             m_ *= 0.9
-            m_ += 0.1 * g
+            np.multiply(g, 0.1, out=b_)
+            m_ += b_
             v_ *= 0.999
-            v_ += 0.001 * (g * g)
-            p_ -= (0.001 * np.sqrt(c2) / c1) * m_ / (np.sqrt(v_) + 1e-8 * np.sqrt(c2))
+            np.multiply(g, g, out=b_)
+            b_ *= 0.001
+            v_ += b_
+            np.sqrt(v_, out=b_)
+            b_ += eps
+            np.divide(m_, b_, out=b_)
+            b_ *= size
+            p_ -= b_
     return time.perf_counter() - start
 
 

@@ -208,3 +208,12 @@ def test_dropout_is_the_identity_when_running_and_inverted_while_training():
     assert abs(1 - kept.mean() - 0.3) < 0.01  # 10,000 draws
     np.testing.assert_allclose(y[kept], 1 / 0.7)
     np.testing.assert_array_equal(backprop(np.full_like(x, 2.0))[0], 2.0 * y)
+
+
+@pytest.mark.parametrize("layer, pads, shape", CONVS, ids=[f"conv{i}" for i in range(len(CONVS))])
+def test_running_a_conv_gives_its_forward_output(layer, pads, shape):
+    from netspec.layers import conv2d
+
+    x = np.random.default_rng(11).normal(size=shape)
+    params = conv_params(layer, shape[1], np.float64)
+    np.testing.assert_array_equal(conv2d.infer(layer, params, x), conv2d.forward(layer, params, x)[0])

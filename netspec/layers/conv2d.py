@@ -87,6 +87,29 @@ def multiply_adds(layer: Conv2D, input_shape: tuple[int, ...]) -> int:
     return filters * out_h * out_w * input_shape[0] * layer.kernel[0] * layer.kernel[1]
 
 
+def _unrolled(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
+    """The windows as rows (im2col), the weights as a matrix, and z = Weight·Window + Bias for every window."""
+    w = params["weights"]
+    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+    padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
+    view, padded_shape = windows.view(x.transpose(0, 2, 3, 1), kernel, stride, dilation, padding, axes=(1, 2))
+    # (batch, out_h, out_w, channels, kh, kw) → rows of (kh, kw, channels)
+    rows = x.shape[0] * out_h * out_w
+    columns = view.transpose(0, 1, 2, 4, 5, 3).reshape(rows, kernel[0] * kernel[1] * x.shape[1])
+    matrix = w.transpose(0, 2, 3, 1).reshape(len(w), -1)
+    z = columns @ matrix.T
+    z += params["bias"]
+    return columns, matrix, z, (out_h, out_w), padding, padded_shape
+
+
+def infer(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The outputs alone, for running the network: the activation in place, nothing kept for backprop."""
+    _, _, z, (out_h, out_w), _, _ = _unrolled(layer, params, x)
+    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    y_rows = ACTIVATIONS[layer.activation].in_place(z, alpha)
+    return y_rows.reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
+
+
 def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
     """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward).
 
@@ -94,17 +117,10 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     It is done channels-last, where each window row is a run of contiguous channel values: the
     unrolling then reads memory in order, which is what makes it fast.
     """
-    w, b = params["weights"], params["bias"]
+    w = params["weights"]
     kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-    padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
-    channels_last = x.transpose(0, 2, 3, 1)
-    view, padded_shape = windows.view(channels_last, kernel, stride, dilation, padding, axes=(1, 2))
+    columns, matrix, z, (out_h, out_w), padding, padded_shape = _unrolled(layer, params, x)
     batch, channels = x.shape[0], x.shape[1]
-    # (batch, out_h, out_w, channels, kh, kw) → rows of (kh, kw, channels)
-    columns = view.transpose(0, 1, 2, 4, 5, 3).reshape(batch * out_h * out_w, kernel[0] * kernel[1] * channels)
-    matrix = w.transpose(0, 2, 3, 1).reshape(len(w), -1)
-    z = columns @ matrix.T
-    z += b
     act = ACTIVATIONS[layer.activation]
     alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
     y_rows = act.forward(z, alpha)

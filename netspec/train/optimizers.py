@@ -11,16 +11,19 @@ class SGD:
     """v = momentum·v − rate·g; w += v (PyTorch's form with dampening 0, Nesterov off)."""
 
     def __init__(self, params: Params, rate: float, momentum: float, weight_decay: float):
-        self.rate, self.momentum, self.weight_decay = rate, momentum, weight_decay
+        self.rate, self.momentum, self.weight_decay = float(rate), float(momentum), weight_decay
         self.velocity = [{k: np.zeros_like(a) for k, a in layer.items()} for layer in params]
+        self.scratch = [{k: np.empty_like(a) for k, a in layer.items()} for layer in params]
 
     def step(self, params: Params, grads: Params) -> None:
-        for layer, layer_grads, velocity in zip(params, grads, self.velocity):
+        # In place, through one scratch array per parameter: no temporaries in the inner loop.
+        for layer, layer_grads, velocity, scratch in zip(params, grads, self.velocity, self.scratch):
             for key, g in layer_grads.items():
                 g = _decayed(g, layer[key], key, self.weight_decay)
-                v = velocity[key]
+                v, buffer = velocity[key], scratch[key]
                 v *= self.momentum
-                v -= self.rate * g
+                np.multiply(g, self.rate, out=buffer)
+                v -= buffer
                 layer[key] += v
 
 
@@ -28,28 +31,38 @@ class Adam:
     """Adam (Kingma & Ba) with bias correction; weight decay is added to the gradient (L2)."""
 
     def __init__(self, params: Params, rate: float, weight_decay: float, beta1=0.9, beta2=0.999, epsilon=1e-8):
-        self.rate, self.weight_decay = rate, weight_decay
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.rate, self.weight_decay = float(rate), weight_decay
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
         self.steps = 0
         self.m = [{k: np.zeros_like(a) for k, a in layer.items()} for layer in params]
         self.v = [{k: np.zeros_like(a) for k, a in layer.items()} for layer in params]
+        self.scratch = [{k: np.empty_like(a) for k, a in layer.items()} for layer in params]
 
     def step(self, params: Params, grads: Params) -> None:
         self.steps += 1
         correction1 = 1 - self.beta1**self.steps
         correction2 = 1 - self.beta2**self.steps
-        size = self.rate * np.sqrt(correction2) / correction1
+        # Python floats, not NumPy scalars: a float64 scalar would turn float32 arrays into float64 ones.
+        size = float(self.rate * np.sqrt(correction2) / correction1)
         # The epsilon of the paper is added to the corrected second moment; scaled here to match.
-        eps = self.epsilon * np.sqrt(correction2)
-        for layer, layer_grads, m_layer, v_layer in zip(params, grads, self.m, self.v):
+        eps = float(self.epsilon * np.sqrt(correction2))
+        for layer, layer_grads, m_layer, v_layer, scratch in zip(params, grads, self.m, self.v, self.scratch):
             for key, g in layer_grads.items():
                 g = _decayed(g, layer[key], key, self.weight_decay)
-                m, v = m_layer[key], v_layer[key]
+                m, v, buffer = m_layer[key], v_layer[key], scratch[key]
+                # All in place, through one scratch array per parameter: this is most of a training step.
                 m *= self.beta1
-                m += (1 - self.beta1) * g
+                np.multiply(g, 1 - self.beta1, out=buffer)
+                m += buffer
                 v *= self.beta2
-                v += (1 - self.beta2) * (g * g)
-                layer[key] -= size * m / (np.sqrt(v) + eps)
+                np.multiply(g, g, out=buffer)
+                buffer *= 1 - self.beta2
+                v += buffer
+                np.sqrt(v, out=buffer)
+                buffer += eps
+                np.divide(m, buffer, out=buffer)
+                buffer *= size
+                layer[key] -= buffer
 
 
 def _decayed(grad: np.ndarray, param: np.ndarray, key: str, weight_decay: float) -> np.ndarray:
