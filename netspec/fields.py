@@ -1,6 +1,5 @@
 """The value types a spec is made of: the strict model base and the forms of weights and biases."""
 
-from __future__ import annotations
 
 import ast
 import functools
@@ -125,7 +124,7 @@ class Uniform(_SeededInit):
     """Largest value (must be above `low`)."""
 
     @model_validator(mode="after")
-    def _ordered(self) -> Uniform:
+    def _ordered(self) -> "Uniform":
         if self.high <= self.low:
             raise rule_error(
                 [Problem("NS104", f"must be above low, got low={self.low:g} and high={self.high:g}", ("high",))]

@@ -1,6 +1,5 @@
 """The spec: the whole network description as one pydantic model, with the rules that span layers."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
@@ -40,7 +39,7 @@ class ImageInput(SpecModel):
         return (self.channels, self.height, self.width)
 
     @model_validator(mode="after")
-    def _per_channel(self) -> ImageInput:
+    def _per_channel(self) -> "ImageInput":
         problems = []
         if self.scale[0] == self.scale[1]:
             lo = f"{self.scale[0]:g}"
@@ -65,7 +64,7 @@ class Input(SpecModel):
     """The length of a plain vector of numbers."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> Input:
+    def _exactly_one(self) -> "Input":
         if (self.image is None) == (self.features is None):
             raise PydanticCustomError("NS102", "input takes exactly one of 'image' or 'features'")
         return self
@@ -117,7 +116,7 @@ class Training(SpecModel):
     """Seed of the shuffling and the validation split (default: the spec's seed)."""
 
     @model_validator(mode="after")
-    def _no_idle_options(self) -> Training:
+    def _no_idle_options(self) -> "Training":
         problems = []
         if "momentum" in self.model_fields_set and self.optimizer != "sgd":
             problems.append(
@@ -170,7 +169,7 @@ class Spec(SpecModel):
         return version
 
     @model_validator(mode="after")
-    def _whole_network(self) -> Spec:
+    def _whole_network(self) -> "Spec":
         # Copies, so that layer objects passed in by the caller are never changed.
         self.layers = [
             layer if layer.name is not None else layer.model_copy(update={"name": f"{layer.type}_{index}"})

@@ -1,6 +1,5 @@
 """Field types every layer shares."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

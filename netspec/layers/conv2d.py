@@ -1,6 +1,5 @@
 """The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias."""
 
-from __future__ import annotations
 
 from typing import Literal
 
@@ -42,7 +41,7 @@ class Conv2D(SpecModel):
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
     @model_validator(mode="after")
-    def _alpha_needs_leaky_relu(self) -> Conv2D:
+    def _alpha_needs_leaky_relu(self) -> "Conv2D":
         problems = alpha_problems(self.activation, self.alpha)
         if problems:
             raise rule_error(problems)

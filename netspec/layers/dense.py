@@ -1,6 +1,5 @@
 """The dense layer: every neuron computes Output = Weight·Input + Bias, then the activation."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from math import prod
@@ -35,7 +34,7 @@ class Dense(SpecModel):
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
     @model_validator(mode="after")
-    def _alpha_needs_leaky_relu(self) -> Dense:
+    def _alpha_needs_leaky_relu(self) -> "Dense":
         problems = alpha_problems(self.activation, self.alpha)
         if problems:
             raise rule_error(problems)

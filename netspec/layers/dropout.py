@@ -1,6 +1,5 @@
 """The dropout layer: while training, zero a random `rate` of the values and scale up the rest."""
 
-from __future__ import annotations
 
 from typing import Literal
 

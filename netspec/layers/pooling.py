@@ -1,6 +1,5 @@
 """Pooling layers: the largest or the mean value of each window, and the mean of each channel."""
 
-from __future__ import annotations
 
 from typing import Literal
 

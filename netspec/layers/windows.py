@@ -6,7 +6,6 @@ adding each kernel position's slice into the padded input: a loop over kernel po
 never over pixels or channels.
 """
 
-from __future__ import annotations
 
 import difflib
 from typing import Annotated, Any, Literal
