@@ -1,6 +1,5 @@
 """The value types a spec is made of: the strict model base and the forms of weights and biases."""
 
-
 import ast
 import functools
 import inspect

@@ -51,6 +51,8 @@ class BuiltLayer:
     def infer(self):
         """The function that gives this layer's output for a batch when running (not training) the network."""
         module, spec, params = self.module, self.spec, self.params
+        if hasattr(module, "runner"):
+            return module.runner(spec, params)
         if hasattr(module, "infer"):
             return partial(module.infer, spec, params)
         return lambda x: module.forward(spec, params, x)[0]
@@ -72,6 +74,7 @@ class Network:
         self._prepare()
 
     def _prepare(self) -> None:
+        """Bind each layer's runner to its arrays; called again by whoever replaces arrays (training, import)."""
         self._steps = [layer.infer for layer in self.layers]  # made once: running is a loop over these
         self._input_shape = self.spec.input.shape
         self._dtype = np.dtype(self.spec.dtype)

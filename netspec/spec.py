@@ -1,6 +1,5 @@
 """The spec: the whole network description as one pydantic model, with the rules that span layers."""
 
-
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator

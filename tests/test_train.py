@@ -249,3 +249,14 @@ def test_a_cnn_with_batchnorm_and_dropout_learns_stripes():
     for a, b in zip(first.layers, second.layers):  # dropout's masks come from the seed too
         for key in a.params:
             np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+def test_running_after_training_uses_the_kept_arrays():
+    net = network()
+    x, y = np.repeat(XOR_X, 8, axis=0), np.repeat(XOR_Y, 8)
+    net.forward(x)  # the running steps exist before training
+    net.fit(x, y, epochs=5, val_split=0.25)
+    by_hand = x
+    for layer in net.layers:
+        by_hand, _ = layer.forward(by_hand)
+    np.testing.assert_array_equal(net.forward(x), by_hand)

@@ -316,4 +316,5 @@ def import_model(path: Path, out: Path) -> tuple[Path, Path]:
                 message = f"{layer.name}.{key} has shape {given.shape}, the layer needs {array.shape}"
                 raise SpecError(Problem("NS503", message, file=str(path)))
             layer.params[key] = given.astype(network.dtype)
+    network._prepare()  # the runners bind the arrays just put in place
     return network.save(out)

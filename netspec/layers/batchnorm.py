@@ -1,6 +1,5 @@
 """Batch normalization: each channel scaled to mean 0 and variance 1, then by a learned scale and shift."""
 
-
 from typing import Literal
 
 import numpy as np

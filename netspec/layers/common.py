@@ -1,6 +1,5 @@
 """Field types every layer shares."""
 
-
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field

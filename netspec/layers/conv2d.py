@@ -1,6 +1,5 @@
 """The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias."""
 
-
 from typing import Literal
 
 import numpy as np

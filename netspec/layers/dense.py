@@ -1,6 +1,5 @@
 """The dense layer: every neuron computes Output = Weight·Input + Bias, then the activation."""
 
-
 from collections.abc import Callable
 from math import prod
 from typing import Literal
@@ -93,9 +92,19 @@ def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray, train: b
     return y, backprop
 
 
-def infer(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The outputs alone, for running the network: no backprop, and the activation done in place."""
-    w = params["weights"]
-    z = x.reshape(x.shape[0], w.shape[1]) @ w.T
-    z += params["bias"]
-    return ACTIVATIONS[layer.activation].in_place(z, DEFAULT_ALPHA if layer.alpha is None else layer.alpha)
+def runner(layer: Dense, params: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """The function that runs the layer on a batch: its arrays bound once, the activation in place.
+
+    It holds the arrays themselves: whoever replaces an array in `params` makes a new runner
+    (in-place updates, as the optimizers make, are seen).
+    """
+    w_t, b = params["weights"].T, params["bias"]
+    inputs, activation = w_t.shape[0], ACTIVATIONS[layer.activation].in_place
+    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+
+    def run(x: np.ndarray) -> np.ndarray:
+        z = (x if x.ndim == 2 else x.reshape(x.shape[0], inputs)) @ w_t
+        z += b
+        return activation(z, alpha)
+
+    return run

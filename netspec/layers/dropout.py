@@ -1,6 +1,5 @@
 """The dropout layer: while training, zero a random `rate` of the values and scale up the rest."""
 
-
 from typing import Literal
 
 import numpy as np

@@ -1,6 +1,5 @@
 """The flatten layer: (channels, height, width) → one vector, in that order (as PyTorch's Flatten)."""
 
-
 from math import prod
 from typing import Literal
 

@@ -1,6 +1,5 @@
 """Pooling layers: the largest or the mean value of each window, and the mean of each channel."""
 
-
 from typing import Literal
 
 import numpy as np

@@ -6,7 +6,6 @@ adding each kernel position's slice into the padded input: a loop over kernel po
 never over pixels or channels.
 """
 
-
 import difflib
 from typing import Annotated, Any, Literal
 

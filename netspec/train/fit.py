@@ -151,6 +151,7 @@ def fit(
             history.interrupted = True
     for layer, best in zip(params, best_params):
         layer.update(best)
+    network._prepare()  # the kept arrays replaced the trained ones: running binds them anew
     return history
 
 
