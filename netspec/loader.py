@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from netspec.builder import DEFAULT_MAX_PARAMS, build
 from netspec.errors import Problem, SpecError
 from netspec.network import Network
-from netspec.spec import Spec
+from netspec.spec import Spec, model_for
 from netspec.validation import problems_from, show
 from netspec.yaml_source import Source, read_yaml
 
@@ -52,10 +52,11 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
                 Problem("NS102", "not a netspec spec: it has none of the keys netspec, classes, input, layers")
             )
         )
+    model = model_for(source.data)
     try:
-        spec = Spec.model_validate(source.data)
+        spec = model.model_validate(source.data)
     except ValidationError as err:
-        raise located(source, problems_from(err, Spec)) from None
+        raise located(source, problems_from(err, model)) from None
     return spec, source
 
 

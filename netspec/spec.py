@@ -1,13 +1,23 @@
 """The spec: the whole network description as one pydantic model, with the rules that span layers."""
 
-from typing import Annotated, Any, Literal
+import functools
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from netspec.errors import Problem, plural
 from netspec.fields import Count, Seed, SpecModel, rule_error
-from netspec.layers import Layer
+from netspec.layers import LAYER_MODELS, Layer, _layer_type
 
 FORMAT_VERSION = 1
 """The spec format version this release reads."""
@@ -217,3 +227,42 @@ def _network_problems(spec: Spec):
                 "use relu, tanh or sigmoid here",
                 ("layers", index, "activation"),
             )
+
+
+def model_for(data: Any) -> type[Spec]:
+    """The Spec model to validate `data` with: one that knows only the layer types it uses.
+
+    Building pydantic's validator for every layer type takes longer than reading a small spec;
+    a model for just the types a spec names validates it the same way, and starts faster. Anything
+    unusual (an unknown or missing type) goes to the full model, whose messages list every type.
+    """
+    layers = data.get("layers") if isinstance(data, dict) else None
+    if (
+        isinstance(layers, list)
+        and layers
+        and all(isinstance(layer, dict) and layer.get("type") in LAYER_MODELS for layer in layers)
+    ):
+        return _narrow(tuple(sorted({layer["type"] for layer in layers})))
+    return Spec
+
+
+@functools.cache
+def _narrow(types: tuple[str, ...]) -> type[Spec]:
+    members = tuple(Annotated[LAYER_MODELS[kind], Tag(kind)] for kind in types)
+    layer = Annotated[Union[members], Discriminator(_layer_type)]  # noqa: UP007 - built from a tuple
+    field = Spec.model_fields["layers"]
+    name = "Spec__" + "__".join(types)  # a name of this module's (see __getattr__), so that specs pickle
+    return create_model(
+        name,
+        __base__=Spec,
+        __module__=__name__,
+        layers=(list[layer], Field(min_length=1, description=field.description)),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # Unpickling a spec in another process (a Dask worker, say) asks this module for its model by name.
+    types = tuple(name.split("__")[1:]) if name.startswith("Spec__") else ()
+    if types and set(types) <= set(LAYER_MODELS):
+        return _narrow(types)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,6 +32,18 @@ LAYER_MODULES: dict[str, ModuleType] = {
 }
 
 
+LAYER_MODELS: dict[str, type] = {
+    "dense": Dense,
+    "conv2d": Conv2D,
+    "maxpool2d": MaxPool2D,
+    "avgpool2d": AvgPool2D,
+    "global_avgpool": GlobalAvgPool,
+    "flatten": Flatten,
+    "dropout": Dropout,
+    "batchnorm": BatchNorm,
+}
+
+
 def _layer_type(value: object) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     return kind if isinstance(kind, str) else None
@@ -51,6 +63,7 @@ Layer = Annotated[
 """Any layer, chosen by its `type` key."""
 
 __all__ = [
+    "LAYER_MODELS",
     "LAYER_MODULES",
     "AvgPool2D",
     "BatchNorm",
