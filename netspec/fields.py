@@ -223,6 +223,41 @@ def _array_to_list(value: Any) -> Any:
     return value.tolist() if isinstance(value, np.ndarray) else value
 
 
+def _numbers(ndim: int):
+    """A check of an explicit array that reports all its bad values as one error, not one each.
+
+    A list of a million bad numbers would otherwise give a million errors (and seconds, and a
+    message of hundreds of megabytes); this says how many there are and where the first one is.
+    """
+
+    def check(value: Any) -> Any:
+        bad, first = 0, None
+        stack = [(value, (), 0)]
+        while stack:
+            item, where, depth = stack.pop()
+            if depth < ndim:
+                if not isinstance(item, list):
+                    message = f"must be {_NESTING[ndim]}, got a {type(item).__name__} here"
+                    raise rule_error([Problem("NS103", message, where)])
+                stack.extend((child, (*where, i), depth + 1) for i, child in reversed(list(enumerate(item))))
+            elif isinstance(item, bool) or not isinstance(item, (int, float)) or not np.isfinite(item):
+                bad += 1
+                first = first or (where, item)
+        if bad:
+            where, item = first
+            finite = isinstance(item, float) and not isinstance(item, bool)
+            message = f"must be a finite number, got {item!r}" if finite else f"must be a number, got {item!r}"
+            if bad > 1:
+                message += f"; {bad - 1:,} more value(s) in this array are not finite numbers either"
+            raise rule_error([Problem("NS106" if finite else "NS103", message, where)])
+        return value
+
+    return check
+
+
+_NESTING = {1: "a list of numbers", 2: "a list of rows of numbers", 4: "a list of lists of lists of lists of numbers"}
+
+
 PARAM_FORMS = "a number, an initializer name, a list of numbers, or a mapping with 'init' or 'file'"
 
 
@@ -235,7 +270,7 @@ def param_source(ndim: int) -> Any:
     forms = (
         Annotated[float, Tag("number")]
         | Annotated[Initializer, BeforeValidator(_name_to_init, json_schema_input_type=InitializerName), Tag("name")]
-        | Annotated[array, BeforeValidator(_array_to_list), Tag("array")]
+        | Annotated[array, BeforeValidator(_numbers(ndim)), BeforeValidator(_array_to_list), Tag("array")]
         | Annotated[Initializer, Tag("init")]
         | Annotated[FileArray, Tag("file")]
     )

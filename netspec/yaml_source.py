@@ -259,7 +259,9 @@ class _Builder:
         )
 
     def add(self, value: Any, pos: Position, anchor: str | None, size: int, event: Any, plain_key: bool) -> None:
-        self.total += size
+        # The running total counts every value once: a scalar or a finished list or mapping adds
+        # itself (its contents were counted as they came), an alias adds all it stands for.
+        self.total += size if isinstance(event, yaml.AliasEvent) else 1
         if self.total > MAX_EXPANDED_VALUES:
             self.fail(
                 "NS004",

@@ -60,8 +60,10 @@ class _Group(click.Group):
         except NetspecError as err:
             if ctx.obj["debug"]:
                 raise
-            for problem in err.problems:
-                click.echo(str(problem), err=True)
+            from netspec.cli.options import shown_problems
+
+            for line in shown_problems(err.problems):
+                click.echo(line, err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("netspec: interrupted", err=True)

@@ -17,6 +17,19 @@ max_params = click.option(
 )
 
 
+MOST_PROBLEMS_SHOWN = 50
+"""Problems printed for one file; a hostile file could otherwise print a million lines."""
+
+
+def shown_problems(problems: list, render=str) -> list[str]:
+    """The lines to print for a file's problems: the first MOST_PROBLEMS_SHOWN, then a count of the rest."""
+    lines = [render(problem) for problem in problems[:MOST_PROBLEMS_SHOWN]]
+    if len(problems) > MOST_PROBLEMS_SHOWN:
+        where = problems[0].file or "this input"
+        lines.append(f"{where}: ... and {len(problems) - MOST_PROBLEMS_SHOWN:,} more problems not shown")
+    return lines
+
+
 def output(help_text: str):
     """The -o/--output option of the commands that write a file."""
     return click.option(

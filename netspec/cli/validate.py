@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import shown_problems
 from netspec.errors import Problem
 from netspec.loader import check
 
@@ -55,8 +56,8 @@ def validate(paths: tuple[Path, ...], style: str, max_params: int) -> None:
     for file in files:
         advice: list[str] = []
         problems = check(file, max_params, advice)
-        for problem in problems:
-            click.echo(FORMATS[style](problem))
+        for line in shown_problems(problems, FORMATS[style]):
+            click.echo(line)
         for line in advice:
             click.echo(line, err=True)
         invalid += bool(problems)
