@@ -41,18 +41,19 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     name = str(path)
     try:
         with warnings.catch_warnings():
-            # netspec checks the pixel count itself below, with its own limit and message.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # netspec checks the pixel count itself, with its own limit and message; and Pillow's
+            # other warnings (corrupt EXIF, say) are not the user's business once the image reads.
+            warnings.simplefilter("ignore")
             image = Image.open(path, formats=FORMATS)
-        with image:  # closes the file whatever happens; the decoded first frame stays usable
-            width, height = image.size
-            if width * height > max_pixels:
-                message = f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}"
-                raise InputError(Problem("NS304", message, file=name))
-            image.seek(0)
-            image.load()
-            # Pillow keeps multi-frame files open for seeking: a copy of the first frame needs no file.
-            return image.copy() if getattr(image, "n_frames", 1) > 1 else image
+            with image:  # closes the file whatever happens; the decoded first frame stays usable
+                width, height = image.size
+                if width * height > max_pixels:
+                    message = f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}"
+                    raise InputError(Problem("NS304", message, file=name))
+                image.seek(0)
+                image.load()
+                # Pillow keeps multi-frame files open for seeking: a copy of the first frame needs no file.
+                return image.copy() if getattr(image, "n_frames", 1) > 1 else image
     except FileNotFoundError:
         raise InputError(Problem("NS301", "image not found", file=name)) from None
     except UnidentifiedImageError:
@@ -61,10 +62,13 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except Image.DecompressionBombError:
         message = f"image has too many pixels (more than {max_pixels:,}): Pillow refuses it as a decompression bomb"
         raise InputError(Problem("NS304", message, file=name)) from None
-    except (OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, (IsADirectoryError, PermissionError)):
-            raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
-        raise InputError(Problem("NS303", f"image is truncated or corrupt ({err})", file=name)) from None
+    except InputError:
+        raise
+    except (IsADirectoryError, PermissionError) as err:
+        raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
+    except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many kinds on damaged data (fuzzing found IndexError)
+        reason = str(err) or type(err).__name__
+        raise InputError(Problem("NS303", f"image is truncated or corrupt ({reason})", file=name)) from None
 
 
 def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:

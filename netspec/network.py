@@ -123,7 +123,7 @@ class Network:
             x = step(x)
         return x
 
-    def inputs(self, sources: Any) -> np.ndarray:
+    def inputs(self, sources: Any, max_pixels: int | None = None) -> np.ndarray:
         """A batch array from image paths, PIL images, per-sample arrays, or a batch array as it is.
 
         One path or one PIL image is a batch of one; numbers (arrays or nested lists) are taken
@@ -132,7 +132,7 @@ class Network:
         if _is_image_source(sources):
             sources = [sources]
         if isinstance(sources, (list, tuple)) and any(_is_image_source(s) for s in sources):
-            rows = [self._sample(s) for s in sources]
+            rows = [self._sample(s, max_pixels) for s in sources]
             return np.stack(rows).astype(self.dtype, copy=False)
         return self._batch(sources)
 
@@ -198,7 +198,7 @@ class Network:
             raise InputError(Problem("NS305", "inputs hold NaN or infinite values; every input must be finite"))
         return x, y
 
-    def _sample(self, source: Any) -> np.ndarray:
+    def _sample(self, source: Any, max_pixels: int | None = None) -> np.ndarray:
         if not _is_image_source(source):
             return self._batch([source])[0]
         if self.spec.input.image is None:
@@ -208,7 +208,7 @@ class Network:
         # Imported here: PIL is only needed by networks that read images.
         from netspec import images
 
-        return images.read(source, self.spec.input.image)
+        return images.read(source, self.spec.input.image, max_pixels or images.MAX_PIXELS)
 
     def _batch(self, x: Any) -> np.ndarray:
         expected = f"(batch, {', '.join(map(str, self.input_shape))})"

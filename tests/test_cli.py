@@ -251,11 +251,11 @@ def test_threads_limit_blas_while_running(colours, tmp_path, monkeypatch):
     seen = []
     real = run_module.classify
 
-    def spying(network, paths, batch_size, threads):
+    def spying(network, paths, batch_size, threads, max_pixels=None):
         seen.append(
             (threads, {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"})
         )
-        yield from real(network, paths, batch_size, threads)
+        yield from real(network, paths, batch_size, threads, max_pixels)
 
     monkeypatch.setattr(run_module, "classify", spying)
     assert (

@@ -30,6 +30,15 @@ def shown_problems(problems: list, render=str) -> list[str]:
     return lines
 
 
+max_pixels = click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=64_000_000,
+    show_default=True,
+    help="Refuse images with more pixels than this, before decoding them.",
+)
+
+
 def output(help_text: str):
     """The -o/--output option of the commands that write a file."""
     return click.option(

@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import InputError, Problem
 from netspec.loader import load
 from netspec.network import Network
@@ -39,6 +40,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a picture of which pixels pushed the chosen class's score (one image only).",
 )
+@max_pixels_option
 @max_params_option
 def run(
     spec: Path,
@@ -48,6 +50,7 @@ def run(
     batch_size: int,
     threads: int | None,
     explain: Path | None,
+    max_pixels: int,
     max_params: int,
 ) -> None:
     """Classify IMAGES with the network SPEC describes.
@@ -74,7 +77,7 @@ def run(
         )
     failed = 0
     limits = _blas_threads(threads)
-    for path, result in classify(network, images, batch_size, threads):
+    for path, result in classify(network, images, batch_size, threads, max_pixels):
         if isinstance(result, InputError):
             failed += 1
             for problem in result.problems:
@@ -101,17 +104,23 @@ def run(
 
 
 def classify(
-    network: Network, paths: tuple[Path, ...], batch_size: int, threads: int | None = None
+    network: Network,
+    paths: tuple[Path, ...],
+    batch_size: int,
+    threads: int | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[tuple[Path, np.ndarray | InputError]]:
     """Scores for each image in order, or the InputError that kept it from being read; batch by batch.
 
     Images are decoded by a pool of threads (Pillow releases the GIL while it decodes), one batch
     at a time, so memory stays bounded however many images there are.
     """
+    import netspec.images  # noqa: F401 - imported here, once: threads importing it at once would collide
+
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         for start in range(0, len(paths), batch_size):
             batch = paths[start : start + batch_size]
-            read = list(pool.map(lambda path: _read(network, path), batch))
+            read = list(pool.map(lambda path: _read(network, path, max_pixels), batch))
             arrays = {i: value for i, value in enumerate(read) if not isinstance(value, InputError)}
             # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings would add noise.
             with np.errstate(over="ignore", invalid="ignore"):
@@ -130,10 +139,10 @@ def _blas_threads(threads: int | None):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def _read(network: Network, path: Path) -> np.ndarray | InputError:
+def _read(network: Network, path: Path, max_pixels: int | None = None) -> np.ndarray | InputError:
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            return network.inputs([path])[0]
+            return network.inputs([path], max_pixels)[0]
     except InputError as err:
         return err
 

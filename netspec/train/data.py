@@ -124,6 +124,7 @@ def _read_npz(path: Path, network: Network) -> Dataset:
                         "NS404", f"needs arrays x and y; missing {' and '.join(missing)} (it has: {keys})", file=name
                     )
                 )
+            _check_sizes(path)
             x, y = arrays["x"], arrays["y"]
     except DataError:
         raise
@@ -149,6 +150,31 @@ def _read_npz(path: Path, network: Network) -> Dataset:
         shown = ", ".join(repr(m) for m in missing[:5])
         raise DataError(Problem("NS403", f"no examples of class(es) {shown}; every class needs some", file=name))
     return Dataset(x.reshape(len(x), *shape).astype(network.dtype), indices)
+
+
+MAX_DATA_BYTES = 8 * 2**30
+"""Largest x a .npz may unpack to (8 GiB): its header is read, and checked, before its data."""
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse x and y whose headers declare too much data, before reading them.
+
+    A .npz is compressed: a small file can declare (and unpack to) gigabytes.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for key in ("x", "y"):
+            with archive.open(f"{key}.npy") as stream:
+                version = np.lib.format.read_magic(stream)
+                header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = header(stream)
+            size = int(np.prod(shape)) * dtype.itemsize
+            if size > MAX_DATA_BYTES:
+                message = (
+                    f"{key} declares {size:,} bytes of data ({shape}), more than the {MAX_DATA_BYTES:,} netspec reads"
+                )
+                raise DataError(Problem("NS404", message, file=str(path)))
 
 
 def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:
