@@ -240,7 +240,10 @@ def model_for(data: Any) -> type[Spec]:
     if (
         isinstance(layers, list)
         and layers
-        and all(isinstance(layer, dict) and layer.get("type") in LAYER_MODELS for layer in layers)
+        and all(
+            isinstance(layer, dict) and isinstance(layer.get("type"), str) and layer["type"] in LAYER_MODELS
+            for layer in layers
+        )
     ):
         return _narrow(tuple(sorted({layer["type"] for layer in layers})))
     return Spec

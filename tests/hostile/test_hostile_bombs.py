@@ -1,0 +1,90 @@
+"""Threats 2 and 3: alias bombs and size bombs are refused quickly, with bounded memory."""
+
+from __future__ import annotations
+
+import pickle
+import time
+import tracemalloc
+import zipfile
+
+import numpy as np
+
+import netspec
+
+
+def timed_problems(path):
+    start = time.perf_counter()
+    found = [str(p) for p in netspec.check(path)]
+    return found, time.perf_counter() - start
+
+
+def test_nine_by_nine_alias_bomb(tmp_path):
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 500
+    found, seconds = timed_problems(path)
+    assert seconds < 1.0
+    assert len(found) == 1 and found[0].startswith(f"{path}:7:") and "NS004" in found[0]
+
+
+def test_one_big_list_referenced_fifty_times(tmp_path):
+    text = "big: &big [" + ", ".join(["1.0"] * 200_000) + "]\nrefs:\n" + "".join("  - *big\n" for _ in range(50))
+    path = tmp_path / "flat.yaml"
+    path.write_text(text)
+    found, seconds = timed_problems(path)
+    assert seconds < 2.0  # parsing the 200,000 numbers themselves takes most of it
+    # Keys count too: 'big', its 200,000 numbers and the list make 200,002, 'refs' one more, and each
+    # alias adds the 200,001 it stands for: the 24th passes 5,000,000; aliases start on line 3.
+    assert len(found) == 1 and found[0].startswith(f"{path}:26:5: NS004 the document holds more than 5,000,000 values")
+
+
+def test_a_compressed_array_that_would_unpack_to_a_gigabyte(tmp_path):
+    # 1 GiB of zeros deflates to about 1 MiB; the header declares its shape, and that is checked first.
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("h.weights.npy", "w", force_zip64=True) as stream:
+            header = {"descr": "<f4", "fortran_order": False, "shape": (16384, 16384)}
+            np.lib.format.write_array_header_1_0(stream, header)
+            block = bytes(64 * 2**20)
+            for _ in range(16):
+                stream.write(block)
+    assert (tmp_path / "bomb.npz").stat().st_size < 2 * 2**20
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("netspec: 1\nclasses: [a, b]\ninput: {features: 3}\nweights_file: bomb.npz\nlayers:\n  - {name: h, type: dense, neurons: 2}\n  - {type: dense, neurons: 2}\n")
+    tracemalloc.start()
+    found, seconds = timed_problems(spec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert seconds < 0.1 and peak < 20 * 2**20
+    assert found == [f"{spec}:4:15: NS204 weights_file: layer 'h': bomb.npz['h.weights'] has 16,384 rows but the layer has 2 neurons (one row per neuron)"]
+
+
+def test_a_pickled_object_in_a_weight_file_runs_nothing(tmp_path):
+    sentinel = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    np.save(tmp_path / "evil.npy", np.array([Payload()], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(tmp_path / "evil.npz", "w") as archive:
+        archive.writestr("h.bias.npy", (tmp_path / "evil.npy").read_bytes())
+    for weights in ("{file: evil.npy}", "{file: evil.npz, key: h.bias}"):
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(f"netspec: 1\nclasses: [a, b]\ninput: {{features: 3}}\nlayers:\n  - {{name: h, type: dense, neurons: 2, bias: {weights}}}\n  - {{type: dense, neurons: 2}}\n")
+        found, _ = timed_problems(spec)
+        assert len(found) == 1 and "NS205" in found[0] and "object values" in found[0]
+    assert not sentinel.exists()
+    assert pickle  # the test builds the payload with pickle; netspec never reads it
+
+
+def test_parameters_are_counted_before_anything_is_allocated(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("netspec: 1\nclasses: [a, b]\ninput: {features: 100000}\nlayers:\n  - {type: dense, neurons: 100000}\n  - {type: dense, neurons: 2}\n")
+    tracemalloc.start()
+    found, seconds = timed_problems(spec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "NS208" in found[0] and seconds < 1.0 and peak < 20 * 2**20
