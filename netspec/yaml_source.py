@@ -263,9 +263,13 @@ class _Builder:
         # itself (its contents were counted as they came), an alias adds all it stands for.
         self.total += size if isinstance(event, yaml.AliasEvent) else 1
         if self.total > MAX_EXPANDED_VALUES:
+            culprit = ""
+            if isinstance(event, yaml.AliasEvent):
+                anchored = self.anchors[event.anchor][1].line
+                culprit = f" (alias *{event.anchor} repeats the {size:,} values anchored on line {anchored})"
             self.fail(
                 "NS004",
-                f"the document holds more than {MAX_EXPANDED_VALUES:,} values once aliases are expanded; "
+                f"the document holds more than {MAX_EXPANDED_VALUES:,} values once aliases are expanded{culprit}; "
                 "move large arrays to a .npy/.npz weight file",
                 event.start_mark,
             )

@@ -52,13 +52,17 @@ def test_a_compressed_array_that_would_unpack_to_a_gigabyte(tmp_path):
                 stream.write(block)
     assert (tmp_path / "bomb.npz").stat().st_size < 2 * 2**20
     spec = tmp_path / "spec.yaml"
-    spec.write_text("netspec: 1\nclasses: [a, b]\ninput: {features: 3}\nweights_file: bomb.npz\nlayers:\n  - {name: h, type: dense, neurons: 2}\n  - {type: dense, neurons: 2}\n")
+    spec.write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 3}\nweights_file: bomb.npz\nlayers:\n  - {name: h, type: dense, neurons: 2}\n  - {type: dense, neurons: 2}\n"
+    )
     tracemalloc.start()
     found, seconds = timed_problems(spec)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert seconds < 0.1 and peak < 20 * 2**20
-    assert found == [f"{spec}:4:15: NS204 weights_file: layer 'h': bomb.npz['h.weights'] has 16,384 rows but the layer has 2 neurons (one row per neuron)"]
+    assert found == [
+        f"{spec}:4:15: NS204 weights_file: layer 'h': bomb.npz['h.weights'] has 16,384 rows but the layer has 2 neurons (one row per neuron)"
+    ]
 
 
 def test_a_pickled_object_in_a_weight_file_runs_nothing(tmp_path):
@@ -73,7 +77,9 @@ def test_a_pickled_object_in_a_weight_file_runs_nothing(tmp_path):
         archive.writestr("h.bias.npy", (tmp_path / "evil.npy").read_bytes())
     for weights in ("{file: evil.npy}", "{file: evil.npz, key: h.bias}"):
         spec = tmp_path / "spec.yaml"
-        spec.write_text(f"netspec: 1\nclasses: [a, b]\ninput: {{features: 3}}\nlayers:\n  - {{name: h, type: dense, neurons: 2, bias: {weights}}}\n  - {{type: dense, neurons: 2}}\n")
+        spec.write_text(
+            f"netspec: 1\nclasses: [a, b]\ninput: {{features: 3}}\nlayers:\n  - {{name: h, type: dense, neurons: 2, bias: {weights}}}\n  - {{type: dense, neurons: 2}}\n"
+        )
         found, _ = timed_problems(spec)
         assert len(found) == 1 and "NS205" in found[0] and "object values" in found[0]
     assert not sentinel.exists()
@@ -82,7 +88,9 @@ def test_a_pickled_object_in_a_weight_file_runs_nothing(tmp_path):
 
 def test_parameters_are_counted_before_anything_is_allocated(tmp_path):
     spec = tmp_path / "spec.yaml"
-    spec.write_text("netspec: 1\nclasses: [a, b]\ninput: {features: 100000}\nlayers:\n  - {type: dense, neurons: 100000}\n  - {type: dense, neurons: 2}\n")
+    spec.write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 100000}\nlayers:\n  - {type: dense, neurons: 100000}\n  - {type: dense, neurons: 2}\n"
+    )
     tracemalloc.start()
     found, seconds = timed_problems(spec)
     peak = tracemalloc.get_traced_memory()[1]

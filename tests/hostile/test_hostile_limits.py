@@ -34,7 +34,12 @@ def test_weight_paths_stay_in_the_specs_folder(tmp_path, problems):
     np.save(outside, np.zeros(2))
     os.symlink(outside, tmp_path / "link.npy")
     head = "netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2, bias: {file: "
-    for name, code in [(str(outside), "NS207"), ("../" + outside.name, "NS207"), ("link.npy", "NS207"), ("inside/../inside/ok.npy", None)]:
+    for name, code in [
+        (str(outside), "NS207"),
+        ("../" + outside.name, "NS207"),
+        ("link.npy", "NS207"),
+        ("inside/../inside/ok.npy", None),
+    ]:
         found = problems(head + f"'{name}'" + "}}\n")
         assert (found == []) if code is None else (code in found[0]), (name, found)
 
@@ -54,9 +59,19 @@ def test_writing_never_overwrites_an_input(tmp_path):
 def test_images_beyond_the_pixel_bound_are_refused_before_decoding(tmp_path):
     Image.new("L", (3000, 3000)).save(tmp_path / "big.png")
     start = time.perf_counter()
-    result = invoke("run", "--max-pixels", "1000000", Path(__file__).parents[2] / "specs" / "rose-vs-lotus.yaml", tmp_path / "big.png")
+    result = invoke(
+        "run",
+        "--max-pixels",
+        "1000000",
+        Path(__file__).parents[2] / "specs" / "rose-vs-lotus.yaml",
+        tmp_path / "big.png",
+    )
     assert time.perf_counter() - start < 5
-    assert result.exit_code == 1 and result.stderr == f"{tmp_path / 'big.png'}: NS304 image is 3000×3000 pixels, more than the limit of 1,000,000\n"
+    assert (
+        result.exit_code == 1
+        and result.stderr
+        == f"{tmp_path / 'big.png'}: NS304 image is 3000×3000 pixels, more than the limit of 1,000,000\n"
+    )
 
 
 def test_a_damaged_animation_found_by_fuzzing_is_an_input_error():
@@ -70,7 +85,11 @@ def test_deep_nesting_and_a_million_bad_numbers_give_one_clean_error(tmp_path):
     found = [str(p) for p in netspec.check(deep)]
     assert len(found) == 1 and ("NS004" in found[0] or "NS001" in found[0])
     many = tmp_path / "many.yaml"
-    many.write_text("netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2, bias: [" + ", ".join(["x"] * 1_000_000) + "]}\n")
+    many.write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2, bias: ["
+        + ", ".join(["x"] * 1_000_000)
+        + "]}\n"
+    )
     start = time.perf_counter()
     result = invoke("validate", many)
     assert time.perf_counter() - start < 15
@@ -82,7 +101,10 @@ def test_deep_nesting_and_a_million_bad_numbers_give_one_clean_error(tmp_path):
 
 def test_printed_problems_are_bounded(tmp_path):
     spec = tmp_path / "keys.yaml"
-    spec.write_text("netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2}\n" + "".join(f"extra{i}: 1\n" for i in range(500)))
+    spec.write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2}\n"
+        + "".join(f"extra{i}: 1\n" for i in range(500))
+    )
     lines = invoke("validate", spec).stdout.splitlines()
     assert len(lines) == 52 and lines[-2] == f"{spec}: ... and 450 more problems not shown"
 
