@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import max_pixels as max_pixels_option
+from netspec.cli.options import warn_skipped
 from netspec.loader import load
 from netspec.train import evaluate
 from netspec.train.data import read_dataset
@@ -22,8 +24,11 @@ from netspec.train.metrics import Evaluation
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw the confusion matrix (.png, .svg, .pdf)."
 )
+@max_pixels_option
 @max_params_option
-def evaluate_command(spec: Path, data: Path, as_json: bool, strict: bool, plot: Path | None, max_params: int) -> None:
+def evaluate_command(
+    spec: Path, data: Path, as_json: bool, strict: bool, plot: Path | None, max_pixels: int, max_params: int
+) -> None:
     """Measure how well SPEC classifies DATA (a folder of class folders, or a .npz with x and y)."""
     if plot is not None:
         from netspec.pictures.canvas import check_path, pyplot
@@ -31,7 +36,13 @@ def evaluate_command(spec: Path, data: Path, as_json: bool, strict: bool, plot: 
         check_path(plot)
         pyplot()  # say now, not after the work, if matplotlib is missing
     network = load(spec, max_params)
-    dataset = read_dataset(data, network, strict=strict, warn=lambda p: click.echo(f"warning: {p} (skipped)", err=True))
+    dataset = read_dataset(
+        data,
+        network,
+        strict=strict,
+        warn=warn_skipped,
+        max_pixels=max_pixels,
+    )
     result = evaluate(network, dataset.x, dataset.y)
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else report(result))
     if plot is not None:

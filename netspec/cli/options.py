@@ -39,6 +39,11 @@ max_pixels = click.option(
 )
 
 
+def warn_skipped(problem) -> None:
+    """Say on stderr that an unreadable example was left out (train and eval go on without it)."""
+    click.echo(f"warning: {problem} (skipped)", err=True)
+
+
 def output(help_text: str):
     """The -o/--output option of the commands that write a file."""
     return click.option(

@@ -11,7 +11,8 @@ import click
 
 from netspec.builder import build
 from netspec.cli.options import max_params as max_params_option
-from netspec.cli.options import output
+from netspec.cli.options import max_pixels as max_pixels_option
+from netspec.cli.options import output, warn_skipped
 from netspec.errors import SpecError
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
@@ -58,6 +59,7 @@ from netspec.train.data import read_dataset
     show_default=True,
     help="On Ctrl-C, save the best epoch so far.",
 )
+@max_pixels_option
 @max_params_option
 def train(
     spec: Path,
@@ -68,6 +70,7 @@ def train(
     quiet: bool,
     plot: Path | None,
     save_on_interrupt: bool,
+    max_pixels: int,
     max_params: int,
     **overrides,
 ) -> None:
@@ -91,7 +94,13 @@ def train(
         options = resolve_options(parsed, **overrides)  # here, to locate a bad `training:` value in the file
     except SpecError as err:
         raise located(source, err.problems) from None
-    dataset = read_dataset(data, network, strict=strict, warn=lambda p: click.echo(f"warning: {p} (skipped)", err=True))
+    dataset = read_dataset(
+        data,
+        network,
+        strict=strict,
+        warn=warn_skipped,
+        max_pixels=max_pixels,
+    )
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
     history = network.fit(dataset.x, dataset.y, on_batch=on_batch, on_epoch=on_epoch, **overrides)

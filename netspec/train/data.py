@@ -32,7 +32,11 @@ class Dataset:
 
 
 def read_dataset(
-    path: Path, network: Network, strict: bool = False, warn: Callable[[Problem], None] | None = None
+    path: Path,
+    network: Network,
+    strict: bool = False,
+    warn: Callable[[Problem], None] | None = None,
+    max_pixels: int | None = None,
 ) -> Dataset:
     """The examples at `path`, checked against the network's input and classes.
 
@@ -47,7 +51,7 @@ def read_dataset(
     """
     path = Path(path)
     if path.is_dir():
-        return _read_folder(path, network, strict, warn)
+        return _read_folder(path, network, strict, warn, max_pixels)
     if path.suffix == ".npz":
         return _read_npz(path, network)
     raise DataError(
@@ -55,7 +59,7 @@ def read_dataset(
     )
 
 
-def _read_folder(root: Path, network: Network, strict: bool, warn) -> Dataset:
+def _read_folder(root: Path, network: Network, strict: bool, warn, max_pixels: int | None = None) -> Dataset:
     if network.spec.input.image is None:
         message = f"this spec reads {network.input_shape[0]} numbers, not images; give a .npz with arrays x and y"
         raise DataError(Problem("NS406", message, file=str(root)))
@@ -90,7 +94,7 @@ def _read_folder(root: Path, network: Network, strict: bool, warn) -> Dataset:
         readable = 0
         for file in files:
             try:
-                xs.append(network.inputs([file])[0])
+                xs.append(network.inputs([file], max_pixels)[0])
             except InputError as err:
                 if strict:
                     raise
