@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import netspec
@@ -55,3 +56,17 @@ def where(text: str, needle: str, part: str | None = None) -> str:
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return f"spec.yaml:{line}:{column}"
+
+
+def numeric_gradient(loss, array) -> np.ndarray:
+    """Central differences of loss() with respect to each element of `array` (changed in place, then restored)."""
+    numeric = np.zeros_like(array)
+    for i in np.ndindex(array.shape):
+        keep = array[i]
+        array[i] = keep + 1e-6
+        up = loss()
+        array[i] = keep - 1e-6
+        down = loss()
+        array[i] = keep
+        numeric[i] = (up - down) / 2e-6
+    return numeric

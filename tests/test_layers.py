@@ -8,6 +8,8 @@ import pytest
 from netspec.layers import LAYER_MODULES, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool
 from netspec.layers.pooling import AvgPool2D, MaxPool2D
 
+from conftest import numeric_gradient
+
 try:
     import torch
     import torch.nn.functional as F
@@ -161,16 +163,7 @@ def finite_difference_check(layer, params, x, train=False):
     g = np.random.default_rng(6).normal(size=y.shape)
     dx, grads = backprop(g)
     for name, array, analytic in [("x", x, dx)] + [(k, params[k], grads[k]) for k in grads]:
-        numeric = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            keep = array[i]
-            array[i] = keep + 1e-6
-            up = loss()
-            array[i] = keep - 1e-6
-            down = loss()
-            array[i] = keep
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(analytic, numeric_gradient(loss, array), rtol=1e-5, atol=1e-7, err_msg=name)
     for k in params:
         np.testing.assert_array_equal(params[k], saved[k])
 

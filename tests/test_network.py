@@ -11,6 +11,8 @@ import yaml
 import netspec
 from netspec.layers.activations import ACTIVATIONS
 
+from conftest import numeric_gradient
+
 HAND = """\
 netspec: 1
 classes: [left, right]
@@ -104,16 +106,7 @@ def test_dense_backprop_matches_finite_differences(activation):
         return float((dense.forward(layer, params, x)[0] * g).sum())
 
     for array, analytic in [(x, dx), (params["weights"], grads["weights"]), (params["bias"], grads["bias"])]:
-        numeric = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            keep = array[i]
-            array[i] = keep + 1e-6
-            up = loss()
-            array[i] = keep - 1e-6
-            down = loss()
-            array[i] = keep
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(analytic, numeric_gradient(loss, array), rtol=1e-5, atol=1e-7)
 
 
 def test_wrong_input_shape_is_an_input_error(write_spec):
