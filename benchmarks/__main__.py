@@ -13,7 +13,6 @@ Medians; the machine is shared, so the ratios within one run are the figures tha
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,31 +23,9 @@ import numpy as np
 import yaml
 
 import netspec
+from benchmarks.shared import dense_network, median_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def median(work, repeats: int) -> float:
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def mlp(sizes: list[int], dtype: str) -> netspec.Network:
-    layers = [{"name": f"h{i}", "type": "dense", "neurons": n, "activation": "relu"} for i, n in enumerate(sizes[1:-1])]
-    layers.append({"name": "out", "type": "dense", "neurons": sizes[-1], "activation": "softmax"})
-    spec = {
-        "netspec": 1,
-        "classes": [str(i) for i in range(sizes[-1])],
-        "input": {"features": sizes[0]},
-        "dtype": dtype,
-        "layers": layers,
-    }
-    return netspec.build(netspec.Spec.model_validate(spec))
 
 
 def chain(network: netspec.Network):
@@ -102,33 +79,28 @@ def others(network: netspec.Network, folder: Path):
 
 def forward_cases(folder: Path) -> None:
     for dtype in ("float32", "float64"):
-        network = mlp([784, 256, 128, 10], dtype)
+        network = dense_network([784, 256, 128, 10], dtype)
         runners = {"netspec": network.forward, "plain NumPy": chain(network), **others(network, folder)}
         print(f"\n1. forward 784-256-128-10, {dtype} (µs per call; × plain NumPy)")
         for batch in (1, 64, 4096):
             x = np.random.default_rng(0).random((batch, 784)).astype(dtype)
             repeats = 2000 if batch == 1 else 300 if batch == 64 else 20
-            times = {label: median(lambda run=run, x=x: run(x), repeats) for label, run in runners.items()}
+            times = {label: median_seconds(lambda run=run, x=x: run(x), repeats) for label, run in runners.items()}
             base = times["plain NumPy"]
             print(
                 f"   batch {batch:>4}: "
                 + "   ".join(f"{label} {t * 1e6:9.1f} ({t / base:4.2f}×)" for label, t in times.items())
             )
-    network = mlp([768, 4, 4, 2], "float32")
+    network = dense_network([768, 4, 4, 2])
     runners = {"netspec": network.forward, "plain NumPy": chain(network), **others(network, folder)}
     x = np.random.default_rng(0).random((1, 768), dtype=np.float32)
-    times = {label: median(lambda run=run: run(x), 3000) for label, run in runners.items()}
+    times = {label: median_seconds(lambda run=run: run(x), 3000) for label, run in runners.items()}
     print("\n2. forward 768-4-4-2 at batch 1 (µs per call)")
     print("   " + "   ".join(f"{label} {t * 1e6:6.1f}" for label, t in times.items()))
 
 
 def process_seconds(command: list[str], repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: subprocess.run(command, check=True, capture_output=True), repeats)
 
 
 def cold_start() -> None:
@@ -191,7 +163,7 @@ def inline_weights(folder: Path) -> None:
     stored.write_text(
         head + "  - {name: h, type: dense, neurons: 200, weights: {file: h.npy}}\n  - {type: dense, neurons: 2}\n"
     )
-    a, b = median(lambda: netspec.load(inline), 3), median(lambda: netspec.load(stored), 20)
+    a, b = median_seconds(lambda: netspec.load(inline), 3), median_seconds(lambda: netspec.load(stored), 20)
     print(f"\n5. a spec with 200,000 weights: inline {a * 1000:,.0f} ms, in a .npy {b * 1000:,.1f} ms")
 
 
@@ -202,7 +174,7 @@ def many_specs(folder: Path) -> None:
     for index in range(1000):
         (specs / f"spec{index:04d}.yaml").write_text(text.replace("seed: 7", f"seed: {index}"))
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    parse = median(lambda: [yaml.load(p.read_text(), Loader=loader) for p in specs.iterdir()], 3)
+    parse = median_seconds(lambda: [yaml.load(p.read_text(), Loader=loader) for p in specs.iterdir()], 3)
     validate = process_seconds([sys.executable, "-m", "netspec", "validate", str(specs)], 3)
     print(
         f"\n6. validate 1,000 small specs: {validate * 1000:,.0f} ms (a process); parsing them with libyaml {parse * 1000:,.0f} ms; ratio {validate / parse:.2f}×"

@@ -10,12 +10,11 @@ backward and an Adam update. Reports medians and netspec's time as a multiple of
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import netspec
+from benchmarks.shared import median_seconds
 from netspec.spec import Training
 from netspec.train.fit import _epoch, _optimizer
 
@@ -33,16 +32,6 @@ SPEC = {
         {"name": "output", "type": "dense", "neurons": 10, "activation": "softmax"},
     ],
 }
-
-
-def median_seconds(work, repeats: int) -> float:
-    work()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def netspec_cases(x, y, repeats):

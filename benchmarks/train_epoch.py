@@ -16,31 +16,15 @@ import time
 
 import numpy as np
 
-import netspec
+from benchmarks.shared import dense_network
 from netspec.spec import Training
 from netspec.train import fit
 
 BATCH = 64
 
 
-def make_network(sizes: list[int], seed: int = 0) -> netspec.Network:
-    layers = [
-        {"name": f"dense{i}", "type": "dense", "neurons": n, "activation": "relu", "weights": "he_uniform"}
-        for i, n in enumerate(sizes[1:-1])
-    ]
-    layers.append({"name": "output", "type": "dense", "neurons": sizes[-1], "activation": "softmax"})
-    spec = {
-        "netspec": 1,
-        "classes": [str(i) for i in range(sizes[-1])],
-        "input": {"features": sizes[0]},
-        "seed": seed,
-        "layers": layers,
-    }
-    return netspec.build(netspec.Spec.model_validate(spec))
-
-
 def netspec_epoch(sizes, x, y) -> float:
-    network = make_network(sizes)
+    network = dense_network(sizes, weights="he_uniform")
     options = Training(epochs=1, batch_size=BATCH, val_split=0, learning_rate=0.001, seed=0)
     start = time.perf_counter()
     fit(network, x, y, options)
@@ -49,7 +33,7 @@ def netspec_epoch(sizes, x, y) -> float:
 
 def numpy_epoch(sizes, x, y) -> float:
     """The same epoch as straight-line NumPy: forward, softmax cross-entropy, backward, Adam (in place)."""
-    network = make_network(sizes)
+    network = dense_network(sizes, weights="he_uniform")
     ws = [layer.params["weights"] for layer in network.layers]
     bs = [layer.params["bias"] for layer in network.layers]
     params = ws + bs

@@ -31,10 +31,9 @@ def evaluate_command(
 ) -> None:
     """Measure how well SPEC classifies DATA (a folder of class folders, or a .npz with x and y)."""
     if plot is not None:
-        from netspec.pictures.canvas import check_path, pyplot
+        from netspec.pictures.canvas import ready_to_draw
 
-        check_path(plot)
-        pyplot()  # say now, not after the work, if matplotlib is missing
+        ready_to_draw(plot)
     network = load(spec, max_params)
     dataset = read_dataset(
         data,

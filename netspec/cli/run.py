@@ -60,10 +60,9 @@ def run(
     and the exit code is 1.
     """
     if explain is not None:
-        from netspec.pictures.canvas import check_path, pyplot
+        from netspec.pictures.canvas import ready_to_draw
 
-        check_path(explain)
-        pyplot()  # say now, before the work, if matplotlib is missing
+        ready_to_draw(explain)
         if len(images) != 1:
             raise click.UsageError("--explain explains one image; give exactly one")
     network = load(spec, max_params)

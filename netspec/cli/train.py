@@ -82,10 +82,9 @@ def train(
     """
     _check_output(spec, data, out)
     if plot is not None:
-        from netspec.pictures.canvas import check_path, pyplot
+        from netspec.pictures.canvas import ready_to_draw
 
-        check_path(plot)
-        pyplot()  # say now, not after the training, if matplotlib is missing
+        ready_to_draw(plot)
     parsed, source = read_spec(spec)
     if fresh:
         parsed = parsed.model_copy(update={"weights_file": None})

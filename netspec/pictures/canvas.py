@@ -35,6 +35,12 @@ def check_path(path: Path) -> None:
         )
 
 
+def ready_to_draw(path: Path) -> None:
+    """Check, before any long work, that a picture can be written to `path` (its format, matplotlib)."""
+    check_path(path)
+    pyplot()
+
+
 def save(figure, path: Path) -> Path:
     """Write the figure in the format its suffix names, whole or not at all, and close it."""
     check_path(path)

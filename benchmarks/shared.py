@@ -1,0 +1,37 @@
+"""What the benchmark scripts share: timing a piece of work, and a dense network of given sizes."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import netspec
+
+
+def median_seconds(work, repeats: int) -> float:
+    """The median wall time of `repeats` calls of work(), after one call to warm up."""
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def dense_network(sizes: list[int], dtype: str = "float32", weights: str = "glorot_uniform") -> netspec.Network:
+    """sizes[0] inputs, relu hidden layers of sizes[1:-1] neurons and a softmax output of sizes[-1]."""
+    layers = [
+        {"name": f"dense{i}", "type": "dense", "neurons": n, "activation": "relu", "weights": weights}
+        for i, n in enumerate(sizes[1:-1])
+    ]
+    layers.append({"name": "output", "type": "dense", "neurons": sizes[-1], "activation": "softmax"})
+    spec = {
+        "netspec": 1,
+        "classes": [str(i) for i in range(sizes[-1])],
+        "input": {"features": sizes[0]},
+        "dtype": dtype,
+        "seed": 0,
+        "layers": layers,
+    }
+    return netspec.build(netspec.Spec.model_validate(spec))
