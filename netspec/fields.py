@@ -3,6 +3,7 @@
 import ast
 import functools
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -240,19 +241,39 @@ def _numbers(ndim: int):
                     message = f"must be {_NESTING[ndim]}, got a {type(item).__name__} here"
                     raise rule_error([Problem("NS103", message, where)])
                 stack.extend((child, (*where, i), depth + 1) for i, child in reversed(list(enumerate(item))))
-            elif isinstance(item, bool) or not isinstance(item, (int, float)) or not np.isfinite(item):
+            elif not _is_finite_number(item):
                 bad += 1
                 first = first or (where, item)
         if bad:
             where, item = first
             finite = isinstance(item, float) and not isinstance(item, bool)
-            message = f"must be a finite number, got {item!r}" if finite else f"must be a number, got {item!r}"
+            got = f"a number with {len(str(abs(item)))} digits" if _is_huge_int(item) else repr(item)
+            message = f"must be a finite number, got {got}" if finite else f"must be a number, got {got}"
             if bad > 1:
                 message += f"; {bad - 1:,} more value(s) in this array are not finite numbers either"
             raise rule_error([Problem("NS106" if finite else "NS103", message, where)])
         return value
 
     return check
+
+
+def _is_huge_int(item: Any) -> bool:
+    """An integer beyond any float (YAML integers have no limit); validation.show words it the same way."""
+    return isinstance(item, int) and not isinstance(item, bool) and abs(item) > 10**30 and not _fits_float(item)
+
+
+def _fits_float(item: int) -> bool:
+    try:
+        float(item)
+    except OverflowError:
+        return False
+    return True
+
+
+def _is_finite_number(item: Any) -> bool:
+    if isinstance(item, bool) or not isinstance(item, (int, float)):
+        return False
+    return isinstance(item, int) and _fits_float(item) or isinstance(item, float) and math.isfinite(item)
 
 
 _NESTING = {1: "a list of numbers", 2: "a list of rows of numbers", 4: "a list of lists of lists of lists of numbers"}

@@ -98,10 +98,15 @@ def read_array(path: Path, key: str | None, expected: tuple[int, ...]) -> np.nda
     return array
 
 
-def _read_checked(stream: BinaryIO, label: str, expected: tuple[int, ...]) -> np.ndarray:
+def read_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype an .npy stream declares, read without reading its data."""
     version = np.lib.format.read_magic(stream)
     header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran_order, dtype = header(stream)
+    return header(stream)
+
+
+def _read_checked(stream: BinaryIO, label: str, expected: tuple[int, ...]) -> np.ndarray:
+    shape, fortran_order, dtype = read_npy_header(stream)
     if dtype.kind not in "fiu":
         raise ParamError("NS205", f"{label} holds {dtype} values; weight arrays must hold numbers (float or int)")
     if tuple(shape) != tuple(expected):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +266,10 @@ def test_npz_data_problems(tmp_path):
             dict(x=np.zeros((4, 3)), y=np.zeros(4, dtype=int)),
             "NS404 x has shape (4, 3) (float64) and y (4,); x must be numbers shaped (n, 2), y (n,)",
         ),
+        "scalars.npz": (
+            dict(x=np.float64(1), y=np.int64(0)),
+            "NS404 x has shape () (float64) and y (); x must be numbers shaped (n, 2), y (n,)",
+        ),
     }
     for name, (arrays, message) in cases.items():
         np.savez(tmp_path / name, **arrays)
@@ -275,6 +281,33 @@ def test_npz_data_problems(tmp_path):
         result.stderr
         == f"{tmp_path / 'text.npz'}: NS404 not a .npz file; write one with numpy.savez(path, x=inputs, y=labels)\n"
     )
+
+
+def test_npz_members_named_without_npy_and_a_damaged_header(tmp_path):
+    spec = tmp_path / "xor.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\nlayers:\n  - {type: dense, neurons: 2, activation: softmax}\n"
+    )
+
+    def npy(array) -> bytes:
+        stream = io.BytesIO()
+        np.save(stream, array)
+        return stream.getvalue()
+
+    # np.load reads members named x and y (not x.npy) as arrays too, and so does netspec.
+    with zipfile.ZipFile(tmp_path / "bare.npz", "w") as archive:
+        archive.writestr("x", npy(np.zeros((4, 2))))
+        archive.writestr("y", npy(np.array([0, 1, 0, 1])))
+    result = invoke("eval", spec, tmp_path / "bare.npz")
+    assert result.exit_code == 0 and result.stdout.startswith("accuracy 50.00% (2 of 4)")
+    # A header cut off inside its dictionary: NumPy's parser fails with a tokenizer error.
+    with zipfile.ZipFile(tmp_path / "cut.npz", "w") as archive:
+        archive.writestr("x.npy", b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f8', 'shape': (4,    \n")
+        archive.writestr("y.npy", npy(np.array([0, 1, 0, 1])))
+    result = invoke("eval", spec, tmp_path / "cut.npz")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"{tmp_path / 'cut.npz'}: NS404 cannot read the .npz file")
+    assert result.stderr.count("\n") == 1
 
 
 def test_folder_hints(flowers, tmp_path):

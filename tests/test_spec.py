@@ -130,6 +130,18 @@ def test_non_finite_numbers_are_refused_with_their_index(problems):
     assert problems(text) == [f"{where(text, '.inf')}: NS106 layers[0].bias[1]: must be a finite number, got inf"]
 
 
+def test_an_integer_beyond_any_float_is_one_located_error_in_a_list_as_alone(problems):
+    big = "1" + "0" * 400
+    text = VALID.replace("activation: relu}", f"activation: relu, bias: [0, {big}, 0, 0]}}")
+    assert problems(text) == [
+        f"{where(text, big)}: NS103 layers[0].bias[1]: must be a number, got a number with 401 digits"
+    ]
+    text = VALID.replace("activation: relu}", f"activation: relu, bias: {big}}}")
+    assert problems(text) == [
+        f"{where(text, big)}: NS103 layers[0].bias: must be a number, got a number with 401 digits"
+    ]
+
+
 def test_unknown_layer_type_and_missing_type(problems):
     text = VALID.replace("type: dense, neurons: 4", "type: dens, neurons: 4")
     assert problems(text) == [

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netspec.errors import InputError, NetspecError, Problem
+from netspec.weights import read_npy_header
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -128,7 +129,7 @@ def _read_npz(path: Path, network: Network) -> Dataset:
                         "NS404", f"needs arrays x and y; missing {' and '.join(missing)} (it has: {keys})", file=name
                     )
                 )
-            _check_sizes(path)
+            _check_sizes(arrays, name)
             x, y = arrays["x"], arrays["y"]
     except DataError:
         raise
@@ -136,8 +137,17 @@ def _read_npz(path: Path, network: Network) -> Dataset:
         raise DataError(Problem("NS406", "data file not found", file=name)) from None
     except (OSError, ValueError) as err:
         raise DataError(Problem("NS404", f"cannot read the .npz file: {err}", file=name)) from None
+    except Exception as err:  # a damaged archive fails deep in zipfile, zlib or NumPy's header parser
+        message = f"cannot read the .npz file ({type(err).__name__}: {err}); write it again with numpy.savez"
+        raise DataError(Problem("NS404", message, file=name)) from None
     shape, flat = network.input_shape, int(np.prod(network.input_shape))
-    if x.dtype.kind not in "fiu" or len(x) != len(y) or (x.shape[1:] != shape and x.shape[1:] != (flat,)):
+    if (
+        x.dtype.kind not in "fiu"
+        or x.ndim == 0
+        or y.ndim == 0
+        or len(x) != len(y)
+        or (x.shape[1:] != shape and x.shape[1:] != (flat,))
+    ):
         wanted = ", ".join(map(str, shape))
         flat_hint = f" or (n, {flat})" if len(shape) > 1 else ""
         got = f"x has shape {x.shape} ({x.dtype}) and y {y.shape}"
@@ -153,32 +163,26 @@ def _read_npz(path: Path, network: Network) -> Dataset:
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         raise DataError(Problem("NS403", f"no examples of class(es) {shown}; every class needs some", file=name))
-    return Dataset(x.reshape(len(x), *shape).astype(network.dtype), indices)
+    return Dataset(x.reshape(len(x), *shape).astype(network.dtype, copy=False), indices)
 
 
 MAX_DATA_BYTES = 8 * 2**30
 """Largest x a .npz may unpack to (8 GiB): its header is read, and checked, before its data."""
 
 
-def _check_sizes(path: Path) -> None:
+def _check_sizes(arrays: np.lib.npyio.NpzFile, name: str) -> None:
     """Refuse x and y whose headers declare too much data, before reading them.
 
     A .npz is compressed: a small file can declare (and unpack to) gigabytes.
     """
-    with zipfile.ZipFile(path) as archive:
-        for key in ("x", "y"):
-            with archive.open(f"{key}.npy") as stream:
-                version = np.lib.format.read_magic(stream)
-                header = (
-                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = header(stream)
-            size = int(np.prod(shape)) * dtype.itemsize
-            if size > MAX_DATA_BYTES:
-                message = (
-                    f"{key} declares {size:,} bytes of data ({shape}), more than the {MAX_DATA_BYTES:,} netspec reads"
-                )
-                raise DataError(Problem("NS404", message, file=str(path)))
+    members = {name.removesuffix(".npy"): name for name in arrays.zip.namelist()}
+    for key in ("x", "y"):
+        with arrays.zip.open(members[key]) as stream:
+            shape, _, dtype = read_npy_header(stream)
+        size = int(np.prod(shape)) * dtype.itemsize
+        if size > MAX_DATA_BYTES:
+            message = f"{key} declares {size:,} bytes of data ({shape}), more than the {MAX_DATA_BYTES:,} netspec reads"
+            raise DataError(Problem("NS404", message, file=name))
 
 
 def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:

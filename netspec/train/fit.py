@@ -100,6 +100,7 @@ def fit(
     order = rng.permutation(len(x))
     held = int(round(len(x) * options.val_split)) if len(x) > 1 else 0
     val, train = order[:held], order[held:]
+    x_val, y_val = x[val], y[val]  # gathered once, not again after every epoch
     if len(train) == 0:
         split = f" once val_split {options.val_split:g} holds out {held}" if held else ""
         raise DataError(Problem("NS403", f"no examples to train on: the data has {len(x)}{split}"))
@@ -112,7 +113,7 @@ def fit(
     best_score: tuple = (-np.inf,)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported, not warned about
         if held:
-            start_loss, start_accuracy = measure(network, x[val], y[val], softmax_output)
+            start_loss, start_accuracy = measure(network, x_val, y_val, softmax_output)
             history.start_val_accuracy = start_accuracy
             if np.isfinite(start_loss):
                 best_score = (start_accuracy, -start_loss)
@@ -124,7 +125,7 @@ def fit(
                 seconds = time.perf_counter() - start
                 val_loss = val_accuracy = None
                 if held:
-                    val_loss, val_accuracy = measure(network, x[val], y[val], softmax_output)
+                    val_loss, val_accuracy = measure(network, x_val, y_val, softmax_output)
                 epoch = Epoch(number, loss, correct, val_loss, val_accuracy, seconds, len(train) / max(seconds, 1e-9))
                 history.diverged = (
                     not np.isfinite(loss)
