@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netspec.errors import Problem, plural
-from netspec.fields import Count, Seed, SpecModel, rule_error
+from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
 from netspec.layers import LAYER_MODELS, Layer, _layer_type
 
 FORMAT_VERSION = 1
@@ -188,6 +188,13 @@ class Spec(SpecModel):
         if problems:
             raise rule_error(problems)
         return self
+
+    def array_files(self) -> list[str]:
+        """The files the spec reads arrays from (`weights_file` and every `{file: ...}`), as written."""
+        files = [self.weights_file] if self.weights_file else []
+        for layer in self.layers:
+            files += [value.file for value in vars(layer).values() if isinstance(value, FileArray)]
+        return files
 
 
 def _network_problems(spec: Spec):

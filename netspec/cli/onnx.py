@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from netspec.cli.options import max_params as max_params_option
-from netspec.cli.options import output
+from netspec.cli.options import output, refuse_overwrite, spec_inputs
 from netspec.loader import load
 
 
@@ -19,9 +19,9 @@ def export(spec: Path, out: Path, max_params: int) -> None:
     """Write SPEC's network as an ONNX model (opset 17) computing the same scores."""
     from netspec.interop.export import export as write_onnx  # onnx is imported by this command only
 
-    if out.resolve() == spec.resolve():
-        raise click.UsageError(f"-o {out} would overwrite the spec; choose another name")
-    written = write_onnx(load(spec, max_params), out)
+    network = load(spec, max_params)
+    refuse_overwrite("-o", out, spec_inputs(spec, network.spec))
+    written = write_onnx(network, out)
     click.echo(f"wrote {written}")
 
 
@@ -34,7 +34,6 @@ def import_command(model: Path, out: Path) -> None:
 
     if out.suffix not in (".yaml", ".yml"):
         raise click.UsageError(f"-o {out}: the spec is a .yaml or .yml file")
-    if model.resolve() in (out.resolve(), out.resolve().with_suffix(".npz")):
-        raise click.UsageError(f"-o {out} would overwrite the model; choose another name")
+    refuse_overwrite("-o", out, [model], writes=[out.with_suffix(".npz")])
     spec, arrays = import_model(model, out)
     click.echo(f"wrote {spec} and {arrays}")

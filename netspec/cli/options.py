@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -49,3 +50,18 @@ def output(help_text: str):
     return click.option(
         "-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help_text
     )
+
+
+def refuse_overwrite(option: str, out: Path, inputs: Iterable[Path], writes: Iterable[Path] = ()) -> None:
+    """Stop before any work if writing `out` (and `writes`, the files written with it) would replace an input."""
+    read = {Path(path).resolve() for path in inputs}
+    for written in (out, *writes):
+        if written.resolve() in read:
+            raise click.UsageError(
+                f"{option} {out} would overwrite {written}, an input of this run; choose another name"
+            )
+
+
+def spec_inputs(spec_path: Path, spec) -> list[Path]:
+    """The spec file and the array files it reads, which no output may replace."""
+    return [spec_path, *(spec_path.parent / name for name in spec.array_files())]

@@ -13,6 +13,7 @@ import numpy as np
 
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
+from netspec.cli.options import refuse_overwrite, spec_inputs
 from netspec.errors import InputError, Problem
 from netspec.loader import load
 from netspec.network import Network
@@ -66,6 +67,8 @@ def run(
         if len(images) != 1:
             raise click.UsageError("--explain explains one image; give exactly one")
     network = load(spec, max_params)
+    if explain is not None:
+        refuse_overwrite("--explain", explain, [*spec_inputs(spec, network.spec), *images])
     if network.spec.input.image is None:
         raise InputError(
             Problem(

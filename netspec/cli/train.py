@@ -12,7 +12,7 @@ import click
 from netspec.builder import build
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
-from netspec.cli.options import output, warn_skipped
+from netspec.cli.options import output, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.errors import SpecError
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
@@ -86,6 +86,7 @@ def train(
 
         ready_to_draw(plot)
     parsed, source = read_spec(spec)
+    refuse_overwrite("-o", out, [*spec_inputs(spec, parsed), data], writes=[out.with_suffix(".npz")])
     if fresh:
         parsed = parsed.model_copy(update={"weights_file": None})
     try:
@@ -146,10 +147,6 @@ def _result(history) -> str:
 def _check_output(spec: Path, data: Path, out: Path) -> None:
     if out.suffix not in (".yaml", ".yml"):
         raise click.UsageError(f"-o {out}: the trained spec is a .yaml or .yml file")
-    inputs = {spec.resolve(), data.resolve(), spec.resolve().with_suffix(".npz")}
-    for written in (out, out.with_suffix(".npz")):
-        if written.resolve() in inputs:
-            raise click.UsageError(f"-o {out} would overwrite {written}, an input of this run; choose another name")
     # Find out now, not after the training, whether the result can be written there.
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

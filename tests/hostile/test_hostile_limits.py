@@ -56,6 +56,33 @@ def test_writing_never_overwrites_an_input(tmp_path):
     assert spec.read_text().startswith("netspec: 1")
 
 
+def test_outputs_never_replace_the_arrays_or_images_a_run_reads(tmp_path):
+    pytest.importorskip("matplotlib")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 2, height: 2}}\nweights_file: arrays.npz\n"
+        "layers:\n  - {type: flatten}\n  - {name: out, type: dense, neurons: 2, bias: {file: bias.npy}}\n"
+    )
+    np.savez(tmp_path / "arrays.npz", **{"out.weights": np.ones((2, 12))})
+    np.save(tmp_path / "bias.npy", np.zeros(2))
+    Image.new("RGB", (2, 2)).save(tmp_path / "photo.png")
+    np.savez(tmp_path / "data.npz", x=np.zeros((4, 12)), y=np.array([0, 1, 0, 1]))
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    cases = [  # (command, the option, what it names, the input it would have replaced)
+        (["run", spec, tmp_path / "photo.png", "--explain"], "--explain", "photo.png", "photo.png"),
+        (["export", spec, "-o"], "-o", "bias.npy", "bias.npy"),
+        (["train", spec, tmp_path / "data.npz", "-o"], "-o", "arrays.yaml", "arrays.npz"),  # its arrays go to .npz
+    ]
+    for args, option, named, replaced in cases:
+        result = invoke(*args, tmp_path / named)
+        assert result.exit_code == 2, result.output
+        assert (
+            f"Error: {option} {tmp_path / named} would overwrite {tmp_path / replaced}, an input of this run; "
+            "choose another name"
+        ) in result.stderr
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
 def test_images_beyond_the_pixel_bound_are_refused_before_decoding(tmp_path):
     Image.new("L", (3000, 3000)).save(tmp_path / "big.png")
     start = time.perf_counter()
