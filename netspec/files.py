@@ -33,11 +33,10 @@ def _link_descriptor(fd: int, name: Path) -> bool:
     raise OSError(error, os.strerror(error), str(name))
 
 
-def _anonymous_supported(folder: Path) -> bool:
-    """Whether nameless files can be made and later named in `folder` (Linux with /proc)."""
-    if not getattr(os, "O_TMPFILE", 0) or not Path("/proc/self/fd").is_dir():
-        return False
-    return True
+def _nameless_file_flag() -> int:
+    """os.O_TMPFILE where nameless files can be made and later named (Linux with /proc), else 0."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    return flag if flag and Path("/proc/self/fd").is_dir() else 0
 
 
 @contextmanager
@@ -46,14 +45,26 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
 
     Until then `path` keeps what it had. Where the system allows (Linux's O_TMPFILE) the file being
     written has no name at all, so a process killed mid-write (SIGKILL, a power cut) leaves nothing
-    behind; elsewhere it is a hidden temporary file beside `path`, removed on any error.
+    behind; elsewhere it is a hidden temporary file beside `path`, removed on any error. An OSError
+    names `path`, never a temporary name the user has not heard of.
     """
+    try:
+        with _write_then_replace(path) as stream:
+            yield stream
+    except OSError as err:
+        if err.filename is not None and Path(err.filename) == path:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+
+
+@contextmanager
+def _write_then_replace(path: Path) -> Iterator[BinaryIO]:
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-    anonymous = getattr(os, "O_TMPFILE", 0) if _anonymous_supported(path.parent) else 0
+    anonymous = _nameless_file_flag()
     if anonymous:
         try:
             fd = os.open(path.parent, anonymous | os.O_WRONLY, mode)
-        except OSError:  # the file system does not support it
+        except OSError:  # the file system does not support it (or the folder is missing: said below)
             anonymous = 0
     if anonymous:
         with os.fdopen(fd, "wb") as stream:

@@ -214,6 +214,17 @@ def test_a_failed_write_removes_its_temporary_file_and_keeps_the_old_file(tmp_pa
     assert target.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["result.yaml"]
 
 
+def test_a_write_that_cannot_start_names_the_file_asked_for_not_a_temporary_one(tmp_path):
+    from netspec.files import atomic_write
+
+    (tmp_path / "plain").write_text("a file, not a folder")
+    target = tmp_path / "plain" / "result.yaml"
+    with pytest.raises(NotADirectoryError) as raised:
+        with atomic_write(target) as stream:
+            stream.write(b"never")
+    assert raised.value.filename == str(target)
+
+
 def test_saved_files_have_ordinary_permissions(write_spec, tmp_path):
     import os
 

@@ -75,7 +75,7 @@ class _Group(click.Group):
         except OSError as err:
             if ctx.obj["debug"]:
                 raise
-            where = f": {err.filename}" if err.filename and ".tmp" not in str(err.filename) else ""
+            where = f": {err.filename}" if err.filename else ""
             click.echo(f"netspec: {err.strerror or err}{where}", err=True)
             ctx.exit(1)
         except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
