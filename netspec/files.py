@@ -52,7 +52,7 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
         with _write_then_replace(path) as stream:
             yield stream
     except OSError as err:
-        if err.filename is not None and Path(err.filename) == path:
+        if err.filename is None or Path(err.filename) == path:  # a full disk names no file: nothing to change
             raise
         raise OSError(err.errno, err.strerror or str(err), str(path)) from err
 
