@@ -159,6 +159,33 @@ def test_an_unmappable_operator_is_named(tmp_path):
     assert result.exit_code == 1 and "NS502 not a readable ONNX model" in result.stderr
 
 
+def test_a_model_missing_what_its_nodes_need_is_one_line_not_a_crash(tmp_path):
+    from onnx import TensorProto, helper
+
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 4, 4])
+    no_kernel = helper.make_model(
+        helper.make_graph([helper.make_node("MaxPool", ["input"], ["scores"], name="pool")], "g", [image], [scores])
+    )
+    numbers = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3])
+    bad_metadata = helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["input"], ["scores"])], "g", [numbers], [scores])
+    )
+    helper.set_model_props(bad_metadata, {"netspec.classes": "[not json"})
+    for name, model, cause in [
+        ("no-kernel", no_kernel, "KeyError: 'kernel_shape'"),
+        ("bad-metadata", bad_metadata, "JSONDecodeError: Expecting value: line 1 column 2 (char 1)"),
+    ]:
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(model, str(path))
+        result = invoke("import", path, "-o", tmp_path / f"{name}.yaml")
+        assert (result.exit_code, result.stderr) == (
+            1,
+            f"{path}: NS502 the model is malformed: a node or its metadata lacks what it needs ({cause})\n",
+        )
+        assert not (tmp_path / f"{name}.yaml").exists()
+
+
 def test_external_data_outside_the_models_folder_is_refused(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

@@ -297,7 +297,11 @@ def import_model(path: Path, out: Path) -> tuple[Path, Path]:
 
     onnx = onnx_module()
     model = read_model(path)
-    document, arrays = to_spec(model, str(path))
+    try:
+        document, arrays = to_spec(model, str(path))
+    except (KeyError, ValueError, TypeError, IndexError) as err:  # a node or metadata lacking what it must hold
+        message = f"the model is malformed: a node or its metadata lacks what it needs ({type(err).__name__}: {err})"
+        raise SpecError(Problem("NS502", message, file=str(path))) from None
     element = model.graph.input[0].type.tensor_type.elem_type
     dtype = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}.get(element)
     if dtype is None:
