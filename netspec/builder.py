@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -43,13 +44,20 @@ class _Plan:
         return sum(int(np.prod(s)) for s in self.param_shapes.values())
 
 
-def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_PARAMS) -> Network:
+def build(
+    spec: Spec,
+    base_dir: str | Path = ".",
+    max_params: int = DEFAULT_MAX_PARAMS,
+    arrays: Mapping[str, np.ndarray] | None = None,
+) -> Network:
     """Make the executable network a spec describes.
 
     Args:
         spec: a validated spec.
         base_dir: the folder weight files are read from (the spec's folder).
         max_params: refuse specs with more parameters than this, before allocating.
+        arrays: parameter arrays keyed "<layer>.<param>" that replace what the layers say, as the
+            arrays of a `weights_file` do, and are checked the same way.
 
     Raises:
         SpecError: every shape, weight file and size problem found, each with its path.
@@ -60,6 +68,7 @@ def build(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
     problems: list[Problem] = []
     base = Path(base_dir)
     stored = _weights_file_arrays(spec, plans, base, problems)
+    stored.update(_given_arrays(arrays or {}, plans, problems))
     dtype = np.dtype(spec.dtype)
     layers = []
     for p in plans:
@@ -210,6 +219,30 @@ def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[st
             f"has {plural(got[0], 'value')} but the layer has {plural(expected[0], axes[0])} (one value per {axes[0]})"
         )
     return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
+
+
+def _given_arrays(
+    arrays: Mapping[str, np.ndarray], plans: list[_Plan], problems: list[Problem]
+) -> dict[tuple[str, str], np.ndarray]:
+    """The arrays passed to build, keyed by (layer, parameter), once their shapes and values are checked."""
+    by_layer = {p.name: p for p in plans}
+    checked = {}
+    for key, given in arrays.items():
+        layer_name, _, param = key.rpartition(".")
+        p = by_layer.get(layer_name)
+        if p is None or param not in p.param_shapes:
+            problems.append(Problem("NS210", f"array {key!r} matches no layer parameter"))
+            continue
+        array, shape = np.asarray(given, dtype=np.float64), p.param_shapes[param]
+        where = ("layers", p.index, param)
+        if array.shape != shape:
+            phrase = shape_phrase(array.shape, shape, p.module.axis_meanings(p.layer)[param])
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {key} {phrase}", where))
+        elif not np.isfinite(array).all():
+            problems.append(Problem("NS209", f"layer {layer_name!r}: {key} holds NaN or infinite values", where))
+        else:
+            checked[(layer_name, param)] = array
+    return checked
 
 
 def _weights_file_arrays(

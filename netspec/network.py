@@ -74,7 +74,7 @@ class Network:
         self._prepare()
 
     def _prepare(self) -> None:
-        """Bind each layer's runner to its arrays; called again by whoever replaces arrays (training, import)."""
+        """Bind each layer's runner to its arrays (so arrays are changed in place, never replaced)."""
         self._steps = [layer.infer for layer in self.layers]  # made once: running is a loop over these
         self._input_shape = self.spec.input.shape
         self._dtype = np.dtype(self.spec.dtype)

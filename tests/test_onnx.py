@@ -186,6 +186,39 @@ def test_a_model_missing_what_its_nodes_need_is_one_line_not_a_crash(tmp_path):
         assert not (tmp_path / f"{name}.yaml").exists()
 
 
+def test_imported_arrays_get_the_checks_of_a_specs_own_weight_files(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    stored = {
+        "s": np.ones(1),
+        "b": np.zeros(1),
+        "m": np.zeros(1),
+        "v": -np.ones(1),
+        "W": np.ones((2, 16)),
+        "B": np.zeros(2),
+    }
+    nodes = [
+        helper.make_node("BatchNormalization", ["input", "s", "b", "m", "v"], ["normed"], name="norm"),
+        helper.make_node("Flatten", ["normed"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W", "B"], ["scores"], transB=1, name="out"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 4, 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(a.astype(np.float32), name) for name, a in stored.items()],
+    )
+    path = tmp_path / "negative-variance.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    result = invoke("import", path, "-o", tmp_path / "imported.yaml")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{path}: NS104 layers[0].var: layer 'norm': var holds negative values; a variance is never below 0\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["negative-variance.onnx"]
+
+
 def test_external_data_outside_the_models_folder_is_refused(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

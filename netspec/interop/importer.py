@@ -312,13 +312,8 @@ def import_model(path: Path, out: Path) -> tuple[Path, Path]:
     except ValidationError as err:
         found = "; ".join(f"{p.dotted_path}: {p.message}" for p in problems_from(err, Spec))
         raise SpecError(Problem("NS503", f"the graph does not make a valid spec ({found})", file=str(path))) from None
-    network = build(spec)
-    for layer in network.layers:
-        for key, array in layer.params.items():
-            given = arrays[f"{layer.name}.{key}"]
-            if given.shape != array.shape:
-                message = f"{layer.name}.{key} has shape {given.shape}, the layer needs {array.shape}"
-                raise SpecError(Problem("NS503", message, file=str(path)))
-            layer.params[key] = given.astype(network.dtype)
-    network._prepare()  # the runners bind the arrays just put in place
+    try:
+        network = build(spec, arrays=arrays)  # the same checks as a spec's own weight files
+    except SpecError as err:
+        raise SpecError([problem.located(str(path), None, None) for problem in err.problems]) from None
     return network.save(out)

@@ -151,8 +151,8 @@ def fit(
         except KeyboardInterrupt:
             history.interrupted = True
     for layer, best in zip(params, best_params):
-        layer.update(best)
-    network._prepare()  # the kept arrays replaced the trained ones: running binds them anew
+        for key, array in best.items():
+            np.copyto(layer[key], array)  # in place: the running steps keep the arrays they were bound to
     return history
 
 
