@@ -167,18 +167,16 @@ class Network:
             SpecError: an option out of range. InputError / DataError: inputs or labels that do not fit.
         """
         from netspec.train import fit, resolve_options
-        from netspec.train.data import to_indices
 
         settings = resolve_options(self.spec, **options)
-        x, y = self._examples(x, y, to_indices)
+        x, y = self._examples(x, y)
         return fit(self, x, y, settings, on_batch, on_epoch)
 
     def evaluate(self, x: Any, y: Any):
         """Accuracy, per-class precision, recall and F1, and the confusion matrix (a netspec.train.Evaluation)."""
         from netspec.train import evaluate
-        from netspec.train.data import to_indices
 
-        return evaluate(self, *self._examples(x, y, to_indices))
+        return evaluate(self, *self._examples(x, y))
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.
@@ -190,7 +188,9 @@ class Network:
 
         return save(self, Path(path))
 
-    def _examples(self, x: Any, y: Any, to_indices) -> tuple[np.ndarray, np.ndarray]:
+    def _examples(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        from netspec.train.data import to_indices
+
         x, y = self._batch(x), to_indices(y, self.classes)
         if len(x) != len(y):
             raise InputError(Problem("NS305", f"{len(x)} inputs but {len(y)} labels; give one label per input"))

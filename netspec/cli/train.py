@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from netspec import train as training
 from netspec.builder import build
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
@@ -103,7 +104,8 @@ def train(
     )
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
-    history = network.fit(dataset.x, dataset.y, on_batch=on_batch, on_epoch=on_epoch, **overrides)
+    # The data is already checked and the options resolved: the loop itself, not Network.fit, which does both again.
+    history = training.fit(network, dataset.x, dataset.y, options, on_batch, on_epoch)
     if history.interrupted:
         if bar:
             _redraw("")
