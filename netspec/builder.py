@@ -196,6 +196,8 @@ def _explicit_array(values: list, param: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except ValueError:
+        if values and isinstance(values[0], list) and values[0] and isinstance(values[0][0], list):
+            raise ParamError("NS201", _uneven_nesting(values, param)) from None
         lengths = [len(row) for row in values]
         longest = max(range(len(lengths)), key=lengths.__getitem__)
         shortest = min(range(len(lengths)), key=lengths.__getitem__)
@@ -204,6 +206,25 @@ def _explicit_array(values: list, param: str) -> np.ndarray:
             f"rows of {param} differ in length (row {longest} has {lengths[longest]} values, "
             f"row {shortest} has {lengths[shortest]}); every row needs one value per input",
         ) from None
+
+
+def _uneven_nesting(values: list, param: str) -> str:
+    """Where two lists at the same depth of a nested array (a convolution's kernels) differ in length."""
+    level = [((), values)]
+    while level:
+        first_at, first = level[0]
+        for at, items in level[1:]:
+            if len(items) != len(first):
+                return (
+                    f"lists of {param} differ in length ({_indexed(param, first_at)} has {len(first)} values, "
+                    f"{_indexed(param, at)} has {len(items)}); every list at one depth needs the same length"
+                )
+        level = [((*at, i), item) for at, items in level for i, item in enumerate(items) if isinstance(item, list)]
+    return f"{param} is not a regular nested list"  # pragma: no cover - NumPy refused it for another reason
+
+
+def _indexed(param: str, at: tuple[int, ...]) -> str:
+    return param + "".join(f"[{i}]" for i in at)
 
 
 def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[str, ...]) -> str:

@@ -68,6 +68,18 @@ def test_ragged_rows(problems):
     ]
 
 
+def test_uneven_kernels_name_the_lists_that_differ(problems):
+    text = (
+        "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 2, height: 2, color: grayscale}}\nlayers:\n"
+        "  - {name: conv, type: conv2d, filters: 1, kernel: 1, weights: [[[[1, 2], [3]]]]}\n"
+        "  - {type: flatten}\n  - {type: dense, neurons: 2}\n"
+    )
+    assert problems(text) == [
+        f"{where(text, '[[[[1')}: NS201 layers[0].weights: layer 'conv': lists of weights differ in length "
+        "(weights[0][0][0] has 2 values, weights[0][0][1] has 1); every list at one depth needs the same length"
+    ]
+
+
 def test_wrong_bias_length(problems):
     text = spec_text(bias="[1, 2, 3]")
     assert problems(text) == [
