@@ -35,13 +35,7 @@ def evaluate_command(
 
         ready_to_draw(plot)
     network = load(spec, max_params)
-    dataset = read_dataset(
-        data,
-        network,
-        strict=strict,
-        warn=warn_skipped,
-        max_pixels=max_pixels,
-    )
+    dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     result = evaluate(network, dataset.x, dataset.y)
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else report(result))
     if plot is not None:

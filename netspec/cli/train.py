@@ -95,13 +95,7 @@ def train(
         options = resolve_options(parsed, **overrides)  # here, to locate a bad `training:` value in the file
     except SpecError as err:
         raise located(source, err.problems) from None
-    dataset = read_dataset(
-        data,
-        network,
-        strict=strict,
-        warn=warn_skipped,
-        max_pixels=max_pixels,
-    )
+    dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
     # The data is already checked and the options resolved: the loop itself, not Network.fit, which does both again.
