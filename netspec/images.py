@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from netspec.errors import InputError, Problem
 from netspec.spec import ImageInput
@@ -75,10 +75,15 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     """The image as a float64 array of shape (channels, height, width), scaled and normalised."""
     if image.width == 0 or image.height == 0:
         raise InputError(Problem("NS302", "image has no pixels"))
-    image = ImageOps.exif_transpose(image)
+    # Each step below returns the image itself when it has nothing to do: a copy of a large image
+    # per step is time the decoding threads would spend holding the GIL.
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     image = _to_8bit(image)
     image = _drop_alpha(image)
-    image = image.convert("RGB" if spec.color == "rgb" else "L")
+    mode = "RGB" if spec.color == "rgb" else "L"
+    if image.mode != mode:
+        image = image.convert(mode)
     if image.size != (spec.width, spec.height):
         image = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
     pixels = np.asarray(image, dtype=np.float64)

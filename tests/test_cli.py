@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import netspec
 from netspec.cli import main
 
 from conftest import VALID, where
@@ -111,6 +112,41 @@ def test_run_reports_bad_images_and_classifies_the_rest(colours, tmp_path):
     assert result.stderr.splitlines()[0] == f"{tmp_path / 'missing.png'}: NS301 image not found"
     assert result.stderr.splitlines()[1].startswith(f"{tmp_path / 'broken.png'}: NS30")
     assert len(result.stderr.splitlines()) == 2
+
+
+def test_run_keeps_the_order_across_batches(colours, tmp_path):
+    paths = [tmp_path / name for name in ("red.png", "missing.png", "blue.png", "red.png", "blue.png", "missing.png")]
+    result = invoke("run", colours, *paths, "--json", "--batch-size", "2", "--threads", "2")
+    assert result.exit_code == 1
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == ["red", "blue", "red", "blue"]
+    assert result.stderr == f"{tmp_path / 'missing.png'}: NS301 image not found\n" * 2
+
+
+def test_bulk_runs_decode_the_next_batch_while_one_is_used_and_no_further(colours, tmp_path, monkeypatch):
+    """However many images are given, only the batch being classified and the next are decoded."""
+    import threading
+
+    from netspec.cli import run as run_module
+
+    network = netspec.load(colours)
+    reads, next_batch_started = [], threading.Event()
+    real = run_module._read
+
+    def recording(network, path, max_pixels=None):
+        reads.append(path)
+        if path.name == "blue.png":
+            next_batch_started.set()
+        return real(network, path, max_pixels)
+
+    monkeypatch.setattr(run_module, "_read", recording)
+    paths = (tmp_path / "red.png",) * 5 + (tmp_path / "blue.png",) * 95
+    results = run_module.classify(network, paths, 5, 2)
+    first = next(results)
+    assert first[0] == tmp_path / "red.png" and first[1].argmax() == 0
+    # The second batch was queued before the first was handed over, with nothing more asked of `results`.
+    assert next_batch_started.wait(timeout=10)
+    results.close()  # waits for the reads under way and cancels the queued ones
+    assert len(reads) <= 10
 
 
 def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):

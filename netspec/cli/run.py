@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -114,22 +114,38 @@ def classify(
 ) -> Iterator[tuple[Path, np.ndarray | InputError]]:
     """Scores for each image in order, or the InputError that kept it from being read; batch by batch.
 
-    Images are decoded by a pool of threads (Pillow releases the GIL while it decodes), one batch
-    at a time, so memory stays bounded however many images there are.
+    Images are decoded by a pool of threads (Pillow releases the GIL while it decodes). The next
+    batch is being decoded while this one is classified and printed, and no more than two batches
+    are held at once, so memory stays bounded however many images there are.
     """
     import netspec.images  # noqa: F401 - imported here, once: threads importing it at once would collide
 
+    batches = (paths[start : start + batch_size] for start in range(0, len(paths), batch_size))
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        for start in range(0, len(paths), batch_size):
-            batch = paths[start : start + batch_size]
-            read = list(pool.map(lambda path: _read(network, path, max_pixels), batch))
-            arrays = {i: value for i, value in enumerate(read) if not isinstance(value, InputError)}
-            # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings would add noise.
-            with np.errstate(over="ignore", invalid="ignore"):
-                scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
-            rows = dict(zip(arrays, scores)) if arrays else {}
-            for i, path in enumerate(batch):
-                yield path, rows[i] if i in rows else read[i]
+
+        def submit(batch: tuple[Path, ...]) -> tuple[tuple[Path, ...], list[Future]]:
+            return batch, [pool.submit(_read, network, path, max_pixels) for path in batch]
+
+        queued = submit(next(batches)) if paths else None
+        try:
+            while queued is not None:
+                batch, futures = queued
+                # The next batch is queued before this one is awaited, so no thread idles in between.
+                following = next(batches, None)
+                queued = submit(following) if following is not None else None
+                read = [future.result() for future in futures]
+                arrays = {i: value for i, value in enumerate(read) if not isinstance(value, InputError)}
+                # Overflow shows up as non-finite scores, which `run` reports per image; NumPy's warnings
+                # would add noise.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    scores = network.forward(np.stack(list(arrays.values()))) if arrays else None
+                rows = dict(zip(arrays, scores)) if arrays else {}
+                for i, path in enumerate(batch):
+                    yield path, rows[i] if i in rows else read[i]
+        finally:
+            # A caller that stops early (or an error) leaves one batch queued: drop what has not started.
+            for future in queued[1] if queued is not None else ():
+                future.cancel()
 
 
 def _blas_threads(threads: int | None):
