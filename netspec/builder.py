@@ -11,7 +11,16 @@ from types import ModuleType
 import numpy as np
 
 from netspec.errors import Problem, SpecError, plural
-from netspec.fields import FileArray
+from netspec.fields import (
+    FileArray,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    LecunNormal,
+    Ones,
+    Zeros,
+)
 from netspec.initializers import initialize, seed_sequence
 from netspec.layers import LAYER_MODULES
 from netspec.layers.windows import ShapeError, shown
@@ -41,7 +50,7 @@ class _Plan:
 
     @property
     def param_count(self) -> int:
-        return sum(int(np.prod(s)) for s in self.param_shapes.values())
+        return sum(prod(shape) for shape in self.param_shapes.values())
 
 
 def build(
@@ -63,30 +72,65 @@ def build(
         SpecError: every shape, weight file and size problem found, each with its path.
     """
     plans = plan(spec)
+    params = _param_arrays(spec, plans, Path(base_dir), max_params, arrays or {}, draw_all=True)
+    return Network(spec, [BuiltLayer(p.layer, params[p.index], p.input_shape, p.output_shape) for p in plans])
+
+
+def check(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_PARAMS) -> None:
+    """Find every problem `build` would, without making the network (what `netspec validate` needs).
+
+    Initial values that cannot hold a problem are not drawn: a large network is checked in
+    the time it takes to read its weight files, and many small specs at the speed of parsing them.
+
+    Raises:
+        SpecError: as `build` does.
+    """
+    _param_arrays(spec, plan(spec), Path(base_dir), max_params, {}, draw_all=False)
+
+
+_BOUNDED_INITIALIZERS = (GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, Ones, Zeros)
+"""Their values stay within a few units (the scale is at most sqrt(6 / fan_in)): they always fit the
+dtype, and only a parameter that may not be negative needs them drawn to be checked."""
+
+
+def _param_arrays(
+    spec: Spec,
+    plans: list[_Plan],
+    base: Path,
+    max_params: int,
+    arrays: Mapping[str, np.ndarray],
+    draw_all: bool,
+) -> list[dict[str, np.ndarray]]:
+    """Every layer's parameter arrays, in the spec's dtype, or a SpecError with all problems found.
+
+    With `draw_all` false, parameters from a bounded initializer are left out (see `check`).
+    """
     _check_outputs(plans)
     _check_size(plans, max_params)
     problems: list[Problem] = []
-    base = Path(base_dir)
     stored = _weights_file_arrays(spec, plans, base, problems)
-    stored.update(_given_arrays(arrays or {}, plans, problems))
+    stored.update(_given_arrays(arrays, plans, problems))
     dtype = np.dtype(spec.dtype)
-    layers = []
+    params: list[dict[str, np.ndarray]] = []
     for p in plans:
-        params = {}
+        params.append({})
+        non_negative = getattr(p.module, "NON_NEGATIVE", ())
         for param, shape in p.param_shapes.items():
+            array = stored.get((p.name, param))
+            if array is None and not draw_all and param not in non_negative:
+                if isinstance(getattr(p.layer, param), _BOUNDED_INITIALIZERS):
+                    continue
             try:
-                array = stored.get((p.name, param))
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
-                if param in getattr(p.module, "NON_NEGATIVE", ()) and (array < 0).any():
+                if param in non_negative and (array < 0).any():
                     raise ParamError("NS104", f"{param} holds negative values; a variance is never below 0")
-                params[param] = _cast(array, dtype, param)
+                params[-1][param] = _cast(array, dtype, param)
             except ParamError as err:
                 problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
-        layers.append(BuiltLayer(p.layer, params, p.input_shape, p.output_shape))
     if problems:
         raise SpecError(problems)
-    return Network(spec, layers)
+    return params
 
 
 def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from netspec.builder import DEFAULT_MAX_PARAMS, build
+from netspec.builder import check as check_spec
 from netspec.errors import Problem, SpecError
 from netspec.network import Network
 from netspec.spec import Spec, model_for
@@ -99,7 +100,7 @@ def check(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS, warnings: list
                 "save the arrays with numpy.save and write {file: name.npy} instead"
             )
     try:
-        build(spec, base_dir=Path(path).parent, max_params=max_params)
+        check_spec(spec, base_dir=Path(path).parent, max_params=max_params)
     except SpecError as err:
         return located(source, err.problems).problems
     return []

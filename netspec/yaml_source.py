@@ -30,7 +30,9 @@ MAX_EXPANDED_VALUES = 5_000_000
 """Most values a document may hold once every alias is expanded (an alias bomb stops here)."""
 
 _CORE = "tag:yaml.org,2002:"
-_MAY_NOT_BE_TEXT = set("0123456789+-.~nNtTfF")  # first characters of every null, bool, int and float
+_NUMBER_START = frozenset("0123456789+-.")  # first characters of every int and float
+_WORDS = frozenset(("~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE"))
+"""The plain scalars that are null or a bool; with the empty one and numbers, all that is not text."""
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
@@ -100,7 +102,11 @@ def read_yaml(text: str, file: str) -> Source:
             deep nesting, alias cycles, or a document too large once aliases are expanded.
     """
     try:
-        data, root = _Builder(file).build(yaml.parse(text, Loader=_Loader))
+        parser = _Loader(text)
+        try:
+            data, root = _Builder(file).build(parser.get_event)
+        finally:
+            parser.dispose()
     except yaml.MarkedYAMLError as err:
         raise SpecError(_syntax_problem(err, file, text)) from None
     except yaml.reader.ReaderError as err:
@@ -138,47 +144,67 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
 class _Open:
     """A list or mapping whose events are still arriving."""
 
-    __slots__ = ("value", "pos", "anchor", "size", "pending_key", "merges")
+    __slots__ = ("value", "pos", "anchor", "size", "pending_key", "merges", "is_list")
 
     def __init__(self, value: Any, pos: Position, anchor: str | None):
         self.value, self.pos, self.anchor = value, pos, anchor
+        self.is_list = isinstance(value, list)
         self.size = 1
         self.pending_key: tuple | None = None  # (key, key position) awaiting its value
         self.merges: list[tuple[Any, Position]] = []
 
 
 class _Builder:
+    """Plain data and positions from libyaml's events.
+
+    This loop is most of the time `netspec validate` spends on a spec beyond libyaml's own
+    parsing, so the common events (plain scalars into lists and mappings) take the shortest path.
+    """
+
     def __init__(self, file: str):
         self.file = file
         self.anchors: dict[str, tuple[Any, Position, int]] = {}
         self.open_anchors: set[str] = set()
         self.stack: list[_Open] = []
-        self.total = 0
+        self.total = 0  # values so far, every alias counted as all it stands for
         self.result: tuple[Any, Position | None] = (None, None)
 
     def fail(self, code: str, message: str, mark: Any) -> NoReturn:
         raise SpecError(Problem(code, message).located(self.file, mark.line + 1, mark.column + 1))
 
-    def build(self, events) -> tuple[Any, Position | None]:
+    def build(self, next_event) -> tuple[Any, Position | None]:
         documents = 0
-        for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
+        scalar, alias, end_of_stream = yaml.ScalarEvent, yaml.AliasEvent, yaml.StreamEndEvent
+        starts = {yaml.SequenceStartEvent: False, yaml.MappingStartEvent: True}
+        ends = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+        while True:
+            event = next_event()
+            kind = type(event)
+            if kind is scalar:
+                value = event.value
+                if (
+                    event.tag is not None
+                    or not event.implicit[0]
+                    or not value
+                    or value[0] in _NUMBER_START
+                    or value in _WORDS
+                ):
+                    value = self.scalar(event)  # plain text such as a name or a key needs no pattern
+                mark = event.start_mark
+                self.count(1, event)
+                self.add(value, Position(mark.line + 1, mark.column + 1), event.anchor, 1, event, event.implicit[0])
+            elif kind in starts:
+                self.start(event, starts[kind])
+            elif kind in ends:
+                self.end(event)
+            elif kind is alias:
+                self.alias(event)
+            elif kind is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     self.fail("NS001", "a spec file holds one YAML document; remove the second '---'", event.start_mark)
-            elif isinstance(event, yaml.ScalarEvent):
-                self.add(self.scalar(event), self.pos(event), event.anchor, 1, event, plain_key=event.implicit[0])
-            elif isinstance(event, yaml.AliasEvent):
-                self.alias(event)
-            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                self.start(event)
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                self.end(event)
-        return self.result
-
-    @staticmethod
-    def pos(event: Any) -> Position:
-        return Position(event.start_mark.line + 1, event.start_mark.column + 1)
+            elif kind is end_of_stream or event is None:
+                return self.result
 
     def check_tag(self, event: Any, allowed: tuple[str, ...]) -> None:
         tag = event.tag
@@ -193,8 +219,6 @@ class _Builder:
 
     def scalar(self, event: Any) -> Any:
         value, tag = event.value, event.tag
-        if tag is None and value and value[0] not in _MAY_NOT_BE_TEXT and event.implicit[0]:
-            return value  # the common case, plain text such as a name: no pattern can match
         self.check_tag(event, ("str", "int", "float", "bool", "null"))
         if tag in (None, "!"):
             if not event.implicit[0] or event.style or tag == "!":
@@ -221,25 +245,23 @@ class _Builder:
             self.fail("NS103", f"{value!r} is not a valid !!{kind}", event.start_mark)
         return value
 
-    def start(self, event: Any) -> None:
-        is_map = isinstance(event, yaml.MappingStartEvent)
+    def start(self, event: Any, is_map: bool) -> None:
         self.check_tag(event, ("map",) if is_map else ("seq",))
         if len(self.stack) >= MAX_DEPTH:
             self.fail("NS004", f"nested more than {MAX_DEPTH} levels deep; a spec never needs that", event.start_mark)
-        pos = self.pos(event)
-        pos.items = {} if is_map else []
-        if is_map:
-            pos.keys = {}
+        mark = event.start_mark
+        pos = Position(mark.line + 1, mark.column + 1, {} if is_map else [], {} if is_map else None)
         self.stack.append(_Open({} if is_map else [], pos, event.anchor))
         if event.anchor:
             self.open_anchors.add(event.anchor)
 
     def end(self, event: Any) -> None:
         done = self.stack.pop()
-        if isinstance(done.value, dict):
+        if not done.is_list:
             self.merge(done)
         if done.anchor:
             self.open_anchors.discard(done.anchor)
+        self.count(1, event)  # its contents were counted as they came
         self.add(done.value, done.pos, done.anchor, done.size, event, plain_key=False)
 
     def alias(self, event: Any) -> None:
@@ -249,30 +271,28 @@ class _Builder:
         if name not in self.anchors:
             self.fail("NS001", f"alias *{name} has no anchor &{name} before it", event.start_mark)
         value, pos, size = self.anchors[name]
-        self.add(
-            value,
-            Position(event.start_mark.line + 1, event.start_mark.column + 1, pos.items, pos.keys),
-            None,
-            size,
-            event,
-            plain_key=False,
+        self.count(size, event)
+        mark = event.start_mark
+        self.add(value, Position(mark.line + 1, mark.column + 1, pos.items, pos.keys), None, size, event, False)
+
+    def count(self, values: int, event: Any) -> None:
+        """Add to the running total of values, and stop an alias bomb as it goes off."""
+        self.total += values
+        if self.total <= MAX_EXPANDED_VALUES:
+            return
+        culprit = ""
+        if isinstance(event, yaml.AliasEvent):
+            anchored = self.anchors[event.anchor][1].line
+            culprit = f" (alias *{event.anchor} repeats the {values:,} values anchored on line {anchored})"
+        self.fail(
+            "NS004",
+            f"the document holds more than {MAX_EXPANDED_VALUES:,} values once aliases are expanded{culprit}; "
+            "move large arrays to a .npy/.npz weight file",
+            event.start_mark,
         )
 
     def add(self, value: Any, pos: Position, anchor: str | None, size: int, event: Any, plain_key: bool) -> None:
-        # The running total counts every value once: a scalar or a finished list or mapping adds
-        # itself (its contents were counted as they came), an alias adds all it stands for.
-        self.total += size if isinstance(event, yaml.AliasEvent) else 1
-        if self.total > MAX_EXPANDED_VALUES:
-            culprit = ""
-            if isinstance(event, yaml.AliasEvent):
-                anchored = self.anchors[event.anchor][1].line
-                culprit = f" (alias *{event.anchor} repeats the {size:,} values anchored on line {anchored})"
-            self.fail(
-                "NS004",
-                f"the document holds more than {MAX_EXPANDED_VALUES:,} values once aliases are expanded{culprit}; "
-                "move large arrays to a .npy/.npz weight file",
-                event.start_mark,
-            )
+        """Put a finished value (counted already) into the list or mapping it belongs to."""
         if anchor:
             self.anchors[anchor] = (value, pos, size)
         if not self.stack:
@@ -280,7 +300,7 @@ class _Builder:
             return
         parent = self.stack[-1]
         parent.size += size
-        if isinstance(parent.value, list):
+        if parent.is_list:
             parent.value.append(value)
             parent.pos.items.append(pos)
         elif parent.pending_key is None:

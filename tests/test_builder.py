@@ -213,6 +213,28 @@ def test_parameter_limit_is_checked_before_allocating(problems):
     assert peak < 50_000_000  # nothing near the 400 GB the arrays would take
 
 
+def test_checking_draws_no_initial_values_that_cannot_hold_a_problem(problems):
+    """`netspec validate` on a large network reads its files but draws no he_uniform weights."""
+    text = spec_text("he_uniform").replace("neurons: 2\n    weights", "neurons: 4000\n    weights")
+    text = text.replace("{features: 3}", "{features: 10000}")
+    tracemalloc.start()
+    found = problems(text)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert found == []
+    assert peak < 5_000_000  # drawn, the 40,000,000 weights would take 320 MB in float64
+
+
+def test_checking_draws_what_could_break_a_rule(problems):
+    # A variance may not be negative: a variance from he_normal is drawn, and found to have some.
+    text = CNN.replace(
+        "  - {type: flatten}\n", "  - {name: norm, type: batchnorm, var: he_normal}\n  - {type: flatten}\n"
+    )
+    assert problems(text) == [
+        f"{where(text, 'he_normal')}: NS104 layers[3].var: layer 'norm': var holds negative values; a variance is never below 0"
+    ]
+
+
 def test_max_params_can_be_lowered(problems):
     assert [p.split(": ", 1)[1][:5] for p in problems(spec_text(), max_params=10)] == ["NS208"]
 
