@@ -13,18 +13,16 @@ Medians; the machine is shared, so the ratios within one run are the figures tha
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 import netspec
-from benchmarks.shared import dense_network, median_seconds
+from benchmarks.shared import dense_network, median_seconds, medians_taking_turns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,24 +98,38 @@ def forward_cases(folder: Path) -> None:
     print("   " + "   ".join(f"{label} {t * 1e6:6.1f}" for label, t in times.items()))
 
 
-def process_seconds(command: list[str], repeats: int = 7) -> float:
-    return median_seconds(lambda: subprocess.run(command, check=True, capture_output=True), repeats)
+BARE_IMPORTS = "import numpy, yaml, pydantic, click, PIL.Image"
+ONE_MODEL = (
+    BARE_IMPORTS + "\nfrom pydantic import BaseModel\nclass M(BaseModel):\n    x: int\nM.model_validate({'x': 1})"
+)
+"""The bare imports do not load pydantic's models (pydantic imports them on first use); this does."""
 
 
 def cold_start() -> None:
-    bare = process_seconds([sys.executable, "-c", "import numpy, yaml, pydantic, click, PIL.Image"])
-    run = process_seconds(
-        [
+    commands = {
+        "run": [
             sys.executable,
             "-m",
             "netspec",
             "run",
             str(ROOT / "specs" / "rose-vs-lotus.yaml"),
             str(ROOT / "examples" / "images" / "red-rose.png"),
-        ]
+        ],
+        "bare": [sys.executable, "-c", BARE_IMPORTS],
+        "model": [sys.executable, "-c", ONE_MODEL],
+    }
+    times = medians_taking_turns(
+        {
+            label: lambda command=command: subprocess.run(command, check=True, capture_output=True)
+            for label, command in commands.items()
+        },
+        7,
     )
+    run, bare, model = (times[label] * 1000 for label in commands)
     print(
-        f"\n3. cold start: netspec run on one image {run * 1000:.0f} ms; bare imports {bare * 1000:.0f} ms; ratio {run / bare:.2f}×"
+        f"\n3. cold start, medians of 7: netspec run on one image {run:.0f} ms; bare imports {bare:.0f} ms "
+        f"(ratio {run / bare:.2f}×); bare imports and one pydantic model validating one value {model:.0f} ms "
+        f"({model / bare:.2f}× the bare imports; netspec run is {run / model:.2f}× this)"
     )
 
 
@@ -141,15 +153,16 @@ def bulk(folder: Path) -> None:
     }
     network = netspec.build(netspec.Spec.model_validate(spec))
     paths = tuple(sorted(images.iterdir()))
-    # One thread and all of them take turns, three times each: the machine's load drifts during a run.
-    runs: dict[int | None, list[float]] = {1: [], None: []}
-    for threads in (1, None) * 3:
-        start = time.perf_counter()
-        count = sum(1 for _ in classify(network, paths, 64, threads))
-        runs[threads].append(count / (time.perf_counter() - start))
-    rates = {threads: statistics.median(found) for threads, found in runs.items()}
+    seconds = medians_taking_turns(
+        {
+            "one": lambda: sum(1 for _ in classify(network, paths, 64, 1)),
+            "all": lambda: sum(1 for _ in classify(network, paths, 64, None)),
+        },
+        3,
+    )
+    one, every = len(paths) / seconds["one"], len(paths) / seconds["all"]
     print(
-        f"\n4. bulk: 1,000 PNG 224×224 → 32×32: {rates[1]:,.0f} images/s on 1 thread, {rates[None]:,.0f} on all ({rates[None] / rates[1]:.2f}×, medians of 3)"
+        f"\n4. bulk, medians of 3: 1,000 PNG 224×224 → 32×32: {one:,.0f} images/s on 1 thread, {every:,.0f} on all ({every / one:.2f}×)"
     )
 
 
@@ -187,14 +200,7 @@ def many_specs(folder: Path) -> None:
             [sys.executable, "-m", "netspec", "validate", str(specs)], check=True, capture_output=True
         ),
     }
-    # Each piece of work takes turns with the others, five times: the machine's load drifts during a run.
-    times: dict[str, list[float]] = {label: [] for label in work}
-    for _ in range(5):
-        for label, run in work.items():
-            start = time.perf_counter()
-            run()
-            times[label].append(time.perf_counter() - start)
-    t = {label: statistics.median(found) * 1000 for label, found in times.items()}
+    t = {label: seconds * 1000 for label, seconds in medians_taking_turns(work, 5).items()}
     print(
         f"\n6. validate 1,000 small specs, medians of 5: in one process {t['validate']:,.0f} ms, parsing them with "
         f"libyaml {t['parse']:,.0f} ms, ratio {t['validate'] / t['parse']:.2f}×; as processes (with Python's and the "

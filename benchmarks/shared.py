@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import netspec
 
@@ -17,6 +18,20 @@ def median_seconds(work, repeats: int) -> float:
         work()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def medians_taking_turns(work: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """The median wall time of each piece of work, the pieces run in turn `rounds` times.
+
+    Taking turns spreads the machine's drifting load over all of them, so their ratios hold.
+    """
+    times: dict[str, list[float]] = {label: [] for label in work}
+    for _ in range(rounds):
+        for label, run in work.items():
+            start = time.perf_counter()
+            run()
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(found) for label, found in times.items()}
 
 
 def dense_network(sizes: list[int], dtype: str = "float32", weights: str = "glorot_uniform") -> netspec.Network:

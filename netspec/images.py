@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from netspec.errors import InputError, Problem
 from netspec.spec import ImageInput
@@ -30,6 +30,9 @@ MAX_PIXELS = 64_000_000
 """Larger images are refused before they are decoded (a decompression bomb guard)."""
 
 ImageSource = str | Path | Image.Image
+
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag saying how a photo is turned (1: as stored); PIL.ExifTags.Base.Orientation."""
 
 
 def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -77,7 +80,9 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
         raise InputError(Problem("NS302", "image has no pixels"))
     # Each step below returns the image itself when it has nothing to do: a copy of a large image
     # per step is time the decoding threads would spend holding the GIL.
-    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        from PIL import ImageOps  # imported only for the photos that need it: it costs `netspec run` 4 ms
+
         image = ImageOps.exif_transpose(image)
     image = _to_8bit(image)
     image = _drop_alpha(image)
