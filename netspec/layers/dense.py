@@ -103,7 +103,7 @@ def runner(layer: Dense, params: dict[str, np.ndarray]) -> Callable[[np.ndarray]
     alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
 
     def run(x: np.ndarray) -> np.ndarray:
-        z = (x if x.ndim == 2 else x.reshape(x.shape[0], inputs)) @ w_t
+        z = np.dot(x if x.ndim == 2 else x.reshape(x.shape[0], inputs), w_t)
         z += b
         return activation(z, alpha)
 
