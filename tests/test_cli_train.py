@@ -341,6 +341,14 @@ def test_unwritable_output_is_found_before_training(spec, flowers, tmp_path):
         and f"-o {tmp_path / 'afile' / 'out.yaml'}: cannot write in {tmp_path / 'afile'}" in result.stderr
     )
     assert "epoch" not in result.stderr
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "afile" / "curves.png"
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--plot", plot)
+    assert result.exit_code == 2 and f"--plot {plot}: cannot write in {tmp_path / 'afile'}" in result.stderr
+    assert "epoch" not in result.stderr and not (tmp_path / "out.yaml").exists()
+    result = invoke("eval", spec, flowers, "--plot", plot)
+    assert result.exit_code == 2 and f"--plot {plot}: cannot write in {tmp_path / 'afile'}" in result.stderr
+    assert "accuracy" not in result.stdout
 
 
 def test_divergence_writes_nothing_and_says_why(tmp_path):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from netspec.cli.options import can_write, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
-from netspec.cli.options import warn_skipped
 from netspec.loader import load
 from netspec.train import evaluate
 from netspec.train.data import read_dataset
@@ -34,6 +34,7 @@ def evaluate_command(
         from netspec.pictures.canvas import ready_to_draw
 
         ready_to_draw(plot)
+        can_write("--plot", plot)
     network = load(spec, max_params)
     dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     result = evaluate(network, dataset.x, dataset.y)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,6 +51,15 @@ def output(help_text: str):
     return click.option(
         "-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help_text
     )
+
+
+def can_write(option: str, path: Path) -> None:
+    """Stop now, not after a long run, if no file can be written in `path`'s folder (made if missing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as err:
+        raise click.UsageError(f"{option} {path}: cannot write in {path.parent} ({err.strerror})") from None
 
 
 def refuse_overwrite(option: str, out: Path, inputs: Iterable[Path], writes: Iterable[Path] = ()) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -11,9 +10,9 @@ import click
 
 from netspec import train as training
 from netspec.builder import build
+from netspec.cli.options import can_write, output, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
-from netspec.cli.options import output, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.errors import SpecError
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
@@ -81,11 +80,14 @@ def train(
     arrays x (inputs shaped as the spec's input) and y (class indices or labels). OUT is the
     same spec, comments kept, with weights_file pointing at OUT.npz.
     """
-    _check_output(spec, data, out)
+    if out.suffix not in (".yaml", ".yml"):
+        raise click.UsageError(f"-o {out}: the trained spec is a .yaml or .yml file")
+    can_write("-o", out)
     if plot is not None:
         from netspec.pictures.canvas import ready_to_draw
 
         ready_to_draw(plot)
+        can_write("--plot", plot)
     parsed, source = read_spec(spec)
     refuse_overwrite("-o", out, [*spec_inputs(spec, parsed), data], writes=[out.with_suffix(".npz")])
     if fresh:
@@ -138,17 +140,6 @@ def _result(history) -> str:
     if best.val_accuracy is None:
         return f"final training accuracy {best.accuracy:.2%} at epoch {best.number}{ending}"
     return f"best validation accuracy {best.val_accuracy:.2%} at epoch {best.number}{ending}"
-
-
-def _check_output(spec: Path, data: Path, out: Path) -> None:
-    if out.suffix not in (".yaml", ".yml"):
-        raise click.UsageError(f"-o {out}: the trained spec is a .yaml or .yml file")
-    # Find out now, not after the training, whether the result can be written there.
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out.parent).close()
-    except OSError as err:
-        raise click.UsageError(f"-o {out}: cannot write in {out.parent} ({err.strerror})") from None
 
 
 def _progress(epochs: int, bar: bool):
