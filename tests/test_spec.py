@@ -391,3 +391,33 @@ def test_numpy_scalars_are_numbers():
         }
     )
     assert (spec.input.features, spec.seed, spec.layers[0].neurons, spec.layers[0].bias) == (2, 4, 2, 0.5)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [{"type": "dense", "neurons": 0}],
+        [{"type": "dense", "neurons": 2, "activation": "relux", "wieghts": "zeros"}],
+        [{"type": "dense", "neurons": 2, "weights": {"init": "he_unifrom"}, "bias": [1, ".nan"]}],
+        [{"type": "dense", "neurons": "2"}, {"type": "dense", "neurons": 2, "name": 7}],
+        [{"type": "conv2d", "filters": 2, "kernel": [3, 0]}, {"type": "flatten", "units": 3}, {"type": "dense"}],
+        [{"type": "maxpool2d", "size": 2, "stride": -1}, {"type": "batchnorm", "epsilon": 0}, {"type": "dropout"}],
+        [{"name": "x", "type": "dense", "neurons": 2}, {"name": "x", "type": "dense", "neurons": 2}],
+    ],
+)
+def test_the_model_for_a_specs_layer_types_finds_what_the_full_model_finds(layers):
+    """Specs are read with a model for just their layer types (a faster start): it must judge as the full one."""
+    from netspec.spec import model_for
+    from netspec.validation import problems_from
+
+    data = {"netspec": 1, "classes": ["a", "b"], "input": {"image": {"width": 8, "height": 8}}, "layers": layers}
+
+    def found(model):
+        try:
+            model.model_validate(data)
+        except ValidationError as err:
+            return problems_from(err, model)
+        return []
+
+    assert model_for(data) is not Spec
+    assert found(model_for(data)) == found(Spec) != []
