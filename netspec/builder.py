@@ -48,6 +48,11 @@ class _Plan:
     def name(self) -> str:
         return self.layer.name
 
+    def misfit(self, param: str, label: str, got: tuple[int, ...]) -> str:
+        """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
+        expected = self.param_shapes[param]
+        return f"{label} {shape_phrase(got, expected, self.module.axis_meanings(self.layer)[param])}"
+
     @property
     def param_count(self) -> int:
         return sum(prod(shape) for shape in self.param_shapes.values())
@@ -214,20 +219,19 @@ def _check_size(plans: list[_Plan], max_params: int) -> None:
 
 def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base: Path) -> np.ndarray:
     source = getattr(p.layer, param)
-    axes = p.module.axis_meanings(p.layer)[param]
     if isinstance(source, (int, float)):
         return np.full(shape, float(source))
     if isinstance(source, list):
         array = _explicit_array(source, param)
         if array.shape != shape:
-            raise ParamError("NS201", f"{param} {shape_phrase(array.shape, shape, axes)}")
+            raise ParamError("NS201", p.misfit(param, param, array.shape))
         return array
     if isinstance(source, FileArray):
         path = resolve_inside(base, source.file)
         try:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
-            raise ParamError("NS204", f"{err.label} {shape_phrase(err.shape, shape, axes)}") from None
+            raise ParamError("NS204", p.misfit(param, err.label, err.shape)) from None
     fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
     entropy = seed_sequence(spec.seed, getattr(p.layer, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
@@ -301,8 +305,7 @@ def _given_arrays(
         array, shape = np.asarray(given, dtype=np.float64), p.param_shapes[param]
         where = ("layers", p.index, param)
         if array.shape != shape:
-            phrase = shape_phrase(array.shape, shape, p.module.axis_meanings(p.layer)[param])
-            problems.append(Problem("NS204", f"layer {layer_name!r}: {key} {phrase}", where))
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {p.misfit(param, key, array.shape)}", where))
         elif not np.isfinite(array).all():
             problems.append(Problem("NS209", f"layer {layer_name!r}: {key} holds NaN or infinite values", where))
         else:
@@ -341,9 +344,7 @@ def _weights_file_arrays(
         try:
             arrays[(layer_name, param)] = read_array(path, key, p.param_shapes[param])
         except ShapeMismatch as err:
-            axes = p.module.axis_meanings(p.layer)[param]
-            phrase = shape_phrase(err.shape, p.param_shapes[param], axes)
-            problems.append(Problem("NS204", f"layer {layer_name!r}: {err.label} {phrase}", where))
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {p.misfit(param, err.label, err.shape)}", where))
         except ParamError as err:
             problems.append(Problem(err.code, err.message, where))
     return arrays
