@@ -18,13 +18,8 @@ def attribution(network: Network, x: np.ndarray, class_index: int) -> np.ndarray
     softmax is flat, and its gradient says little about which inputs mattered.
     """
     batch = network.inputs(x[None])
-    out, backprops = batch, []
-    for layer in network.layers:
-        out, backprop = layer.forward(out)
-        backprops.append(backprop)
+    out, backward = network.forward_with_backprop(batch)
     grad = np.zeros_like(out)
     grad[0, class_index] = 1.0
-    logit = getattr(network.layers[-1].spec, "activation", None) == "softmax"
-    for depth, backprop in enumerate(reversed(backprops)):
-        grad, _ = backprop(grad, preactivation=logit and depth == 0)
+    grad, _ = backward(grad, preactivation=network.ends_in_softmax)
     return (grad * batch)[0]

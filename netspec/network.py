@@ -123,6 +123,35 @@ class Network:
             x = step(x)
         return x
 
+    @property
+    def ends_in_softmax(self) -> bool:
+        """Whether the output layer's activation is softmax, so that its scores are probabilities."""
+        return getattr(self.layers[-1].spec, "activation", None) == "softmax"
+
+    def forward_with_backprop(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
+        """Output for batch `x` (already an input batch), and the function that takes gradients back through it.
+
+        The function takes `grad`, the gradient of the output, and returns (the input's gradient,
+        [each layer's {parameter: gradient}]). With `preactivation=True`, grad is the gradient of
+        the output layer's value before its activation (a loss folded with softmax gives that);
+        `input_grads`, one flag per layer, says which layers' input gradients are needed (all by
+        default), so that layers below the first one with parameters do no needless work.
+        """
+        backprops = []
+        for layer in self.layers:
+            x, backprop = layer.forward(x, train, rng)
+            backprops.append(backprop)
+
+        def backward(grad: np.ndarray, preactivation: bool = False, input_grads: list[bool] | None = None):
+            grads: list[dict[str, np.ndarray]] = [{}] * len(backprops)
+            for i in range(len(backprops) - 1, -1, -1):
+                needed = True if input_grads is None else input_grads[i]
+                grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=needed)
+                preactivation = False
+            return grad, grads
+
+        return x, backward
+
     def inputs(self, sources: Any, max_pixels: int | None = None) -> np.ndarray:
         """A batch array from image paths, PIL images, per-sample arrays, or a batch array as it is.
 

@@ -106,7 +106,7 @@ def fit(
         raise DataError(Problem("NS403", f"no examples to train on: the data has {len(x)}{split}"))
     params = [layer.params for layer in network.layers]
     optimizer = _optimizer(options, params)
-    softmax_output = getattr(network.layers[-1].spec, "activation", None) == "softmax"
+    softmax_output = network.ends_in_softmax
     history, waited = History(best_epoch=0), 0
     # The starting arrays are the first candidate: more epochs must beat them to be kept.
     best_params = [{k: a.copy() for k, a in layer.items()} for layer in params]
@@ -169,18 +169,12 @@ def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, n
     learning_before = [any(layer.params for layer in layers[:i]) for i in range(len(layers))]
     for start in range(0, len(order), options.batch_size):
         batch = order[start : start + options.batch_size]
-        out, backprops = x[batch], []
-        for layer in layers:
-            out, backprop = layer.forward(out, train=True, rng=noise)
-            backprops.append(backprop)
+        out, backward = network.forward_with_backprop(x[batch], train=True, rng=noise)
         targets = y[batch]
         loss, grad, preactivation = cross_entropy(out, targets, softmax_output)
         total_loss += loss * len(batch)
         correct += int((out.argmax(axis=1) == targets).sum())
-        grads = [None] * len(layers)
-        for i in range(len(layers) - 1, -1, -1):
-            grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=learning_before[i])
-            preactivation = False
+        _, grads = backward(grad, preactivation, learning_before)
         optimizer.step([layer.params for layer in layers], grads)
         seen += len(batch)
         if on_batch:
