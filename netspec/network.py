@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,10 +50,8 @@ class BuiltLayer:
     def infer(self):
         """The function that gives this layer's output for a batch when running (not training) the network."""
         module, spec, params = self.module, self.spec, self.params
-        if hasattr(module, "runner"):
+        if hasattr(module, "runner"):  # layers with a faster way to run than their training forward
             return module.runner(spec, params)
-        if hasattr(module, "infer"):
-            return partial(module.infer, spec, params)
         return lambda x: module.forward(spec, params, x)[0]
 
     def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):

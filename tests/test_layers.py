@@ -209,4 +209,4 @@ def test_running_a_conv_gives_its_forward_output(layer, pads, shape):
 
     x = np.random.default_rng(11).normal(size=shape)
     params = conv_params(layer, shape[1], np.float64)
-    np.testing.assert_array_equal(conv2d.infer(layer, params, x), conv2d.forward(layer, params, x)[0])
+    np.testing.assert_array_equal(conv2d.runner(layer, params)(x), conv2d.forward(layer, params, x)[0])

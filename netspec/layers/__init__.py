@@ -1,8 +1,10 @@
 """Layer types: each module holds its layers' pydantic models and their pure NumPy math.
 
 Every layer module offers the same functions (output_shape, param_shapes, fans, axis_meanings,
-multiply_adds, forward), so the builder and the network treat layers alike. A new type is its
-model and functions in a module, one entry in LAYER_MODULES and one member of the Layer union.
+multiply_adds, forward), so the builder and the network treat layers alike. A module may add
+`runner(layer, params)`, a faster function for running (not training) than its forward (dense
+and conv2d do). A new type is its model and functions in a module, one entry in LAYER_MODULES
+and one member of the Layer union.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias."""
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -100,12 +101,19 @@ def _unrolled(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
     return columns, matrix, z, (out_h, out_w), padding, padded_shape
 
 
-def infer(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The outputs alone, for running the network: the activation in place, nothing kept for backprop."""
-    _, _, z, (out_h, out_w), _, _ = _unrolled(layer, params, x)
+def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """The function that runs the layer on a batch: the activation in place, nothing kept for backprop.
+
+    Like dense's runner it holds `params` itself, so in-place changes to the arrays are seen.
+    """
+    activation = ACTIVATIONS[layer.activation].in_place
     alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
-    y_rows = ACTIVATIONS[layer.activation].in_place(z, alpha)
-    return y_rows.reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        _, _, z, (out_h, out_w), _, _ = _unrolled(layer, params, x)
+        return activation(z, alpha).reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
+
+    return run
 
 
 def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
