@@ -185,9 +185,23 @@ def test_summary_table(write_spec):
         "output  dense     (2,)              10          8  softmax\n"
         f"{rule}\n"
         "Total params: 26 (104 B as float32)\n"
+        "Trainable params: 26\n"
+        "Non-trainable params: 0\n"
         "Mult-adds per input: 20\n"
         "Input values per sample: 3\n"
     )
+
+
+def test_summary_counts_running_statistics_as_not_trainable(write_spec):
+    spec = write_spec(
+        "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 4, height: 4, color: grayscale}}\nlayers:\n"
+        "  - {name: conv, type: conv2d, filters: 2, kernel: 3}\n  - {name: norm, type: batchnorm}\n"
+        "  - {type: flatten}\n  - {name: out, type: dense, neurons: 2}\n"
+    )
+    # conv: 2 filters × 3 × 3 + 2 biases = 20; norm: scale, shift, mean, var for 2 channels = 8, of
+    # which mean and var (4) are running statistics; out: 2 × 8 inputs + 2 = 18.
+    lines = invoke("summary", spec).output.splitlines()
+    assert lines[-5:-2] == ["Total params: 46 (184 B as float32)", "Trainable params: 42", "Non-trainable params: 4"]
 
 
 def test_internal_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, write_spec):

@@ -53,7 +53,10 @@ def summary(spec: Path, max_params: int) -> None:
     for row in table[1:]:
         click.echo(line(row))
     click.echo(rule)
+    trainable = sum(layer.trainable_count for layer in network.layers)
     click.echo(f"Total params: {total:,} ({_bytes(size)} as {network.dtype})")
+    click.echo(f"Trainable params: {trainable:,}")
+    click.echo(f"Non-trainable params: {total - trainable:,}")
     click.echo(f"Mult-adds per input: {adds:,}")
     click.echo(f"Input values per sample: {prod(network.input_shape):,}")
 

@@ -33,6 +33,8 @@ class BatchNorm(SpecModel):
 PARAMS = ("scale", "shift", "mean", "var")
 NON_NEGATIVE = {"var"}
 """Parameters whose values can never be negative; the builder refuses arrays that are."""
+NOT_LEARNED = {"mean", "var"}
+"""Kept up to date while training, but not by gradients: Keras's non-trainable weights."""
 
 
 def output_shape(layer: BatchNorm, input_shape: tuple[int, ...]) -> tuple[int, ...]:
