@@ -88,109 +88,126 @@ def to_spec(model, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         for key, value in arrays_of_layer.items():
             params[f"{layer['name']}.{key}"] = value
 
-    while index < len(nodes):
-        node = nodes[index]
-        op, attrs = node.op_type, attributes(node)
-        if op == "Identity":
-            pass
-        elif op in ("Flatten", "Reshape"):
-            if op == "Flatten" and attrs.get("axis", 1) != 1:
-                fail(node, "only Flatten with axis 1 keeps the batch apart")
-            if op == "Reshape" and list(constant(node, 1)) not in ([0, -1], [-1, int(np.prod(shape_now))]):
-                fail(node, "only a Reshape to (batch, values) is a flatten")
-            after_global_pool = layers and layers[-1]["type"] == "global_avgpool"
-            # A dense layer reads the input image flattened by itself, as netspec specs write it.
-            before_dense = not layers and index + 1 < len(nodes) and nodes[index + 1].op_type in ("Gemm", "MatMul")
-            if len(shape_now) > 1 and not after_global_pool and not before_dense:
-                add({"type": "flatten"}, {}, node.name)
-            shape_now = [int(np.prod(shape_now))]
-        elif op == "Gemm":
-            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-                fail(node, "only Gemm with alpha 1, beta 1 and no transA is a dense layer")
-            weights = constant(node, 1)
-            weights = weights if attrs.get("transB", 0) else weights.T
-            bias = constant(node, 2) if len(node.input) > 2 else np.zeros(len(weights), weights.dtype)
-            _dense(layers, add, shape_now, weights, bias, _prefix(node.input[1]))
-            shape_now = [len(weights)]
-        elif op == "MatMul":
-            weights = constant(node, 1).T
-            following = nodes[index + 1] if index + 1 < len(nodes) else None
-            bias = np.zeros(len(weights), weights.dtype)
-            if following is not None and following.op_type == "Add" and node.output[0] in following.input:
-                other = [name for name in following.input if name != node.output[0]]
-                bias = arrays.get(other[0]) if other else None
-                if bias is None:
-                    fail(following, "the Add after a MatMul must add a stored bias")
-                index += 1
-            _dense(
-                layers, add, shape_now, weights, np.broadcast_to(bias, (len(weights),)).copy(), _prefix(node.input[1])
-            )
-            shape_now = [len(weights)]
-        elif op == "Conv":
-            weights = constant(node, 1)
-            if attrs.get("group", 1) != 1:
-                fail(node, "grouped convolutions are not supported")
-            kernel = list(weights.shape[2:])
-            stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
-            padding = _padding(node, attrs, shape_now, kernel, stride, dilation, fail)
-            bias = constant(node, 2) if len(node.input) > 2 else np.zeros(len(weights), weights.dtype)
-            add(
-                {
-                    "type": "conv2d",
-                    "filters": int(len(weights)),
-                    "kernel": kernel,
-                    "stride": stride,
-                    "padding": padding,
-                    "dilation": dilation,
-                },
-                {"weights": weights, "bias": bias},
-                _prefix(node.input[1]),
-            )
-            shape_now = _spatial(shape_now, len(weights), kernel, stride, dilation, padding)
-        elif op in ("MaxPool", "AveragePool"):
-            size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
-            if attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("ceil_mode", 0):
-                fail(node, "dilated or ceil-mode pooling is not supported")
-            padding = _padding(node, attrs, shape_now, size, stride, [1, 1], fail)
-            if op == "AveragePool" and attrs.get("count_include_pad", 0) and padding not in ("valid", 0):
-                fail(node, "an average that counts padding cells is not supported (count_include_pad must be 0)")
-            add(
-                {
-                    "type": "maxpool2d" if op == "MaxPool" else "avgpool2d",
-                    "size": size,
-                    "stride": stride,
-                    "padding": padding,
-                },
-                {},
-                node.name,
-            )
-            shape_now = _spatial(shape_now, shape_now[0], size, stride, [1, 1], padding)
-        elif op == "GlobalAveragePool":
-            add({"type": "global_avgpool"}, {}, node.name.removesuffix(".pool"))
-            shape_now = [shape_now[0], 1, 1]  # a Flatten normally follows; global_avgpool gives the vector already
-        elif op == "BatchNormalization":
-            values = {
-                key: constant(node, position) for position, key in enumerate(("scale", "shift", "mean", "var"), start=1)
-            }
-            epsilon, momentum = _decimal(attrs.get("epsilon", 1e-5)), _decimal(1 - _decimal(attrs.get("momentum", 0.9)))
-            add({"type": "batchnorm", "epsilon": epsilon, "momentum": momentum}, values, node.name)
-        elif op == "Dropout":
-            rate = _decimal(constant(node, 1) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5))
-            add({"type": "dropout", "rate": rate}, {}, node.name)
-        elif op in _ACTIVATIONS:
-            previous = layers[-1] if layers else None
-            if (
-                previous is None
-                or previous["type"] not in ("dense", "conv2d")
-                or previous.get("activation", "linear") != "linear"
-            ):
-                fail(node, "an activation must follow a dense or convolution layer that has none yet")
-            previous["activation"] = _ACTIVATIONS[op]
-            if op == "LeakyRelu":
-                previous["alpha"] = _decimal(attrs.get("alpha", 0.01))
-        else:
-            fail(node, "this operator is not one netspec has")
-        index += 1
+    node = None
+    try:
+        while index < len(nodes):
+            node = nodes[index]
+            op, attrs = node.op_type, attributes(node)
+            if op == "Identity":
+                pass
+            elif op in ("Flatten", "Reshape"):
+                if op == "Flatten" and attrs.get("axis", 1) != 1:
+                    fail(node, "only Flatten with axis 1 keeps the batch apart")
+                if op == "Reshape" and list(constant(node, 1)) not in ([0, -1], [-1, int(np.prod(shape_now))]):
+                    fail(node, "only a Reshape to (batch, values) is a flatten")
+                after_global_pool = layers and layers[-1]["type"] == "global_avgpool"
+                # A dense layer reads the input image flattened by itself, as netspec specs write it.
+                before_dense = not layers and index + 1 < len(nodes) and nodes[index + 1].op_type in ("Gemm", "MatMul")
+                if len(shape_now) > 1 and not after_global_pool and not before_dense:
+                    add({"type": "flatten"}, {}, node.name)
+                shape_now = [int(np.prod(shape_now))]
+            elif op == "Gemm":
+                if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+                    fail(node, "only Gemm with alpha 1, beta 1 and no transA is a dense layer")
+                weights = constant(node, 1)
+                weights = weights if attrs.get("transB", 0) else weights.T
+                bias = constant(node, 2) if len(node.input) > 2 else np.zeros(len(weights), weights.dtype)
+                _dense(layers, add, shape_now, weights, bias, _prefix(node.input[1]))
+                shape_now = [len(weights)]
+            elif op == "MatMul":
+                weights = constant(node, 1).T
+                following = nodes[index + 1] if index + 1 < len(nodes) else None
+                bias = np.zeros(len(weights), weights.dtype)
+                if following is not None and following.op_type == "Add" and node.output[0] in following.input:
+                    other = [name for name in following.input if name != node.output[0]]
+                    bias = arrays.get(other[0]) if other else None
+                    if bias is None:
+                        fail(following, "the Add after a MatMul must add a stored bias")
+                    index += 1
+                _dense(
+                    layers,
+                    add,
+                    shape_now,
+                    weights,
+                    np.broadcast_to(bias, (len(weights),)).copy(),
+                    _prefix(node.input[1]),
+                )
+                shape_now = [len(weights)]
+            elif op == "Conv":
+                weights = constant(node, 1)
+                if attrs.get("group", 1) != 1:
+                    fail(node, "grouped convolutions are not supported")
+                kernel = list(weights.shape[2:])
+                stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
+                padding = _padding(node, attrs, shape_now, kernel, stride, dilation, fail)
+                bias = constant(node, 2) if len(node.input) > 2 else np.zeros(len(weights), weights.dtype)
+                add(
+                    {
+                        "type": "conv2d",
+                        "filters": int(len(weights)),
+                        "kernel": kernel,
+                        "stride": stride,
+                        "padding": padding,
+                        "dilation": dilation,
+                    },
+                    {"weights": weights, "bias": bias},
+                    _prefix(node.input[1]),
+                )
+                shape_now = _spatial(shape_now, len(weights), kernel, stride, dilation, padding)
+            elif op in ("MaxPool", "AveragePool"):
+                size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
+                if attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("ceil_mode", 0):
+                    fail(node, "dilated or ceil-mode pooling is not supported")
+                padding = _padding(node, attrs, shape_now, size, stride, [1, 1], fail)
+                if op == "AveragePool" and attrs.get("count_include_pad", 0) and padding not in ("valid", 0):
+                    fail(node, "an average that counts padding cells is not supported (count_include_pad must be 0)")
+                add(
+                    {
+                        "type": "maxpool2d" if op == "MaxPool" else "avgpool2d",
+                        "size": size,
+                        "stride": stride,
+                        "padding": padding,
+                    },
+                    {},
+                    node.name,
+                )
+                shape_now = _spatial(shape_now, shape_now[0], size, stride, [1, 1], padding)
+            elif op == "GlobalAveragePool":
+                add({"type": "global_avgpool"}, {}, node.name.removesuffix(".pool"))
+                shape_now = [shape_now[0], 1, 1]  # a Flatten normally follows; global_avgpool gives the vector already
+            elif op == "BatchNormalization":
+                values = {
+                    key: constant(node, position)
+                    for position, key in enumerate(("scale", "shift", "mean", "var"), start=1)
+                }
+                epsilon, momentum = (
+                    _decimal(attrs.get("epsilon", 1e-5)),
+                    _decimal(1 - _decimal(attrs.get("momentum", 0.9))),
+                )
+                add({"type": "batchnorm", "epsilon": epsilon, "momentum": momentum}, values, node.name)
+            elif op == "Dropout":
+                rate = _decimal(constant(node, 1) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5))
+                add({"type": "dropout", "rate": rate}, {}, node.name)
+            elif op in _ACTIVATIONS:
+                previous = layers[-1] if layers else None
+                if (
+                    previous is None
+                    or previous["type"] not in ("dense", "conv2d")
+                    or previous.get("activation", "linear") != "linear"
+                ):
+                    fail(node, "an activation must follow a dense or convolution layer that has none yet")
+                previous["activation"] = _ACTIVATIONS[op]
+                if op == "LeakyRelu":
+                    previous["alpha"] = _decimal(attrs.get("alpha", 0.01))
+            else:
+                fail(node, "this operator is not one netspec has")
+            index += 1
+    except (KeyError, ValueError, TypeError, IndexError) as err:  # a node lacking an attribute or input it needs
+        if node is None:  # pragma: no cover - every such error is raised while mapping a node
+            raise
+        cause = f"{type(err).__name__}: {err}"
+        message = f"node {node.name or node.op_type!r} ({node.op_type}) is malformed: it lacks what it needs ({cause})"
+        raise SpecError(Problem("NS502", message, file=source)) from None
     if shape_now == [shape_now[0], 1, 1] and layers and layers[-1]["type"] == "global_avgpool":
         shape_now = [shape_now[0]]
     return _document(model, shape, layers, metadata, shape_now, source), params
