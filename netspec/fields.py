@@ -25,6 +25,21 @@ def _module_tree(module_name: str) -> ast.Module | None:
         return None
 
 
+@functools.cache
+def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
+    """{field: description} of a spec model: its fields' own, else the docstring written under each.
+
+    The docstrings are read from the source when first asked for (a missing key's hint, the JSON
+    Schema), not when the models are defined: parsing the modules at import would slow every start.
+    """
+    found: dict[str, str] = {}
+    for cls in reversed(model.__mro__):  # a subclass's docstrings (a narrow Spec's, say) win
+        if issubclass(cls, SpecModel):
+            found.update(_attribute_docstrings(cls))
+    found.update({name: field.description for name, field in model.model_fields.items() if field.description})
+    return {name: text for name, text in found.items() if name in model.model_fields}
+
+
 def _attribute_docstrings(cls: type) -> dict[str, str]:
     """{field: docstring} for the string literals written under annotated fields in a class body."""
     tree = _module_tree(cls.__module__)
@@ -66,17 +81,6 @@ class SpecModel(BaseModel):
         # read a spec, and building every nested model's too would double netspec's start-up time.
         defer_build=True,
     )
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        # The docstring under each field is its description (in messages and the JSON Schema).
-        # pydantic's use_attribute_docstrings reparses a class's source for every model; reading
-        # each module once here is what keeps netspec's start-up fast.
-        for name, text in _attribute_docstrings(cls).items():
-            field = cls.model_fields.get(name)
-            if field is not None and field.description is None:
-                field.description = text
 
     @model_validator(mode="before")
     @classmethod

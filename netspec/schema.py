@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netspec.fields import SpecModel, field_descriptions
 from netspec.spec import FORMAT_VERSION, Spec
 
 SCHEMA_ID = f"urn:netspec:spec-format:{FORMAT_VERSION}"
@@ -47,6 +48,7 @@ _EXAMPLES: dict[str, Any] = {
 def json_schema() -> dict[str, Any]:
     """The schema of spec format version 1, with a description and examples for every key."""
     schema = Spec.model_json_schema()
+    _add_descriptions(schema)
     _add_examples(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -54,6 +56,25 @@ def json_schema() -> dict[str, Any]:
         **schema,
         "title": f"netspec spec, format version {FORMAT_VERSION}",
     }
+
+
+def _add_descriptions(schema: dict[str, Any]) -> None:
+    """Each key's description, read from the docstring under its field (see fields.field_descriptions)."""
+    models = {cls.__name__: cls for cls in _spec_models(SpecModel)}
+    for name, node in [(Spec.__name__, schema), *schema.get("$defs", {}).items()]:
+        model = models.get(name)
+        descriptions = field_descriptions(model) if model else {}
+        for key, prop in (node.get("properties") or {}).items():
+            if key in descriptions and "description" not in prop:
+                prop["description"] = descriptions[key]
+                # pydantic writes a key's properties in sorted order: the description takes its place among them.
+                ordered = dict(sorted(prop.items()))
+                prop.clear()
+                prop.update(ordered)
+
+
+def _spec_models(base: type) -> list[type]:
+    return [cls for sub in base.__subclasses__() for cls in (sub, *_spec_models(sub))]
 
 
 def _add_examples(node: Any) -> None:

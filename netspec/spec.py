@@ -260,13 +260,12 @@ def model_for(data: Any) -> type[Spec]:
 def _narrow(types: tuple[str, ...]) -> type[Spec]:
     members = tuple(Annotated[LAYER_MODELS[kind], Tag(kind)] for kind in types)
     layer = Annotated[Union[members], Discriminator(_layer_type)]  # noqa: UP007 - built from a tuple
-    field = Spec.model_fields["layers"]
     name = "Spec__" + "__".join(types)  # a name of this module's (see __getattr__), so that specs pickle
     return create_model(
         name,
         __base__=Spec,
         __module__=__name__,
-        layers=(list[layer], Field(min_length=1, description=field.description)),
+        layers=(list[layer], Field(min_length=1)),
     )
 
 

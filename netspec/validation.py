@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, Tag, ValidationError
 
 from netspec.errors import Problem, plural
+from netspec.fields import field_descriptions
 from netspec.layers import LAYER_MODULES
 
 _TYPE_NAMES = {
@@ -53,12 +54,8 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
         allowed = list(parent.model_fields) if parent else []
         return Problem("NS101", f"unknown key {key!r}; {_suggest(str(key), allowed, 'allowed keys are')}", path)
     if kind == "missing":
-        field = parent.model_fields.get(path[-1]) if parent else None
-        hint = (
-            f" ({field.description[0].lower()}{field.description[1:].rstrip('.')})"
-            if field and field.description
-            else ""
-        )
+        description = field_descriptions(parent).get(path[-1]) if parent else None
+        hint = f" ({description[0].lower()}{description[1:].rstrip('.')})" if description else ""
         return Problem("NS102", f"missing required key {path[-1]!r}{hint}", path)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         written_as_name = detail["loc"][-1:] == ("name",)  # `weights: he_unifrom`, not a mapping
