@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,8 @@ from click.testing import CliRunner
 import netspec
 from netspec.cli import main
 
-onnx = pytest.importorskip("onnx", reason="pip install 'netspec[onnx]'")
-ort = pytest.importorskip("onnxruntime", reason="pip install 'netspec[onnx]'")
+onnx = pytest.importorskip("onnx", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)")
+ort = pytest.importorskip("onnxruntime", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -263,3 +264,13 @@ def test_run_does_not_import_onnx(tmp_path):
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "[]"
     )
+
+
+def test_without_onnx_the_commands_say_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    result = invoke("export", ROOT / "specs" / "rose-vs-lotus.yaml", "-o", tmp_path / "net.onnx")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "NS501 ONNX support needs the onnx package: pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)\n",
+    )
+    assert not (tmp_path / "net.onnx").exists()

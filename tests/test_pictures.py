@@ -14,7 +14,7 @@ import netspec
 from netspec.cli import main
 from netspec.explain import attribution
 
-pytest.importorskip("matplotlib", reason="pip install 'netspec[plot]'")
+pytest.importorskip("matplotlib", reason="pip install 'matplotlib>=3.7' (netspec's plot extra)")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +117,10 @@ def test_training_curves_and_confusion_matrix(tmp_path):
 def test_pictures_say_how_to_get_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "-o", tmp_path / "net.png")
-    assert result.exit_code == 1 and result.stderr == "NS601 pictures need matplotlib: pip install 'netspec[plot]'\n"
+    assert (
+        result.exit_code == 1
+        and result.stderr == "NS601 pictures need matplotlib: pip install 'matplotlib>=3.7' (netspec's plot extra)\n"
+    )
     result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "-o", tmp_path / "net.gif")
     assert (
         result.exit_code == 1

@@ -1,4 +1,4 @@
-"""`netspec export` and `netspec import`: trade networks with ONNX (needs `pip install 'netspec[onnx]'`)."""
+"""`netspec export` and `netspec import`: trade networks with ONNX (needs the onnx extra)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,13 @@ def onnx_module():
     try:
         import onnx
     except ImportError:
-        raise SpecError(Problem("NS501", "ONNX support needs the onnx package: pip install 'netspec[onnx]'")) from None
+        raise SpecError(
+            Problem(
+                "NS501",
+                "ONNX support needs the onnx package: "
+                "pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)",
+            )
+        ) from None
     return onnx
 
 

@@ -20,7 +20,9 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise SpecError(Problem("NS601", "pictures need matplotlib: pip install 'netspec[plot]'")) from None
+        raise SpecError(
+            Problem("NS601", "pictures need matplotlib: pip install 'matplotlib>=3.7' (netspec's plot extra)")
+        ) from None
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.fonttype"] = "none"  # SVG keeps text as text: searchable, selectable
     import matplotlib.pyplot as plt
