@@ -14,7 +14,8 @@ from netspec.spec import Spec, model_for
 from netspec.validation import problems_from, show
 from netspec.yaml_source import Source, read_yaml
 
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File names of the image formats netspec reads (netspec.images.FORMATS)."""
 
 # Problems about a key itself point at the key, not at its value.
 _KEY_CODES = {"NS101"}
@@ -33,7 +34,7 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
     except FileNotFoundError:
         raise SpecError(Problem("NS005", "spec file not found", file=name)) from None
     except UnicodeDecodeError as err:
-        if path.suffix.lower() in _IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
             hint = "it looks like an image; the spec comes first: netspec run SPEC IMAGE..."
             raise SpecError(Problem("NS005", hint, file=name)) from None
         raise SpecError(

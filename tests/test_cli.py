@@ -122,6 +122,29 @@ def test_run_keeps_the_order_across_batches(colours, tmp_path):
     assert result.stderr == f"{tmp_path / 'missing.png'}: NS301 image not found\n" * 2
 
 
+def test_run_takes_folders_of_images(colours, tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    (folder / ".thumbnails").mkdir()
+    Image.new("RGB", (3, 3), (0, 0, 255)).save(folder / "b.png")
+    Image.new("RGB", (3, 3), (255, 0, 0)).save(folder / "more" / "a.JPG")
+    Image.new("RGB", (3, 3), (255, 0, 0)).save(folder / ".thumbnails" / "b.png")
+    (folder / "notes.txt").write_text("not an image")
+    result = invoke("run", colours, folder, tmp_path / "red.png", "--json")
+    assert result.exit_code == 0
+    assert [(json.loads(line)["file"], json.loads(line)["label"]) for line in result.stdout.splitlines()] == [
+        (str(folder / "b.png"), "blue"),
+        (str(folder / "more" / "a.JPG"), "red"),
+        (str(tmp_path / "red.png"), "red"),
+    ]
+    (tmp_path / "empty").mkdir()
+    result = invoke("run", colours, tmp_path / "empty")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"Error: {tmp_path / 'empty'} is a folder with no images in it (.png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)\n"
+    )
+
+
 def test_bulk_runs_decode_the_next_batch_while_one_is_used_and_no_further(colours, tmp_path, monkeypatch):
     """However many images are given, only the batch being classified and the next are decoded."""
     import threading

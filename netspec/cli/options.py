@@ -53,6 +53,15 @@ def output(help_text: str):
     )
 
 
+def files_below(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files below `folder` whose names end in one of `suffixes`, in name order.
+
+    Hidden files and folders (.git/, .github/, .cache/) are skipped.
+    """
+    found = (p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def can_write(option: str, path: Path) -> None:
     """Stop now, not after a long run, if no file can be written in `path`'s folder (made if missing)."""
     try:

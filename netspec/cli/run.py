@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from netspec.cli.options import files_below, refuse_overwrite, spec_inputs
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
-from netspec.cli.options import refuse_overwrite, spec_inputs
 from netspec.errors import InputError, Problem
-from netspec.loader import load
+from netspec.loader import IMAGE_SUFFIXES, load
 from netspec.network import Network
 
 BAR_WIDTH = 20
@@ -54,12 +54,14 @@ def run(
     max_pixels: int,
     max_params: int,
 ) -> None:
-    """Classify IMAGES with the network SPEC describes.
+    """Classify IMAGES (files, or folders of them) with the network SPEC describes.
 
-    For each image prints the predicted label and every class's score, high to low.
+    For each image prints the predicted label and every class's score, high to low. A folder
+    stands for every image below it, in name order.
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
     """
+    images = image_files(images)
     if explain is not None:
         from netspec.pictures.canvas import ready_to_draw
 
@@ -103,6 +105,20 @@ def run(
         click.echo(f"wrote {save(figure, explain)}", err=True)
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def image_files(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The paths given, each folder replaced by the images below it (hidden ones skipped), sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = files_below(path, IMAGE_SUFFIXES)
+        if not found:
+            raise click.UsageError(f"{path} is a folder with no images in it ({', '.join(IMAGE_SUFFIXES)})")
+        files.extend(found)
+    return tuple(files)
 
 
 def classify(

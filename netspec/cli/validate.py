@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from netspec.cli.options import files_below, shown_problems
 from netspec.cli.options import max_params as max_params_option
-from netspec.cli.options import shown_problems
 from netspec.errors import Problem
 from netspec.loader import check
 
@@ -23,10 +23,7 @@ def spec_files(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
-            files.extend(
-                sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts))
-            )
+            files.extend(files_below(path, SPEC_SUFFIXES))
         else:
             files.append(path)
     return list(dict.fromkeys(files))
