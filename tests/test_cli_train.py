@@ -333,22 +333,30 @@ def test_folder_hints(flowers, tmp_path):
     assert invoke("eval", spec, data).stdout.startswith("accuracy 100.00% (2 of 2)")
 
 
-def test_unwritable_output_is_found_before_training(spec, flowers, tmp_path):
+def test_unwritable_output_is_found_before_training(spec, flowers, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("a file, not a folder")
     result = invoke("train", spec, flowers, "-o", tmp_path / "afile" / "out.yaml")
     assert (
         result.exit_code == 2
-        and f"-o {tmp_path / 'afile' / 'out.yaml'}: cannot write in {tmp_path / 'afile'}" in result.stderr
+        and f"-o {tmp_path / 'afile' / 'out.yaml'}: {tmp_path / 'afile'} is a file, not a folder" in result.stderr
     )
     assert "epoch" not in result.stderr
     pytest.importorskip("matplotlib")
     plot = tmp_path / "afile" / "curves.png"
     result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--plot", plot)
-    assert result.exit_code == 2 and f"--plot {plot}: cannot write in {tmp_path / 'afile'}" in result.stderr
+    assert result.exit_code == 2 and f"--plot {plot}: {tmp_path / 'afile'} is a file, not a folder" in result.stderr
     assert "epoch" not in result.stderr and not (tmp_path / "out.yaml").exists()
     result = invoke("eval", spec, flowers, "--plot", plot)
-    assert result.exit_code == 2 and f"--plot {plot}: cannot write in {tmp_path / 'afile'}" in result.stderr
+    assert result.exit_code == 2 and f"--plot {plot}: {tmp_path / 'afile'} is a file, not a folder" in result.stderr
     assert "accuracy" not in result.stdout
+
+    def refused(*args, **kwargs):  # a folder the user may not write in (root may write anywhere, so simulated)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("netspec.cli.options.tempfile.TemporaryFile", refused)
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml")
+    assert result.exit_code == 2
+    assert f"-o {tmp_path / 'out.yaml'}: cannot create a file in {tmp_path} (Permission denied)" in result.stderr
 
 
 def test_divergence_writes_nothing_and_says_why(tmp_path):

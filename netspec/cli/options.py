@@ -64,11 +64,14 @@ def files_below(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
 
 def can_write(option: str, path: Path) -> None:
     """Stop now, not after a long run, if no file can be written in `path`'s folder (made if missing)."""
+    existing = next(folder for folder in path.parents if folder.exists())
+    if not existing.is_dir():
+        raise click.UsageError(f"{option} {path}: {existing} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path.parent).close()
     except OSError as err:
-        raise click.UsageError(f"{option} {path}: cannot write in {path.parent} ({err.strerror})") from None
+        raise click.UsageError(f"{option} {path}: cannot create a file in {path.parent} ({err.strerror})") from None
 
 
 def refuse_overwrite(option: str, out: Path, inputs: Iterable[Path], writes: Iterable[Path] = ()) -> None:
