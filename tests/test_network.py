@@ -80,12 +80,22 @@ def test_image_shaped_input_is_flattened_channels_first(write_spec):
 )
 def test_activation_values(name, z, expected):
     np.testing.assert_allclose(ACTIVATIONS[name].forward(np.array([z]), 0.1), [expected], rtol=1e-12, atol=1e-15)
+    # The running path computes in place: one row (a single image) and a batch whose rows differ in scale.
+    for rows, wanted in [([z], [expected]), ([z, [v + 50 for v in z], z], None)]:
+        batch = np.array(rows)
+        wanted = ACTIVATIONS[name].forward(batch, 0.1) if wanted is None else wanted
+        result = ACTIVATIONS[name].in_place(batch, 0.1)
+        np.testing.assert_allclose(result, wanted, rtol=1e-12, atol=1e-15)
+        assert np.shares_memory(result, batch)
 
 
 def test_sigmoid_and_softmax_do_not_overflow():
     with np.errstate(over="raise", invalid="raise"):  # underflow to 0 is fine
-        np.testing.assert_allclose(ACTIVATIONS["sigmoid"].forward(np.array([[-1000.0, 1000.0]]), 0), [[0, 1]])
-        np.testing.assert_allclose(ACTIVATIONS["softmax"].forward(np.array([[1000.0, 0.0]]), 0), [[1, 0]])
+        for apply in ("forward", "in_place"):
+            sigmoid, softmax = getattr(ACTIVATIONS["sigmoid"], apply), getattr(ACTIVATIONS["softmax"], apply)
+            np.testing.assert_allclose(sigmoid(np.array([[-1000.0, 1000.0]]), 0), [[0, 1]])
+            np.testing.assert_allclose(softmax(np.array([[1000.0, 0.0]]), 0), [[1, 0]])
+            np.testing.assert_allclose(softmax(np.array([[1000.0, 0.0], [0.0, -1000.0]]), 0), [[1, 0], [1, 0]])
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))

@@ -94,6 +94,11 @@ def _tanh_in_place(z, alpha):
 
 
 def _softmax_in_place(z, alpha):
+    if len(z) == 1:  # one input (a command on one image): whole-array reductions are 0.5 µs quicker
+        z -= z.max()
+        np.exp(z, out=z)
+        z /= z.sum()
+        return z
     z -= z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)
