@@ -65,6 +65,7 @@ def test_validate_a_folder_recursively(write_spec, tmp_path):
     write_spec(VALID, "nested/b.yml")
     write_spec("not: [a spec", "nested/c.yaml")
     (tmp_path / "readme.txt").write_text("ignored")
+    (tmp_path / "NOTES.YAML").write_text("not: [a spec either")  # *.yaml and *.yml, as written, as CI tools match
     result = invoke("validate", tmp_path)
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == "3 specs checked, 1 invalid"
@@ -170,6 +171,23 @@ def test_bulk_runs_decode_the_next_batch_while_one_is_used_and_no_further(colour
     assert next_batch_started.wait(timeout=10)
     results.close()  # waits for the reads under way and cancels the queued ones
     assert len(reads) <= 10
+
+
+def test_a_failing_bulk_run_stops_without_reading_the_rest(colours, tmp_path, monkeypatch):
+    """An error (or Ctrl-C) in the middle of a batch drops the reads not yet started, of this batch and the next."""
+    from netspec.cli import run as run_module
+
+    network = netspec.load(colours)
+    reads = []
+
+    def failing(network, path, max_pixels=None):
+        reads.append(path)
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(run_module, "_read", failing)
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        list(run_module.classify(network, (tmp_path / "red.png",) * 10, 8, 1))
+    assert 1 <= len(reads) <= 2  # the failing read, and at most the one its thread had already begun
 
 
 def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):

@@ -353,6 +353,10 @@ def test_unwritable_output_is_found_before_training(spec, flowers, tmp_path, mon
     def refused(*args, **kwargs):  # a folder the user may not write in (root may write anywhere, so simulated)
         raise PermissionError(13, "Permission denied")
 
+    too_long = tmp_path / ("a" * 300) / "out.yaml"  # a name the file system refuses even to look up
+    result = invoke("train", spec, flowers, "-o", too_long)
+    assert result.exit_code == 2
+    assert f"-o {too_long}: cannot create a file in {too_long.parent} (File name too long)" in result.stderr
     monkeypatch.setattr("netspec.cli.options.tempfile.TemporaryFile", refused)
     result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml")
     assert result.exit_code == 2

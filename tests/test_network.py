@@ -83,7 +83,7 @@ def test_activation_values(name, z, expected):
     # The running path computes in place: one row (a single image) and a batch whose rows differ in scale.
     for rows, wanted in [([z], [expected]), ([z, [v + 50 for v in z], z], None)]:
         batch = np.array(rows)
-        wanted = ACTIVATIONS[name].forward(batch, 0.1) if wanted is None else wanted
+        wanted = ACTIVATIONS[name].forward(batch.copy(), 0.1) if wanted is None else wanted
         result = ACTIVATIONS[name].in_place(batch, 0.1)
         np.testing.assert_allclose(result, wanted, rtol=1e-12, atol=1e-15)
         assert np.shares_memory(result, batch)

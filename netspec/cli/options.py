@@ -53,21 +53,21 @@ def output(help_text: str):
     )
 
 
-def files_below(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """The files below `folder` whose names end in one of `suffixes`, in name order.
+def files_below(folder: Path, suffixes: tuple[str, ...], any_case: bool = False) -> list[Path]:
+    """The files below `folder` whose names end in one of `suffixes` (in any case if asked), in name order.
 
     Hidden files and folders (.git/, .github/, .cache/) are skipped.
     """
-    found = (p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    found = (p for p in folder.rglob("*") if (p.suffix.lower() if any_case else p.suffix) in suffixes and p.is_file())
     return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def can_write(option: str, path: Path) -> None:
     """Stop now, not after a long run, if no file can be written in `path`'s folder (made if missing)."""
-    existing = next(folder for folder in path.parents if folder.exists())
-    if not existing.is_dir():
-        raise click.UsageError(f"{option} {path}: {existing} is a file, not a folder")
     try:
+        existing = next(folder for folder in path.parents if folder.exists())
+        if not existing.is_dir():
+            raise click.UsageError(f"{option} {path}: {existing} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path.parent).close()
     except OSError as err:

@@ -114,7 +114,7 @@ def image_files(paths: tuple[Path, ...]) -> tuple[Path, ...]:
         if not path.is_dir():
             files.append(path)
             continue
-        found = files_below(path, IMAGE_SUFFIXES)
+        found = files_below(path, IMAGE_SUFFIXES, any_case=True)  # cameras write .JPG
         if not found:
             raise click.UsageError(f"{path} is a folder with no images in it ({', '.join(IMAGE_SUFFIXES)})")
         files.extend(found)
@@ -143,6 +143,7 @@ def classify(
             return batch, [pool.submit(_read, network, path, max_pixels) for path in batch]
 
         queued = submit(next(batches)) if paths else None
+        futures: list[Future] = []
         try:
             while queued is not None:
                 batch, futures = queued
@@ -159,8 +160,9 @@ def classify(
                 for i, path in enumerate(batch):
                     yield path, rows[i] if i in rows else read[i]
         finally:
-            # A caller that stops early (or an error) leaves one batch queued: drop what has not started.
-            for future in queued[1] if queued is not None else ():
+            # A caller that stops early, an error or Ctrl-C: drop the reads not started, of this batch
+            # and the next, rather than wait for them (cancelling a finished read does nothing).
+            for future in [*futures, *(queued[1] if queued is not None else ())]:
                 future.cancel()
 
 
