@@ -14,6 +14,8 @@ The rules, in order (docs/spec-format.md states them for users):
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -42,6 +44,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         InputError: missing file (NS301), not an image (NS302), truncated (NS303), too large (NS304).
     """
     name = str(path)
+    _check_is_a_file(path, name)
     try:
         with warnings.catch_warnings():
             # netspec checks the pixel count itself, with its own limit and message; and Pillow's
@@ -74,13 +77,27 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise InputError(Problem("NS303", f"image is truncated or corrupt ({reason})", file=name)) from None
 
 
+def _check_is_a_file(path: str | Path, name: str) -> None:
+    """Refuse folders, pipes and devices before opening: reading a pipe named like an image would wait forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(Problem("NS301", "image not found", file=name)) from None
+    except OSError as err:  # no permission on a folder on the way, a symlink loop, a name too long
+        raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
+    if stat.S_ISDIR(mode):
+        raise InputError(Problem("NS302", "is a folder, not an image file", file=name))
+    if not stat.S_ISREG(mode):
+        raise InputError(Problem("NS302", "is not a regular file (a pipe or a device); give an image file", file=name))
+
+
 def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     """The image as a float64 array of shape (channels, height, width), scaled and normalised."""
     if image.width == 0 or image.height == 0:
         raise InputError(Problem("NS302", "image has no pixels"))
     # Each step below returns the image itself when it has nothing to do: a copy of a large image
     # per step is time the decoding threads would spend holding the GIL.
-    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+    if _orientation(image) != 1:
         from PIL import ImageOps  # imported only for the photos that need it: it costs `netspec run` 4 ms
 
         image = ImageOps.exif_transpose(image)
@@ -103,9 +120,31 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
 
 
 def read(source: ImageSource, spec: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An image file or PIL image as a network input array (see `to_array`)."""
-    image = source if isinstance(source, Image.Image) else open_image(source, max_pixels)
-    return to_array(image, spec)
+    """An image file or PIL image as a network input array (see `to_array`).
+
+    Raises:
+        InputError: as `open_image`, and NS303 for a file whose pixels Pillow cannot convert.
+    """
+    if isinstance(source, Image.Image):
+        return to_array(source, spec)
+    image = open_image(source, max_pixels)
+    try:
+        return to_array(image, spec)
+    except InputError as err:
+        raise InputError([problem.located(str(source), None, None) for problem in err.problems]) from None
+    except Exception as err:  # noqa: BLE001 - damaged files reach Pillow's converters too; one must not stop a run
+        reason = str(err) or type(err).__name__
+        raise InputError(Problem("NS303", f"image is truncated or corrupt ({reason})", file=str(source))) from None
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1: as stored); an EXIF block that cannot be read counts as 1, as browsers do."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF data; the image still reads
+            return image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - Pillow raises SyntaxError and others for malformed EXIF
+        return 1
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

@@ -72,6 +72,39 @@ def test_validate_a_folder_recursively(write_spec, tmp_path):
     assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:1:6: NS001 ")
 
 
+def locked(monkeypatch, folder):
+    """Make `folder` unreadable, as chmod 000 would for a user who is not root (the tests may run as root)."""
+    import os
+
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == os.fspath(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_unreadable_folders_are_reported_not_skipped(write_spec, colours, tmp_path, monkeypatch):
+    (tmp_path / "specs" / "private").mkdir(parents=True)
+    (tmp_path / "specs" / "ok.yaml").write_text(VALID)
+    (tmp_path / "photos" / "private").mkdir(parents=True)
+    Image.new("RGB", (3, 3), (255, 0, 0)).save(tmp_path / "photos" / "red.png")
+    locked(monkeypatch, tmp_path / "specs" / "private")
+    result = invoke("validate", tmp_path / "specs")
+    assert (result.exit_code, result.output) == (
+        1,
+        f"{tmp_path / 'specs' / 'private'}: NS005 cannot read the folder: Permission denied\n"
+        "1 spec checked, 0 invalid, 1 folder could not be read\n",
+    )
+    locked(monkeypatch, tmp_path / "photos" / "private")
+    result = invoke("run", colours, tmp_path / "photos", "--top-k", "1")
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{tmp_path / 'photos' / 'red.png'}: red\n")
+    assert result.stderr == f"{tmp_path / 'photos' / 'private'}: NS302 cannot read the folder: Permission denied\n"
+
+
 def test_validate_usage_errors(tmp_path):
     result = invoke("validate", tmp_path / "missing.yaml")
     assert result.exit_code == 2 and "does not exist" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -133,6 +134,46 @@ def test_truncated_image(tmp_path):
     path = tmp_path / "cut.png"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     assert error_of(path).startswith(f"{path}: NS303 image is truncated or corrupt")
+
+
+def test_malformed_exif_is_read_as_no_orientation_and_says_nothing(tmp_path):
+    import warnings
+
+    image = Image.new("RGB", (2, 1), (255, 0, 0))
+    image.putpixel((1, 0), (0, 0, 255))
+    for name, exif in [
+        ("garbage.png", b"garbage-exif-data-here"),
+        ("short.png", b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05"),
+    ]:
+        path = tmp_path / name
+        image.save(path, exif=exif)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Pillow's "Corrupt EXIF data" must not reach the user
+            array = images.read(path, spec())
+        np.testing.assert_array_equal(array[:, 0, :], [[1, 0], [0, 0], [0, 1]])  # as stored: red, then blue
+
+
+def test_an_image_pillow_cannot_convert_is_one_located_error(tmp_path, monkeypatch):
+    path = save(tmp_path, two_pixels())
+
+    def broken(*args):
+        raise ValueError("decoder lost its way")
+
+    monkeypatch.setattr(images, "_drop_alpha", broken)
+    assert error_of(path) == f"{path}: NS303 image is truncated or corrupt (decoder lost its way)"
+
+
+def test_folders_pipes_and_symlink_loops_are_refused_without_waiting(tmp_path):
+    (tmp_path / "album.png").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")  # opening it to read would wait for a writer forever
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    assert error_of(tmp_path / "album.png") == f"{tmp_path / 'album.png'}: NS302 is a folder, not an image file"
+    assert error_of(tmp_path / "pipe.png") == (
+        f"{tmp_path / 'pipe.png'}: NS302 is not a regular file (a pipe or a device); give an image file"
+    )
+    assert error_of(tmp_path / "loop.png") == (
+        f"{tmp_path / 'loop.png'}: NS302 cannot read the file: Too many levels of symbolic links"
+    )
 
 
 def test_too_many_pixels_is_refused_before_decoding(tmp_path):

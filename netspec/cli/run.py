@@ -61,7 +61,9 @@ def run(
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
     """
-    images = image_files(images)
+    images, unreadable = image_files(images)
+    for problem in unreadable:
+        click.echo(str(problem), err=True)
     if explain is not None:
         from netspec.pictures.canvas import ready_to_draw
 
@@ -79,7 +81,7 @@ def run(
                 file=str(spec),
             )
         )
-    failed = 0
+    failed = len(unreadable)
     limits = _blas_threads(threads)
     for path, result in classify(network, images, batch_size, threads, max_pixels):
         if isinstance(result, InputError):
@@ -107,18 +109,25 @@ def run(
         raise click.exceptions.Exit(1)
 
 
-def image_files(paths: tuple[Path, ...]) -> tuple[Path, ...]:
-    """The paths given, each folder replaced by the images below it (hidden ones skipped), sorted."""
+def image_files(paths: tuple[Path, ...]) -> tuple[tuple[Path, ...], list[Problem]]:
+    """The paths given, each folder replaced by the images below it (hidden ones skipped), sorted;
+    and a problem for each folder below them that could not be read."""
     files: list[Path] = []
+    problems: list[Problem] = []
     for path in paths:
-        if not path.is_dir():
+        try:
+            is_folder = path.is_dir()
+        except OSError:  # a folder on the way that may not be read: reading the image will say so
+            is_folder = False
+        if not is_folder:
             files.append(path)
             continue
-        found = files_below(path, IMAGE_SUFFIXES, any_case=True)  # cameras write .JPG
-        if not found:
+        found, unreadable = files_below(path, IMAGE_SUFFIXES, "NS302", any_case=True)  # cameras write .JPG
+        problems += unreadable
+        if not found and not unreadable:
             raise click.UsageError(f"{path} is a folder with no images in it ({', '.join(IMAGE_SUFFIXES)})")
         files.extend(found)
-    return tuple(files)
+    return tuple(files), problems
 
 
 def classify(

@@ -9,24 +9,28 @@ import click
 
 from netspec.cli.options import files_below, shown_problems
 from netspec.cli.options import max_params as max_params_option
-from netspec.errors import Problem
+from netspec.errors import Problem, plural
 from netspec.loader import check
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-def spec_files(paths: tuple[Path, ...]) -> list[Path]:
-    """The files named, plus every *.yaml and *.yml below the folders named, in a stable order.
+def spec_files(paths: tuple[Path, ...]) -> tuple[list[Path], list[Problem]]:
+    """The files named, plus every *.yaml and *.yml below the folders named, in a stable order; and a
+    problem for each folder below them that could not be read.
 
     Inside folders, hidden files and folders (.github/, .pre-commit-config.yaml) are skipped.
     """
     files: list[Path] = []
+    problems: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            files.extend(files_below(path, SPEC_SUFFIXES))
+            found, unreadable = files_below(path, SPEC_SUFFIXES, "NS005")
+            files.extend(found)
+            problems += unreadable
         else:
             files.append(path)
-    return list(dict.fromkeys(files))
+    return list(dict.fromkeys(files)), problems
 
 
 @click.command()
@@ -46,9 +50,11 @@ def validate(paths: tuple[Path, ...], style: str, max_params: int) -> None:
     Prints one line per problem, then a summary (on stderr with --format json, so that stdout
     holds only JSON).
     """
-    files = spec_files(paths)
-    if not files:
+    files, unreadable = spec_files(paths)
+    if not files and not unreadable:
         raise click.UsageError(f"no *.yaml or *.yml files found in {', '.join(map(str, paths))}")
+    for line in shown_problems(unreadable, FORMATS[style]):
+        click.echo(line)
     invalid = 0
     for file in files:
         advice: list[str] = []
@@ -59,8 +65,9 @@ def validate(paths: tuple[Path, ...], style: str, max_params: int) -> None:
             click.echo(line, err=True)
         invalid += bool(problems)
     noun = "spec" if len(files) == 1 else "specs"
-    click.echo(f"{len(files)} {noun} checked, {invalid} invalid", err=style == "json")
-    if invalid:
+    unread = f", {plural(len(unreadable), 'folder')} could not be read" if unreadable else ""
+    click.echo(f"{len(files)} {noun} checked, {invalid} invalid{unread}", err=style == "json")
+    if invalid or unreadable:  # what an unreadable folder holds was not checked
         raise click.exceptions.Exit(1)
 
 
