@@ -223,6 +223,19 @@ def test_a_failing_bulk_run_stops_without_reading_the_rest(colours, tmp_path, mo
     assert 1 <= len(reads) <= 2  # the failing read, and at most the one its thread had already begun
 
 
+def test_bulk_runs_leave_the_warning_filters_as_they_found_them(colours, tmp_path):
+    """Threads each silencing Pillow's warnings can restore one another's filters; the run must not leak that."""
+    import warnings
+
+    network = netspec.load(colours)
+    from netspec.cli.run import classify
+
+    for _ in range(10):  # the race shows in about one run of 20 without the guard
+        before = list(warnings.filters)
+        assert sum(1 for _ in classify(network, (tmp_path / "red.png",) * 200, 16, 4)) == 200
+        assert warnings.filters == before
+
+
 def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):
     text = COLOURS.replace("neurons: 2", "neurons: 3")
     spec = write_spec(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -146,7 +147,11 @@ def classify(
     import netspec.images  # noqa: F401 - imported here, once: threads importing it at once would collide
 
     batches = (paths[start : start + batch_size] for start in range(0, len(paths), batch_size))
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+    # Each read silences Pillow's warnings with warnings.catch_warnings, which is not thread-safe: the
+    # threads' contexts may restore each other's filters. One context around them all, entered and
+    # left here, puts the filters back as they were however the threads interleaved.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        warnings.simplefilter("ignore")
 
         def submit(batch: tuple[Path, ...]) -> tuple[tuple[Path, ...], list[Future]]:
             return batch, [pool.submit(_read, network, path, max_pixels) for path in batch]
