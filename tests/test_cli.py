@@ -236,6 +236,14 @@ def test_bulk_runs_leave_the_warning_filters_as_they_found_them(colours, tmp_pat
         assert warnings.filters == before
 
 
+def test_explain_that_cannot_be_written_stops_before_classifying(colours, tmp_path):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "afile").write_text("a file, not a folder")
+    result = invoke("run", colours, tmp_path / "red.png", "--explain", tmp_path / "afile" / "why.png")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"--explain {tmp_path / 'afile' / 'why.png'}: {tmp_path / 'afile'} is a file, not a folder" in result.stderr
+
+
 def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):
     text = COLOURS.replace("neurons: 2", "neurons: 3")
     spec = write_spec(text)

@@ -363,6 +363,36 @@ def test_unwritable_output_is_found_before_training(spec, flowers, tmp_path, mon
     assert f"-o {tmp_path / 'out.yaml'}: cannot create a file in {tmp_path} (Permission denied)" in result.stderr
 
 
+def test_outputs_never_land_on_or_among_the_inputs(spec, flowers, tmp_path):
+    pytest.importorskip("matplotlib")
+    image = sorted((flowers / "red rose").iterdir())[0]
+    before = image.read_bytes()
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--plot", image)
+    assert result.exit_code == 2
+    assert f"--plot {image} would be written inside {flowers}, which this run reads; choose another place" in (
+        result.stderr
+    )
+    inside = flowers / "red rose" / "curves.png"  # it would be read as a training image next time
+    result = invoke("eval", spec, flowers, "--plot", inside)
+    assert result.exit_code == 2
+    assert f"--plot {inside} would be written inside {flowers}, which this run reads; choose another place" in (
+        result.stderr
+    )
+    assert image.read_bytes() == before and not inside.exists() and not (tmp_path / "out.yaml").exists()
+
+
+def test_output_checks_create_nothing_and_catch_a_folder_in_the_way(spec, flowers, tmp_path):
+    (tmp_path / "out.npz").mkdir()
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml")
+    assert result.exit_code == 2 and f"-o {tmp_path / 'out.npz'} is a folder; name a file" in result.stderr
+    assert "epoch" not in result.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(SOURCE.replace("neurons: 4", "neurons: 0"))
+    result = invoke("train", broken, flowers, "-o", tmp_path / "made" / "a" / "out.yaml")
+    assert result.exit_code == 1 and "NS104" in result.stderr
+    assert not (tmp_path / "made").exists()  # the folders are made when the file is written, not before
+
+
 def test_divergence_writes_nothing_and_says_why(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from netspec.cli.options import can_write, warn_skipped
+from netspec.cli.options import can_write, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.loader import load
@@ -36,6 +36,8 @@ def evaluate_command(
         ready_to_draw(plot)
         can_write("--plot", plot)
     network = load(spec, max_params)
+    if plot is not None:
+        refuse_overwrite("--plot", plot, [*spec_inputs(spec, network.spec), data])
     dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     result = evaluate(network, dataset.x, dataset.y)
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else report(result))

@@ -76,25 +76,38 @@ def files_below(
 
 
 def can_write(option: str, path: Path) -> None:
-    """Stop now, not after a long run, if no file can be written in `path`'s folder (made if missing)."""
+    """Stop now, not after a long run, if `path` could not be written.
+
+    Nothing is created: the folders missing on the way are made when the file is written, and
+    the deepest folder that exists is the one that must take new files.
+    """
+    existing = path.parent
     try:
         existing = next(folder for folder in path.parents if folder.exists())
         if not existing.is_dir():
             raise click.UsageError(f"{option} {path}: {existing} is a file, not a folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path.parent).close()
+        if path.is_dir():
+            raise click.UsageError(f"{option} {path} is a folder; name a file")
+        tempfile.TemporaryFile(dir=existing).close()
     except OSError as err:
-        raise click.UsageError(f"{option} {path}: cannot create a file in {path.parent} ({err.strerror})") from None
+        raise click.UsageError(f"{option} {path}: cannot create a file in {existing} ({err.strerror})") from None
 
 
 def refuse_overwrite(option: str, out: Path, inputs: Iterable[Path], writes: Iterable[Path] = ()) -> None:
-    """Stop before any work if writing `out` (and `writes`, the files written with it) would replace an input."""
-    read = {Path(path).resolve() for path in inputs}
+    """Stop before any work if writing `out` (and `writes`, the files written with it) would replace an
+    input, or put a file inside a folder this run reads (a chart among the training images, say)."""
+    read = [(Path(path), Path(path).resolve()) for path in inputs]
     for written in (out, *writes):
-        if written.resolve() in read:
-            raise click.UsageError(
-                f"{option} {out} would overwrite {written}, an input of this run; choose another name"
-            )
+        target = written.resolve()
+        for given, source in read:
+            if target == source:
+                raise click.UsageError(
+                    f"{option} {out} would overwrite {written}, an input of this run; choose another name"
+                )
+            if source.is_dir() and target.is_relative_to(source):
+                raise click.UsageError(
+                    f"{option} {out} would be written inside {given}, which this run reads; choose another place"
+                )
 
 
 def spec_inputs(spec_path: Path, spec) -> list[Path]:

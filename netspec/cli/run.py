@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from netspec.cli.options import files_below, refuse_overwrite, spec_inputs
+from netspec.cli.options import can_write, files_below, refuse_overwrite, spec_inputs
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import InputError, Problem
@@ -69,6 +69,7 @@ def run(
         from netspec.pictures.canvas import ready_to_draw
 
         ready_to_draw(explain)
+        can_write("--explain", explain)
         if len(images) != 1:
             raise click.UsageError("--explain explains one image; give exactly one")
     network = load(spec, max_params)

@@ -83,13 +83,17 @@ def train(
     if out.suffix not in (".yaml", ".yml"):
         raise click.UsageError(f"-o {out}: the trained spec is a .yaml or .yml file")
     can_write("-o", out)
+    can_write("-o", out.with_suffix(".npz"))
     if plot is not None:
         from netspec.pictures.canvas import ready_to_draw
 
         ready_to_draw(plot)
         can_write("--plot", plot)
     parsed, source = read_spec(spec)
-    refuse_overwrite("-o", out, [*spec_inputs(spec, parsed), data], writes=[out.with_suffix(".npz")])
+    inputs = [*spec_inputs(spec, parsed), data]
+    refuse_overwrite("-o", out, inputs, writes=[out.with_suffix(".npz")])
+    if plot is not None:
+        refuse_overwrite("--plot", plot, [*inputs, out, out.with_suffix(".npz")])
     if fresh:
         parsed = parsed.model_copy(update={"weights_file": None})
     try:
