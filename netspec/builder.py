@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError, plural
+from netspec.errors import Problem, SpecError, plural, size_shown
 from netspec.fields import (
     FileArray,
     GlorotNormal,
@@ -56,6 +56,17 @@ class _Plan:
     @property
     def param_count(self) -> int:
         return sum(prod(shape) for shape in self.param_shapes.values())
+
+    @property
+    def trainable_count(self) -> int:
+        """Parameters learned from gradients (batchnorm's running statistics are not)."""
+        not_learned = getattr(self.module, "NOT_LEARNED", ())
+        return sum(prod(shape) for name, shape in self.param_shapes.items() if name not in not_learned)
+
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds for one input."""
+        return self.module.multiply_adds(self.layer, self.input_shape)
 
 
 def build(
@@ -133,6 +144,10 @@ def _param_arrays(
                 params[-1][param] = _cast(array, dtype, param)
             except ParamError as err:
                 problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
+            except MemoryError:  # allowed by a raised --max-params, but more than this machine has
+                size = size_shown(prod(shape) * max(dtype.itemsize, 8))  # drawn in float64, then cast
+                message = f"layer {p.name!r}: {param} needs {size} and this machine cannot allocate it; make it smaller"
+                problems.append(Problem("NS208", message, ("layers", p.index, param)))
     if problems:
         raise SpecError(problems)
     return params

@@ -66,6 +66,17 @@ CODES: dict[str, str] = {
 }
 
 
+def size_shown(n: float) -> str:
+    """A number of bytes as people read it: '96 B', '12.1 KiB', '37.3 GiB'."""
+    if n < 1024:
+        return f"{int(n)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:,.1f} {unit}"
+
+
 def plural(n: int, noun: str) -> str:
     """'1 row', '3 rows': numbers in messages read as English."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -62,6 +62,20 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
     return spec, source
 
 
+def read_checked(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Spec:
+    """Read a spec file and find every problem `load` would, without making the network.
+
+    Raises:
+        SpecError: every problem found, each with the file, line and column.
+    """
+    spec, source = read_spec(path)
+    try:
+        check_spec(spec, base_dir=Path(path).parent, max_params=max_params)
+    except SpecError as err:
+        raise located(source, err.problems) from None
+    return spec
+
+
 def load(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Network:
     """Read, validate and build the network a spec file describes.
 

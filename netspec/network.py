@@ -38,21 +38,6 @@ class BuiltLayer:
         return LAYER_MODULES[self.spec.type]
 
     @property
-    def param_count(self) -> int:
-        return sum(array.size for array in self.params.values())
-
-    @property
-    def trainable_count(self) -> int:
-        """Parameters learned from gradients (batchnorm's running statistics are not)."""
-        not_learned = getattr(self.module, "NOT_LEARNED", ())
-        return sum(array.size for name, array in self.params.items() if name not in not_learned)
-
-    @property
-    def multiply_adds(self) -> int:
-        """Multiply-adds for one input."""
-        return self.module.multiply_adds(self.spec, self.input_shape)
-
-    @property
     def infer(self):
         """The function that gives this layer's output for a batch when running (not training) the network."""
         module, spec, params = self.module, self.spec, self.params

@@ -299,11 +299,42 @@ def test_summary_counts_running_statistics_as_not_trainable(write_spec):
     assert lines[-5:-2] == ["Total params: 46 (184 B as float32)", "Trainable params: 42", "Non-trainable params: 4"]
 
 
+def test_summary_of_a_network_too_large_for_memory_makes_no_arrays(write_spec):
+    import tracemalloc
+
+    spec = write_spec(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 100000}\nlayers:\n"
+        "  - {name: huge, type: dense, neurons: 100000}\n  - {name: out, type: dense, neurons: 2}\n"
+    )
+    tracemalloc.start()
+    result = invoke("summary", spec, "--max-params", "20000000000")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.exit_code == 0
+    # huge: 100,000 × 100,000 weights + 100,000 biases; out: 2 × 100,000 + 2; 4 bytes each in float32.
+    assert "Total params: 10,000,300,002 (37.3 GiB as float32)" in result.stdout.splitlines()
+    assert peak < 20_000_000
+
+
+def test_a_network_the_machine_cannot_allocate_is_a_located_problem(write_spec, monkeypatch):
+    def out_of_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr("netspec.builder.initialize", out_of_memory)
+    spec = write_spec(VALID)
+    result = invoke("run", spec, spec)
+    assert result.exit_code == 1
+    first = result.stderr.splitlines()[0]
+    assert first.endswith(
+        "NS208 layers[0].weights: layer 'hidden': weights needs 96 B and this machine cannot allocate it; make it smaller"
+    )
+
+
 def test_internal_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, write_spec):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("netspec.cli.summary.load", broken)
+    monkeypatch.setattr("netspec.cli.summary.read_checked", broken)
     spec = write_spec(VALID)
     result = invoke("summary", spec)
     assert result.exit_code == 3

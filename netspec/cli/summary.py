@@ -6,23 +6,26 @@ from math import prod
 from pathlib import Path
 
 import click
+import numpy as np
 
+from netspec.builder import plan
 from netspec.cli.options import max_params as max_params_option
-from netspec.loader import load
-from netspec.network import Network
+from netspec.errors import size_shown
+from netspec.loader import read_checked
+from netspec.spec import Spec
 
 HEADERS = ("Layer", "Type", "Output shape", "Params", "Mult-adds", "Activation")
 
 
-def rows(network: Network) -> list[tuple[str, ...]]:
+def rows(spec: Spec, plans: list) -> list[tuple[str, ...]]:
     """One row for the input, then one per layer."""
-    spec = network.spec
     kind = "image" if spec.input.image else "features"
-    table = [("input", kind, str(network.input_shape), "0", "0", "")]
-    for layer in network.layers:
-        activation = getattr(layer.spec, "activation", "")
-        shape = str(layer.output_shape)
-        table.append((layer.name, layer.type, shape, f"{layer.param_count:,}", f"{layer.multiply_adds:,}", activation))
+    table = [("input", kind, str(spec.input.shape), "0", "0", "")]
+    for p in plans:
+        activation = getattr(p.layer, "activation", "")
+        table.append(
+            (p.name, p.layer.type, str(p.output_shape), f"{p.param_count:,}", f"{p.multiply_adds:,}", activation)
+        )
     return table
 
 
@@ -30,9 +33,14 @@ def rows(network: Network) -> list[tuple[str, ...]]:
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @max_params_option
 def summary(spec: Path, max_params: int) -> None:
-    """Print a table of SPEC's layers with shapes, parameters and multiply-adds."""
-    network = load(spec, max_params)
-    table = [HEADERS, *rows(network)]
+    """Print a table of SPEC's layers with shapes, parameters and multiply-adds.
+
+    The spec is checked as `validate` checks it, but no array is made: a network too large for this
+    machine's memory is summarised as readily as a small one.
+    """
+    checked = read_checked(spec, max_params)
+    plans = plan(checked)
+    table = [HEADERS, *rows(checked, plans)]
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
     numeric = {3, 4}
 
@@ -41,31 +49,21 @@ def summary(spec: Path, max_params: int) -> None:
         return "  ".join(cells).rstrip()
 
     rule = "─" * len(line(HEADERS))
-    total = sum(layer.param_count for layer in network.layers)
-    adds = sum(layer.multiply_adds for layer in network.layers)
-    size = total * network.dtype.itemsize
-    described = f" — {network.spec.description}" if network.spec.description else ""
-    click.echo(f"{network.spec.name}{described}")
-    click.echo(f"classes: {', '.join(network.classes)}")
+    total = sum(p.param_count for p in plans)
+    trainable = sum(p.trainable_count for p in plans)
+    adds = sum(p.multiply_adds for p in plans)
+    dtype = np.dtype(checked.dtype)
+    described = f" — {checked.description}" if checked.description else ""
+    click.echo(f"{checked.name}{described}")
+    click.echo(f"classes: {', '.join(checked.classes)}")
     click.echo(rule)
     click.echo(line(HEADERS))
     click.echo(rule)
     for row in table[1:]:
         click.echo(line(row))
     click.echo(rule)
-    trainable = sum(layer.trainable_count for layer in network.layers)
-    click.echo(f"Total params: {total:,} ({_bytes(size)} as {network.dtype})")
+    click.echo(f"Total params: {total:,} ({size_shown(total * dtype.itemsize)} as {dtype})")
     click.echo(f"Trainable params: {trainable:,}")
     click.echo(f"Non-trainable params: {total - trainable:,}")
     click.echo(f"Mult-adds per input: {adds:,}")
-    click.echo(f"Input values per sample: {prod(network.input_shape):,}")
-
-
-def _bytes(n: float) -> str:
-    if n < 1024:
-        return f"{int(n)} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            break
-    return f"{n:.1f} {unit}"
+    click.echo(f"Input values per sample: {prod(checked.input.shape):,}")
