@@ -124,8 +124,8 @@ def _param_arrays(
     _check_outputs(plans)
     _check_size(plans, max_params)
     problems: list[Problem] = []
-    stored = _weights_file_arrays(spec, plans, base, problems)
-    stored.update(_given_arrays(arrays, plans, problems))
+    from_file = _weights_file_arrays(spec, plans, base, problems)
+    stored = {**from_file, **_given_arrays(arrays, plans, problems)}
     dtype = np.dtype(spec.dtype)
     params: list[dict[str, np.ndarray]] = []
     for p in plans:
@@ -136,14 +136,18 @@ def _param_arrays(
             if array is None and not draw_all and param not in non_negative:
                 if isinstance(getattr(p.layer, param), _BOUNDED_INITIALIZERS):
                     continue
+            # An array from the weights file is said as such, and its problems point at weights_file.
+            in_file = (p.name, param) in from_file and array is from_file[(p.name, param)]
+            label = f"{param} ({spec.weights_file} holds it as {p.name}.{param})" if in_file else param
+            where = ("weights_file",) if in_file else ("layers", p.index, param)
             try:
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
                 if param in non_negative and (array < 0).any():
-                    raise ParamError("NS104", f"{param} holds negative values; a variance is never below 0")
-                params[-1][param] = _cast(array, dtype, param)
+                    raise ParamError("NS104", f"{label} holds negative values; a variance is never below 0")
+                params[-1][param] = _cast(array, dtype, label)
             except ParamError as err:
-                problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", ("layers", p.index, param)))
+                problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", where))
             except MemoryError:  # allowed by a raised --max-params, but more than this machine has
                 size = size_shown(prod(shape) * max(dtype.itemsize, 8))  # drawn in float64, then cast
                 message = f"layer {p.name!r}: {param} needs {size} and this machine cannot allocate it; make it smaller"
@@ -159,11 +163,9 @@ def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
         cast = array.astype(dtype)
     if not np.isfinite(cast).all():
         largest = np.finfo(dtype).max
-        raise ParamError(
-            "NS106",
-            f"{param} holds values beyond what {dtype} can hold (about ±{largest:.3g}); "
-            "use smaller values or dtype: float64",
-        )
+        wider = " or dtype: float64" if dtype != np.float64 else ""
+        message = f"{param} holds values beyond what {dtype} can hold (about ±{largest:.3g}); use smaller values"
+        raise ParamError("NS106", message + wider)
     return cast
 
 

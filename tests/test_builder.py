@@ -268,6 +268,26 @@ def test_values_beyond_the_dtype_are_refused(problems, tmp_path):
     ]
 
 
+def test_problems_of_weights_file_arrays_point_at_the_file(problems, tmp_path):
+    text = (
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 2}\nweights_file: trained.npz\nlayers:\n"
+        "  - {name: norm, type: batchnorm}\n  - {name: out, type: dense, neurons: 2}\n"
+    )
+    np.savez(tmp_path / "trained.npz", **{"norm.var": np.array([1.0, -1.0])})
+    assert problems(text) == [
+        f"{where(text, 'trained.npz')}: NS104 weights_file: layer 'norm': var (trained.npz holds it as norm.var) "
+        "holds negative values; a variance is never below 0"
+    ]
+
+
+def test_values_too_large_even_for_float64_are_not_told_to_use_float64(problems):
+    text = spec_text("{init: normal, std: 1.0e+308}").replace("netspec: 1", "netspec: 1\ndtype: float64")
+    assert problems(text) == [
+        f"{where(text, '{init: normal')}: NS106 layers[0].weights: layer 'hidden': weights holds values beyond what "
+        "float64 can hold (about ±1.8e+308); use smaller values"
+    ]
+
+
 def test_a_weight_file_that_is_a_folder(problems, tmp_path):
     (tmp_path / "arrays").mkdir()
     text = spec_text(bias="{file: arrays}")
