@@ -75,6 +75,14 @@ class Input(SpecModel):
     @model_validator(mode="after")
     def _exactly_one(self) -> "Input":
         if (self.image is None) == (self.features is None):
+            # A key written with no value (`features:` alone) is there but empty: said at the key.
+            empty = {
+                "image": "must be a mapping of keys to values (width, height, ...), got null",
+                "features": "must be a whole number, got null",
+            }
+            written = [key for key in empty if key in self.model_fields_set and getattr(self, key) is None]
+            if written:
+                raise rule_error([Problem("NS103", empty[key], (key,)) for key in written])
             raise PydanticCustomError("NS102", "input takes exactly one of 'image' or 'features'")
         return self
 

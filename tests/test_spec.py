@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 import netspec
@@ -421,3 +422,14 @@ def test_the_model_for_a_specs_layer_types_finds_what_the_full_model_finds(layer
 
     assert model_for(data) is not Spec
     assert found(model_for(data)) == found(Spec) != []
+
+
+def test_an_input_key_written_without_a_value_is_said_at_the_key(problems):
+    text = VALID.replace("  features: 3", "  features:")  # line 5: the position is where the value would be
+    assert problems(text) == ["spec.yaml:5:12: NS103 input.features: must be a whole number, got null"]
+    text = VALID.replace("  features: 3", "  image:")
+    assert problems(text) == [
+        "spec.yaml:5:9: NS103 input.image: must be a mapping of keys to values (width, height, ...), got null"
+    ]
+    # Written out by code (a dumped spec), a null beside a value is no mistake.
+    assert Spec.model_validate({**yaml.safe_load(VALID), "input": {"image": None, "features": 3}}).input.shape == (3,)
