@@ -244,6 +244,17 @@ def test_explain_that_cannot_be_written_stops_before_classifying(colours, tmp_pa
     assert f"--explain {tmp_path / 'afile' / 'why.png'}: {tmp_path / 'afile'} is a file, not a folder" in result.stderr
 
 
+def test_json_output_stays_utf8_for_a_file_name_that_is_not(colours, tmp_path):
+    import os
+
+    name = os.fsdecode(tmp_path / "red.png").replace("red.png", os.fsdecode(b"r\xffd.png"))
+    Path(name).write_bytes((tmp_path / "red.png").read_bytes())
+    result = invoke("run", colours, name, "--json")
+    assert result.exit_code == 0
+    line = json.loads(result.stdout_bytes.decode("utf-8"))  # strict: raises on a raw 0xFF byte
+    assert os.fsencode(line["file"]) == os.fsencode(name) and line["label"] == "red"
+
+
 def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):
     text = COLOURS.replace("neurons: 2", "neurons: 3")
     spec = write_spec(text)

@@ -199,7 +199,11 @@ def _read(network: Network, path: Path, max_pixels: int | None = None) -> np.nda
 
 
 def _as_json(path: Path, ranked: list[tuple[str, float]]) -> str:
-    return json.dumps({"file": str(path), "label": ranked[0][0], "scores": dict(ranked)}, ensure_ascii=False)
+    line = {"file": str(path), "label": ranked[0][0], "scores": dict(ranked)}
+    # A file name that is not UTF-8 holds surrogates (Python's stand-ins for its bytes): escaped, the line
+    # stays valid UTF-8 and json.loads gives the name back, which os.fsencode turns into the same bytes.
+    undecodable = any("\udc80" <= c <= "\udcff" for c in line["file"])
+    return json.dumps(line, ensure_ascii=undecodable)
 
 
 def _as_text(path: Path, ranked: list[tuple[str, float]]) -> str:
