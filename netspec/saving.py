@@ -60,7 +60,8 @@ def save_arrays(network: Network, path: Path) -> None:
 def spec_document(network: Network, weights_file: str) -> dict:
     """The spec as plain data with `weights_file` pointing at the saved arrays."""
     spec = network.spec
-    document = spec.model_dump(mode="json", exclude={"layers", "weights_file"}, exclude_none=True)
+    # What the spec says, not every default: a default written out can break a rule (momentum with adam).
+    document = spec.model_dump(mode="json", exclude={"layers", "weights_file"}, exclude_none=True, exclude_unset=True)
     document["weights_file"] = weights_file
     document["layers"] = [
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ import netspec
 from netspec.layers.activations import ACTIVATIONS
 
 from conftest import numeric_gradient
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HAND = """\
 netspec: 1
@@ -146,6 +149,22 @@ def test_save_and_load_give_exactly_the_same_arrays(write_spec, tmp_path):
     assert sorted(np.load(arrays_path).files) == ["hidden.bias", "hidden.weights", "output.bias", "output.weights"]
     # Nothing else is left in the folder: no temporary files.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["saved.npz", "saved.yaml"]
+
+
+def test_saved_specs_load_again_with_the_training_they_said(tmp_path):
+    """Defaults are not written out: momentum's default beside adam would break the spec's own rule."""
+    for name in ("rose-vs-lotus.yaml", "digits.yaml", "digits-cnn.yaml"):
+        network = netspec.load(ROOT / "specs" / name)
+        spec_path, _ = network.save(tmp_path / name)
+        again = netspec.load(spec_path)
+        assert again.spec.training == network.spec.training
+        assert (
+            yaml.safe_load(spec_path.read_text())["training"]
+            == yaml.safe_load((ROOT / "specs" / name).read_text())["training"]
+        )
+        for before, after in zip(network.layers, again.layers):
+            for key, array in before.params.items():
+                np.testing.assert_array_equal(array, after.params[key])
 
 
 def test_saved_labels_that_look_like_numbers_stay_text(write_spec, tmp_path):
