@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,5 +99,12 @@ def test_upgrade(write_spec):
 def test_pre_commit_hook_and_workflow_example_run_validate():
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hooks[0]["id"] == "netspec-validate" and hooks[0]["entry"] == "netspec validate"
+    # pre-commit passes the files that match `files` and not `exclude` (Python regexes, searched in the path).
+    chosen = [
+        path
+        for path in ("specs/a.yaml", "b.yml", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "x/.hidden.yaml")
+        if re.search(hooks[0]["files"], path) and not re.search(hooks[0]["exclude"], path)
+    ]
+    assert chosen == ["specs/a.yaml", "b.yml"]
     workflow = yaml.safe_load((ROOT / "examples" / "ci" / "github-workflow.yml").read_text())
     assert workflow["jobs"]["validate"]["steps"][-1]["run"] == "netspec validate --format github specs/"
