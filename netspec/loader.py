@@ -9,13 +9,11 @@ from pydantic import ValidationError
 from netspec.builder import DEFAULT_MAX_PARAMS, build
 from netspec.builder import check as check_spec
 from netspec.errors import Problem, SpecError
+from netspec.folders import IMAGE_SUFFIXES
 from netspec.network import Network
 from netspec.spec import Spec, model_for
 from netspec.validation import problems_from, show
 from netspec.yaml_source import Source, read_yaml
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-"""File names of the image formats netspec reads (netspec.images.FORMATS)."""
 
 # Problems about a key itself point at the key, not at its value.
 _KEY_CODES = {"NS101"}

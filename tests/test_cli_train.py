@@ -183,13 +183,17 @@ def test_unreadable_images_are_skipped_with_a_warning_or_fail_with_strict(flower
         (data / label).mkdir(parents=True)
         for source in sorted((flowers / label).iterdir())[:2]:
             (data / label / source.name).write_bytes(source.read_bytes())
+    # Files not named as images are not data (as in torchvision's ImageFolder): left alone, even with --strict.
     (data / "red rose" / "notes.txt").write_text("not a picture")
     spec = ROOT / "specs" / "rose-vs-lotus.yaml"
+    result = invoke("eval", spec, data, "--strict")
+    assert (result.exit_code, result.stderr) == (0, "") and result.stdout.startswith("accuracy 100.00% (4 of 4)")
+    (data / "red rose" / "torn.png").write_text("named as a picture, but not one")
     result = invoke("eval", spec, data)
     assert result.exit_code == 0 and result.stdout.startswith("accuracy 100.00% (4 of 4)")
     assert (
         result.stderr
-        == f"warning: {data / 'red rose' / 'notes.txt'}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP) (skipped)\n"
+        == f"warning: {data / 'red rose' / 'torn.png'}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP) (skipped)\n"
     )
     result = invoke("eval", spec, data, "--strict")
     assert result.exit_code == 1 and "NS302" in result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import click
 
 from netspec.builder import DEFAULT_MAX_PARAMS
-from netspec.errors import Problem
 
 max_params = click.option(
     "--max-params",
@@ -53,26 +51,6 @@ def output(help_text: str):
     return click.option(
         "-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help_text
     )
-
-
-def files_below(
-    folder: Path, suffixes: tuple[str, ...], code: str, any_case: bool = False
-) -> tuple[list[Path], list[Problem]]:
-    """The files below `folder` whose names end in one of `suffixes` (in any case if asked), in name
-    order; and a problem (with `code`) for each folder below it that could not be read.
-
-    Hidden files and folders (.git/, .github/, .cache/) are skipped; links to folders are not followed.
-    """
-    found: list[Path] = []
-    unreadable: list[OSError] = []
-    for root, folders, names in os.walk(folder, onerror=unreadable.append):
-        folders[:] = [name for name in folders if not name.startswith(".")]
-        for name in names:
-            suffix = os.path.splitext(name)[1]
-            if not name.startswith(".") and (suffix.lower() if any_case else suffix) in suffixes:
-                found.append(Path(root) / name)
-    problems = [Problem(code, f"cannot read the folder: {err.strerror}", file=err.filename) for err in unreadable]
-    return sorted(found), problems
 
 
 def can_write(option: str, path: Path) -> None:

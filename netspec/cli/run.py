@@ -12,11 +12,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from netspec.cli.options import can_write, files_below, refuse_overwrite, spec_inputs
+from netspec.cli.options import can_write, refuse_overwrite, spec_inputs
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import InputError, Problem
-from netspec.loader import IMAGE_SUFFIXES, load
+from netspec.folders import IMAGE_SUFFIXES, files_below
+from netspec.loader import load
 from netspec.network import Network
 
 BAR_WIDTH = 20

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from netspec.cli.options import files_below, shown_problems
 from netspec.cli.options import max_params as max_params_option
+from netspec.cli.options import shown_problems
 from netspec.errors import Problem, plural
+from netspec.folders import files_below
 from netspec.loader import check
 
 SPEC_SUFFIXES = (".yaml", ".yml")

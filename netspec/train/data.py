@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netspec.errors import InputError, NetspecError, Problem
+from netspec.folders import IMAGE_SUFFIXES, files_below
 from netspec.weights import read_npy_header
 
 if TYPE_CHECKING:
@@ -85,13 +86,16 @@ def _read_folder(root: Path, network: Network, strict: bool, warn, max_pixels: i
         raise DataError(problems)
     xs, ys, skipped = [], [], 0
     for index, label in enumerate(network.classes):
-        # Images may sit in subfolders of a class folder, as torchvision's ImageFolder allows;
-        # hidden files are left alone, and broken links are reported like unreadable images.
-        files = sorted(
-            p
-            for p in folders[label].rglob("*")
-            if (p.is_file() or p.is_symlink()) and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
+        # Images may sit in subfolders of a class folder, as torchvision's ImageFolder allows; files
+        # that are not named as images (a README, notes) and hidden ones are left alone, and broken
+        # links are reported like unreadable images.
+        files, unreadable = files_below(folders[label], IMAGE_SUFFIXES, "NS302", any_case=True)
+        if unreadable and strict:
+            raise InputError(unreadable)
+        for problem in unreadable:
+            skipped += 1
+            if warn:
+                warn(problem)
         readable = 0
         for file in files:
             try:

@@ -1,0 +1,31 @@
+"""What a folder stands for: the files below it that netspec reads, found the same way everywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from netspec.errors import Problem
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File names of the image formats netspec reads (netspec.images.FORMATS), matched in any case."""
+
+
+def files_below(
+    folder: Path, suffixes: tuple[str, ...], code: str, any_case: bool = False
+) -> tuple[list[Path], list[Problem]]:
+    """The files below `folder` whose names end in one of `suffixes` (in any case if asked), in name
+    order; and a problem (with `code`) for each folder below it that could not be read.
+
+    Hidden files and folders (.git/, .github/, .cache/) are skipped; links to folders are not followed.
+    """
+    found: list[Path] = []
+    unreadable: list[OSError] = []
+    for root, folders, names in os.walk(folder, onerror=unreadable.append):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            suffix = os.path.splitext(name)[1]
+            if not name.startswith(".") and (suffix.lower() if any_case else suffix) in suffixes:
+                found.append(Path(root) / name)
+    problems = [Problem(code, f"cannot read the folder: {err.strerror}", file=err.filename) for err in unreadable]
+    return sorted(found), problems
