@@ -199,6 +199,31 @@ def test_unreadable_images_are_skipped_with_a_warning_or_fail_with_strict(flower
     assert result.exit_code == 1 and "NS302" in result.stderr
 
 
+def test_training_problems_name_the_flag_that_caused_them(tmp_path):
+    spec = tmp_path / "xor.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [same, different]\ninput: {features: 2}\n"
+        "layers:\n  - {name: o, type: dense, neurons: 2, activation: softmax}\n"
+        "training: {optimizer: adam, epochs: 2, patience: 3}\n"
+    )
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 4, dtype=np.float32)
+    np.savez(tmp_path / "xor.npz", x=x, y=np.array([0, 1, 1, 0] * 4))
+    out = tmp_path / "out.yaml"
+    result = invoke("train", spec, tmp_path / "xor.npz", "-o", out, "--momentum", "0.5")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "NS125 --momentum 0.5: only sgd takes momentum, but the optimizer is adam\n",
+    )
+    result = invoke("train", spec, tmp_path / "xor.npz", "-o", out, "--val-split", "0")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{spec}:6:50: NS125 training.patience: patience counts epochs without a better validation accuracy; "
+        "it needs val_split above 0 (with --val-split 0.0 given on the command line)\n",
+    )
+    result = invoke("train", spec, tmp_path / "xor.npz", "-o", out, "--val-split", "0", "--patience", "0", "--quiet")
+    assert result.exit_code == 0 and out.exists()  # --patience 0: never stop early, whatever the spec says
+
+
 def test_npz_data(tmp_path):
     spec = tmp_path / "xor.yaml"
     spec.write_text(

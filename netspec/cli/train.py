@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from netspec.builder import build
 from netspec.cli.options import can_write, output, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
-from netspec.errors import SpecError
+from netspec.errors import Problem, SpecError
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
 from netspec.train import Epoch, resolve_options
@@ -42,7 +43,9 @@ from netspec.train.data import read_dataset
     help="Fraction held out to pick the best epoch (default 0.1).",
 )
 @click.option(
-    "--patience", type=click.IntRange(min=1), help="Stop after N epochs without improvement (default: never)."
+    "--patience",
+    type=click.IntRange(min=0),
+    help="Stop after N epochs without improvement (0: never; default: the spec's, else never).",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of shuffling and the split (default: the spec's seed).")
 @click.option("--fresh", is_flag=True, help="Start from the layers' initial values, ignoring the spec's weights_file.")
@@ -98,9 +101,12 @@ def train(
         parsed = parsed.model_copy(update={"weights_file": None})
     try:
         network = build(parsed, base_dir=spec.parent, max_params=max_params)
-        options = resolve_options(parsed, **overrides)  # here, to locate a bad `training:` value in the file
     except SpecError as err:
         raise located(source, err.problems) from None
+    try:
+        options = resolve_options(parsed, **overrides)  # here, to locate a bad `training:` value in the file
+    except SpecError as err:
+        raise _told_apart(err, source, overrides) from None
     dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
@@ -144,6 +150,21 @@ def _result(history) -> str:
     if best.val_accuracy is None:
         return f"final training accuracy {best.accuracy:.2%} at epoch {best.number}{ending}"
     return f"best validation accuracy {best.val_accuracy:.2%} at epoch {best.number}{ending}"
+
+
+def _told_apart(err: SpecError, source, overrides: dict) -> SpecError:
+    """Training problems said where their values came from: a flag is named, a key in the file is located."""
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    given = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in flags.items())
+    problems = []
+    for problem in err.problems:
+        key = problem.path[1] if len(problem.path) > 1 else None
+        if key in flags:
+            problems.append(Problem(problem.code, f"--{key.replace('_', '-')} {flags[key]}: {problem.message}"))
+        else:
+            note = f" (with {given} given on the command line)" if flags else ""
+            problems.append(source.locate(replace(problem, message=problem.message + note)))
+    return SpecError(problems)
 
 
 def _progress(epochs: int, bar: bool):

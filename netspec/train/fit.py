@@ -60,6 +60,8 @@ def resolve_options(spec: Spec, **overrides: Any) -> Training:
     """The spec's `training:` settings with the given (non-None) overrides, validated as one."""
     base = spec.training.model_dump(exclude_unset=True) if spec.training else {}
     given = {key: value for key, value in overrides.items() if value is not None}
+    if given.get("patience") == 0:  # the command line's way to say "never stop early"
+        given["patience"] = None
     try:
         options = Training.model_validate({**base, **given})
     except ValidationError as err:
