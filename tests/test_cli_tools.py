@@ -77,6 +77,8 @@ def test_init_writes_a_starter_spec_that_validates(tmp_path, monkeypatch, kind):
     )
     network = netspec.load(tmp_path / "flowers.yaml")
     assert network.classes == ["red rose", "white lotus", "1e3", "a:b"]
+    result = invoke("init", "my net", "--input", kind)
+    assert result.stdout.endswith("check it with: netspec validate 'my net.yaml'\n")
     assert network.input_shape == ((3, 32, 32) if kind == "image" else (4,))
     assert (tmp_path / "flowers.yaml").read_text().startswith("# A netspec spec: flowers.")
     again = invoke("init", "flowers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -90,7 +91,8 @@ def init(name: str, kind: str, classes: str, force: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
-    click.echo(f"wrote {path}: {len(labels)} classes, {kind} input; check it with: netspec validate {path}")
+    command = f"netspec validate {shlex.quote(str(path))}"  # quoted: a name with a space still pastes
+    click.echo(f"wrote {path}: {len(labels)} classes, {kind} input; check it with: {command}")
 
 
 _SPECIAL = set(":#,[]{}&*!|>'%@`" + '"')
