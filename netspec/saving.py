@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -91,9 +92,29 @@ def save_trained(network: Network, source: Source, path: Path) -> tuple[Path, Pa
     if text is None or read_yaml(text, str(path)).data != expected:
         document = {key: expected[key] for key in [*source.data, "weights_file"]}
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    else:
+        text = _schema_comment_from(text, Path(source.file).parent, path.parent)
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
     return path, arrays_path
+
+
+_SCHEMA_COMMENT = re.compile(r"# yaml-language-server: \$schema=(\S+)")
+
+
+def _schema_comment_from(text: str, spec_folder: Path, out_folder: Path) -> str:
+    """The editor's schema comment (first line) pointing, from the new folder, at the schema it named.
+
+    Editors read that path relative to the spec; a trained spec written elsewhere would lose it.
+    """
+    match = _SCHEMA_COMMENT.match(text)
+    if match is None or "://" in match.group(1) or Path(match.group(1)).is_absolute():
+        return text
+    schema = (spec_folder / match.group(1)).resolve()
+    if not schema.is_file():
+        return text
+    moved = Path(os.path.relpath(schema, out_folder.resolve())).as_posix()
+    return text[: match.start(1)] + moved + text[match.end(1) :]
 
 
 def _with_weights_file(text: str, source: Source, name: str) -> str | None:

@@ -224,6 +224,15 @@ def test_training_problems_name_the_flag_that_caused_them(tmp_path):
     assert result.exit_code == 0 and out.exists()  # --patience 0: never stop early, whatever the spec says
 
 
+def test_a_trained_spec_written_elsewhere_still_points_editors_at_the_schema(flowers, tmp_path):
+    out = tmp_path / "results" / "rose.yaml"
+    result = invoke("train", ROOT / "examples" / "rose-vs-lotus.yaml", flowers, "-o", out, "--epochs", "1", "--quiet")
+    assert result.exit_code == 0
+    first = out.read_text().splitlines()[0]
+    assert first.startswith("# yaml-language-server: $schema=")
+    assert (out.parent / first.split("=", 1)[1]).resolve() == ROOT / "schema" / "netspec-v1.schema.json"
+
+
 def test_npz_data(tmp_path):
     spec = tmp_path / "xor.yaml"
     spec.write_text(
