@@ -139,6 +139,8 @@ def read(source: ImageSource, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
 
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1: as stored); an EXIF block that cannot be read counts as 1, as browsers do."""
+    if image.format != "TIFF" and not image.info.keys() & {"exif", "xmp", "XML:com.adobe.xmp"}:
+        return 1  # nothing to read (most PNGs, pictures made in code): no need to silence Pillow
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF data; the image still reads

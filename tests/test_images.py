@@ -85,12 +85,13 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
     np.testing.assert_allclose(x[0, 0], [1.0, 128 / 255])  # 32896 / 257 = 128
 
 
-def test_exif_orientation_is_applied(tmp_path):
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.png", "photo.tiff", "photo.webp"])
+def test_exif_orientation_is_applied(tmp_path, name):
     stored = Image.new("RGB", (16, 8), (255, 0, 0))
     stored.paste((0, 0, 255), (8, 0, 16, 8))  # left half red, right half blue
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to show
-    path = save(tmp_path, stored, "photo.jpg", exif=exif, quality=95)
+    path = save(tmp_path, stored, name, exif=exif, quality=95)
     x = images.read(path, spec(width=8, height=16))
     assert x[0, :8].mean() > 0.9 and x[2, :8].mean() < 0.1  # red on top
     assert x[2, 8:].mean() > 0.9 and x[0, 8:].mean() < 0.1  # blue below
