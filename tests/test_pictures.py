@@ -63,6 +63,15 @@ def test_neuron_pictures(tmp_path, write_spec):
     assert result.exit_code == 1 and result.stderr == "NS603 layer hidden1 has 4 neurons (0 to 3); got 9\n"
 
 
+def test_kernel_pictures_number_rows_and_columns_in_whole_steps():
+    from netspec.pictures import neuron
+
+    figure = neuron.draw(netspec.load(ROOT / "specs" / "digits-cnn.yaml"), "conv1:0")
+    for ax in figure.axes[:-1]:  # the last axes is the colour bar
+        ticks = [*ax.get_xticks(), *ax.get_yticks()]
+        assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+
+
 LEFT_ONLY = """\
 netspec: 1
 classes: [left, other]

@@ -61,6 +61,8 @@ def draw(network: Network, address: str):
 
 
 def _as_images(plt, weights: np.ndarray, title: str, kernel: bool):
+    from matplotlib.ticker import MaxNLocator  # matplotlib is loaded by now (pyplot() above)
+
     channels = weights.shape[0]
     names = [f"channel {c}" for c in range(channels)]
     if not kernel:
@@ -70,6 +72,8 @@ def _as_images(plt, weights: np.ndarray, title: str, kernel: bool):
     for ax, plane, name in zip(axes[0], weights, names):
         shown = ax.imshow(plane, cmap=DIVERGING, vmin=-limit, vmax=limit)
         ax.set(title=name, xlabel="column", ylabel="row")
+        for axis in (ax.xaxis, ax.yaxis):  # rows and columns are whole numbers: no ticks between pixels
+            axis.set_major_locator(MaxNLocator(integer=True))
     figure.colorbar(shown, ax=axes[0].tolist(), label="weight (purple pushes the output up, orange down)")
     figure.suptitle(title + ("\nthe filter's kernel" if kernel else "\nits weights laid out as the image it reads"))
     return figure
