@@ -12,12 +12,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def files_below(
-    folder: Path, suffixes: tuple[str, ...], code: str, any_case: bool = False
+    folder: Path, suffixes: tuple[str, ...], code: str, any_case: bool = False, broken_links: bool = False
 ) -> tuple[list[Path], list[Problem]]:
     """The files below `folder` whose names end in one of `suffixes` (in any case if asked), in name
     order; and a problem (with `code`) for each folder below it that could not be read.
 
-    Hidden files and folders (.git/, .github/, .cache/) are skipped; links to folders are not followed.
+    Only regular files count (links to them too): pipes and devices are skipped, and so are broken
+    links unless `broken_links` asks for them (to be reported as missing). Hidden files and folders
+    (.git/, .github/, .cache/) are skipped; links to folders are not followed.
     """
     found: list[Path] = []
     unreadable: list[OSError] = []
@@ -25,7 +27,10 @@ def files_below(
         folders[:] = [name for name in folders if not name.startswith(".")]
         for name in names:
             suffix = os.path.splitext(name)[1]
-            if not name.startswith(".") and (suffix.lower() if any_case else suffix) in suffixes:
-                found.append(Path(root) / name)
+            if name.startswith(".") or (suffix.lower() if any_case else suffix) not in suffixes:
+                continue
+            path = os.path.join(root, name)
+            if os.path.isfile(path) or (broken_links and os.path.islink(path) and not os.path.exists(path)):
+                found.append(Path(path))
     problems = [Problem(code, f"cannot read the folder: {err.strerror}", file=err.filename) for err in unreadable]
     return sorted(found), problems

@@ -78,17 +78,18 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 
 def _check_is_a_file(path: str | Path, name: str) -> None:
-    """Refuse folders, pipes and devices before opening: reading a pipe named like an image would wait forever."""
+    """Refuse a folder before opening it. A pipe given by name is read, as `cat` reads it
+    (`netspec run spec.yaml /dev/stdin` classifies what is piped in); folders never yield pipes."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise InputError(Problem("NS301", "image not found", file=name)) from None
     except OSError as err:  # no permission on a folder on the way, a symlink loop, a name too long
         raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
+    except ValueError:  # a NUL in the name
+        raise InputError(Problem("NS302", "the file name holds a NUL character", file=name)) from None
     if stat.S_ISDIR(mode):
         raise InputError(Problem("NS302", "is a folder, not an image file", file=name))
-    if not stat.S_ISREG(mode):
-        raise InputError(Problem("NS302", "is not a regular file (a pipe or a device); give an image file", file=name))
 
 
 def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
@@ -132,14 +133,20 @@ def read(source: ImageSource, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
         return to_array(image, spec)
     except InputError as err:
         raise InputError([problem.located(str(source), None, None) for problem in err.problems]) from None
+    except MemoryError:  # not the file's fault: said as what it is
+        raise
     except Exception as err:  # noqa: BLE001 - damaged files reach Pillow's converters too; one must not stop a run
         reason = str(err) or type(err).__name__
         raise InputError(Problem("NS303", f"image is truncated or corrupt ({reason})", file=str(source))) from None
 
 
+_ORIENTATION_SOURCES = {"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"}
+"""Where Pillow finds an orientation besides a TIFF's own tags (the raw profile is ImageMagick's, in PNGs)."""
+
+
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1: as stored); an EXIF block that cannot be read counts as 1, as browsers do."""
-    if image.format != "TIFF" and not image.info.keys() & {"exif", "xmp", "XML:com.adobe.xmp"}:
+    if image.format != "TIFF" and not image.info.keys() & _ORIENTATION_SOURCES:
         return 1  # nothing to read (most PNGs, pictures made in code): no need to silence Pillow
     try:
         with warnings.catch_warnings():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def test_validate_a_folder_recursively(write_spec, tmp_path):
     write_spec(VALID, "nested/b.yml")
     write_spec("not: [a spec", "nested/c.yaml")
     (tmp_path / "readme.txt").write_text("ignored")
+    (tmp_path / "moved.yaml").symlink_to(tmp_path / "elsewhere.yaml")  # a broken link is not a spec
     (tmp_path / "NOTES.YAML").write_text("not: [a spec either")  # *.yaml and *.yml, as written, as CI tools match
     result = invoke("validate", tmp_path)
     assert result.exit_code == 1
@@ -164,6 +166,8 @@ def test_run_takes_folders_of_images(colours, tmp_path):
     Image.new("RGB", (3, 3), (255, 0, 0)).save(folder / "more" / "a.JPG")
     Image.new("RGB", (3, 3), (255, 0, 0)).save(folder / ".thumbnails" / "b.png")
     (folder / "notes.txt").write_text("not an image")
+    os.mkfifo(folder / "pipe.png")  # only regular files are read from a folder: a pipe would wait forever
+    (folder / "gone.png").symlink_to(folder / "deleted.png")
     result = invoke("run", colours, folder, tmp_path / "red.png", "--json")
     assert result.exit_code == 0
     assert [(json.loads(line)["file"], json.loads(line)["label"]) for line in result.stdout.splitlines()] == [

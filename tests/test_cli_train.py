@@ -233,6 +233,22 @@ def test_a_trained_spec_written_elsewhere_still_points_editors_at_the_schema(flo
     assert (out.parent / first.split("=", 1)[1]).resolve() == ROOT / "schema" / "netspec-v1.schema.json"
 
 
+def test_a_class_of_files_not_named_as_images_says_which_names_are_read(tmp_path):
+    data = tmp_path / "data"
+    (data / "red rose").mkdir(parents=True)
+    (data / "white lotus").mkdir()
+    (data / "red rose" / "rose.png").write_bytes((ROOT / "examples" / "images" / "red-rose.png").read_bytes())
+    (data / "white lotus" / "lotus.heic").write_bytes(b"a format netspec does not read")
+    (data / "white lotus" / "moved.png").symlink_to(data / "gone.png")  # a broken link is reported, not skipped
+    result = invoke("eval", ROOT / "specs" / "rose-vs-lotus.yaml", data)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"warning: {data / 'white lotus' / 'moved.png'}: NS301 image not found (skipped)\n"
+        f"{data / 'white lotus'}: NS403 class 'white lotus' has no readable images "
+        "(files named .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp are read)\n"
+    )
+
+
 def test_npz_data(tmp_path):
     spec = tmp_path / "xor.yaml"
     spec.write_text(

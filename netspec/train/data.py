@@ -89,7 +89,7 @@ def _read_folder(root: Path, network: Network, strict: bool, warn, max_pixels: i
         # Images may sit in subfolders of a class folder, as torchvision's ImageFolder allows; files
         # that are not named as images (a README, notes) and hidden ones are left alone, and broken
         # links are reported like unreadable images.
-        files, unreadable = files_below(folders[label], IMAGE_SUFFIXES, "NS302", any_case=True)
+        files, unreadable = files_below(folders[label], IMAGE_SUFFIXES, "NS302", any_case=True, broken_links=True)
         if unreadable and strict:
             raise InputError(unreadable)
         for problem in unreadable:
@@ -111,7 +111,9 @@ def _read_folder(root: Path, network: Network, strict: bool, warn, max_pixels: i
             ys.append(index)
             readable += 1
         if not readable:
-            problems.append(Problem("NS403", f"class {label!r} has no readable images", file=str(folders[label])))
+            named = ", ".join(IMAGE_SUFFIXES)
+            message = f"class {label!r} has no readable images (files named {named} are read)"
+            problems.append(Problem("NS403", message, file=str(folders[label])))
     if problems:
         raise DataError(problems)
     return Dataset(np.stack(xs).astype(network.dtype, copy=False), np.array(ys, dtype=np.int64), skipped)
