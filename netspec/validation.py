@@ -38,7 +38,7 @@ def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem
             continue
         problems.append(_problem(detail, root))
         if detail["type"] == "extra_forbidden":
-            path, parent, _ = _walk(root, detail["loc"])
+            path, parent = _unknown_key(root, detail["loc"])
             close = _closest(str(path[-1]), list(parent.model_fields) if parent else [])
             if close:
                 suggested.add(path[:-1] + (close,))
@@ -48,11 +48,12 @@ def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem
 
 def _problem(detail: dict, root: type[BaseModel]) -> Problem:
     kind, ctx, value = detail["type"], detail.get("ctx") or {}, detail.get("input")
-    path, parent, target = _walk(root, detail["loc"])
     if kind == "extra_forbidden":
+        path, parent = _unknown_key(root, detail["loc"])
         key = path[-1]
         allowed = list(parent.model_fields) if parent else []
         return Problem("NS101", f"unknown key {key!r}; {_suggest(str(key), allowed, 'allowed keys are')}", path)
+    path, parent, target = _walk(root, detail["loc"])
     if kind == "missing":
         description = field_descriptions(parent).get(path[-1]) if parent else None
         hint = f" ({description[0].lower()}{description[1:].rstrip('.')})" if description else ""
@@ -107,6 +108,14 @@ def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
     what = "initializer" if initializer else "layer type"
     choices = names.split(", ")
     return Problem("NS105", f"unknown {what} {ctx['tag']!r}; {_suggest(ctx['tag'], choices, 'choose one of')}", path)
+
+
+def _unknown_key(root: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+    """The path of a key the model does not have, and that model. The key is the user's, whatever it
+    is called: one that happens to match a union tag ('float64', 'dense') is not taken for one."""
+    path, _, holder = _walk(root, loc[:-1])
+    holder = _strip(holder)
+    return path + (loc[-1],), holder if _is_model(holder) else None
 
 
 def _walk(root: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None, Any]:

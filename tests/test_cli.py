@@ -246,6 +246,11 @@ def test_explain_that_cannot_be_written_stops_before_classifying(colours, tmp_pa
     result = invoke("run", colours, tmp_path / "red.png", "--explain", tmp_path / "afile" / "why.png")
     assert result.exit_code == 2 and result.stdout == ""
     assert f"--explain {tmp_path / 'afile' / 'why.png'}: {tmp_path / 'afile'} is a file, not a folder" in result.stderr
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "red.png").write_bytes((tmp_path / "red.png").read_bytes())
+    result = invoke("run", colours, tmp_path / "one", "--explain", tmp_path / "one" / "sub" / "why.png")
+    assert result.exit_code == 2 and result.stdout == ""  # the next run of that folder would classify the picture
+    assert f"would be written among the images of {tmp_path / 'one'}, which this run reads" in result.stderr
 
 
 def test_json_output_stays_utf8_for_a_file_name_that_is_not(colours, tmp_path):

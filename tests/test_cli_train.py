@@ -423,15 +423,15 @@ def test_outputs_never_land_on_or_among_the_inputs(spec, flowers, tmp_path):
     before = image.read_bytes()
     result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--plot", image)
     assert result.exit_code == 2
-    assert f"--plot {image} would be written inside {flowers}, which this run reads; choose another place" in (
-        result.stderr
-    )
+    assert f"--plot {image} would be written among the images of {flowers}, which this run reads" in result.stderr
     inside = flowers / "red rose" / "curves.png"  # it would be read as a training image next time
     result = invoke("eval", spec, flowers, "--plot", inside)
     assert result.exit_code == 2
-    assert f"--plot {inside} would be written inside {flowers}, which this run reads; choose another place" in (
-        result.stderr
-    )
+    assert f"--plot {inside} would be written among the images of {flowers}, which this run reads" in result.stderr
+    beside = flowers / "confusion.png"  # beside the class folders: training data never reads it
+    result = invoke("eval", spec, flowers, "--plot", beside)
+    assert result.exit_code == 0 and beside.exists()
+    beside.unlink()
     assert image.read_bytes() == before and not inside.exists() and not (tmp_path / "out.yaml").exists()
 
 

@@ -433,3 +433,15 @@ def test_an_input_key_written_without_a_value_is_said_at_the_key(problems):
     ]
     # Written out by code (a dumped spec), a null beside a value is no mistake.
     assert Spec.model_validate({**yaml.safe_load(VALID), "input": {"image": None, "features": 3}}).input.shape == (3,)
+
+
+def test_unknown_keys_named_like_a_union_tag_are_still_unknown_keys(problems):
+    """Found by the mutation property test: 'float64' (a dtype) renamed in for 'netspec' crashed the reader."""
+    text = VALID.replace("netspec: 1", "float64: 1").replace("activation: relu}", "activation: relu, dense: 3}")
+    assert problems(text) == [
+        "spec.yaml:1:1: NS102 netspec: missing required key 'netspec' (format version of the spec; this release reads 1)",
+        "spec.yaml:1:1: NS101 float64: unknown key 'float64'; allowed keys are: netspec, name, description, classes, "
+        "input, seed, dtype, weights_file, layers, training",
+        f"{where(text, 'dense: 3}', 'dense')}: NS101 layers[0].dense: unknown key 'dense'; allowed keys are: type, name, "
+        "neurons, activation, alpha, weights, bias, seed",
+    ]

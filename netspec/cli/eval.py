@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from netspec.cli.options import can_write, refuse_overwrite, spec_inputs, warn_skipped
+from netspec.cli.options import can_write, refuse_among_images, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.loader import load
@@ -38,6 +38,7 @@ def evaluate_command(
     network = load(spec, max_params)
     if plot is not None:
         refuse_overwrite("--plot", plot, [*spec_inputs(spec, network.spec), data])
+        refuse_among_images("--plot", plot, data, below_its_root=True)
     dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     result = evaluate(network, dataset.x, dataset.y)
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else report(result))

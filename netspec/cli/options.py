@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from netspec.builder import DEFAULT_MAX_PARAMS
+from netspec.folders import IMAGE_SUFFIXES
 
 max_params = click.option(
     "--max-params",
@@ -72,20 +73,27 @@ def can_write(option: str, path: Path) -> None:
 
 
 def refuse_overwrite(option: str, out: Path, inputs: Iterable[Path], writes: Iterable[Path] = ()) -> None:
-    """Stop before any work if writing `out` (and `writes`, the files written with it) would replace an
-    input, or put a file inside a folder this run reads (a chart among the training images, say)."""
-    read = [(Path(path), Path(path).resolve()) for path in inputs]
+    """Stop before any work if writing `out` (and `writes`, the files written with it) would replace an input."""
+    read = {Path(path).resolve() for path in inputs}
     for written in (out, *writes):
-        target = written.resolve()
-        for given, source in read:
-            if target == source:
-                raise click.UsageError(
-                    f"{option} {out} would overwrite {written}, an input of this run; choose another name"
-                )
-            if source.is_dir() and target.is_relative_to(source):
-                raise click.UsageError(
-                    f"{option} {out} would be written inside {given}, which this run reads; choose another place"
-                )
+        if written.resolve() in read:
+            raise click.UsageError(
+                f"{option} {out} would overwrite {written}, an input of this run; choose another name"
+            )
+
+
+def refuse_among_images(option: str, out: Path, folder: Path, below_its_root: bool = False) -> None:
+    """Stop before any work if `out` is a picture that this run, or the next, would read from `folder`
+    (a chart among the training images). With `below_its_root`, only its subfolders are read (training
+    data reads the class folders, not the files beside them)."""
+    target, root = out.resolve(), folder.resolve()
+    if out.suffix.lower() not in IMAGE_SUFFIXES or not target.is_relative_to(root):
+        return
+    if below_its_root and target.parent == root:
+        return
+    raise click.UsageError(
+        f"{option} {out} would be written among the images of {folder}, which this run reads; choose another place"
+    )
 
 
 def spec_inputs(spec_path: Path, spec) -> list[Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from netspec.cli.options import can_write, refuse_overwrite, spec_inputs
+from netspec.cli.options import can_write, refuse_among_images, refuse_overwrite, spec_inputs
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import InputError, Problem
@@ -63,7 +63,7 @@ def run(
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
     """
-    images, unreadable = image_files(images)
+    given, (images, unreadable) = images, image_files(images)
     for problem in unreadable:
         click.echo(str(problem), err=True)
     if explain is not None:
@@ -76,6 +76,8 @@ def run(
     network = load(spec, max_params)
     if explain is not None:
         refuse_overwrite("--explain", explain, [*spec_inputs(spec, network.spec), *images])
+        for folder in (path for path in given if path.is_dir()):
+            refuse_among_images("--explain", explain, folder)
     if network.spec.input.image is None:
         raise InputError(
             Problem(

@@ -11,7 +11,7 @@ import click
 
 from netspec import train as training
 from netspec.builder import build
-from netspec.cli.options import can_write, output, refuse_overwrite, spec_inputs, warn_skipped
+from netspec.cli.options import can_write, output, refuse_among_images, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import Problem, SpecError
@@ -97,6 +97,7 @@ def train(
     refuse_overwrite("-o", out, inputs, writes=[out.with_suffix(".npz")])
     if plot is not None:
         refuse_overwrite("--plot", plot, [*inputs, out, out.with_suffix(".npz")])
+        refuse_among_images("--plot", plot, data, below_its_root=True)
     if fresh:
         parsed = parsed.model_copy(update={"weights_file": None})
     try:
