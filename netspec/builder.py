@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
@@ -18,7 +19,9 @@ from netspec.fields import (
     HeNormal,
     HeUniform,
     LecunNormal,
+    Normal,
     Ones,
+    Uniform,
     Zeros,
 )
 from netspec.initializers import initialize, seed_sequence
@@ -108,6 +111,21 @@ _BOUNDED_INITIALIZERS = (GlorotNormal, GlorotUniform, HeNormal, HeUniform, Lecun
 """Their values stay within a few units (the scale is at most sqrt(6 / fan_in)): they always fit the
 dtype, and only a parameter that may not be negative needs them drawn to be checked."""
 
+_SIGMAS = 40.0
+"""No draw of a normal distribution lands this many standard deviations out (the odds are below 1e-300)."""
+
+
+def _fits_without_drawing(source, dtype: np.dtype) -> bool:
+    """Whether every value an initializer can draw fits `dtype`, so that checking need not draw them."""
+    if isinstance(source, _BOUNDED_INITIALIZERS):
+        return True
+    largest = float(np.finfo(dtype).max)
+    if isinstance(source, Uniform):  # a range whose width overflows cannot be drawn from (NS104)
+        return math.isfinite(source.high - source.low) and max(abs(source.low), abs(source.high)) <= largest
+    if isinstance(source, Normal):
+        return abs(source.mean) + _SIGMAS * source.std <= largest
+    return False
+
 
 def _param_arrays(
     spec: Spec,
@@ -134,7 +152,7 @@ def _param_arrays(
         for param, shape in p.param_shapes.items():
             array = stored.get((p.name, param))
             if array is None and not draw_all and param not in non_negative:
-                if isinstance(getattr(p.layer, param), _BOUNDED_INITIALIZERS):
+                if _fits_without_drawing(getattr(p.layer, param), dtype):
                     continue
             # An array from the weights file is said as such, and its problems point at weights_file.
             in_file = (p.name, param) in from_file and array is from_file[(p.name, param)]

@@ -322,18 +322,20 @@ def test_summary_counts_running_statistics_as_not_trainable(write_spec):
 def test_summary_of_a_network_too_large_for_memory_makes_no_arrays(write_spec):
     import tracemalloc
 
-    spec = write_spec(
-        "netspec: 1\nclasses: [a, b]\ninput: {features: 100000}\nlayers:\n"
-        "  - {name: huge, type: dense, neurons: 100000}\n  - {name: out, type: dense, neurons: 2}\n"
-    )
-    tracemalloc.start()
-    result = invoke("summary", spec, "--max-params", "20000000000")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert result.exit_code == 0
-    # huge: 100,000 × 100,000 weights + 100,000 biases; out: 2 × 100,000 + 2; 4 bytes each in float32.
-    assert "Total params: 10,000,300,002 (37.3 GiB as float32)" in result.stdout.splitlines()
-    assert peak < 20_000_000
+    for weights in ("glorot_uniform", "{init: uniform, low: -0.1, high: 0.1}", "{init: normal, std: 0.02}"):
+        spec = write_spec(
+            "netspec: 1\nclasses: [a, b]\ninput: {features: 100000}\nlayers:\n"
+            f"  - {{name: huge, type: dense, neurons: 100000, weights: {weights}}}\n"
+            "  - {name: out, type: dense, neurons: 2}\n"
+        )
+        tracemalloc.start()
+        result = invoke("summary", spec, "--max-params", "20000000000")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert result.exit_code == 0, weights
+        # huge: 100,000 × 100,000 weights + 100,000 biases; out: 2 × 100,000 + 2; 4 bytes each in float32.
+        assert "Total params: 10,000,300,002 (37.3 GiB as float32)" in result.stdout.splitlines()
+        assert peak < 20_000_000, weights
 
 
 def test_a_network_the_machine_cannot_allocate_is_a_located_problem(write_spec, monkeypatch):
