@@ -222,6 +222,11 @@ def test_training_problems_name_the_flag_that_caused_them(tmp_path):
     )
     result = invoke("train", spec, tmp_path / "xor.npz", "-o", out, "--val-split", "0", "--patience", "0", "--quiet")
     assert result.exit_code == 0 and out.exists()  # --patience 0: never stop early, whatever the spec says
+    # The spec's patience stops a run that does not improve; --patience 0 lets it go the whole way.
+    slow = ["-o", out, "--quiet", "--epochs", "30", "--patience", "1", "--learning-rate", "0.0001"]
+    assert "(stopped early)" in invoke("train", spec, tmp_path / "xor.npz", *slow).stdout
+    result = invoke("train", spec, tmp_path / "xor.npz", *slow, "--patience", "0")
+    assert "(stopped early)" not in result.stdout and "epoch 30/30" in result.stderr
 
 
 def test_a_trained_spec_written_elsewhere_still_points_editors_at_the_schema(flowers, tmp_path):
