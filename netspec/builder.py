@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
@@ -14,17 +13,8 @@ import numpy as np
 from netspec.errors import Problem, SpecError, plural, size_shown
 from netspec.fields import (
     FileArray,
-    GlorotNormal,
-    GlorotUniform,
-    HeNormal,
-    HeUniform,
-    LecunNormal,
-    Normal,
-    Ones,
-    Uniform,
-    Zeros,
 )
-from netspec.initializers import initialize, seed_sequence
+from netspec.initializers import fits_without_drawing, initialize, seed_sequence
 from netspec.layers import LAYER_MODULES
 from netspec.layers.windows import ShapeError, shown
 from netspec.network import BuiltLayer, Network
@@ -107,26 +97,6 @@ def check(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
     _param_arrays(spec, plan(spec), Path(base_dir), max_params, {}, draw_all=False)
 
 
-_BOUNDED_INITIALIZERS = (GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, Ones, Zeros)
-"""Their values stay within a few units (the scale is at most sqrt(6 / fan_in)): they always fit the
-dtype, and only a parameter that may not be negative needs them drawn to be checked."""
-
-_SIGMAS = 40.0
-"""No draw of a normal distribution lands this many standard deviations out (the odds are below 1e-300)."""
-
-
-def _fits_without_drawing(source, dtype: np.dtype) -> bool:
-    """Whether every value an initializer can draw fits `dtype`, so that checking need not draw them."""
-    if isinstance(source, _BOUNDED_INITIALIZERS):
-        return True
-    largest = float(np.finfo(dtype).max)
-    if isinstance(source, Uniform):  # a range whose width overflows cannot be drawn from (NS104)
-        return math.isfinite(source.high - source.low) and max(abs(source.low), abs(source.high)) <= largest
-    if isinstance(source, Normal):
-        return abs(source.mean) + _SIGMAS * source.std <= largest
-    return False
-
-
 def _param_arrays(
     spec: Spec,
     plans: list[_Plan],
@@ -152,7 +122,7 @@ def _param_arrays(
         for param, shape in p.param_shapes.items():
             array = stored.get((p.name, param))
             if array is None and not draw_all and param not in non_negative:
-                if _fits_without_drawing(getattr(p.layer, param), dtype):
+                if fits_without_drawing(getattr(p.layer, param), dtype):
                     continue
             # An array from the weights file is said as such, and its problems point at weights_file.
             in_file = (p.name, param) in from_file and array is from_file[(p.name, param)]

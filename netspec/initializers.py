@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -58,3 +59,23 @@ def initialize(init, shape: tuple[int, ...], fan_in: int, fan_out: int, entropy:
     if isinstance(init, LecunNormal):
         return rng.normal(0.0, np.sqrt(1.0 / fan_in), shape)
     raise TypeError(f"not an initializer: {init!r}")  # unreachable for validated specs
+
+
+_BOUNDED_INITIALIZERS = (GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, Ones, Zeros)
+"""Their values stay within a few units (the scale is at most sqrt(6 / fan_in)): they always fit the
+dtype, and only a parameter that may not be negative needs them drawn to be checked."""
+
+_SIGMAS = 40.0
+"""No draw of a normal distribution lands this many standard deviations out (the odds are below 1e-300)."""
+
+
+def fits_without_drawing(source, dtype: np.dtype) -> bool:
+    """Whether every value an initializer can draw fits `dtype`, so that checking need not draw them."""
+    if isinstance(source, _BOUNDED_INITIALIZERS):
+        return True
+    largest = float(np.finfo(dtype).max)
+    if isinstance(source, Uniform):  # a range whose width overflows cannot be drawn from (NS104)
+        return math.isfinite(source.high - source.low) and max(abs(source.low), abs(source.high)) <= largest
+    if isinstance(source, Normal):
+        return abs(source.mean) + _SIGMAS * source.std <= largest
+    return False
