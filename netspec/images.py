@@ -14,6 +14,7 @@ The rules, in order (docs/spec-format.md states them for users):
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import warnings
@@ -44,13 +45,13 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         InputError: missing file (NS301), not an image (NS302), truncated (NS303), too large (NS304).
     """
     name = str(path)
-    _check_is_a_file(path, name)
+    source = _readable(path, name, max_pixels)
     try:
         with warnings.catch_warnings():
             # netspec checks the pixel count itself, with its own limit and message; and Pillow's
             # other warnings (corrupt EXIF, say) are not the user's business once the image reads.
             warnings.simplefilter("ignore")
-            image = Image.open(path, formats=FORMATS)
+            image = Image.open(source, formats=FORMATS)
             with image:  # closes the file whatever happens; the decoded first frame stays usable
                 width, height = image.size
                 if width * height > max_pixels:
@@ -72,14 +73,24 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise
     except (IsADirectoryError, PermissionError) as err:
         raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
+    except MemoryError:  # not the file's fault: said as what it is
+        raise
     except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many kinds on damaged data (fuzzing found IndexError)
         reason = str(err) or type(err).__name__
         raise InputError(Problem("NS303", f"image is truncated or corrupt ({reason})", file=name)) from None
 
 
-def _check_is_a_file(path: str | Path, name: str) -> None:
-    """Refuse a folder before opening it. A pipe given by name is read, as `cat` reads it
-    (`netspec run spec.yaml /dev/stdin` classifies what is piped in); folders never yield pipes."""
+BYTES_PER_PIXEL_AT_MOST = 8
+"""Bytes a pixel takes uncompressed at most (16-bit RGBA): what a pipe may send per allowed pixel."""
+
+
+def _readable(path: str | Path, name: str, max_pixels: int) -> str | Path | io.BytesIO:
+    """What Pillow may open for `path`: the path of a file; the bytes of a pipe, read up to a bound.
+
+    A pipe given by name (`cat x.png | netspec run spec.yaml /dev/stdin`) cannot be sought, so Pillow
+    would read all of it before netspec could check the pixel count: it is read here, no further
+    than the largest image allowed could take. Folders and devices (a terminal, /dev/zero) are refused.
+    """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -88,8 +99,20 @@ def _check_is_a_file(path: str | Path, name: str) -> None:
         raise InputError(Problem("NS302", f"cannot read the file: {err.strerror}", file=name)) from None
     except ValueError:  # a NUL in the name
         raise InputError(Problem("NS302", "the file name holds a NUL character", file=name)) from None
+    if stat.S_ISREG(mode):
+        return path
     if stat.S_ISDIR(mode):
         raise InputError(Problem("NS302", "is a folder, not an image file", file=name))
+    if not stat.S_ISFIFO(mode):
+        message = "is a device (a terminal, say), not an image file; give a file, or pipe an image in"
+        raise InputError(Problem("NS302", message, file=name))
+    limit = max_pixels * BYTES_PER_PIXEL_AT_MOST + 2**20
+    with open(path, "rb") as pipe:
+        data = pipe.read(limit + 1)
+    if len(data) > limit:
+        message = f"more than {limit:,} bytes came through the pipe, more than an image of {max_pixels:,} pixels takes"
+        raise InputError(Problem("NS304", message, file=name))
+    return io.BytesIO(data)
 
 
 def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:

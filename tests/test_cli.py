@@ -251,6 +251,9 @@ def test_explain_that_cannot_be_written_stops_before_classifying(colours, tmp_pa
     result = invoke("run", colours, tmp_path / "one", "--explain", tmp_path / "one" / "sub" / "why.png")
     assert result.exit_code == 2 and result.stdout == ""  # the next run of that folder would classify the picture
     assert f"would be written among the images of {tmp_path / 'one'}, which this run reads" in result.stderr
+    os.mkfifo(tmp_path / "pipe.png")
+    result = invoke("run", colours, tmp_path / "pipe.png", "--explain", tmp_path / "why.png")
+    assert result.exit_code == 2 and "--explain reads its image twice (to classify, then to explain)" in result.stderr
 
 
 def test_json_output_stays_utf8_for_a_file_name_that_is_not(colours, tmp_path):

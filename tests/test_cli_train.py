@@ -433,6 +433,14 @@ def test_outputs_never_land_on_or_among_the_inputs(spec, flowers, tmp_path):
     result = invoke("eval", spec, flowers, "--plot", inside)
     assert result.exit_code == 2
     assert f"--plot {inside} would be written among the images of {flowers}, which this run reads" in result.stderr
+    linked = tmp_path / "linked"  # a class folder that is a link to pictures elsewhere is read all the same
+    linked.mkdir()
+    (linked / "red rose").symlink_to(flowers / "red rose")
+    (linked / "white lotus").symlink_to(flowers / "white lotus")
+    result = invoke("eval", spec, linked, "--plot", linked / "red rose" / "chart.png")
+    assert result.exit_code == 2 and "would be written among the images of" in result.stderr
+    assert invoke("eval", spec, linked, "--plot", linked / "red rose" / ".chart.png").exit_code == 0  # hidden: unread
+    (flowers / "red rose" / ".chart.png").unlink()
     beside = flowers / "confusion.png"  # beside the class folders: training data never reads it
     result = invoke("eval", spec, flowers, "--plot", beside)
     assert result.exit_code == 0 and beside.exists()

@@ -182,15 +182,43 @@ def test_folders_symlink_loops_and_nul_names_are_one_located_error(tmp_path):
     assert error_of("a\x00b.png") == "a\x00b.png: NS302 the file name holds a NUL character"
 
 
-def test_a_pipe_given_by_name_is_read_as_cat_reads_it(tmp_path):
+def feed(pipe, data: bytes):
+    """Write `data` into a named pipe from another thread (a reader that stops early is no error)."""
     import threading
 
-    os.mkfifo(tmp_path / "pipe")
-    picture = save(tmp_path, two_pixels()).read_bytes()
-    writer = threading.Thread(target=(tmp_path / "pipe").write_bytes, args=(picture,))
+    def write():
+        try:
+            pipe.write_bytes(data)
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
     writer.start()
+    return writer
+
+
+def test_a_pipe_given_by_name_is_read_as_cat_reads_it(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    writer = feed(tmp_path / "pipe", save(tmp_path, two_pixels()).read_bytes())
     np.testing.assert_allclose(images.read(tmp_path / "pipe", spec())[:, 0, 0], [1, 0, 0])
     writer.join(timeout=10)
+
+
+def test_a_pipe_is_read_no_further_than_the_largest_allowed_image(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    header = save(tmp_path, Image.new("L", (10, 10))).read_bytes()
+    writer = feed(tmp_path / "pipe", header + bytes(2 * 2**20))  # an endless stream, as far as netspec knows
+    limit = 5 * images.BYTES_PER_PIXEL_AT_MOST + 2**20
+    assert error_of(tmp_path / "pipe", max_pixels=5) == (
+        f"{tmp_path / 'pipe'}: NS304 more than {limit:,} bytes came through the pipe, more than an image of 5 pixels takes"
+    )
+    writer.join(timeout=10)
+
+
+def test_devices_are_refused_before_reading():
+    assert error_of("/dev/zero") == (
+        "/dev/zero: NS302 is a device (a terminal, say), not an image file; give a file, or pipe an image in"
+    )
 
 
 def test_too_many_pixels_is_refused_before_decoding(tmp_path):

@@ -85,15 +85,18 @@ def refuse_overwrite(option: str, out: Path, inputs: Iterable[Path], writes: Ite
 def refuse_among_images(option: str, out: Path, folder: Path, below_its_root: bool = False) -> None:
     """Stop before any work if `out` is a picture that this run, or the next, would read from `folder`
     (a chart among the training images). With `below_its_root`, only its subfolders are read (training
-    data reads the class folders, not the files beside them)."""
-    target, root = out.resolve(), folder.resolve()
-    if out.suffix.lower() not in IMAGE_SUFFIXES or not target.is_relative_to(root):
+    data reads the class folders, not the files beside them), and they are read through links."""
+    if out.suffix.lower() not in IMAGE_SUFFIXES or not folder.is_dir():  # a .npz of data holds no pictures
         return
-    if below_its_root and target.parent == root:
-        return
-    raise click.UsageError(
-        f"{option} {out} would be written among the images of {folder}, which this run reads; choose another place"
-    )
+    places = [folder] if not below_its_root else [p for p in folder.iterdir() if p.is_dir() and p.name[0] != "."]
+    target = out.resolve()
+    for place in places:
+        root = place.resolve()
+        if target.is_relative_to(root) and not any(part.startswith(".") for part in target.relative_to(root).parts):
+            raise click.UsageError(
+                f"{option} {out} would be written among the images of {folder}, which this run reads; "
+                "choose another place"
+            )
 
 
 def spec_inputs(spec_path: Path, spec) -> list[Path]:

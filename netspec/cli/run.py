@@ -73,6 +73,8 @@ def run(
         can_write("--explain", explain)
         if len(images) != 1:
             raise click.UsageError("--explain explains one image; give exactly one")
+        if images[0].exists() and not images[0].is_file():
+            raise click.UsageError("--explain reads its image twice (to classify, then to explain); give a file")
     network = load(spec, max_params)
     if explain is not None:
         refuse_overwrite("--explain", explain, [*spec_inputs(spec, network.spec), *images])
