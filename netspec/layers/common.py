@@ -1,4 +1,4 @@
-"""Field types every layer shares."""
+"""Field types every layer shares, and the answers of a layer without parameters."""
 
 from typing import Annotated, Any
 
@@ -52,3 +52,23 @@ def alpha_problems(activation: str, alpha: float | None) -> list[Problem]:
         message = f"only leaky_relu takes alpha, but the activation is {activation}; remove alpha or use leaky_relu"
         return [Problem("NS125", message, ("alpha",))]
     return []
+
+
+# What a layer without parameters (flatten, dropout, pooling) answers the builder. Such a module binds
+# these under the protocol's names (param_shapes = no_param_shapes, ...).
+
+
+def no_param_shapes(layer: Any, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {}
+
+
+def unit_fans(layer: Any, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    return 1, 1
+
+
+def no_axis_meanings(layer: Any) -> dict[str, tuple[str, ...]]:
+    return {}
+
+
+def no_multiply_adds(layer: Any, input_shape: tuple[int, ...]) -> int:
+    return 0

@@ -6,6 +6,7 @@ from typing import Literal
 import numpy as np
 
 from netspec.fields import SpecModel
+from netspec.layers import common
 from netspec.layers.common import LayerName
 
 
@@ -22,20 +23,10 @@ def output_shape(layer: Flatten, input_shape: tuple[int, ...]) -> tuple[int, ...
     return (prod(input_shape),)
 
 
-def param_shapes(layer: Flatten, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    return {}
-
-
-def fans(layer: Flatten, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    return 1, 1
-
-
-def axis_meanings(layer: Flatten) -> dict[str, tuple[str, ...]]:
-    return {}
-
-
-def multiply_adds(layer: Flatten, input_shape: tuple[int, ...]) -> int:
-    return 0
+param_shapes = common.no_param_shapes
+fans = common.unit_fans
+axis_meanings = common.no_axis_meanings
+multiply_adds = common.no_multiply_adds
 
 
 def forward(layer: Flatten, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):

@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import model_validator
 
 from netspec.fields import SpecModel
-from netspec.layers import windows
+from netspec.layers import common, windows
 from netspec.layers.common import LayerName, Size2D
 
 
@@ -77,20 +77,10 @@ def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (input_shape[0], out_h, out_w)
 
 
-def param_shapes(layer, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    return {}
-
-
-def fans(layer, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    return 1, 1
-
-
-def axis_meanings(layer) -> dict[str, tuple[str, ...]]:
-    return {}
-
-
-def multiply_adds(layer, input_shape: tuple[int, ...]) -> int:
-    return 0  # comparisons and additions, no multiplications by weights
+param_shapes = common.no_param_shapes
+fans = common.unit_fans
+axis_meanings = common.no_axis_meanings
+multiply_adds = common.no_multiply_adds  # comparisons and additions, no multiplications by weights
 
 
 def forward(layer, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
