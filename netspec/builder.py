@@ -295,18 +295,24 @@ def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[st
     return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
 
 
+def _target(key: str, plans: list[_Plan]) -> tuple[_Plan | None, str]:
+    """The layer and parameter an array key "<layer>.<param>" names (the layer None if it names none)."""
+    layer_name, _, param = key.rpartition(".")
+    p = next((q for q in plans if q.name == layer_name), None)
+    return (p, param) if p is not None and param in p.param_shapes else (None, param)
+
+
 def _given_arrays(
     arrays: Mapping[str, np.ndarray], plans: list[_Plan], problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays passed to build, keyed by (layer, parameter), once their shapes and values are checked."""
-    by_layer = {p.name: p for p in plans}
     checked = {}
     for key, given in arrays.items():
-        layer_name, _, param = key.rpartition(".")
-        p = by_layer.get(layer_name)
-        if p is None or param not in p.param_shapes:
+        p, param = _target(key, plans)
+        if p is None:
             problems.append(Problem("NS210", f"array {key!r} matches no layer parameter"))
             continue
+        layer_name = p.name
         array, shape = np.asarray(given, dtype=np.float64), p.param_shapes[param]
         where = ("layers", p.index, param)
         if array.shape != shape:
@@ -331,12 +337,10 @@ def _weights_file_arrays(
     except ParamError as err:
         problems.append(Problem(err.code, err.message, where))
         return {}
-    by_layer = {p.name: p for p in plans}
     arrays = {}
     for key in keys:
-        layer_name, _, param = key.rpartition(".")
-        p = by_layer.get(layer_name)
-        if p is None or param not in p.param_shapes:
+        p, param = _target(key, plans)
+        if p is None:
             expected = ", ".join(f"{q.name}.{n}" for q in plans for n in q.param_shapes)
             problems.append(
                 Problem(
@@ -347,9 +351,9 @@ def _weights_file_arrays(
             )
             continue
         try:
-            arrays[(layer_name, param)] = read_array(path, key, p.param_shapes[param])
+            arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param])
         except ShapeMismatch as err:
-            problems.append(Problem("NS204", f"layer {layer_name!r}: {p.misfit(param, err.label, err.shape)}", where))
+            problems.append(Problem("NS204", f"layer {p.name!r}: {p.misfit(param, err.label, err.shape)}", where))
         except ParamError as err:
             problems.append(Problem(err.code, err.message, where))
     return arrays

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from netspec.errors import Problem
 
+SPEC_SUFFIXES = (".yaml", ".yml")
+"""File names of specs, as written (*.YAML is not taken for one, as CI tools match)."""
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """File names of the image formats netspec reads (netspec.images.FORMATS), matched in any case."""
 

@@ -37,11 +37,11 @@ def seed_sequence(spec_seed: int, layer_seed: int | None, init_seed: int | None,
 
 def initialize(init, shape: tuple[int, ...], fan_in: int, fan_out: int, entropy: list[int]) -> np.ndarray:
     """Draw an array of `shape` in float64 (callers cast), so float32 and float64 specs agree."""
-    rng = np.random.default_rng(entropy)
     if isinstance(init, Zeros):
         return np.zeros(shape)
     if isinstance(init, Ones):
         return np.ones(shape)
+    rng = np.random.default_rng(entropy)
     if isinstance(init, Uniform):
         return rng.uniform(init.low, init.high, shape)
     if isinstance(init, Normal):

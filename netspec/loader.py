@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -17,6 +19,8 @@ from netspec.yaml_source import Source, read_yaml
 
 # Problems about a key itself point at the key, not at its value.
 _KEY_CODES = {"NS101"}
+
+T = TypeVar("T")
 
 
 def read_spec(path: str | Path) -> tuple[Spec, Source]:
@@ -67,10 +71,7 @@ def read_checked(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Spec
         SpecError: every problem found, each with the file, line and column.
     """
     spec, source = read_spec(path)
-    try:
-        check_spec(spec, base_dir=Path(path).parent, max_params=max_params)
-    except SpecError as err:
-        raise located(source, err.problems) from None
+    _in_file(source, lambda: check_spec(spec, base_dir=Path(path).parent, max_params=max_params))
     return spec
 
 
@@ -85,10 +86,7 @@ def load(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Network:
         SpecError: every problem found, each with the file, line and column.
     """
     spec, source = read_spec(path)
-    try:
-        return build(spec, base_dir=Path(path).parent, max_params=max_params)
-    except SpecError as err:
-        raise located(source, err.problems) from None
+    return _in_file(source, lambda: build(spec, base_dir=Path(path).parent, max_params=max_params))
 
 
 INLINE_NUMBERS_WARNED = 10_000
@@ -113,9 +111,9 @@ def check(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS, warnings: list
                 "save the arrays with numpy.save and write {file: name.npy} instead"
             )
     try:
-        check_spec(spec, base_dir=Path(path).parent, max_params=max_params)
+        _in_file(source, lambda: check_spec(spec, base_dir=Path(path).parent, max_params=max_params))
     except SpecError as err:
-        return located(source, err.problems).problems
+        return err.problems
     return []
 
 
@@ -126,6 +124,14 @@ def inline_numbers(value) -> int:
     if isinstance(value, dict):
         return sum(inline_numbers(item) for item in value.values())
     return 0
+
+
+def _in_file(source: Source, work: Callable[[], T]) -> T:
+    """What `work` (checking or building the spec) gives, or its problems located in the spec's file."""
+    try:
+        return work()
+    except SpecError as err:
+        raise located(source, err.problems) from None
 
 
 def located(source: Source, problems: list[Problem]) -> SpecError:

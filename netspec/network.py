@@ -84,11 +84,11 @@ class Network:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one input: (features,) or (channels, height, width)."""
-        return self.spec.input.shape
+        return self._input_shape
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.spec.dtype)
+        return self._dtype
 
     def __repr__(self) -> str:
         sizes = " → ".join(

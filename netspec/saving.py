@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 from netspec.files import atomic_write
+from netspec.folders import SPEC_SUFFIXES
 from netspec.yaml_source import Source, read_yaml, reads_as_text
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 def save(network: Network, path: Path) -> tuple[Path, Path]:
     """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
-    if path.suffix not in (".yaml", ".yml"):
+    if path.suffix not in SPEC_SUFFIXES:
         raise ValueError(f"save writes a spec: give a .yaml or .yml path, not {path}")
     arrays_path = path.with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)

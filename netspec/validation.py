@@ -253,8 +253,6 @@ def show(value: Any) -> str:
         return f"a list of {len(value)}"
     if isinstance(value, int) and abs(value) > 10**30:
         return f"a number with {len(str(abs(value)))} digits"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, BaseModel):
+    if isinstance(value, (dict, BaseModel)):
         return "a mapping"
     return repr(value)

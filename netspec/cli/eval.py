@@ -7,9 +7,15 @@ from pathlib import Path
 
 import click
 
-from netspec.cli.options import can_write, refuse_among_images, refuse_overwrite, spec_inputs, warn_skipped
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
+from netspec.cli.options import (
+    picture_output,
+    refuse_among_images,
+    refuse_overwrite,
+    spec_inputs,
+    warn_skipped,
+)
 from netspec.loader import load
 from netspec.train import evaluate
 from netspec.train.data import read_dataset
@@ -31,10 +37,7 @@ def evaluate_command(
 ) -> None:
     """Measure how well SPEC classifies DATA (a folder of class folders, or a .npz with x and y)."""
     if plot is not None:
-        from netspec.pictures.canvas import ready_to_draw
-
-        ready_to_draw(plot)
-        can_write("--plot", plot)
+        picture_output("--plot", plot)
     network = load(spec, max_params)
     if plot is not None:
         refuse_overwrite("--plot", plot, [*spec_inputs(spec, network.spec), data])

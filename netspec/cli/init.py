@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from netspec.files import atomic_write
+from netspec.folders import SPEC_SUFFIXES
 from netspec.spec import FORMAT_VERSION
 from netspec.yaml_source import reads_as_text
 
@@ -72,7 +73,7 @@ training:                               # used by `netspec train`; flags overrid
 @click.option("--force", is_flag=True, help="Overwrite NAME.yaml if it exists.")
 def init(name: str, kind: str, classes: str, force: bool) -> None:
     """Write NAME.yaml, a commented starter spec that validates as it is."""
-    path = Path(name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    path = Path(name if name.endswith(SPEC_SUFFIXES) else f"{name}.yaml")
     labels = [label.strip() for label in classes.split(",") if label.strip()]
     if not labels:
         raise click.BadParameter("give at least one class label", param_hint="--classes")

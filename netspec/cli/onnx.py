@@ -8,6 +8,7 @@ import click
 
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import output, refuse_overwrite, spec_inputs
+from netspec.folders import SPEC_SUFFIXES
 from netspec.loader import load
 
 
@@ -32,7 +33,7 @@ def import_command(model: Path, out: Path) -> None:
     """Write an ONNX MODEL made of netspec's operators as a spec and its .npz."""
     from netspec.interop.importer import import_model
 
-    if out.suffix not in (".yaml", ".yml"):
+    if out.suffix not in SPEC_SUFFIXES:
         raise click.UsageError(f"-o {out}: the spec is a .yaml or .yml file")
     refuse_overwrite("-o", out, [model], writes=[out.with_suffix(".npz")])
     spec, arrays = import_model(model, out)

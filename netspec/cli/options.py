@@ -54,6 +54,14 @@ def output(help_text: str):
     )
 
 
+def picture_output(option: str, path: Path) -> None:
+    """Stop before any work if a picture cannot be written to `path`: its format, matplotlib, the folder."""
+    from netspec.pictures.canvas import ready_to_draw  # matplotlib only for commands that draw
+
+    ready_to_draw(path)
+    can_write(option, path)
+
+
 def can_write(option: str, path: Path) -> None:
     """Stop now, not after a long run, if `path` could not be written.
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from netspec.cli.options import can_write, refuse_among_images, refuse_overwrite, spec_inputs
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
+from netspec.cli.options import picture_output, refuse_among_images, refuse_overwrite, spec_inputs
 from netspec.errors import InputError, Problem
 from netspec.folders import IMAGE_SUFFIXES, files_below
 from netspec.loader import load
@@ -67,10 +67,7 @@ def run(
     for problem in unreadable:
         click.echo(str(problem), err=True)
     if explain is not None:
-        from netspec.pictures.canvas import ready_to_draw
-
-        ready_to_draw(explain)
-        can_write("--explain", explain)
+        picture_output("--explain", explain)
         if len(images) != 1:
             raise click.UsageError("--explain explains one image; give exactly one")
         if images[0].exists() and not images[0].is_file():

@@ -11,10 +11,19 @@ import click
 
 from netspec import train as training
 from netspec.builder import build
-from netspec.cli.options import can_write, output, refuse_among_images, refuse_overwrite, spec_inputs, warn_skipped
+from netspec.cli.options import (
+    can_write,
+    output,
+    picture_output,
+    refuse_among_images,
+    refuse_overwrite,
+    spec_inputs,
+    warn_skipped,
+)
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import Problem, SpecError
+from netspec.folders import SPEC_SUFFIXES
 from netspec.loader import located, read_spec
 from netspec.saving import save_trained
 from netspec.train import Epoch, resolve_options
@@ -83,15 +92,12 @@ def train(
     arrays x (inputs shaped as the spec's input) and y (class indices or labels). OUT is the
     same spec, comments kept, with weights_file pointing at OUT.npz.
     """
-    if out.suffix not in (".yaml", ".yml"):
+    if out.suffix not in SPEC_SUFFIXES:
         raise click.UsageError(f"-o {out}: the trained spec is a .yaml or .yml file")
     can_write("-o", out)
     can_write("-o", out.with_suffix(".npz"))
     if plot is not None:
-        from netspec.pictures.canvas import ready_to_draw
-
-        ready_to_draw(plot)
-        can_write("--plot", plot)
+        picture_output("--plot", plot)
     parsed, source = read_spec(spec)
     inputs = [*spec_inputs(spec, parsed), data]
     refuse_overwrite("-o", out, inputs, writes=[out.with_suffix(".npz")])

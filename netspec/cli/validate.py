@@ -10,10 +10,8 @@ import click
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import shown_problems
 from netspec.errors import Problem, plural
-from netspec.folders import files_below
+from netspec.folders import SPEC_SUFFIXES, files_below
 from netspec.loader import check
-
-SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def spec_files(paths: tuple[Path, ...]) -> tuple[list[Path], list[Problem]]:

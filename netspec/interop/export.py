@@ -11,6 +11,7 @@ import numpy as np
 from netspec.errors import Problem, SpecError
 from netspec.files import atomic_write
 from netspec.layers import windows
+from netspec.layers.common import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -18,7 +19,13 @@ if TYPE_CHECKING:
 OPSET = 17
 INPUT, OUTPUT = "input", "scores"
 
-_ACTIVATIONS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
+ONNX_ACTIVATIONS = {  # the ONNX operator each activation is exported as; the importer reads them back
+    "relu": "Relu",
+    "leaky_relu": "LeakyRelu",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softmax": "Softmax",
+}
 
 
 def onnx_module():
@@ -112,10 +119,12 @@ def to_model(network: Network):
             current = node("BatchNormalization", inputs, name, epsilon=spec.epsilon, momentum=1 - spec.momentum)
         activation = getattr(spec, "activation", "linear")
         if activation != "linear":
-            attributes = {"alpha": spec.alpha if spec.alpha is not None else 0.01} if activation == "leaky_relu" else {}
+            attributes = (
+                {"alpha": spec.alpha if spec.alpha is not None else DEFAULT_ALPHA} if activation == "leaky_relu" else {}
+            )
             if activation == "softmax":
                 attributes = {"axis": -1 if len(layer.output_shape) == 1 else 1}
-            current = node(_ACTIVATIONS[activation], [current], f"{name}.{activation}", **attributes)
+            current = node(ONNX_ACTIVATIONS[activation], [current], f"{name}.{activation}", **attributes)
     nodes[-1].output[0] = OUTPUT
     graph = helper.make_graph(
         nodes,

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from netspec.errors import Problem, SpecError
-from netspec.interop.export import onnx_module
+from netspec.interop.export import ONNX_ACTIVATIONS, onnx_module
+from netspec.layers import windows
 
 # ONNX activations that become the `activation` of the layer before them.
-_ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax"}
+_ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
@@ -236,8 +237,6 @@ def _dense(layers, add, shape_now, weights, bias, hint: str) -> None:
 
 
 def _padding(node, attrs, shape_now, kernel, stride, dilation, fail):
-    from netspec.layers import windows
-
     if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", "SAME_UPPER"):
         fail(node, f"auto_pad {attrs['auto_pad']} is not supported")
     if attrs.get("auto_pad") == "SAME_UPPER":
@@ -252,8 +251,6 @@ def _padding(node, attrs, shape_now, kernel, stride, dilation, fail):
 
 
 def _spatial(shape_now, channels, kernel, stride, dilation, padding) -> list[int]:
-    from netspec.layers import windows
-
     (_, (out_h, out_w)) = windows.geometry(tuple(shape_now), tuple(kernel), tuple(stride), tuple(dilation), padding)
     return [int(channels), out_h, out_w]
 

@@ -3,8 +3,8 @@
 Every layer module offers the same functions (output_shape, param_shapes, fans, axis_meanings,
 multiply_adds, forward), so the builder and the network treat layers alike. A module may add
 `runner(layer, params)`, a faster function for running (not training) than its forward (dense
-and conv2d do). A new type is its model and functions in a module, one entry in LAYER_MODULES
-and one member of the Layer union.
+and conv2d do). A new type is its model and functions in a module, and one entry each in
+LAYER_MODULES, LAYER_MODELS and the Layer union.
 """
 
 from __future__ import annotations

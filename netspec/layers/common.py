@@ -46,6 +46,11 @@ DEFAULT_ALPHA = 0.01
 """leaky_relu's slope for negative inputs when the spec gives none (PyTorch's default)."""
 
 
+def alpha_of(layer: Any) -> float:
+    """The slope leaky_relu uses in `layer`: its own `alpha` (0 included), else DEFAULT_ALPHA."""
+    return DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+
+
 def alpha_problems(activation: str, alpha: float | None) -> list[Problem]:
     """An `alpha` given to an activation other than leaky_relu would do nothing: say so."""
     if alpha is not None and activation != "leaky_relu":

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import DEFAULT_ALPHA, LayerName, Size2D, alpha_problems
+from netspec.layers.common import LayerName, Size2D, alpha_of, alpha_problems
 
 
 class Conv2D(SpecModel):
@@ -107,7 +107,7 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
     Like dense's runner it holds `params` itself, so in-place changes to the arrays are seen.
     """
     activation = ACTIVATIONS[layer.activation].in_place
-    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    alpha = alpha_of(layer)
 
     def run(x: np.ndarray) -> np.ndarray:
         _, _, z, (out_h, out_w), _, _ = _unrolled(layer, params, x)
@@ -128,7 +128,7 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     columns, matrix, z, (out_h, out_w), padding, padded_shape = _unrolled(layer, params, x)
     batch, channels = x.shape[0], x.shape[1]
     act = ACTIVATIONS[layer.activation]
-    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    alpha = alpha_of(layer)
     y_rows = act.forward(z, alpha)
     y = y_rows.reshape(batch, out_h, out_w, len(w)).transpose(0, 3, 1, 2)  # not -1: empty batches too
 

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import DEFAULT_ALPHA, LayerName, alpha_problems
+from netspec.layers.common import LayerName, alpha_of, alpha_problems
 
 
 class Dense(SpecModel):
@@ -62,9 +62,6 @@ def multiply_adds(layer: Dense, input_shape: tuple[int, ...]) -> int:
     return layer.neurons * prod(input_shape)
 
 
-Backprop = Callable[..., tuple[np.ndarray | None, dict[str, np.ndarray]]]
-
-
 def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
     """Outputs for a batch `x`, and the function that turns output gradients into input and parameter gradients.
 
@@ -81,7 +78,7 @@ def forward(layer: Dense, params: dict[str, np.ndarray], x: np.ndarray, train: b
     z = flat @ w.T
     z += b
     act = ACTIVATIONS[layer.activation]
-    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    alpha = alpha_of(layer)
     y = act.forward(z, alpha)
 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
@@ -100,7 +97,7 @@ def runner(layer: Dense, params: dict[str, np.ndarray]) -> Callable[[np.ndarray]
     """
     w_t, b = params["weights"].T, params["bias"]
     inputs, activation = w_t.shape[0], ACTIVATIONS[layer.activation].in_place
-    alpha = DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    alpha = alpha_of(layer)
 
     def run(x: np.ndarray) -> np.ndarray:
         z = np.dot(x if x.ndim == 2 else x.reshape(x.shape[0], inputs), w_t)

@@ -9,7 +9,7 @@ import numpy as np
 from netspec.errors import Problem, SpecError
 from netspec.layers.activations import ACTIVATIONS
 from netspec.layers.common import DEFAULT_ALPHA
-from netspec.pictures.canvas import DIVERGING, POSITIVE, pyplot
+from netspec.pictures.canvas import DIVERGING, NEGATIVE, POSITIVE, pyplot
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -53,7 +53,7 @@ def draw(network: Network, address: str):
     if weights.size == 2:
         return _surface(plt, weights, bias, activation, layer, title)
     figure, ax = plt.subplots(figsize=(max(6, weights.size * 0.25), 3.5))
-    colours = [POSITIVE if w >= 0 else "#D55E00" for w in weights]
+    colours = [POSITIVE if w >= 0 else NEGATIVE for w in weights]
     ax.bar(range(weights.size), weights, color=colours)
     ax.set(title=title, xlabel="input", ylabel="weight")
     ax.axhline(0, color="#333333", linewidth=0.8)

@@ -111,7 +111,7 @@ def fit(
     softmax_output = network.ends_in_softmax
     history, waited = History(best_epoch=0), 0
     # The starting arrays are the first candidate: more epochs must beat them to be kept.
-    best_params = [{k: a.copy() for k, a in layer.items()} for layer in params]
+    best_params = _copies(params)
     best_score: tuple = (-np.inf,)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported, not warned about
         if held:
@@ -138,8 +138,7 @@ def fit(
                 # later moment finds it complete.
                 score = (val_accuracy, -val_loss) if held else (number,)
                 if not history.diverged and score > best_score:
-                    kept = [{k: a.copy() for k, a in layer.items()} for layer in params]
-                    best_score, best_params, history.best_epoch, waited = score, kept, number, 0
+                    best_score, best_params, history.best_epoch, waited = score, _copies(params), number, 0
                 else:
                     waited += 1
                 history.epochs.append(epoch)
@@ -162,6 +161,11 @@ def _optimizer(options: Training, params):
     if options.optimizer == "sgd":
         return SGD(params, options.learning_rate, options.momentum, options.weight_decay)
     return Adam(params, options.learning_rate, options.weight_decay)
+
+
+def _copies(params: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Every layer's arrays copied: a best epoch kept while training goes on changing them in place."""
+    return [{key: array.copy() for key, array in layer.items()} for layer in params]
 
 
 def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, noise) -> tuple[float, float]:
