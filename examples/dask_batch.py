@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 from pathlib import Path
 
 import dask.bag as db
@@ -20,12 +21,12 @@ import numpy as np
 from dask.distributed import Client, LocalCluster
 
 import netspec
+from netspec.files import atomic_write
+from netspec.folders import IMAGE_SUFFIXES, files_below
 
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
-
-def classify_partition(paths: list[str], network: netspec.Network) -> list[tuple[str, str, float]]:
-    """(path, label, score) for each image of a partition; an unreadable image gets the label 'error'."""
+def classify_partition(paths: list[str], network: netspec.Network) -> list[tuple[str, str, float, str]]:
+    """(path, label, score, error) for each image of a partition; an unreadable image gets the label 'error'."""
     rows = []
     for start in range(0, len(paths), 64):
         batch = paths[start : start + 64]
@@ -45,7 +46,8 @@ def classify_partition(paths: list[str], network: netspec.Network) -> list[tuple
 
 
 def classify_folder(network: netspec.Network, folder: Path, client: Client, partitions: int) -> list[tuple]:
-    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
+    found, _ = files_below(folder, IMAGE_SUFFIXES, "NS302", any_case=True)  # the images `netspec run` would read
+    paths = [str(path) for path in found]
     shared = client.scatter(network, broadcast=True)  # sent once to each worker, not once per task
     bag = db.from_sequence(paths, npartitions=max(1, min(partitions, len(paths))))
     return sorted(bag.map_partitions(classify_partition, shared).compute())
@@ -53,10 +55,12 @@ def classify_folder(network: netspec.Network, folder: Path, client: Client, part
 
 def write_csv(rows: list[tuple], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["file", "label", "score", "error"])
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["file", "label", "score", "error"])
+    writer.writerows(rows)
+    with atomic_write(out) as stream:  # whole or not at all: a crash never leaves half a CSV
+        stream.write(text.getvalue().encode("utf-8"))
 
 
 def main() -> None:

@@ -12,11 +12,12 @@ Pictures are drawn at four times the output size and downsampled with LANCZOS fo
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from netspec.files import atomic_write
 
 SUPERSAMPLE = 4
 # Background palettes: each picture blends two of these top to bottom. The choice never depends on the class,
@@ -137,10 +138,9 @@ DRAWERS = {"red rose": (draw_rose, "rose"), "white lotus": (draw_lotus, "lotus")
 
 
 def _save(img: Image.Image, path: Path) -> None:
-    """Write a PNG via a temporary file and rename, so a crash never leaves half a picture behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    """Write a PNG whole or not at all, so a crash never leaves half a picture behind."""
+    with atomic_write(path) as stream:
+        img.save(stream, format="PNG")
 
 
 def make_dataset(out_dir: Path, count_per_class: int, seed: int, size: int = 64) -> None:

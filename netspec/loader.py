@@ -23,16 +23,11 @@ _KEY_CODES = {"NS101"}
 T = TypeVar("T")
 
 
-def read_spec(path: str | Path) -> tuple[Spec, Source]:
-    """Parse and validate a spec file.
-
-    Raises:
-        SpecError: every problem in the file, each with its line and column.
-    """
-    path = Path(path)
+def read_text(path: Path) -> str:
+    """A spec file's text, or an NS005 saying why it cannot be read (missing, not UTF-8, an image)."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(Problem("NS005", "spec file not found", file=name)) from None
     except UnicodeDecodeError as err:
@@ -44,6 +39,17 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
         ) from None
     except OSError as err:
         raise SpecError(Problem("NS005", f"cannot read the spec file: {err.strerror}", file=name)) from None
+
+
+def read_spec(path: str | Path) -> tuple[Spec, Source]:
+    """Parse and validate a spec file.
+
+    Raises:
+        SpecError: every problem in the file, each with its line and column.
+    """
+    path = Path(path)
+    name = str(path)
+    text = read_text(path)
     source = read_yaml(text, name)
     if not isinstance(source.data, dict):
         got = "an empty file" if source.data is None and not text.strip() else show(source.data)

@@ -90,7 +90,8 @@ def read_array(path: Path, key: str | None, expected: tuple[int, ...]) -> np.nda
                 array = _read_checked(stream, label, expected)
     except ParamError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
+        # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile does not know
         raise ParamError("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.isfinite(array).sum())

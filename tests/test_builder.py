@@ -146,6 +146,20 @@ def test_object_arrays_and_pickles_are_refused_without_running_them(problems, tm
     )
 
 
+def test_npz_members_zipfile_cannot_open_are_one_located_error(problems, tmp_path):
+    np.savez(tmp_path / "w.npz", bias=np.zeros(2))
+    data = bytearray((tmp_path / "w.npz").read_bytes())
+    for header, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # mark the member encrypted, as a password would
+        at = data.index(header) + flags_at
+        data[at] |= 1
+    (tmp_path / "w.npz").write_bytes(bytes(data))
+    text = spec_text(bias="{file: w.npz, key: bias}")
+    assert problems(text) == [
+        f"{where(text, '{file: w.npz')}: NS203 layers[0].bias: layer 'hidden': cannot read w.npz['bias']: "
+        "File 'bias.npy' is encrypted, password required for extraction; write it with numpy.save or numpy.savez"
+    ]
+
+
 def test_non_finite_values_in_files(problems, tmp_path):
     np.save(tmp_path / "nan.npy", np.array([np.nan, 1.0]))
     text = spec_text(bias="{file: nan.npy}")

@@ -96,6 +96,10 @@ def test_upgrade(write_spec):
         result.stderr
         == f"{future}:1:10: NS107 netspec: format version 2 is newer than this netspec, which reads version 1; upgrade netspec\n"
     )
+    latin = write_spec("", "latin.yaml")
+    latin.write_bytes("netspec: 1\nname: caf\xe9\n".encode("latin-1"))
+    result = invoke("upgrade", latin)
+    assert result.stderr == f"{latin}: NS005 spec file is not UTF-8 text (invalid continuation byte at byte 20)\n"
 
 
 def test_pre_commit_hook_and_workflow_example_run_validate():

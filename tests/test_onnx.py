@@ -274,3 +274,29 @@ def test_without_onnx_the_commands_say_what_to_install(tmp_path, monkeypatch):
         "NS501 ONNX support needs the onnx package: pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)\n",
     )
     assert not (tmp_path / "net.onnx").exists()
+
+
+def test_the_input_dtype_is_read_from_the_input_not_from_a_weight_listed_among_the_inputs(tmp_path):
+    """Files from older exporters list their weights in graph.input too, sometimes before the input."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([0, -1], dtype=np.int64), "shape")
+    weights = numpy_helper.from_array(np.ones((2, 3), dtype=np.float32), "out.weights")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["input", "shape"], ["flat"], name="flatten"),
+            helper.make_node("Gemm", ["flat", "out.weights"], ["scores"], name="out", transB=1),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [2]),
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[shape, weights],
+    )
+    path = tmp_path / "old.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    result = invoke("import", path, "-o", tmp_path / "old.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert netspec.load(tmp_path / "old.yaml").spec.dtype == "float32"

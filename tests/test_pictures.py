@@ -61,6 +61,8 @@ def test_neuron_pictures(tmp_path, write_spec):
         assert invoke("draw", spec, "--neuron", address, "-o", tmp_path / f"{spec.stem}.svg").exit_code == 0
     result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "--neuron", "hidden1:9", "-o", tmp_path / "x.png")
     assert result.exit_code == 1 and result.stderr == "NS603 layer hidden1 has 4 neurons (0 to 3); got 9\n"
+    result = invoke("draw", ROOT / "specs" / "rose-vs-lotus.yaml", "--neuron", "hidden1:²", "-o", tmp_path / "x.png")
+    assert result.exit_code == 1 and result.stderr.startswith("NS603 --neuron 'hidden1:²' names no neuron")
 
 
 def test_kernel_pictures_number_rows_and_columns_in_whole_steps():

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from netspec.cli.options import max_params as max_params_option
-from netspec.cli.options import output
+from netspec.cli.options import output, picture_output
 from netspec.loader import load
 
 
@@ -20,9 +20,9 @@ def draw(spec: Path, out: Path, neuron: str | None, max_params: int) -> None:
     """Draw SPEC's network: columns of neurons joined by their weights, blocks for image layers."""
     from netspec.pictures import diagram
     from netspec.pictures import neuron as neuron_picture
-    from netspec.pictures.canvas import check_path, save
+    from netspec.pictures.canvas import save
 
-    check_path(out)
+    picture_output("-o", out)
     network = load(spec, max_params)
     figure = neuron_picture.draw(network, neuron) if neuron else diagram.draw(network)
     click.echo(f"wrote {save(figure, out)}")

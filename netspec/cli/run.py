@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -86,23 +87,21 @@ def run(
             )
         )
     failed = len(unreadable)
-    limits = _blas_threads(threads)
-    for path, result in classify(network, images, batch_size, threads, max_pixels):
-        if isinstance(result, InputError):
-            failed += 1
-            for problem in result.problems:
-                click.echo(str(problem), err=True)
-            continue
-        if not np.isfinite(result).all():
-            failed += 1
-            message = "the network's scores are not finite (overflow); no label given"
-            overflow = Problem("NS306", message, file=str(path))
-            click.echo(str(overflow), err=True)
-            continue
-        ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
-        click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
-    if limits is not None:
-        limits.restore_original_limits()
+    with _blas_threads(threads):  # the limits are undone however the loop ends (an error, a closed pipe)
+        for path, result in classify(network, images, batch_size, threads, max_pixels):
+            if isinstance(result, InputError):
+                failed += 1
+                for problem in result.problems:
+                    click.echo(str(problem), err=True)
+                continue
+            if not np.isfinite(result).all():
+                failed += 1
+                message = "the network's scores are not finite (overflow); no label given"
+                overflow = Problem("NS306", message, file=str(path))
+                click.echo(str(overflow), err=True)
+                continue
+            ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
+            click.echo(_as_json(path, ranked) if as_json else _as_text(path, ranked))
     if explain is not None and not failed:
         from netspec.pictures import explain as explain_picture
         from netspec.pictures.canvas import save
@@ -184,9 +183,9 @@ def classify(
 
 
 def _blas_threads(threads: int | None):
-    """Limit the BLAS library's threads (for many netspec processes side by side); None: leave it."""
+    """A context limiting the BLAS library's threads (for many netspec processes side by side); None: no limit."""
     if threads is None:
-        return None
+        return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=threads, user_api="blas")

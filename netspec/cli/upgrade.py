@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from netspec.errors import Problem, SpecError
+from netspec.loader import read_text
 from netspec.spec import FORMAT_VERSION
 from netspec.yaml_source import read_yaml
 
@@ -15,11 +16,7 @@ from netspec.yaml_source import read_yaml
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def upgrade(spec: Path) -> None:
     """Upgrade SPEC to the current format version, or say that it already is current."""
-    try:
-        text = spec.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(Problem("NS005", f"cannot read the spec file: {err}", file=str(spec))) from None
-    source = read_yaml(text, str(spec))
+    source = read_yaml(read_text(spec), str(spec))
     version = source.data.get("netspec") if isinstance(source.data, dict) else None
     if version == FORMAT_VERSION:
         click.echo(f"{spec}: format version {FORMAT_VERSION} is current; nothing to upgrade")

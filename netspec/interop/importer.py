@@ -316,7 +316,9 @@ def import_model(path: Path, out: Path) -> tuple[Path, Path]:
     except (KeyError, ValueError, TypeError, IndexError) as err:  # a node or metadata lacking what it must hold
         message = f"the model is malformed: a node or its metadata lacks what it needs ({type(err).__name__}: {err})"
         raise SpecError(Problem("NS502", message, file=str(path))) from None
-    element = model.graph.input[0].type.tensor_type.elem_type
+    initialized = {tensor.name for tensor in model.graph.initializer}  # older files list weights as inputs too
+    graph_input = next(value for value in model.graph.input if value.name not in initialized)
+    element = graph_input.type.tensor_type.elem_type
     dtype = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}.get(element)
     if dtype is None:
         raise SpecError(Problem("NS503", "the model's input is neither float32 nor float64", file=str(path)))

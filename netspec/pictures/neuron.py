@@ -8,7 +8,7 @@ import numpy as np
 
 from netspec.errors import Problem, SpecError
 from netspec.layers.activations import ACTIVATIONS
-from netspec.layers.common import DEFAULT_ALPHA
+from netspec.layers.common import alpha_of
 from netspec.pictures.canvas import DIVERGING, NEGATIVE, POSITIVE, pyplot
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def find(network: Network, address: str):
     """
     name, _, index = address.rpartition(":")
     layers = {layer.name: layer for layer in network.layers}
-    if name not in layers or not index.isdigit():
+    if name not in layers or not index.isdecimal():
         choices = ", ".join(f"{layer.name}:0" for layer in network.layers if "weights" in layer.params)
         raise SpecError(Problem("NS603", f"--neuron {address!r} names no neuron; write LAYER:INDEX, e.g. {choices}"))
     layer = layers[name]
@@ -80,7 +80,7 @@ def _as_images(plt, weights: np.ndarray, title: str, kernel: bool):
 
 
 def _output(z: np.ndarray, activation: str, layer) -> np.ndarray:
-    alpha = getattr(layer.spec, "alpha", None) or DEFAULT_ALPHA
+    alpha = alpha_of(layer.spec)
     if activation == "softmax":  # a single neuron's softmax needs the others; show its input instead
         return z
     return ACTIVATIONS[activation].forward(z, alpha)
