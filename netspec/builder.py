@@ -19,7 +19,7 @@ from netspec.layers import LAYER_MODULES
 from netspec.layers.windows import ShapeError, shown
 from netspec.network import BuiltLayer, Network
 from netspec.spec import Spec
-from netspec.weights import ParamError, ShapeMismatch, npz_keys, read_array, resolve_inside
+from netspec.weights import ParamError, ShapeMismatch, array_names, open_npz, read_array, resolve_inside
 
 MAX_VALUES_PER_LAYER = 50_000_000
 """Most values one layer may output for one input (a padding typo could otherwise ask for gigabytes)."""
@@ -333,27 +333,28 @@ def _weights_file_arrays(
     where = ("weights_file",)
     try:
         path = resolve_inside(base, spec.weights_file)
-        keys = npz_keys(path)
+        archive = open_npz(path)  # opened once: reopening it per array made many arrays slow
     except ParamError as err:
         problems.append(Problem(err.code, err.message, where))
         return {}
     arrays = {}
-    for key in keys:
-        p, param = _target(key, plans)
-        if p is None:
-            expected = ", ".join(f"{q.name}.{n}" for q in plans for n in q.param_shapes)
-            problems.append(
-                Problem(
-                    "NS210",
-                    f"{path.name} holds {key!r}, which matches no layer parameter; expected keys: {expected}",
-                    where,
+    with archive:
+        for key in array_names(archive):
+            p, param = _target(key, plans)
+            if p is None:
+                expected = ", ".join(f"{q.name}.{n}" for q in plans for n in q.param_shapes)
+                problems.append(
+                    Problem(
+                        "NS210",
+                        f"{path.name} holds {key!r}, which matches no layer parameter; expected keys: {expected}",
+                        where,
+                    )
                 )
-            )
-            continue
-        try:
-            arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param])
-        except ShapeMismatch as err:
-            problems.append(Problem("NS204", f"layer {p.name!r}: {p.misfit(param, err.label, err.shape)}", where))
-        except ParamError as err:
-            problems.append(Problem(err.code, err.message, where))
+                continue
+            try:
+                arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param], archive)
+            except ShapeMismatch as err:
+                problems.append(Problem("NS204", f"layer {p.name!r}: {p.misfit(param, err.label, err.shape)}", where))
+            except ParamError as err:
+                problems.append(Problem(err.code, err.message, where))
     return arrays

@@ -6,6 +6,7 @@ expects before any data is read, and pickles are never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -56,32 +57,46 @@ def resolve_inside(base_dir: Path, name: str) -> Path:
     return path
 
 
-def npz_keys(path: Path) -> list[str]:
-    """Names of the arrays in a .npz file."""
+def open_npz(path: Path) -> zipfile.ZipFile:
+    """A .npz file opened for reading its arrays, or NS203."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
         raise ParamError("NS203", f"cannot read {path.name} as a .npz file: {err}") from None
 
 
-def read_array(path: Path, key: str | None, expected: tuple[int, ...]) -> np.ndarray:
+def array_names(archive: zipfile.ZipFile) -> list[str]:
+    """Names of the arrays in an open .npz file."""
+    return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+
+
+def npz_keys(path: Path) -> list[str]:
+    """Names of the arrays in a .npz file."""
+    with open_npz(path) as archive:
+        return array_names(archive)
+
+
+def read_array(
+    path: Path, key: str | None, expected: tuple[int, ...], archive: zipfile.ZipFile | None = None
+) -> np.ndarray:
     """The float64 array stored in `path` (under `key` for a .npz), which must have shape `expected`.
+
+    `archive`, the .npz at `path` already open, spares reopening it for each of many arrays.
 
     Raises:
         ParamError: unreadable file, missing key, wrong shape, non-numeric or non-finite values.
     """
     label = f"{path.name}[{key!r}]" if key is not None else path.name
     try:
-        if path.suffix == ".npz" or zipfile.is_zipfile(path):
+        if archive is not None or path.suffix == ".npz" or zipfile.is_zipfile(path):
             if key is None:
                 keys = ", ".join(npz_keys(path)) or "none"
                 raise ParamError("NS206", f"{path.name} is a .npz file; say which array with 'key' (it has: {keys})")
-            with zipfile.ZipFile(path) as archive:
-                if f"{key}.npy" not in archive.namelist():
+            with contextlib.nullcontext(archive) if archive is not None else zipfile.ZipFile(path) as opened:
+                if f"{key}.npy" not in opened.NameToInfo:
                     keys = ", ".join(npz_keys(path)) or "none"
                     raise ParamError("NS206", f"{path.name} has no array {key!r}; it has: {keys}")
-                with archive.open(f"{key}.npy") as stream:
+                with opened.open(f"{key}.npy") as stream:
                     array = _read_checked(stream, label, expected)
         else:
             if key is not None:
