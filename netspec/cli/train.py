@@ -29,6 +29,9 @@ from netspec.saving import save_trained
 from netspec.train import Epoch, resolve_options
 from netspec.train.data import read_dataset
 
+BAR_WIDTH = 24
+"""Characters of the progress bar drawn for the running epoch."""
+
 
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -197,9 +200,6 @@ def _progress(epochs: int, bar: bool):
         click.echo(_epoch_line(epoch, epochs), err=True)
 
     return on_batch, on_epoch
-
-
-BAR_WIDTH = 24
 
 
 def _redraw(text: str) -> None:
