@@ -7,7 +7,8 @@
   4. `netspec run` over 1,000 PNG images of 224×224 into a 32×32 input: images per second, 1 thread and all;
   5. loading a spec with 200,000 inline weights, next to the same weights in a .npy;
   6. validating 1,000 small specs, next to only parsing them with libyaml (in one process and as processes);
-  7. one training epoch (python -m benchmarks.train_epoch) and the CNN (python -m benchmarks.cnn).
+  7. one training epoch of dense networks, plain NumPy, netspec and PyTorch (also python -m benchmarks.train_epoch);
+     the small CNN is python -m benchmarks.cnn.
 Medians; the machine is shared, so the ratios within one run are the figures that count.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import yaml
 
 import netspec
+from benchmarks import train_epoch
 from benchmarks.shared import dense_network, median_seconds, medians_taking_turns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,7 +251,8 @@ def main() -> None:
         bulk(folder)
         inline_weights(folder)
         many_specs(folder)
-    print("\n7. training: python -m benchmarks.train_epoch and python -m benchmarks.cnn")
+    print("\n7. one training epoch (python -m benchmarks.train_epoch alone; a small CNN: python -m benchmarks.cnn)")
+    train_epoch.report(repeats=3)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,11 @@ def main() -> None:
     repeats = parser.parse_args().repeats
     python = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"machine: {platform.machine()}, {python}, numpy {np.__version__}")
+    report(repeats)
+
+
+def report(repeats: int) -> None:
+    """One epoch of each case in plain NumPy, netspec and PyTorch: medians, and each as a multiple of NumPy's."""
     for name, sizes, x, y in cases():
         times = {}
         for label, run in (("plain NumPy", numpy_epoch), ("netspec", netspec_epoch), ("PyTorch CPU", torch_epoch)):
