@@ -259,4 +259,5 @@ def test_running_after_training_uses_the_kept_arrays():
     by_hand = x
     for layer in net.layers:
         by_hand, _ = layer.forward(by_hand)
-    np.testing.assert_array_equal(net.forward(x), by_hand)
+    # The running path may use other BLAS calls than the training path: equal to float32's precision.
+    np.testing.assert_allclose(net.forward(x), by_hand, rtol=1e-5, atol=1e-7)
