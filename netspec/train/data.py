@@ -169,7 +169,7 @@ def _read_npz(path: Path, network: Network) -> Dataset:
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         raise DataError(Problem("NS403", f"no examples of class(es) {shown}; every class needs some", file=name))
-    return Dataset(x.reshape(len(x), *shape).astype(network.dtype, copy=False), indices)
+    return Dataset(network.inputs(x), indices)  # a vector input's mean and std applied
 
 
 MAX_DATA_BYTES = 8 * 2**30
