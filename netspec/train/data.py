@@ -157,6 +157,19 @@ def _read_npz(path: Path, network: Network) -> Dataset:
     return Dataset(network.inputs(x), indices)  # a vector input's mean and std applied
 
 
+def feature_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Each feature's mean and standard deviation over examples x, shaped (n, features).
+
+    The standard deviation is the population one (ddof=0, as scikit-learn's StandardScaler); a
+    feature with the same value in every example has 0, and gets 1 instead: it is only centred.
+    Both are rounded to 7 significant digits (float32's precision), to read well in a spec.
+    """
+    values = np.asarray(x, dtype=np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    std[std == 0] = 1.0
+    return [float(f"{m:.7g}") for m in mean], [float(f"{s:.7g}") for s in std]
+
+
 def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:
     """Class indices from integer indices or label strings (lists or arrays)."""
     y = np.asarray(y)
