@@ -47,6 +47,7 @@ CODES: dict[str, str] = {
     "NS304": "image has too many pixels",
     "NS305": "input array has the wrong shape",
     "NS306": "the network's scores are not finite",
+    "NS307": "file of samples (.csv, .npy, .npz) cannot be read as numbers",
     # Training and evaluation data.
     "NS401": "no folder for a class",
     "NS402": "a folder that is not a class",

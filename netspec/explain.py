@@ -17,7 +17,7 @@ def attribution(network: Network, x: np.ndarray, class_index: int) -> np.ndarray
     With a softmax output the score is taken before the softmax (the class's logit): a confident
     softmax is flat, and its gradient says little about which inputs mattered.
     """
-    batch = network.inputs(x[None])
+    batch = np.asarray(x, dtype=network.dtype)[None]  # already as the first layer reads it
     out, backward = network.forward_with_backprop(batch)
     grad = np.zeros_like(out)
     grad[0, class_index] = 1.0

@@ -141,40 +141,69 @@ class Network:
         return x, backward
 
     def inputs(self, sources: Any, max_pixels: int | None = None) -> np.ndarray:
-        """A batch array from image paths, PIL images, per-sample arrays, or a batch array as it is.
+        """A batch array, as the first layer reads it, from image paths, PIL images, or numbers.
 
-        One path or one PIL image is a batch of one; numbers (arrays or nested lists) are taken
-        as a batch shaped as the input.
+        One path or one PIL image is a batch of one. Numbers (arrays or nested lists) are a batch
+        shaped as the input, or one input alone (a vector of the input's length, or one image array
+        of its shape), which becomes a batch of one. A vector input's `mean` and `std` are applied
+        to numbers given here, as an image input's are applied to images when they are read.
         """
         if _is_image_source(sources):
             sources = [sources]
         if isinstance(sources, (list, tuple)) and any(_is_image_source(s) for s in sources):
             rows = [self._sample(s, max_pixels) for s in sources]
             return np.stack(rows).astype(self.dtype, copy=False)
-        return self._batch(sources)
+        features = self.spec.input.standardised
+        if features is None:
+            return self._batch(sources, single=True)
+        values = self._batch(sources, single=True, dtype=np.float64)
+        if features.mean is not None:
+            values = values - np.asarray(features.mean)
+        if features.std is not None:
+            values = values / np.asarray(features.std)
+        return values.astype(self.dtype, copy=False)
 
     def scores(self, sources: Any) -> np.ndarray:
-        """Scores per class, shape (batch, classes), for images or arrays."""
-        return self.forward(self.inputs(sources))
+        """Scores per class for images or numbers: shape (batch, classes), or (classes,) for one input array.
 
-    def predict(self, sources: Any) -> list[str]:
+        One input array is a vector of the input's length, or one image array of its shape; a batch
+        of them, a list of paths or one path give a batch of scores.
+        """
+        scores = self.forward(self.inputs(sources))
+        return scores[0] if self._is_one(sources) else scores
+
+    def predict(self, sources: Any) -> list[str] | str:
         """The predicted class label for each image or array: the class with the highest score.
+
+        One input array (a vector of the input's length, or one image array of its shape) gives
+        one label; a batch of them, a list of paths or one path give a list of labels.
 
         Raises:
             InputError: an input whose scores are not finite (NS306): it has no meaningful label.
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            scores = self.scores(sources)
+            scores = self.forward(self.inputs(sources))
         finite = np.isfinite(scores).all(axis=1)
         if not finite.all():
             bad = ", ".join(str(i) for i in np.flatnonzero(~finite)[:10])
             raise InputError(
                 Problem("NS306", f"the scores of input(s) {bad} are not finite (overflow); no label given")
             )
-        return [self.classes[i] for i in scores.argmax(axis=1)]
+        labels = [self.classes[i] for i in scores.argmax(axis=1)]
+        return labels[0] if self._is_one(sources) else labels
+
+    def _is_one(self, sources: Any) -> bool:
+        """Whether `sources` is one input array (not a batch, not image paths): its results come unbatched."""
+        if _is_image_source(sources) or (
+            isinstance(sources, (list, tuple)) and any(_is_image_source(s) for s in sources)
+        ):
+            return False
+        return np.shape(sources) == self._input_shape
 
     def fit(self, x: Any, y: Any, on_batch=None, on_epoch=None, **options: Any):
         """Learn the weights from inputs `x` and labels `y` (class indices or label strings).
+
+        `x` is numbers as `inputs` takes them: a vector input's `mean` and `std` are applied to it.
 
         Options are those of the spec's `training:` section (optimizer, learning_rate, momentum,
         weight_decay, epochs, batch_size, val_split, patience, seed); given ones override the spec's.
@@ -208,7 +237,7 @@ class Network:
     def _examples(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         from netspec.train.data import to_indices
 
-        x, y = self._batch(x), to_indices(y, self.classes)
+        x, y = self.inputs(x), to_indices(y, self.classes)  # a vector input's mean and std applied
         if len(x) != len(y):
             raise InputError(Problem("NS305", f"{len(x)} inputs but {len(y)} labels; give one label per input"))
         if not np.isfinite(x).all():
@@ -227,7 +256,8 @@ class Network:
 
         return images.read(source, self.spec.input.image, max_pixels or images.MAX_PIXELS)
 
-    def _batch(self, x: Any) -> np.ndarray:
+    def _batch(self, x: Any, single: bool = False, dtype: Any = None) -> np.ndarray:
+        """Numbers as a batch shaped (batch, *input shape); with `single`, one input alone is a batch of one."""
         expected = f"(batch, {', '.join(map(str, self.input_shape))})"
         try:
             raw = np.asarray(x)
@@ -239,10 +269,13 @@ class Network:
             raise InputError(
                 Problem("NS305", f"inputs must be numbers shaped {expected}, got {type(x).__name__} values")
             )
+        if single and raw.shape == self.input_shape:
+            raw = raw[np.newaxis]
         flat = int(np.prod(self.input_shape))
         if raw.shape[1:] != self.input_shape and not (raw.ndim == 2 and raw.shape[1] == flat):
-            raise InputError(Problem("NS305", f"input batch has shape {raw.shape}, expected {expected}"))
-        return raw.reshape(len(raw), *self.input_shape).astype(self.dtype, copy=False)
+            one = f" or {tuple(self.input_shape)} for one input" if single else ""
+            raise InputError(Problem("NS305", f"input batch has shape {raw.shape}, expected {expected}{one}"))
+        return raw.reshape(len(raw), *self.input_shape).astype(dtype or self.dtype, copy=False)
 
 
 def _is_image_source(value: Any) -> bool:

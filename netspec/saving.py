@@ -81,7 +81,8 @@ def spec_document(network: Network, weights_file: str) -> dict:
 def save_trained(network: Network, source: Source, path: Path) -> tuple[Path, Path]:
     """Write a trained network as the spec it came from, comments and key order kept, plus its .npz.
 
-    Only `weights_file` changes: its value is replaced, or a line is added before `layers:`. If the
+    Only `weights_file` changes: its value is replaced, or a line is added before `layers:`; and the
+    input's `features`, if training gave it a mean and std (`netspec train --normalize`). If the
     spec is written in a way this cannot edit safely (say, all in flow style), the spec is written
     anew from its data instead, which keeps every value but not the comments.
     """
@@ -90,6 +91,10 @@ def save_trained(network: Network, source: Source, path: Path) -> tuple[Path, Pa
     save_arrays(network, arrays_path)
     expected = {**source.data, "weights_file": arrays_path.name}
     text = _with_weights_file(source.text, source, arrays_path.name)
+    network_input = network.spec.input.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    if isinstance(source.data, dict) and network_input != source.data.get("input"):
+        expected["input"] = network_input
+        text = _with_features(text, source, network_input["features"]) if text is not None else None
     if text is None or read_yaml(text, str(path)).data != expected:
         document = {key: expected[key] for key in [*source.data, "weights_file"]}
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
@@ -139,6 +144,27 @@ def _with_weights_file(text: str, source: Source, name: str) -> str | None:
     return "".join(lines)
 
 
+def _with_features(text: str, source: Source, features: dict) -> str | None:
+    """The text with `features: N` replaced by the mapping given, written in flow style where N was.
+
+    Only a whole number written plainly is replaced (`features: 4` or `{features: 4}`); a mapping
+    already there is left to the caller's fallback (the spec written anew).
+    """
+    try:
+        where = source.root.items["input"].items["features"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    lines = text.splitlines(keepends=True)
+    old = lines[where.line - 1]
+    written = _WHOLE_NUMBER.match(old, where.column - 1)
+    if written is None or where.items is not None:
+        return None
+    flow = "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in features.items()) + "}"
+    lines[where.line - 1] = old[: where.column - 1] + flow + old[written.end() :]
+    return "".join(lines)
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]+(?![0-9.eE_xXoO])")
 # A plain, single- or double-quoted scalar on one line (a comment after it stays).
 _SCALAR = re.compile(r"""'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^#\n\r]*?(?=\s+#|\s*$)""")
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-/]+")

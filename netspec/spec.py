@@ -64,13 +64,69 @@ class ImageInput(SpecModel):
         return self
 
 
+def _one_or_each(number: Any) -> Any:
+    """A number for every feature, or a list of one number per feature (checked by the model)."""
+    return Annotated[
+        Annotated[number, Tag("one")] | Annotated[list[number], Tag("each")],
+        Discriminator(
+            lambda value: "each" if isinstance(value, list) else "one",
+            custom_error_type="NS103",
+            custom_error_message="must be a number or a list of numbers",
+        ),
+    ]
+
+
+class FeatureInput(SpecModel):
+    """A vector of numbers, each standardised as (value - mean) / std before the first layer."""
+
+    size: Count
+    """How many numbers the vector has."""
+    mean: _one_or_each(float) | None = None
+    """Subtracted from each feature: one value per feature, or one number for all."""
+    std: _one_or_each(Annotated[float, Field(gt=0)]) | None = None
+    """Divides each feature after the mean is subtracted: one value per feature, or one number for all."""
+
+    @model_validator(mode="after")
+    def _per_feature(self) -> "FeatureInput":
+        problems = []
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if isinstance(values, list) and len(values) != self.size:
+                got, size = plural(len(values), "value"), plural(self.size, "feature")
+                message = f"has {got} but the input has {size}; give one value per feature, or one number for all"
+                problems.append(Problem("NS108", message, (key,)))
+        if problems:
+            raise rule_error(problems)
+        return self
+
+
+def _features_form(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "size"
+    if isinstance(value, (dict, FeatureInput)):
+        return "mapping"
+    return None
+
+
+Features = Annotated[
+    Annotated[Count, Tag("size")] | Annotated[FeatureInput, Tag("mapping")],
+    Discriminator(
+        _features_form,
+        custom_error_type="NS103",
+        custom_error_message="must be a whole number (how many features) or a mapping with size, mean and std",
+    ),
+]
+
+
 class Input(SpecModel):
     """What the network reads: an image, or a vector of numbers."""
 
     image: ImageInput | None = None
     """An image input."""
-    features: Count | None = None
-    """The length of a plain vector of numbers."""
+    features: Features | None = None
+    """A plain vector of numbers: its length, or a mapping {size, mean, std}."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Input":
@@ -88,7 +144,17 @@ class Input(SpecModel):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.image.shape if self.image else (self.features,)
+        if self.image:
+            return self.image.shape
+        return (self.features.size if isinstance(self.features, FeatureInput) else self.features,)
+
+    @property
+    def standardised(self) -> FeatureInput | None:
+        """The features' mean and std, if a vector input has either (images apply theirs when read)."""
+        features = self.features
+        if isinstance(features, FeatureInput) and (features.mean is not None or features.std is not None):
+            return features
+        return None
 
 
 def _label(value: Any) -> Any:

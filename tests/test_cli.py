@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -279,13 +280,114 @@ def test_run_with_an_invalid_spec_prints_located_problems(write_spec, tmp_path):
     )
 
 
-def test_run_needs_an_image_spec(write_spec, tmp_path):
-    spec = write_spec(VALID)
+SIDES = """\
+netspec: 1
+name: sides
+classes: [left, right]
+input: {features: {size: 2, mean: [1, 0], std: 2}}
+layers:
+  - {name: out, type: dense, neurons: 2, activation: softmax, weights: [[1, -1], [-1, 1]], bias: 0}
+"""
+
+
+def sides_scores(row) -> list[float]:
+    """Softmax of (a - b, b - a) for the standardised row (a, b), computed here by hand."""
+    a, b = (row[0] - 1) / 2, (row[1] - 0) / 2
+    left = 1 / (1 + math.exp(2 * (b - a)))
+    return [left, 1 - left]
+
+
+def test_run_classifies_rows_of_numbers_from_csv_npy_and_npz(write_spec, tmp_path):
+    spec = write_spec(SIDES)
+    (tmp_path / "rows.csv").write_text("a,b\n3,1\n\n0, 4\n")
+    np.save(tmp_path / "one.npy", np.array([5.0, 1.0]))
+    np.savez(tmp_path / "rows.npz", x=np.array([[0.0, 4.0], [3.0, 1.0]]))
+    result = invoke("run", spec, tmp_path / "rows.csv", tmp_path / "one.npy", tmp_path / "rows.npz", "--top-k", "1")
+    assert result.exit_code == 0, result.stderr
+    left, right, five = sides_scores([3, 1])[0], sides_scores([0, 4])[1], sides_scores([5, 1])[0]
+    # CSV rows are named by their line in the file (the header is line 1; a blank line counts, and is skipped).
+    named = [
+        (f"{tmp_path / 'rows.csv'}:2: left", "left", left),
+        (f"{tmp_path / 'rows.csv'}:4: right", "right", right),
+        (f"{tmp_path / 'one.npy'}[0]: left", "left", five),
+        (f"{tmp_path / 'rows.npz'}[0]: right", "right", right),
+        (f"{tmp_path / 'rows.npz'}[1]: left", "left", left),
+    ]
+    lines = result.stdout.splitlines()
+    assert lines[::2] == [name for name, _, _ in named]
+    assert [line.split()[:2] for line in lines[1::2]] == [[label, f"{score:.4f}"] for _, label, score in named]
+    result = invoke("run", spec, tmp_path / "rows.csv", tmp_path / "rows.npz", "--json")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [{k: v for k, v in line.items() if k != "scores"} for line in lines] == [
+        {"file": str(tmp_path / "rows.csv"), "line": 2, "label": "left"},
+        {"file": str(tmp_path / "rows.csv"), "line": 4, "label": "right"},
+        {"file": str(tmp_path / "rows.npz"), "index": 0, "label": "right"},
+        {"file": str(tmp_path / "rows.npz"), "index": 1, "label": "left"},
+    ]
+    for line, row in zip(lines, [[3, 1], [0, 4], [0, 4], [3, 1]]):
+        assert list(line["scores"]) == sorted(line["scores"], key=lambda k: -line["scores"][k])
+        assert [line["scores"]["left"], line["scores"]["right"]] == pytest.approx(sides_scores(row), rel=1e-6)
+
+
+def test_run_on_numbers_says_what_is_wrong_with_each_file(write_spec, tmp_path):
+    spec = write_spec(SIDES)
+    files = {
+        "typo.csv": "a,b\n1,2\n3,x\n",
+        "wide.csv": "1,2,3\n",
+        "nan.csv": "1,2\n 2, nan\n",
+        "empty.csv": "",
+        "header.csv": "a,b\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    np.savez(tmp_path / "named.npz", features=np.zeros((2, 2)), labels=np.zeros(2))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "wide.npy", np.zeros((3, 5)))
+    np.save(tmp_path / "inf.npy", np.array([[1.0, 2.0], [2.0, -np.inf]]))
     Image.new("RGB", (1, 1)).save(tmp_path / "x.png")
-    result = invoke("run", spec, tmp_path / "x.png")
+    (tmp_path / "notes.txt").write_text("notes")
+    (tmp_path / "good.csv").write_text("3,1\n")
+    names = [*files, "named.npz", "objects.npy", "wide.npy", "inf.npy", "x.png", "notes.txt", "missing.csv", "good.csv"]
+    result = invoke("run", spec, *[tmp_path / name for name in names])
     assert result.exit_code == 1
-    assert (
-        result.stderr == f"{spec}: NS305 this spec reads 3 numbers, not images; use the Python API (Network.forward)\n"
+    assert result.stdout.splitlines()[0] == f"{tmp_path / 'good.csv'}:1: left"  # the others are still classified
+    assert result.stderr.replace(f"{tmp_path}/", "").splitlines() == [
+        "typo.csv:3:3: NS307 column 2 (b) holds 'x', not a number; give finite numbers only",
+        "wide.csv:1:1: NS305 the line has 3 columns, but the spec reads 2 numbers a sample; give one column each",
+        "nan.csv:2:5: NS307 column 2 holds 'nan', not finite; give finite numbers only",
+        "empty.csv: NS307 has no rows; write one sample a line, 2 numbers split by commas",
+        "header.csv: NS307 has only a header line; write one sample a line, 2 numbers split by commas",
+        "named.npz: NS307 needs an array x; missing x (it has: features, labels)",
+        "objects.npy: NS307 holds Python objects (a pickled array), which netspec never unpickles; "
+        "save numbers: x.astype('float32')",
+        "wide.npy: NS305 x has shape (3, 5); the spec reads 2 numbers a sample: give shape (n, 2)",
+        "inf.npy: NS307 x[1, 1] is -inf (1 value(s) not finite); give finite numbers",
+        "x.png: NS305 this spec reads 2 numbers a sample, not images; give a .csv, .npy or .npz of samples",
+        "notes.txt: NS307 not a file of samples netspec reads (.csv with one sample a line, .npy, or .npz with an array x)",
+        "missing.csv: NS307 file not found",
+    ]
+
+
+def test_run_refuses_a_table_given_to_an_image_spec(colours, tmp_path):
+    (tmp_path / "rows.csv").write_text("1,2,3\n")
+    result = invoke("run", colours, tmp_path / "rows.csv", tmp_path / "red.png")
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{tmp_path / 'red.png'}: red")
+    assert result.stderr == (
+        f"{tmp_path / 'rows.csv'}: NS305 this spec reads images (3×1×1), not numbers; "
+        "give image files, or arrays to Network.predict\n"
+    )
+
+
+def test_run_refuses_a_huge_npy_header_before_reading_it(write_spec, tmp_path):
+    header = {"descr": "<f8", "fortran_order": False, "shape": (2**40, 2)}
+    with open(tmp_path / "huge.npy", "wb") as stream:
+        np.lib.format.write_array_header_2_0(stream, header)
+    result = invoke("run", write_spec(SIDES), tmp_path / "huge.npy")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{tmp_path / 'huge.npy'}: NS307 the array declares 17,592,186,044,416 bytes of data ((1099511627776, 2)), "
+        "more than the 8,589,934,592 netspec reads\n"
     )
 
 

@@ -486,3 +486,55 @@ def test_divergence_writes_nothing_and_says_why(tmp_path):
         "netspec: no epoch gave weights worth keeping; nothing written",
     ]
     assert not (tmp_path / "o" / "s.yaml").exists() and "RuntimeWarning" not in result.stderr
+
+
+IRIS = """\
+# Iris flowers from four measurements.
+netspec: 1
+classes: [setosa, versicolor, virginica]
+input:
+  features: 4   # sepal length, sepal width, petal length, petal width
+seed: 1
+layers:
+  - {name: hidden, type: dense, neurons: 8, activation: relu, weights: he_uniform}
+  - {name: output, type: dense, neurons: 3, activation: softmax}
+training: {learning_rate: 0.05, epochs: 30, batch_size: 16, val_split: 0.2}
+"""
+
+
+def test_train_normalize_writes_each_features_mean_and_std_and_trains_on_them(tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    x = np.column_stack([iris.data, np.full(150, 7.0)])  # a fifth feature, constant: its std is taken as 1
+    np.savez(tmp_path / "iris.npz", x=x, y=iris.target)
+    spec = tmp_path / "iris.yaml"
+    spec.write_text(IRIS.replace("features: 4", "features: 5"))
+    out = tmp_path / "out" / "iris.yaml"
+    result = invoke("train", spec, tmp_path / "iris.npz", "-o", out, "--normalize", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    # The comments stay; the features line alone changes (and weights_file is added).
+    changed = [line for line in out.read_text().splitlines() if line not in spec.read_text().splitlines()]
+    assert changed[0].startswith("  features: {size: 5, mean: [") and changed[0].endswith(
+        "# sepal length, sepal width, petal length, petal width"
+    )
+    assert netspec.check(out) == []
+    network = netspec.load(out)
+    features = network.spec.input.features
+    expected_std = x.std(axis=0)  # NumPy, independently: the population std
+    expected_std[4] = 1.0
+    np.testing.assert_allclose(features.mean, x.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(features.std, expected_std, rtol=1e-6)
+    # The network runs on raw measurements and classifies them well: it was trained on the same standardisation.
+    np.testing.assert_allclose(
+        network.inputs(x), (x - np.array(features.mean)) / np.array(features.std), rtol=1e-6, atol=1e-6
+    )
+    assert network.evaluate(x, iris.target).accuracy > 0.9
+    result = invoke("eval", out, tmp_path / "iris.npz")
+    assert result.stdout.startswith("accuracy 9")
+
+
+def test_train_normalize_refuses_an_image_input(spec, flowers, tmp_path):
+    result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--normalize")
+    assert result.exit_code == 2
+    assert "--normalize is for a features input; an image input states its mean and std itself" in result.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 import os
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -56,8 +58,49 @@ def test_resized_to_the_spec_size(tmp_path):
 def test_grayscale_uses_luma(tmp_path):
     x = images.read(save(tmp_path, two_pixels()), spec(color="grayscale"))
     assert x.shape == (1, 1, 2)
-    # L = 0.299 R + 0.587 G + 0.114 B, rounded to a whole pixel value.
-    np.testing.assert_allclose(x[0, 0] * 255, [0.299 * 255, 0.587 * 51 + 0.114 * 255], atol=0.6)
+    # L = 0.299 R + 0.587 G + 0.114 B, rounded to a whole pixel value: 76.245 → 76, 59.007 → 59.
+    np.testing.assert_allclose(x[0, 0] * 255, [76, 59], atol=1e-9)
+
+
+def exact_luma(r: int, g: int, b: int) -> int:
+    """The documented rule in exact rational arithmetic: the luma rounded to nearest, a half up."""
+    value = Fraction(299, 1000) * r + Fraction(587, 1000) * g + Fraction(114, 1000) * b
+    return math.floor(value + Fraction(1, 2))
+
+
+def all_colours() -> np.ndarray:
+    """Every 8-bit RGB colour, shaped (4096, 4096, 3): a picture of all 16.7 million of them."""
+    levels = np.arange(256, dtype=np.uint8)
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    return np.stack([r, g, b], axis=-1).reshape(4096, 4096, 3)
+
+
+def test_luma_of_every_colour_is_the_documented_rounding():
+    colours = all_colours()
+    grey = images.luma(colours).astype(np.int64)
+    # An independent computation in floating point agrees except where the exact luma is (within
+    # float error) a half: those, and every colour whose luma is within 1e-9 of a half, are decided
+    # by exact rational arithmetic.
+    rgb = colours.astype(np.float64)
+    floating = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    near_half = np.abs(floating - np.floor(floating) - 0.5) < 1e-9
+    assert not (grey != np.floor(floating + 0.5))[~near_half].any()
+    edges = colours[near_half]
+    assert len(edges) == 16_782  # 299 R + 587 G + 114 B ≡ 500 (mod 1000): the exact halves
+    assert [int(v) for v in grey[near_half]] == [exact_luma(*map(int, c)) for c in edges]
+    # The halves go up (165.5 → 166), and the colour the issue names rounds down.
+    assert exact_luma(77, 240, 14) == 165 and int(images.luma(np.array([77, 240, 14], np.uint8))) == 165
+    assert int(images.luma(np.array([1, 0, 3], np.uint8))) == exact_luma(1, 0, 3) == 1  # 0.641 → 1
+
+
+def test_grayscale_pictures_follow_the_rule_on_every_colour(tmp_path):
+    # Through the whole reading path (a PNG file, no resize): Pillow's convert("L") is one level off
+    # on 9,040 of these colours, e.g. (77, 240, 14) → 166.
+    colours = all_colours()
+    path = save(tmp_path, Image.fromarray(colours, "RGB"), "all.png", compress_level=1)
+    x = images.read(path, spec(width=4096, height=4096, color="grayscale", scale=[0, 255]))
+    np.testing.assert_array_equal(x[0], images.luma(colours))
+    assert x[0][77 * 16 + 240 // 16, (240 % 16) * 256 + 14] == 165
 
 
 def test_alpha_is_composited_over_black(tmp_path):

@@ -221,6 +221,46 @@ def test_inputs_in_every_form(write_spec, tmp_path):
         features.forward("abc")
 
 
+def test_one_input_array_gives_one_result_and_a_batch_a_batch(write_spec):
+    features = netspec.load(write_spec(HAND.replace("netspec: 1", "netspec: 1\ndtype: float64")))
+    one = features.scores([2.0, 1.0])
+    assert one.shape == (2,)
+    np.testing.assert_array_equal(one, features.forward(np.array([[2.0, 1.0]]))[0])
+    assert features.predict([2.0, 1.0]) == "left" and features.predict(np.array([2.0, 1.0])) == "left"
+    assert features.predict([[2.0, 1.0]]) == ["left"] and features.scores([[2.0, 1.0]]).shape == (1, 2)
+    with pytest.raises(
+        netspec.InputError, match=r"NS305 input batch has shape \(3,\), expected \(batch, 2\) or \(2,\)"
+    ):
+        features.predict([1.0, 2.0, 3.0])
+    colours = netspec.load(
+        write_spec(
+            "netspec: 1\nclasses: [red, blue]\ninput: {image: {width: 1, height: 1}}\n"
+            "layers:\n  - {type: dense, neurons: 2, weights: [[1, 0, 0], [0, 0, 1]], bias: 0}\n",
+            "colours.yaml",
+        )
+    )
+    blue = np.array([[[0.0]], [[0.0]], [[1.0]]])  # one image array, shaped (channels, height, width)
+    assert colours.predict(blue) == "blue" and colours.scores(blue).tolist() == [0.0, 1.0]
+    assert colours.predict(blue[None]) == ["blue"]
+
+
+def test_feature_mean_and_std_are_applied_to_numbers_given(write_spec):
+    text = HAND.replace("netspec: 1", "netspec: 1\ndtype: float64").replace(
+        "input: {features: 2}", "input: {features: {size: 2, mean: [1.0, -3.0], std: [2.0, 0.5]}}"
+    )
+    network = netspec.load(write_spec(text))
+    raw = np.array([[2.0, 1.0], [-1.0, 0.0], [4.0, -2.5]])
+    standard = (raw - np.array([1.0, -3.0])) / np.array([2.0, 0.5])  # computed here, independently
+    np.testing.assert_allclose(network.inputs(raw), standard, rtol=1e-15)
+    np.testing.assert_allclose(network.scores(raw), network.forward(standard), rtol=1e-15)
+    np.testing.assert_allclose(network.scores(raw[0]), network.forward(standard[:1])[0], rtol=1e-15)
+    labels = [network.classes[i] for i in network.forward(standard).argmax(axis=1)]
+    assert network.predict(raw) == labels
+    assert network.evaluate(raw, labels).accuracy == 1.0  # evaluate reads raw numbers too
+    shared = netspec.load(write_spec(text.replace("mean: [1.0, -3.0], std: [2.0, 0.5]", "mean: 2, std: 4"), "b.yaml"))
+    np.testing.assert_allclose(shared.inputs(raw), (raw - 2) / 4, rtol=1e-15)
+
+
 def test_repr_shows_the_sizes_and_classes(write_spec):
     assert repr(netspec.load(write_spec(HAND))) == "<Network 'network': 2 → 2 → 2, classes ['left', 'right']>"
 

@@ -228,6 +228,28 @@ def test_image_input_rules(problems):
     ]
 
 
+def test_feature_input_mean_and_std(problems):
+    text = VALID.replace("  features: 3\n", "  features: {size: 3, mean: [0.5, 1.5, -2], std: 2.5}\n")
+    assert problems(text) == []
+    text = VALID.replace("  features: 3\n", "  features: {size: 3, mean: [0.5, 0.5], std: [1, 0, 1]}\n")
+    assert problems(text) == [f"{where(text, '0, 1]', '0')}: NS104 input.features.std[1]: must be above 0, got 0"]
+    text = VALID.replace("  features: 3\n", "  features:\n    size: 3\n    mean: [0.5, 0.5]\n    std: 0.5\n")
+    assert problems(text) == [
+        f"{where(text, '[0.5, 0.5]')}: NS108 input.features.mean: has 2 values but the input has 3 features; "
+        "give one value per feature, or one number for all"
+    ]
+    text = VALID.replace("  features: 3\n", "  features: {size: 3, mean: low, sdt: 1}\n")
+    assert problems(text) == [
+        f"{where(text, 'low')}: NS103 input.features.mean: must be a number, got 'low' (text)",
+        f"{where(text, 'sdt')}: NS101 input.features.sdt: unknown key 'sdt'; did you mean 'std'?",
+    ]
+    text = VALID.replace("  features: 3\n", "  features: three\n")
+    assert problems(text) == [
+        f"{where(text, 'three')}: NS103 input.features: must be a whole number (how many features) "
+        "or a mapping with size, mean and std"
+    ]
+
+
 def test_input_takes_exactly_one_kind(problems):
     text = VALID.replace("  features: 3\n", "  features: 3\n  image: {width: 4, height: 4}\n")
     assert problems(text) == ["spec.yaml:5:3: NS102 input: input takes exactly one of 'image' or 'features'"]

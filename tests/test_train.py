@@ -28,8 +28,7 @@ def network(spec: dict = XOR, **changes) -> netspec.Network:
     return netspec.build(netspec.Spec.model_validate({**spec, **changes}))
 
 
-@pytest.mark.parametrize("softmax_output", [True, False])
-def test_cross_entropy_value_and_gradient_against_finite_differences(softmax_output):
+def test_cross_entropy_value_and_gradient_against_finite_differences():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(4, 3))
     targets = np.array([0, 2, 1, 2])
@@ -38,16 +37,82 @@ def test_cross_entropy_value_and_gradient_against_finite_differences(softmax_out
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         return float(-np.log(p[np.arange(4), targets]).mean())  # the definition, written out
 
-    outputs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) if softmax_output else z
-    loss, grad, preactivation = cross_entropy(outputs, targets, softmax_output)
+    loss, grad = cross_entropy(z, targets)
     assert loss == pytest.approx(loss_of(z), rel=1e-12)
-    assert preactivation is softmax_output  # either way the gradient returned is that of z here
     numeric = np.zeros_like(z)
     for i in np.ndindex(z.shape):
         step = np.zeros_like(z)
         step[i] = 1e-6
         numeric[i] = (loss_of(z + step) - loss_of(z - step)) / 2e-6
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_cross_entropy_where_a_probability_underflows_is_pytorchs():
+    torch = pytest.importorskip("torch")
+    # Softmax gives target 0 of [0, 3000] a probability of exactly 0: the true loss is 3000, not the
+    # 708.4 of −log(tiny) a cap would report, nor infinity.
+    logits = np.array([[0.0, 3000.0], [5.0, -900.0], [1.0, 2.0], [-1e4, 1e4]])
+    targets = np.array([0, 1, 0, 1])
+    loss, grad = cross_entropy(logits, targets)
+    expected = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(targets))
+    assert loss == pytest.approx(expected.item(), rel=1e-14)
+    assert loss == pytest.approx((3000 + 905 + (np.log(np.exp(1) + np.exp(2)) - 1) + 0) / 4, rel=1e-14)
+    reference = torch.tensor(logits, requires_grad=True)
+    torch.nn.functional.cross_entropy(reference, torch.tensor(targets)).backward()
+    np.testing.assert_allclose(grad, reference.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_reported_losses_are_pytorchs_cross_entropy_after_a_step_that_makes_logits_large():
+    torch = pytest.importorskip("torch")
+    spec = {
+        **XOR,
+        "dtype": "float64",
+        "classes": ["a", "b", "c"],
+        "input": {"features": 4},
+        "layers": [
+            {"name": "hidden", "type": "dense", "neurons": 8, "activation": "relu"},
+            {"name": "output", "type": "dense", "neurons": 3, "activation": "softmax"},
+        ],
+    }
+    net = network(spec)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 4)) * 10, rng.integers(0, 3, 60)
+    arrays = []  # each layer's arrays at the start of each epoch (and at the end)
+
+    def snapshot(epoch=None) -> None:
+        arrays.append([{key: a.copy() for key, a in layer.params.items()} for layer in net.layers])
+
+    snapshot()
+    # One batch per epoch: an epoch's loss is that of the arrays it starts from; 10 examples are held out.
+    history = net.fit(
+        x,
+        y,
+        optimizer="sgd",
+        momentum=0,
+        learning_rate=2.0,
+        epochs=3,
+        batch_size=64,
+        val_split=1 / 6,
+        on_epoch=snapshot,
+    )
+    order = np.random.default_rng(spec["seed"]).permutation(60)  # fit's split, with the spec's seed
+    val, train = order[:10], order[10:]
+
+    def pytorch_loss(params, rows) -> tuple[float, float]:
+        (hidden, output) = [{k: torch.tensor(v) for k, v in p.items()} for p in params]
+        h = torch.relu(torch.tensor(x[rows]) @ hidden["weights"].T + hidden["bias"])
+        logits = h @ output["weights"].T + output["bias"]
+        losses = torch.nn.functional.cross_entropy(logits, torch.tensor(y[rows]), reduction="none")
+        return losses.mean().item(), losses.max().item()
+
+    assert not history.diverged and len(history.epochs) == 3
+    largest = 0.0
+    for epoch, start, end in zip(history.epochs, arrays, arrays[1:]):
+        loss, most = pytorch_loss(start, train)
+        largest = max(largest, most)
+        assert epoch.loss == pytest.approx(loss, rel=1e-10)
+        assert epoch.val_loss == pytest.approx(pytorch_loss(end, val)[0], rel=1e-10)
+    assert largest > 2 * 708.4  # some examples' probabilities underflowed: a cap would have hidden it
 
 
 def test_sgd_step_by_hand():

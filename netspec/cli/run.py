@@ -1,4 +1,4 @@
-"""`netspec run`: classify images with the network a spec describes."""
+"""`netspec run`: classify images, or rows of numbers, with the network a spec describes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from netspec import samples
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.cli.options import picture_output, refuse_among_images, refuse_overwrite, spec_inputs
@@ -63,29 +64,33 @@ def run(
     stands for every image below it, in name order.
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
+
+    A spec whose input is `features` reads numbers instead: .csv files (one sample a line, an
+    optional header line), .npy files (an array shaped (n, features)) or .npz files (array x).
+    Each sample is named by its line in a CSV (iris.csv:3) or its index in the array (x.npz[3]).
     """
+    if explain is not None:
+        picture_output("--explain", explain)
+    network = load(spec, max_params)
+    if network.spec.input.image is None:
+        if explain is not None:
+            raise click.UsageError("--explain shows which pixels mattered; this spec reads numbers, not images")
+        with _blas_threads(threads):
+            failed = classify_samples(network, images, top_k, as_json, batch_size)
+        if failed:
+            raise click.exceptions.Exit(1)
+        return
     given, (images, unreadable) = images, image_files(images)
     for problem in unreadable:
         click.echo(str(problem), err=True)
     if explain is not None:
-        picture_output("--explain", explain)
         if len(images) != 1:
             raise click.UsageError("--explain explains one image; give exactly one")
         if images[0].exists() and not images[0].is_file():
             raise click.UsageError("--explain reads its image twice (to classify, then to explain); give a file")
-    network = load(spec, max_params)
-    if explain is not None:
         refuse_overwrite("--explain", explain, [*spec_inputs(spec, network.spec), *images])
         for folder in (path for path in given if path.is_dir()):
             refuse_among_images("--explain", explain, folder)
-    if network.spec.input.image is None:
-        raise InputError(
-            Problem(
-                "NS305",
-                f"this spec reads {network.input_shape[0]} numbers, not images; use the Python API (Network.forward)",
-                file=str(spec),
-            )
-        )
     failed = len(unreadable)
     with _blas_threads(threads):  # the limits are undone however the loop ends (an error, a closed pipe)
         for path, result in classify(network, images, batch_size, threads, max_pixels):
@@ -192,6 +197,10 @@ def _blas_threads(threads: int | None):
 
 
 def _read(network: Network, path: Path, max_pixels: int | None = None) -> np.ndarray | InputError:
+    if samples.is_samples_file(path):
+        shape = "×".join(map(str, network.input_shape))
+        message = f"this spec reads images ({shape}), not numbers; give image files, or arrays to Network.predict"
+        return InputError(Problem("NS305", message, file=str(path)))
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             return network.inputs([path], max_pixels)[0]
@@ -199,15 +208,15 @@ def _read(network: Network, path: Path, max_pixels: int | None = None) -> np.nda
         return err
 
 
-def _as_json(path: Path, ranked: list[tuple[str, float]]) -> str:
-    line = {"file": str(path), "label": ranked[0][0], "scores": dict(ranked)}
+def _as_json(path: Path | str, ranked: list[tuple[str, float]], **where: int) -> str:
+    line = {"file": str(path), **where, "label": ranked[0][0], "scores": dict(ranked)}
     # A file name that is not UTF-8 holds surrogates (Python's stand-ins for its bytes): escaped, the line
     # stays valid UTF-8 and json.loads gives the name back, which os.fsencode turns into the same bytes.
     undecodable = any("\udc80" <= c <= "\udcff" for c in line["file"])
     return json.dumps(line, ensure_ascii=undecodable)
 
 
-def _as_text(path: Path, ranked: list[tuple[str, float]]) -> str:
+def _as_text(path: Path | str, ranked: list[tuple[str, float]]) -> str:
     width = max(len(label) for label, _ in ranked)
     scores = [score for _, score in ranked]
     shown = [f"{score:.4f}" for score in scores]
@@ -224,3 +233,57 @@ def _as_text(path: Path, ranked: list[tuple[str, float]]) -> str:
 def _bar(fraction: float) -> str:
     eighths = round(max(0.0, min(1.0, fraction)) * BAR_WIDTH * 8)
     return "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
+
+
+def classify_samples(
+    network: Network, paths: tuple[Path, ...], top_k: int | None, as_json: bool, batch_size: int
+) -> int:
+    """Classify every sample (row) of the .csv, .npy and .npz files given, or below folders given;
+    print each result, and each problem on stderr. Returns how many files or samples failed."""
+    files: list[Path] = []
+    failed = 0
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found, unreadable = files_below(path, samples.SUFFIXES, "NS307", any_case=True)
+        if not found and not unreadable:
+            raise click.UsageError(f"{path} is a folder with no files of samples in it ({', '.join(samples.SUFFIXES)})")
+        for problem in unreadable:
+            click.echo(str(problem), err=True)
+        failed += len(unreadable)
+        files += found
+    features = network.input_shape[0]
+    for path in files:
+        try:
+            read = _samples(path, features)
+        except InputError as err:
+            failed += 1
+            for problem in err.problems:
+                click.echo(str(problem), err=True)
+            continue
+        for start in range(0, len(read.x), batch_size):
+            with np.errstate(over="ignore", invalid="ignore"):
+                scores = network.forward(network.inputs(read.x[start : start + batch_size]))
+            for i, row in enumerate(scores, start=start):
+                name = read.name(str(path), i)
+                if not np.isfinite(row).all():
+                    failed += 1
+                    message = "the network's scores are not finite (overflow); no label given"
+                    click.echo(str(Problem("NS306", message, file=name)), err=True)
+                    continue
+                ranked = sorted(zip(network.classes, row.tolist()), key=lambda pair: -pair[1])[:top_k]
+                where = {"line" if read.by_line else "index": read.positions[i]}
+                click.echo(_as_json(path, ranked, **where) if as_json else _as_text(name, ranked))
+    return failed
+
+
+def _samples(path: Path, features: int) -> samples.Samples:
+    """The samples of one file, or InputError: an image, or a file of another kind, is named as such."""
+    if samples.is_samples_file(path):
+        return samples.read(path, features)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        message = f"this spec reads {features} numbers a sample, not images; give a .csv, .npy or .npz of samples"
+        raise InputError(Problem("NS305", message, file=str(path)))
+    message = "not a file of samples netspec reads (.csv with one sample a line, .npy, or .npz with an array x)"
+    raise InputError(Problem("NS307", message, file=str(path)))

@@ -25,9 +25,11 @@ from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.errors import Problem, SpecError
 from netspec.folders import SPEC_SUFFIXES
 from netspec.loader import located, read_spec
+from netspec.network import Network
 from netspec.saving import save_trained
+from netspec.spec import Input, Spec
 from netspec.train import Epoch, resolve_options
-from netspec.train.data import read_dataset
+from netspec.train.data import feature_stats, read_dataset
 
 BAR_WIDTH = 24
 """Characters of the progress bar drawn for the running epoch."""
@@ -61,6 +63,11 @@ BAR_WIDTH = 24
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of shuffling and the split (default: the spec's seed).")
 @click.option("--fresh", is_flag=True, help="Start from the layers' initial values, ignoring the spec's weights_file.")
+@click.option(
+    "--normalize",
+    is_flag=True,
+    help="Give a features input each feature's mean and std over DATA (written into OUT), and train on them.",
+)
 @click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping it.")
 @click.option("--quiet", is_flag=True, help="No progress bar: one line per epoch.")
 @click.option(
@@ -81,6 +88,7 @@ def train(
     data: Path,
     out: Path,
     fresh: bool,
+    normalize: bool,
     strict: bool,
     quiet: bool,
     plot: Path | None,
@@ -109,6 +117,10 @@ def train(
         refuse_among_images("--plot", plot, data, below_its_root=True)
     if fresh:
         parsed = parsed.model_copy(update={"weights_file": None})
+    if normalize:
+        if parsed.input.image is not None:
+            raise click.UsageError("--normalize is for a features input; an image input states its mean and std itself")
+        parsed = _standardised(parsed, None)  # DATA is read as it is, to be measured
     try:
         network = build(parsed, base_dir=spec.parent, max_params=max_params)
     except SpecError as err:
@@ -117,7 +129,12 @@ def train(
         options = resolve_options(parsed, **overrides)  # here, to locate a bad `training:` value in the file
     except SpecError as err:
         raise _told_apart(err, source, overrides) from None
-    dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
+    # Measured in float64 whatever the spec's dtype: the mean and std are written into the trained spec.
+    reader = Network(parsed.model_copy(update={"dtype": "float64"}), network.layers) if normalize else network
+    dataset = read_dataset(data, reader, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
+    if normalize:
+        network = Network(_standardised(parsed, feature_stats(dataset.x)), network.layers)
+        dataset = replace(dataset, x=network.inputs(dataset.x))
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
     # The data is already checked and the options resolved: the loop itself, not Network.fit, which does both again.
@@ -147,6 +164,14 @@ def train(
         click.echo(f"wrote {save(curves(history, f'{network.spec.name} trained on {data}'), plot)}", err=True)
     if history.interrupted:
         raise click.exceptions.Exit(130)
+
+
+def _standardised(spec: Spec, stats: tuple[list[float], list[float]] | None) -> Spec:
+    """The spec with its features input given this mean and std (None: neither)."""
+    mean, std = stats or (None, None)
+    given = {"size": spec.input.shape[0], "mean": mean, "std": std}
+    features = {key: value for key, value in given.items() if value is not None}
+    return spec.model_copy(update={"input": Input.model_validate({"features": features})})
 
 
 def _result(history) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from netspec.errors import InputError, NetspecError, Problem
 from netspec.folders import IMAGE_SUFFIXES, files_below
-from netspec.weights import read_npy_header
+from netspec.samples import open_npz
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -121,31 +120,17 @@ def _read_folder(root: Path, network: Network, strict: bool, warn, max_pixels: i
 
 def _read_npz(path: Path, network: Network) -> Dataset:
     name = str(path)
-    if path.exists() and not zipfile.is_zipfile(path):
-        raise DataError(
-            Problem("NS404", "not a .npz file; write one with numpy.savez(path, x=inputs, y=labels)", file=name)
-        )
+
+    def fail(message: str) -> DataError:
+        return DataError(Problem("NS404", message, file=name))
+
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [key for key in ("x", "y") if key not in arrays.files]
-            if missing:
-                keys = ", ".join(arrays.files) or "none"
-                raise DataError(
-                    Problem(
-                        "NS404", f"needs arrays x and y; missing {' and '.join(missing)} (it has: {keys})", file=name
-                    )
-                )
-            _check_sizes(arrays, name)
-            x, y = arrays["x"], arrays["y"]
-    except DataError:
-        raise
+        arrays = open_npz(path, ("x", "y"), fail, "numpy.savez(path, x=inputs, y=labels)")
     except FileNotFoundError:
         raise DataError(Problem("NS406", "data file not found", file=name)) from None
-    except (OSError, ValueError) as err:
-        raise DataError(Problem("NS404", f"cannot read the .npz file: {err}", file=name)) from None
-    except Exception as err:  # a damaged archive fails deep in zipfile, zlib or NumPy's header parser
-        message = f"cannot read the .npz file ({type(err).__name__}: {err}); write it again with numpy.savez"
-        raise DataError(Problem("NS404", message, file=name)) from None
+    except OSError as err:
+        raise DataError(Problem("NS404", f"cannot read the .npz file: {err.strerror}", file=name)) from None
+    x, y = arrays["x"], arrays["y"]
     shape, flat = network.input_shape, int(np.prod(network.input_shape))
     if (
         x.dtype.kind not in "fiu"
@@ -169,26 +154,20 @@ def _read_npz(path: Path, network: Network) -> Dataset:
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         raise DataError(Problem("NS403", f"no examples of class(es) {shown}; every class needs some", file=name))
-    return Dataset(x.reshape(len(x), *shape).astype(network.dtype, copy=False), indices)
+    return Dataset(network.inputs(x), indices)  # a vector input's mean and std applied
 
 
-MAX_DATA_BYTES = 8 * 2**30
-"""Largest x a .npz may unpack to (8 GiB): its header is read, and checked, before its data."""
+def feature_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Each feature's mean and standard deviation over examples x, shaped (n, features).
 
-
-def _check_sizes(arrays: np.lib.npyio.NpzFile, name: str) -> None:
-    """Refuse x and y whose headers declare too much data, before reading them.
-
-    A .npz is compressed: a small file can declare (and unpack to) gigabytes.
+    The standard deviation is the population one (ddof=0, as scikit-learn's StandardScaler); a
+    feature with the same value in every example has 0, and gets 1 instead: it is only centred.
+    Both are rounded to 7 significant digits (float32's precision), to read well in a spec.
     """
-    members = {name.removesuffix(".npy"): name for name in arrays.zip.namelist()}
-    for key in ("x", "y"):
-        with arrays.zip.open(members[key]) as stream:
-            shape, _, dtype = read_npy_header(stream)
-        size = int(np.prod(shape)) * dtype.itemsize
-        if size > MAX_DATA_BYTES:
-            message = f"{key} declares {size:,} bytes of data ({shape}), more than the {MAX_DATA_BYTES:,} netspec reads"
-            raise DataError(Problem("NS404", message, file=name))
+    values = np.asarray(x, dtype=np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    std[std == 0] = 1.0
+    return [float(f"{m:.7g}") for m in mean], [float(f"{s:.7g}") for s in std]
 
 
 def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -108,14 +108,14 @@ def fit(
         raise DataError(Problem("NS403", f"no examples to train on: the data has {len(x)}{split}"))
     params = [layer.params for layer in network.layers]
     optimizer = _optimizer(options, params)
-    softmax_output = network.ends_in_softmax
+    scorer = logits_of(network)
     history, waited = History(best_epoch=0), 0
     # The starting arrays are the first candidate: more epochs must beat them to be kept.
     best_params = _copies(params)
     best_score: tuple = (-np.inf,)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported, not warned about
         if held:
-            start_loss, start_accuracy = measure(network, x_val, y_val, softmax_output)
+            start_loss, start_accuracy = measure(scorer, x_val, y_val)
             history.start_val_accuracy = start_accuracy
             if np.isfinite(start_loss):
                 best_score = (start_accuracy, -start_loss)
@@ -123,11 +123,11 @@ def fit(
             for number in range(1, options.epochs + 1):
                 start = time.perf_counter()
                 shuffled = train[rng.permutation(len(train))]
-                loss, correct = _epoch(network, x, y, shuffled, options, optimizer, softmax_output, on_batch, noise)
+                loss, correct = _epoch(scorer, x, y, shuffled, options, optimizer, on_batch, noise)
                 seconds = time.perf_counter() - start
                 val_loss = val_accuracy = None
                 if held:
-                    val_loss, val_accuracy = measure(network, x_val, y_val, softmax_output)
+                    val_loss, val_accuracy = measure(scorer, x_val, y_val)
                 epoch = Epoch(number, loss, correct, val_loss, val_accuracy, seconds, len(train) / max(seconds, 1e-9))
                 history.diverged = (
                     not np.isfinite(loss)
@@ -168,7 +168,7 @@ def _copies(params: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     return [{key: array.copy() for key, array in layer.items()} for layer in params]
 
 
-def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, noise) -> tuple[float, float]:
+def _epoch(network, x, y, order, options, optimizer, on_batch, noise) -> tuple[float, float]:
     total_loss, correct, seen = 0.0, 0, 0
     layers = network.layers
     # A layer's input gradient is needed only if some layer before it has parameters to learn.
@@ -177,10 +177,10 @@ def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, n
         batch = order[start : start + options.batch_size]
         out, backward = network.forward_with_backprop(x[batch], train=True, rng=noise)
         targets = y[batch]
-        loss, grad, preactivation = cross_entropy(out, targets, softmax_output)
+        loss, grad = cross_entropy(out, targets)
         total_loss += loss * len(batch)
         correct += int((out.argmax(axis=1) == targets).sum())
-        _, grads = backward(grad, preactivation, learning_before)
+        _, grads = backward(grad, False, learning_before)
         optimizer.step([layer.params for layer in layers], grads)
         seen += len(batch)
         if on_batch:
@@ -188,12 +188,30 @@ def _epoch(network, x, y, order, options, optimizer, softmax_output, on_batch, n
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
-def measure(network: Network, x: np.ndarray, y: np.ndarray, softmax_output: bool) -> tuple[float, float]:
-    """Mean loss and accuracy on examples, computed in chunks to bound memory."""
+def logits_of(network: Network) -> Network:
+    """The network itself, or, if it ends in softmax, the same network (sharing its arrays) giving logits.
+
+    The loss is computed from logits, as PyTorch's cross_entropy: probabilities that underflowed
+    to 0 would make it infinite, or, capped, report a loss far below the true one.
+    """
+    if not network.ends_in_softmax:
+        return network  # its outputs are taken as logits already
+    from netspec.network import Network
+
+    last = network.layers[-1]
+    linear = replace(last, spec=last.spec.model_copy(update={"activation": "linear"}))
+    return Network(network.spec, [*network.layers[:-1], linear])
+
+
+def measure(network: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean loss and accuracy on examples, computed in chunks to bound memory.
+
+    `network` gives logits (see `logits_of`): the loss is the cross-entropy of their softmax.
+    """
     total, correct = 0.0, 0
     for start in range(0, len(x), 1024):
         out = network.forward(x[start : start + 1024])
         targets = y[start : start + 1024]
-        total += cross_entropy(out, targets, softmax_output)[0] * len(targets)
+        total += cross_entropy(out, targets)[0] * len(targets)
         correct += int((out.argmax(axis=1) == targets).sum())
     return total / max(len(x), 1), correct / max(len(x), 1)
