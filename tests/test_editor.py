@@ -221,6 +221,55 @@ def test_the_editor_marks_each_mistake_where_netspec_reports_it(server, spec):
     ]
 
 
+RULE_BASE = """\
+netspec: 1
+classes: [a, b]
+input:
+  image: {width: 4, height: 4, color: grayscale}
+layers:
+  - {name: hidden, type: dense, neurons: 3, activation: relu}
+  - {name: output, type: dense, neurons: 2, activation: softmax}
+"""
+# Rules between two keys that JSON Schema can state: (old text, new text, the editor's message).
+RULES = {
+    "alpha on relu": (
+        "activation: relu}",
+        "activation: relu, alpha: 0.1}",
+        "only leaky_relu takes alpha; remove alpha or use activation: leaky_relu",
+    ),
+    "momentum with adam": (
+        "",
+        "training:\n  optimizer: adam\n  momentum: 0.5\n",
+        "only sgd takes momentum; remove momentum or use optimizer: sgd",
+    ),
+    "patience without validation": (
+        "",
+        "training:\n  patience: 2\n  val_split: 0\n",
+        "patience counts epochs without a better validation accuracy; it needs val_split above 0",
+    ),
+    "mean of 3 for grayscale": (
+        "color: grayscale}",
+        "color: grayscale, mean: [0.5, 0.5, 0.5]}",
+        "Array has too many items. Expected 1 or fewer.",
+    ),
+    "class twice": ("classes: [a, b]", "classes: [a, a]", "Array has duplicate items."),
+}
+
+
+@pytest.mark.parametrize("rule", RULES, ids=list(RULES))
+def test_the_editor_marks_rules_between_keys_on_netspecs_line(server, rule, write_spec):
+    old, new, message = RULES[rule]
+    text = f"# yaml-language-server: $schema={SCHEMA.as_uri()}\n" + (
+        RULE_BASE.replace(old, new) if old else RULE_BASE + new
+    )
+    spec = write_spec(text)
+    (problem,) = netspec.check(spec)
+    # The line only: the editor marks the key where netspec points at its value, or the whole list.
+    assert [(line, message) for line, _, message in _marks(server.open(spec.as_uri(), text))] == [
+        (problem.line, message)
+    ]
+
+
 def test_the_editor_is_silent_on_valid_specs(server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for kind in ("image", "features"):  # what `netspec init` writes: checked from its first line
