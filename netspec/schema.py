@@ -99,7 +99,9 @@ def _agree_with_validate(schema: dict[str, Any]) -> None:
     """
     defs, props = schema["$defs"], schema["properties"]
     props["netspec"]["const"] = FORMAT_VERSION
-    props["netspec"]["errorMessage"] = f"this netspec reads format version {FORMAT_VERSION}: write 'netspec: 1'"
+    props["netspec"]["errorMessage"] = (
+        f"this netspec reads format version {FORMAT_VERSION}: write 'netspec: {FORMAT_VERSION}'"
+    )
     props["classes"]["uniqueItems"] = True
     props["layers"]["items"] = _layer_by_type(defs)
     for model in LAYER_MODELS.values():

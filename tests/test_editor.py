@@ -287,16 +287,16 @@ def test_a_spec_from_init_is_checked_in_the_editor(server, tmp_path, monkeypatch
 
 
 def test_the_editor_offers_the_layer_types_before_a_type_is_written(server):
-    text = (ROOT / "examples" / "broken" / "layer-only-name.yaml").read_text()
-    lines = text.splitlines()
+    lines = (ROOT / "examples" / "broken" / "layer-only-name.yaml").read_text().splitlines()
     below = lines.index("  - name: hidden") + 1
-    lines.insert(below, "    ")
-    uri = (ROOT / "examples" / "broken" / "being-written.yaml").as_uri()  # never written to disk
-    server.open(uri, "\n".join(lines) + "\n")
-    result = server.request(
-        "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": below, "character": 4}}
-    )
-    items = result["items"] if isinstance(result, dict) else result
-    offered = {item["label"]: item for item in items}
-    assert "type" in offered and "momentum" not in offered  # not batchnorm's keys alone, as before
-    assert offered["type"]["insertText"] == "type: ${1|" + ",".join(LAYER_MODELS) + "|}"
+
+    def offered(line: str) -> dict[str, dict]:
+        uri = (ROOT / "examples" / "broken" / f"being-written-{len(line)}.yaml").as_uri()  # never on disk
+        server.open(uri, "\n".join([*lines[:below], line, *lines[below:]]) + "\n")
+        position = {"line": below, "character": len(line)}
+        result = server.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": position})
+        return {item["label"]: item for item in (result["items"] if isinstance(result, dict) else result)}
+
+    keys = offered("    ")
+    assert "type" in keys and "momentum" not in keys  # not batchnorm's keys alone, as before
+    assert set(LAYER_MODELS) <= set(offered("    type: "))
