@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from netspec.fields import SpecModel, field_descriptions
-from netspec.spec import FORMAT_VERSION, Spec
+from netspec.layers import LAYER_MODELS
+from netspec.layers.common import NAME_PATTERN
+from netspec.spec import FORMAT_VERSION, ImageInput, Spec
 
 SCHEMA_ID = f"urn:netspec:spec-format:{FORMAT_VERSION}"
+
+SCHEMA_FILE_NAME = f"netspec-v{FORMAT_VERSION}.schema.json"
+"""The schema's file name, in a source checkout's schema/ folder and wherever `netspec init` writes it."""
+
+MODELINE = "# yaml-language-server: $schema="
+"""A spec's first line that names its schema to editors (the YAML language server reads it)."""
+
+
+def committed_schema() -> Path | None:
+    """The schema file of the source checkout this netspec runs from, if it runs from one."""
+    path = Path(__file__).resolve().parent.parent / "schema" / SCHEMA_FILE_NAME
+    return path if path.is_file() else None
+
 
 # An example for every key that has no default to show; keys with a default show their default.
 _EXAMPLES: dict[str, Any] = {
@@ -49,6 +65,7 @@ def json_schema() -> dict[str, Any]:
     """The schema of spec format version 1, with a description and examples for every key."""
     schema = Spec.model_json_schema()
     _add_descriptions(schema)
+    _agree_with_validate(schema)
     _add_examples(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -73,6 +90,150 @@ def _add_descriptions(schema: dict[str, Any]) -> None:
                 prop.update(ordered)
 
 
+def _agree_with_validate(schema: dict[str, Any]) -> None:
+    """Say in the schema what `netspec validate` refuses and pydantic's schema leaves out, where JSON Schema can.
+
+    Editors (the YAML language server) then flag these mistakes at the value concerned. What JSON
+    Schema cannot say (a rule across layers, array shapes, weight files) stays with `netspec validate`.
+    The `errorMessage` keywords are the language server's: other validators ignore them.
+    """
+    defs, props = schema["$defs"], schema["properties"]
+    props["netspec"]["const"] = FORMAT_VERSION
+    props["netspec"]["errorMessage"] = (
+        f"this netspec reads format version {FORMAT_VERSION}: write 'netspec: {FORMAT_VERSION}'"
+    )
+    props["classes"]["uniqueItems"] = True
+    props["layers"]["items"] = _layer_by_type(defs)
+    for model in LAYER_MODELS.values():
+        _require_type(defs[model.__name__])
+        _alpha_needs_leaky_relu(defs[model.__name__])
+    _exactly_one_input(defs["Input"])
+    _one_value_per_channel(defs["ImageInput"])
+    _no_idle_training_options(defs["Training"])
+    _names_first(schema)
+
+
+def _layer_by_type(defs: dict[str, Any]) -> dict[str, Any]:
+    """A layer's schema chosen by its `type`, as the validator chooses its model.
+
+    A plain `oneOf` of the layer schemas leaves editors to guess which layer was meant: `type: Dense`
+    drew "Missing property 'neurons'" and a layer without a type drew nothing. With `type` required
+    and one `if`/`then` per value, an unknown type is reported as such, with the allowed ones.
+    """
+    kinds = list(LAYER_MODELS)
+    return {
+        "type": "object",
+        "properties": {
+            "type": {
+                "description": "Layer type; it decides which other keys the layer takes.",
+                "enum": kinds,
+                "examples": [kinds[0]],
+            }
+        },
+        "required": ["type"],
+        "allOf": [
+            {
+                "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+                "then": {"$ref": f"#/$defs/{model.__name__}"},
+            }
+            for kind, model in LAYER_MODELS.items()
+        ],
+    }
+
+
+def _require_type(layer: dict[str, Any]) -> None:
+    # The model's default `type` serves layers built in code; in a spec file the type is required.
+    kind = layer["properties"]["type"]
+    kind.pop("default", None)
+    kind["examples"] = [kind["const"]]
+    layer["required"] = ["type", *layer.get("required", [])]
+    name = next(form for form in layer["properties"]["name"]["anyOf"] if form.get("type") == "string")
+    name["pattern"] = NAME_PATTERN
+    name["patternErrorMessage"] = "layer names use ASCII letters, digits, '_' and '-' only"
+
+
+def _alpha_needs_leaky_relu(layer: dict[str, Any]) -> None:
+    if "alpha" in layer["properties"]:
+        _forbid_when(
+            layer,
+            "alpha",
+            {
+                "required": ["alpha"],
+                "properties": {"alpha": {"type": "number"}, "activation": {"not": {"const": "leaky_relu"}}},
+            },
+            "only leaky_relu takes alpha; remove alpha or use activation: leaky_relu",
+        )
+
+
+def _no_idle_training_options(training: dict[str, Any]) -> None:
+    _forbid_when(
+        training,
+        "momentum",
+        {"required": ["momentum"], "properties": {"optimizer": {"not": {"const": "sgd"}}}},
+        "only sgd takes momentum; remove momentum or use optimizer: sgd",
+    )
+    _forbid_when(
+        training,
+        "patience",
+        {
+            "required": ["patience", "val_split"],
+            "properties": {"patience": {"type": "integer"}, "val_split": {"const": 0}},
+        },
+        "patience counts epochs without a better validation accuracy; it needs val_split above 0",
+    )
+
+
+def _forbid_when(node: dict[str, Any], key: str, condition: dict[str, Any], message: str) -> None:
+    """`key` may not be given when `condition` holds; editors say `message` at the key."""
+    rule = {"if": condition, "then": {"properties": {key: False}, "errorMessage": message}}
+    node.setdefault("allOf", []).append(rule)
+
+
+def _exactly_one_input(node: dict[str, Any]) -> None:
+    # `image:` or `features:` written with no value is refused too, so neither form takes null.
+    for prop in node["properties"].values():
+        forms = [form for form in prop.pop("anyOf", []) if form != {"type": "null"}]
+        if len(forms) == 1:
+            prop.update(forms[0])
+        elif forms:
+            prop["anyOf"] = forms
+        prop.pop("default", None)
+    node["minProperties"] = node["maxProperties"] = 1
+
+
+def _one_value_per_channel(image: dict[str, Any]) -> None:
+    counts = {color: ImageInput(width=1, height=1, color=color).channels for color in ("rgb", "grayscale")}
+    keys = [key for key in ("mean", "std") if key in image["properties"]]
+
+    def sized(count: int) -> dict[str, Any]:
+        return {"properties": {key: {"minItems": count, "maxItems": count} for key in keys}}
+
+    image.setdefault("allOf", []).append(
+        {
+            "if": {"properties": {"color": {"const": "grayscale"}}, "required": ["color"]},
+            "then": sized(counts["grayscale"]),
+            "else": sized(counts["rgb"]),
+        }
+    )
+
+
+def _names_first(node: Any) -> None:
+    """In a choice of value forms, the initializer names first.
+
+    Editors report a value that fits no form with the first form's complaint: with the names
+    first, `he_unifrom` draws the list of names, not "Incorrect type. Expected number | array".
+    """
+    if isinstance(node, dict):
+        forms = node.get("oneOf")
+        if isinstance(forms, list):
+            node["oneOf"] = sorted(forms, key=lambda form: "enum" not in form)
+        for value in node.values():
+            _names_first(value)
+    elif isinstance(node, list):
+        for value in node:
+            _names_first(value)
+
+
 def _spec_models(base: type) -> list[type]:
     return [cls for sub in base.__subclasses__() for cls in (sub, *_spec_models(sub))]
 
@@ -80,7 +241,7 @@ def _spec_models(base: type) -> list[type]:
 def _add_examples(node: Any) -> None:
     if isinstance(node, dict):
         for key, prop in (node.get("properties") or {}).items():
-            if "examples" not in prop:
+            if isinstance(prop, dict) and "examples" not in prop:
                 example = prop["default"] if "default" in prop and prop["default"] is not None else _EXAMPLES.get(key)
                 if example is not None:
                     prop["examples"] = [example]

@@ -16,6 +16,7 @@ from netspec.cli import main
 from conftest import VALID, where
 
 ROOT = Path(__file__).resolve().parent.parent
+ROOT_SCHEMA = ROOT / "schema" / "netspec-v1.schema.json"
 
 
 def invoke(*args):
@@ -80,10 +81,43 @@ def test_init_writes_a_starter_spec_that_validates(tmp_path, monkeypatch, kind):
     result = invoke("init", "my net", "--input", kind)
     assert result.stdout.endswith("check it with: netspec validate 'my net.yaml'\n")
     assert network.input_shape == ((3, 32, 32) if kind == "image" else (4,))
-    assert (tmp_path / "flowers.yaml").read_text().startswith("# A netspec spec: flowers.")
+    first, second = (tmp_path / "flowers.yaml").read_text().splitlines()[:2]
+    assert first == f"# yaml-language-server: $schema={ROOT_SCHEMA.as_uri()}" and second.startswith(
+        "# A netspec spec: flowers."
+    )
     again = invoke("init", "flowers")
     assert again.exit_code == 2 and "flowers.yaml exists; choose another name or add --force" in again.stderr
     assert invoke("init", "flowers", "--classes", "a,a").exit_code == 2
+    assert invoke("init", "one", "--classes", "only").stdout.startswith("wrote one.yaml: 1 class, image input;")
+
+
+def test_init_names_the_schema_relative_to_a_spec_in_the_checkout(tmp_path, monkeypatch):
+    # A spec written inside the checkout names the committed schema as the shipped specs do.
+    schema = tmp_path / "checkout" / "schema" / "netspec-v1.schema.json"
+    monkeypatch.setattr("netspec.cli.init.committed_schema", lambda: schema)
+    schema.parent.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout")
+    assert invoke("init", "specs/flowers").exit_code == 0
+    first = Path("specs/flowers.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../schema/netspec-v1.schema.json"
+
+
+def test_init_writes_the_schema_beside_the_spec_when_netspec_has_none(tmp_path, monkeypatch):
+    # An installed netspec (not a source checkout) has no schema file; the spec gets one beside it.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("netspec.cli.init.committed_schema", lambda: None)
+    result = invoke("init", "flowers")
+    assert result.stdout == (
+        "wrote flowers.yaml and netspec-v1.schema.json, the schema editors check it with: 2 classes, image input; "
+        "check it with: netspec validate flowers.yaml\n"
+    )
+    assert (tmp_path / "netspec-v1.schema.json").read_text() == ROOT_SCHEMA.read_text()
+    assert (
+        (tmp_path / "flowers.yaml").read_text().startswith("# yaml-language-server: $schema=netspec-v1.schema.json\n")
+    )
+    (tmp_path / "netspec-v1.schema.json").write_text("{}")  # one already there is the user's: kept
+    assert invoke("init", "roses").stdout.startswith("wrote roses.yaml: 2 classes")
+    assert (tmp_path / "netspec-v1.schema.json").read_text() == "{}"
 
 
 def test_upgrade(write_spec):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 
 import click
 
+from netspec.cli.schema import schema_text
 from netspec.files import atomic_write
 from netspec.folders import SPEC_SUFFIXES
+from netspec.schema import MODELINE, SCHEMA_FILE_NAME, committed_schema
 from netspec.spec import FORMAT_VERSION
 from netspec.yaml_source import reads_as_text
 
@@ -28,6 +31,7 @@ input:                                  # what the network reads
 """
 
 TEMPLATE = """\
+{modeline}
 # A netspec spec: {name}. Every key is described in netspec's docs/spec-format.md.
 # Check it with `netspec validate {file}`; see its layers with `netspec summary {file}`.
 netspec: {version}                              # format version
@@ -81,7 +85,9 @@ def init(name: str, kind: str, classes: str, force: bool) -> None:
         raise click.BadParameter(f"class labels must differ: {classes}", param_hint="--classes")
     if path.exists() and not force:
         raise click.UsageError(f"{path} exists; choose another name or add --force")
+    schema, schema_written = _schema_for(path.parent)
     text = TEMPLATE.format(
+        modeline=MODELINE + schema,
         name=_scalar(path.stem),
         file=path,
         version=FORMAT_VERSION,
@@ -93,7 +99,32 @@ def init(name: str, kind: str, classes: str, force: bool) -> None:
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
     command = f"netspec validate {shlex.quote(str(path))}"  # quoted: a name with a space still pastes
-    click.echo(f"wrote {path}: {len(labels)} classes, {kind} input; check it with: {command}")
+    count = "1 class" if len(labels) == 1 else f"{len(labels)} classes"
+    also = f" and {schema_written}, the schema editors check it with" if schema_written else ""
+    click.echo(f"wrote {path}{also}: {count}, {kind} input; check it with: {command}")
+
+
+def _schema_for(folder: Path) -> tuple[str, Path | None]:
+    """The schema a new spec in `folder` names on its first line, and the schema file written for it, if any.
+
+    Editors read a path relative to the spec. Inside the source checkout netspec runs from, that is
+    the committed schema, as the shipped specs name it; elsewhere, the same file by its absolute URI.
+    An installed netspec has no schema file on disk, so one is written beside the spec (one already
+    there is kept: the user's other specs may name it).
+    """
+    schema = committed_schema()
+    if schema is None:
+        beside = folder / SCHEMA_FILE_NAME
+        if beside.exists():
+            return SCHEMA_FILE_NAME, None
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(beside) as stream:
+            stream.write((schema_text() + "\n").encode("utf-8"))
+        return SCHEMA_FILE_NAME, beside
+    checkout, folder = schema.parent.parent, folder.resolve()
+    if folder.is_relative_to(checkout):
+        return Path(os.path.relpath(schema, folder)).as_posix(), None
+    return schema.as_uri(), None
 
 
 _SPECIAL = set(":#,[]{}&*!|>'%@`" + '"')

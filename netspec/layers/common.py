@@ -1,5 +1,6 @@
 """Field types every layer shares, and the answers of a layer without parameters."""
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -8,12 +9,16 @@ from pydantic_core import PydanticCustomError
 from netspec.errors import Problem
 from netspec.fields import Count
 
-_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+NAME_PATTERN = "^[A-Za-z0-9_-]+$"
+"""What a layer name may be; the JSON Schema gives editors the same pattern."""
+
+_NAME = re.compile(NAME_PATTERN)
 
 
 def _check_name(name: str) -> str:
     # Names become keys such as "hidden1.weights" in weight files, so a dot would be ambiguous.
-    if not name or not set(name) <= _ALLOWED:
+    # fullmatch: `$` alone would let a name end in a newline.
+    if not _NAME.fullmatch(name):
         raise PydanticCustomError(
             "NS103",
             "layer names use ASCII letters, digits, '_' and '-' only, got '{name}'",
