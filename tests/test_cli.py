@@ -71,7 +71,7 @@ def test_validate_a_folder_recursively(write_spec, tmp_path):
     result = invoke("validate", tmp_path)
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == "3 specs checked, 1 invalid"
-    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:1:6: NS001 ")
+    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:1:13: NS001 ")
 
 
 def locked(monkeypatch, folder):
