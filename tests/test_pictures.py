@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -234,3 +235,45 @@ def test_neuron_formulas_number_inputs_from_0_and_subtract_negative_terms(write_
     (ax,) = neuron.draw(one, "n:0").axes
     assert ax.get_xlabel() == "input x0"
     assert ax.get_legend().get_texts()[0].get_text() == "Weight·Input + Bias = −0.5·x0 − 1"
+
+
+def drawn_texts(figure, dpi: int = 120):
+    """Every title, axis label and tick label drawn, with its axes and its box in pixels at `dpi`."""
+    figure.set_dpi(dpi)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    found = []
+    for ax in figure.axes:
+        ticks = []
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            locations = axis.get_majorticklocs()
+            ticks += [t for t, at in zip(axis.get_ticklabels(), locations) if low - 1e-9 <= at <= high + 1e-9]
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label, *ticks):
+            if text.get_visible() and text.get_text():
+                found.append((ax, text.get_text(), text.get_window_extent(renderer)))
+    return found
+
+
+@pytest.mark.parametrize(
+    "classes, width, height",
+    [(["red rose", "white lotus"], 16, 16), ([str(d) for d in range(10)], 8, 8), (["a long class name", "b"], 32, 8)],
+)
+def test_explanation_panels_keep_their_labels_apart(write_spec, classes, width, height):
+    from netspec.pictures import explain
+
+    network = netspec.load(
+        write_spec(
+            f"netspec: 1\nclasses: {classes}\ninput: {{image: {{width: {width}, height: {height}, color: rgb}}}}\n"
+            f"layers:\n  - {{type: dense, neurons: {len(classes)}, activation: softmax}}\n",
+            "explained.yaml",
+        )
+    )
+    picture = Image.fromarray((np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8))
+    texts = drawn_texts(explain.draw(network, picture, "picture.png"))
+    assert any(text == "gradient × input (channels added)" for _, text, _ in texts)
+    # The scores panel's labels once sat 11 px from the colour bar's label (and overlapped it in other
+    # fonts): texts of different panels side by side keep a fifth of an inch (24 px) apart.
+    for (ax1, text1, box1), (ax2, text2, box2) in itertools.combinations(texts, 2):
+        if ax1 is not ax2 and box1.y0 < box2.y1 and box2.y0 < box1.y1:
+            assert max(box2.x0 - box1.x1, box1.x0 - box2.x1) >= 24, (text1, text2)
