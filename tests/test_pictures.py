@@ -277,3 +277,13 @@ def test_explanation_panels_keep_their_labels_apart(write_spec, classes, width, 
     for (ax1, text1, box1), (ax2, text2, box2) in itertools.combinations(texts, 2):
         if ax1 is not ax2 and box1.y0 < box2.y1 and box2.y0 < box1.y1:
             assert max(box2.x0 - box1.x1, box1.x0 - box2.x1) >= 24, (text1, text2)
+
+
+def test_explanation_of_an_image_read_from_standard_input(tmp_path):
+    # Standard input is read once: the image classified is the image explained.
+    red = (ROOT / "examples" / "images" / "red-rose.png").read_bytes()
+    args = ["run", str(ROOT / "specs" / "rose-vs-lotus.yaml"), "-", "--explain", str(tmp_path / "why.png")]
+    result = CliRunner().invoke(main, args, input=red, catch_exceptions=False)
+    assert (result.exit_code, result.stderr) == (0, f"wrote {tmp_path / 'why.png'}\n")
+    assert result.stdout.startswith("-: red rose\n")
+    assert min(picture_size(tmp_path / "why.png")) > 200
