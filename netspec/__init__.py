@@ -4,10 +4,9 @@ The public names are imported on first use, so that `import netspec` (and the st
 `netspec` command) stays light.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# No `from __future__ import annotations` and no plain imports here: each would be one more name
+# in `dir(netspec)` and in editors' completion ("annotations", "importlib", "Any"), beside the API.
+import typing as _typing
 
 __version__ = "0.1.0"
 
@@ -39,7 +38,7 @@ __all__ = [
     "read_spec",
 ]
 
-if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ below does the work
+if _typing.TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ below does the work
     from netspec.builder import build
     from netspec.errors import InputError, NetspecError, Problem, SpecError
     from netspec.loader import check, load, read_spec
@@ -48,13 +47,21 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ belo
     from netspec.train.data import DataError
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'netspec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
+    from importlib import import_module
+
+    value = getattr(import_module(_HOMES[name]), name)
     globals()[name] = value  # the next access is a plain lookup
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+    """The public API, once each whether or not it was used yet, and the module's own dunder names.
+
+    Submodules (netspec.errors, ...) become attributes as they are imported; they are reached by
+    importing them, so they are not listed here.
+    """
+    dunders = (name for name in globals() if name.startswith("__") and name.endswith("__"))
+    return sorted({*__all__, *dunders})

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError, plural, size_shown
+from netspec.errors import Problem, SpecError, plural, size_shown, with_article
 from netspec.fields import (
     FileArray,
 )
@@ -171,20 +171,21 @@ def plan(spec: Spec) -> list[_Plan]:
             if layer.type == "dense" and len(shape) == 3 and index > 0:
                 # The input image itself is read flattened (issue-2 specs do that); a conv or pool
                 # output is not reshaped silently.
-                raise ShapeError(
-                    f"gets a {shown(shape)} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
-                )
+                got = with_article(shown(shape))
+                raise ShapeError(f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it")
             out = module.output_shape(layer, shape)
         except ShapeError as err:
             path = ("layers", index) + ((err.key,) if err.key else ())
-            message = f"layer {layer.name}: {err.message.format(source=source)}"
+            given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
+            message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
             raise SpecError(Problem("NS126", message, path)) from None
         plans.append(_Plan(index, layer, module, shape, out, module.param_shapes(layer, shape)))
         shape, source = out, f"{layer.name}"
     if shape != (len(spec.classes),):
         last = spec.layers[-1]
+        ends = f"an output of {shown(shape)}" if len(shape) == 1 else f"{with_article(shown(shape))} output"
         message = (
-            f"the network ends with a {shown(shape)} output from {last.name}, but needs one score per class "
+            f"the network ends with {ends} from {last.name}, but needs one score per class "
             f"({len(spec.classes)}); end with "
             + ("a flatten (or a global_avgpool) and " if len(shape) == 3 else "")
             + f"a dense layer of {len(spec.classes)} neurons"

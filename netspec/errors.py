@@ -83,6 +83,25 @@ def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
+def with_article(phrase: str) -> str:
+    """The phrase after 'a' or 'an', as it is said: 'a 5×5 kernel', 'an 11×11 kernel', 'an 8×8 input', 'an int'.
+
+    A number takes 'an' when said with a vowel first: 8, 11 and 18 (eighty, eleven thousand, ...).
+    """
+    digits = ""
+    for c in phrase:
+        if c.isdigit():
+            digits += c
+        elif c != "," or not digits:
+            break
+    if digits:
+        leading = digits[: len(digits) % 3 or 3]  # the part said first: 11 of 11,000, 180 of 180,000
+        vowel = digits[0] == "8" or leading in ("11", "18")
+    else:
+        vowel = phrase[:1].lower() in ("a", "e", "i", "o", "u")
+    return f"{'an' if vowel else 'a'} {phrase}"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a spec or an input, with where it is.

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from netspec.errors import Problem
+from netspec.errors import Problem, with_article
 
 
 @functools.cache
@@ -242,7 +242,7 @@ def _numbers(ndim: int):
             item, where, depth = stack.pop()
             if depth < ndim:
                 if not isinstance(item, list):
-                    message = f"must be {_NESTING[ndim]}, got a {type(item).__name__} here"
+                    message = f"must be {_NESTING[ndim]}, got {with_article(type(item).__name__)} here"
                     raise rule_error([Problem("NS103", message, where)])
                 stack.extend((child, (*where, i), depth + 1) for i, child in reversed(list(enumerate(item))))
             elif not _is_finite_number(item):

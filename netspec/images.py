@@ -20,6 +20,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -39,14 +40,14 @@ EXIF_ORIENTATION = 0x0112
 """The EXIF tag saying how a photo is turned (1: as stored); PIL.ExifTags.Base.Orientation."""
 
 
-def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open and fully decode an image file, or raise InputError naming it.
+def open_image(path: str | Path | io.BytesIO, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """Open and fully decode an image file (or the bytes `read_stream` took in), or raise InputError naming it.
 
     Raises:
         InputError: missing file (NS301), not an image (NS302), truncated (NS303), too large (NS304).
     """
-    name = str(path)
-    source = _readable(path, name, max_pixels)
+    name = str(path) if name is None else name
+    source = path if isinstance(path, io.BytesIO) else _readable(path, name, max_pixels)
     try:
         with warnings.catch_warnings():
             # netspec checks the pixel count itself, with its own limit and message; and Pillow's
@@ -56,7 +57,10 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             with image:  # closes the file whatever happens; the decoded first frame stays usable
                 width, height = image.size
                 if width * height > max_pixels:
-                    message = f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}"
+                    message = (
+                        f"image is {width}×{height} pixels, more than the limit of {max_pixels:,}; "
+                        f"scale it down, or raise the limit with --max-pixels {width * height} if you trust the file"
+                    )
                     raise InputError(Problem("NS304", message, file=name))
                 image.seek(0)
                 image.load()
@@ -68,7 +72,12 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         formats = ", ".join(FORMATS)
         raise InputError(Problem("NS302", f"not an image netspec reads ({formats})", file=name)) from None
     except Image.DecompressionBombError:
-        message = f"image has too many pixels (more than {max_pixels:,}): Pillow refuses it as a decompression bomb"
+        # Pillow's own limit, checked as the file opens: raising --max-pixels does not move it.
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        message = (
+            f"image has more than {pillow_limit:,} pixels, which Pillow refuses as a decompression bomb "
+            "whatever --max-pixels allows; scale it down"
+        )
         raise InputError(Problem("NS304", message, file=name)) from None
     except InputError:
         raise
@@ -107,11 +116,26 @@ def _readable(path: str | Path, name: str, max_pixels: int) -> str | Path | io.B
     if not stat.S_ISFIFO(mode):
         message = "is a device (a terminal, say), not an image file; give a file, or pipe an image in"
         raise InputError(Problem("NS302", message, file=name))
-    limit = max_pixels * BYTES_PER_PIXEL_AT_MOST + 2**20
     with open(path, "rb") as pipe:
-        data = pipe.read(limit + 1)
+        return read_stream(pipe, name, max_pixels)
+
+
+def read_stream(stream: BinaryIO, name: str, max_pixels: int = MAX_PIXELS) -> io.BytesIO:
+    """The bytes of a pipe or stream (standard input, say), read no further than an image of `max_pixels` takes.
+
+    Raises:
+        InputError: a terminal rather than piped bytes (NS302), more bytes than that (NS304).
+    """
+    if stream.isatty():  # reading would wait for typing that never makes an image
+        message = "is a device (a terminal, say), not an image file; give a file, or pipe an image in"
+        raise InputError(Problem("NS302", message, file=name))
+    limit = max_pixels * BYTES_PER_PIXEL_AT_MOST + 2**20
+    data = stream.read(limit + 1)
     if len(data) > limit:
-        message = f"more than {limit:,} bytes came through the pipe, more than an image of {max_pixels:,} pixels takes"
+        message = (
+            f"more than {limit:,} bytes came through the pipe, more than an image of {max_pixels:,} pixels takes; "
+            "raise the limit with --max-pixels N if the image is that large"
+        )
         raise InputError(Problem("NS304", message, file=name))
     return io.BytesIO(data)
 

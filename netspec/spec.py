@@ -202,9 +202,9 @@ class Training(SpecModel):
     def _no_idle_options(self) -> "Training":
         problems = []
         if "momentum" in self.model_fields_set and self.optimizer != "sgd":
-            problems.append(
-                Problem("NS125", f"only sgd takes momentum, but the optimizer is {self.optimizer}", ("momentum",))
-            )
+            # Said so that it reads right for the key in a spec and for --momentum on the command line.
+            message = f"only sgd takes momentum, but the optimizer is {self.optimizer}; leave momentum out or use sgd"
+            problems.append(Problem("NS125", message, ("momentum",)))
         if self.patience is not None and self.val_split == 0:
             message = "patience counts epochs without a better validation accuracy; it needs val_split above 0"
             problems.append(Problem("NS125", message, ("patience",)))

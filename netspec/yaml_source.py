@@ -120,25 +120,43 @@ def read_yaml(text: str, file: str) -> Source:
 
 
 def _syntax_problem(err: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
-    """A located NS001 for a YAML syntax error.
+    """A located NS001 for a YAML syntax error, placed where libyaml noticed it.
 
-    libyaml notices most mistakes later than they are made (a missing ':' at the next line, an
-    unclosed quote or bracket at the end of the file); its context mark, when it has one, is where
-    the unfinished construct started, which is where the mistake usually is.
+    Editors and CI annotations jump to the position given, so it is the problem mark: the line the
+    parser could not read. libyaml often notices a mistake later than it is made (a missing ':' at
+    the next line, an unclosed quote or bracket at the end of the file), so the construct it was
+    reading and where that started (its context mark) stay in the message, to look back to.
     """
     found = err.problem_mark
     if found is not None and text[found.index : found.index + 1] == "\t":
         return Problem("NS001", "a tab cannot indent YAML; indent with spaces").located(
             file, found.line + 1, found.column + 1
         )
-    mark = err.context_mark or found
-    what = err.problem or "invalid YAML"
-    if err.context:
+    start, mark = err.context_mark, found or err.context_mark
+    if mark is None:  # pragma: no cover - libyaml marks every syntax error
+        return Problem("NS001", err.problem or "invalid YAML", file=file)
+    line, column = _within(text, mark.line + 1, mark.column + 1)
+    what, where = err.problem or "invalid YAML", "here"
+    if err.context and start is not None and (start.line + 1, start.column + 1) != (line, column):
+        what = f"{err.context} at line {start.line + 1}, column {start.column + 1}: {what}"
+        where = "here" if start.line + 1 == line else f"from line {start.line + 1} to here"
+    elif err.context:
         what = f"{err.context}: {what}"
-        if found is not None and (found.line, found.column) != (mark.line, mark.column):
-            what += f" (noticed at line {found.line + 1}, column {found.column + 1})"
-    what += "; check the brackets, quotes, colons and indentation here"
-    return Problem("NS001", what).located(file, mark.line + 1, mark.column + 1)
+    what += f"; check the brackets, quotes, colons and indentation {where}"
+    return Problem("NS001", what).located(file, line, column)
+
+
+def _within(text: str, line: int, column: int) -> tuple[int, int]:
+    """The position, or just after the last character when it lies past the end of the text.
+
+    libyaml marks the end of the stream on the line after the last one, which editors and
+    GitHub annotations cannot show.
+    """
+    content = text.rstrip()
+    last = content.count("\n") + 1
+    if line < last or (line == last and column <= len(content) - content.rfind("\n")):
+        return line, column
+    return last, len(content) - content.rfind("\n")
 
 
 class _Open:

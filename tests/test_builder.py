@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import netspec
+from netspec.errors import with_article
 
 from conftest import where
 
@@ -403,10 +404,46 @@ def test_a_kernel_larger_than_its_input_says_so_in_the_authors_terms(problems):
     ]
 
 
+def test_a_window_too_large_for_the_network_input_reads_as_english(problems):
+    # 'an 11×11', not 'a 11×11'; and the network's own input is 'the 8×8 input', not '... input from the input'.
+    text = CNN.replace(
+        "{name: conv1, type: conv2d, filters: 4, kernel: 3", "{name: conv1, type: conv2d, filters: 4, kernel: 11"
+    )
+    assert problems(text) == [
+        f"{where(text, '11,', '11')}: NS126 layers[0].kernel: layer conv1: an 11×11 kernel does not fit the 8×8 input "
+        "(try padding: same or a smaller kernel)"
+    ]
+    text = CNN.replace("{name: pool1, type: maxpool2d, size: 2}", "{name: pool1, type: maxpool2d, size: 8}")
+    assert problems(text) == [
+        f"{where(text, '8}', '8')}: NS126 layers[1].size: layer pool1: an 8×8 window does not fit the 6×6 input from conv1 "
+        "(try padding: same or a smaller size)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "phrase, said",
+    [
+        ("5×5 kernel", "a 5×5 kernel"),
+        ("8×8 input", "an 8×8 input"),
+        ("11×11 kernel", "an 11×11 kernel"),
+        ("18 numbers", "an 18 numbers"),
+        ("110×3", "a 110×3"),  # one hundred ten
+        ("11,000 values", "an 11,000 values"),  # eleven thousand
+        ("180,000 values", "a 180,000 values"),  # one hundred eighty thousand
+        ("800 pixels", "an 800 pixels"),
+        ("1×1 window", "a 1×1 window"),
+        ("int", "an int"),
+        ("float", "a float"),
+    ],
+)
+def test_with_article_follows_how_the_number_is_said(phrase, said):
+    assert with_article(phrase) == said
+
+
 def test_dense_after_a_spatial_layer_needs_flatten(problems):
     text = CNN.replace("  - {type: flatten}\n", "")
     assert problems(text) == [
-        f"{where(text, '{name: out')}: NS126 layers[3]: layer out: gets a 8×3×3 output from conv2; add a layer {{type: flatten}} before it"
+        f"{where(text, '{name: out')}: NS126 layers[3]: layer out: gets an 8×3×3 output from conv2; add a layer {{type: flatten}} before it"
     ]
 
 
@@ -420,7 +457,7 @@ def test_image_layers_need_an_image(problems):
 def test_the_output_must_be_one_score_per_class(problems):
     text = CNN.replace("  - {type: flatten}\n  - {name: out, type: dense, neurons: 2, activation: softmax}\n", "")
     assert problems(text) == [
-        f"{where(text, '{name: conv2')}: NS123 layers[2]: the network ends with a 8×3×3 output from conv2, but needs one score per class (2); end with a flatten (or a global_avgpool) and a dense layer of 2 neurons"
+        f"{where(text, '{name: conv2')}: NS123 layers[2]: the network ends with an 8×3×3 output from conv2, but needs one score per class (2); end with a flatten (or a global_avgpool) and a dense layer of 2 neurons"
     ]
 
 

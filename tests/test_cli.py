@@ -72,7 +72,7 @@ def test_validate_a_folder_recursively(write_spec, tmp_path):
     result = invoke("validate", tmp_path)
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == "3 specs checked, 1 invalid"
-    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:1:6: NS001 ")
+    assert result.output.startswith(f"{tmp_path / 'nested' / 'c.yaml'}:1:13: NS001 ")
 
 
 def locked(monkeypatch, folder):
@@ -127,6 +127,37 @@ def test_run_prints_labels_scores_and_bars(colours, tmp_path):
         f"  blue  {RED:.4f}  {'█' * 14}▋\n"
         f"  red   {1 - RED:.4f}  {'█' * 5}▍\n"
     )
+
+
+def test_run_reads_one_image_from_standard_input_given_as_a_dash(colours, tmp_path):
+    def run(*args, stdin: bytes):
+        result = CliRunner().invoke(main, [str(a) for a in args], input=stdin, catch_exceptions=False)
+        assert "Traceback" not in result.output + result.stderr
+        return result
+
+    red = (tmp_path / "red.png").read_bytes()
+    result = run("run", colours, "-", tmp_path / "blue.png", "--top-k", "1", stdin=red)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"-: red\n  red  {RED:.4f}  {'█' * 14}▋\n{tmp_path / 'blue.png'}: blue\n  blue  {RED:.4f}  {'█' * 14}▋\n"
+    )
+    line = json.loads(run("run", colours, "-", "--json", stdin=red).stdout)
+    assert line["file"] == "-" and line["scores"]["red"] == pytest.approx(RED, rel=1e-6)
+    # The limits of a pipe given by name (/dev/stdin): read no further than the largest allowed image takes.
+    limit = 5 * 8 + 2**20
+    result = run("run", colours, "-", "--max-pixels", "5", stdin=red + bytes(limit))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"-: NS304 more than {limit:,} bytes came through the pipe, more than an image of 5 pixels takes; "
+        "raise the limit with --max-pixels N if the image is that large\n"
+    )
+    result = run("run", colours, "-", "--max-pixels", "5", stdin=(tmp_path / "red.png").read_bytes())
+    assert result.stderr.startswith("-: NS304 image is ")
+    result = run("run", colours, "-", tmp_path / "red.png", stdin=b"not an image")
+    assert result.exit_code == 1 and result.stdout.startswith(f"{tmp_path / 'red.png'}: red\n")
+    assert result.stderr == "-: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP)\n"
+    result = run("run", colours, "-", "-", stdin=red)
+    assert result.exit_code == 2 and "- (standard input) holds one image and can be read once" in result.stderr
 
 
 def test_run_top_k_and_json(colours, tmp_path):
@@ -554,11 +585,11 @@ def test_threads_limit_blas_while_running(colours, tmp_path, monkeypatch):
     seen = []
     real = run_module.classify
 
-    def spying(network, paths, batch_size, threads, max_pixels=None):
+    def spying(network, paths, batch_size, threads, max_pixels=None, **options):
         seen.append(
             (threads, {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"})
         )
-        yield from real(network, paths, batch_size, threads, max_pixels)
+        yield from real(network, paths, batch_size, threads, max_pixels, **options)
 
     monkeypatch.setattr(run_module, "classify", spying)
     assert (

@@ -148,3 +148,19 @@ def test_pre_commit_hook_and_workflow_example_run_validate():
     assert chosen == ["specs/a.yaml", "b.yml"]
     workflow = yaml.safe_load((ROOT / "examples" / "ci" / "github-workflow.yml").read_text())
     assert workflow["jobs"]["validate"]["steps"][-1]["run"] == "netspec validate --format github specs/"
+
+
+def test_ci_examples_install_netspec_from_its_repository_at_a_pinned_revision():
+    # `pip install netspec` installs an unrelated project of that name from the public index.
+    workflow = yaml.safe_load((ROOT / "examples" / "ci" / "github-workflow.yml").read_text())
+    runs = "\n".join(step.get("run", "") for step in workflow["jobs"]["validate"]["steps"])
+    installs = [line.strip() for line in runs.splitlines() if "pip install" in line]
+    assert installs == ['pip install "netspec @ git+$NETSPEC_REPO@$NETSPEC_REV"']
+    # The placeholders are marked, and the step refuses to run until they are filled in.
+    assert all(workflow["env"][name].startswith("FILL-IN") for name in ("NETSPEC_REPO", "NETSPEC_REV"))
+    assert "*FILL-IN*)" in runs and "exit 1" in runs
+    config = yaml.safe_load((ROOT / "examples" / "ci" / "pre-commit-config.yaml").read_text())
+    (repo,) = config["repos"]
+    assert repo["repo"].startswith("FILL-IN") and repo["rev"].startswith("FILL-IN")
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert [hook["id"] for hook in repo["hooks"]] == [hooks[0]["id"]]

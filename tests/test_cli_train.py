@@ -212,7 +212,7 @@ def test_training_problems_name_the_flag_that_caused_them(tmp_path):
     result = invoke("train", spec, tmp_path / "xor.npz", "-o", out, "--momentum", "0.5")
     assert (result.exit_code, result.stderr) == (
         1,
-        "NS125 --momentum 0.5: only sgd takes momentum, but the optimizer is adam\n",
+        "NS125 --momentum 0.5: only sgd takes momentum, but the optimizer is adam; leave momentum out or use sgd\n",
     )
     result = invoke("train", spec, tmp_path / "xor.npz", "-o", out, "--val-split", "0")
     assert (result.exit_code, result.stderr) == (

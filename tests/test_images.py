@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
+import zlib
 from fractions import Fraction
 
 import numpy as np
@@ -253,7 +255,8 @@ def test_a_pipe_is_read_no_further_than_the_largest_allowed_image(tmp_path):
     writer = feed(tmp_path / "pipe", header + bytes(2 * 2**20))  # an endless stream, as far as netspec knows
     limit = 5 * images.BYTES_PER_PIXEL_AT_MOST + 2**20
     assert error_of(tmp_path / "pipe", max_pixels=5) == (
-        f"{tmp_path / 'pipe'}: NS304 more than {limit:,} bytes came through the pipe, more than an image of 5 pixels takes"
+        f"{tmp_path / 'pipe'}: NS304 more than {limit:,} bytes came through the pipe, more than an image of 5 pixels "
+        "takes; raise the limit with --max-pixels N if the image is that large"
     )
     writer.join(timeout=10)
 
@@ -266,7 +269,24 @@ def test_devices_are_refused_before_reading():
 
 def test_too_many_pixels_is_refused_before_decoding(tmp_path):
     path = save(tmp_path, Image.new("L", (100, 100)))
-    assert error_of(path, max_pixels=5000) == f"{path}: NS304 image is 100×100 pixels, more than the limit of 5,000"
+    assert error_of(path, max_pixels=5000) == (
+        f"{path}: NS304 image is 100×100 pixels, more than the limit of 5,000; "
+        "scale it down, or raise the limit with --max-pixels 10000 if you trust the file"
+    )
+
+
+def test_an_image_past_pillows_own_limit_says_that_max_pixels_cannot_help(tmp_path):
+    # A PNG whose header claims 20,000 × 20,000 pixels: Pillow refuses it as it opens, whatever netspec allows.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "claims.png"
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 20_000, 8, 0, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    assert error_of(path, max_pixels=10**9) == (
+        f"{path}: NS304 image has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, which Pillow refuses as a "
+        "decompression bomb whatever --max-pixels allows; scale it down"
+    )
 
 
 def test_premultiplied_and_other_modes(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -137,3 +138,152 @@ def test_pictures_say_how_to_get_matplotlib(tmp_path, monkeypatch):
         result.exit_code == 1
         and result.stderr == f"{tmp_path / 'net.gif'}: NS602 pictures are written as .png, .svg, .pdf; got 'net.gif'\n"
     )
+
+
+def saved_size(figure, tmp_path) -> tuple[int, int]:
+    from netspec.pictures.canvas import save
+
+    return picture_size(save(figure, tmp_path / "figure.png"))
+
+
+def test_a_dense_neuron_after_a_flatten_is_drawn_as_the_maps_it_reads(tmp_path):
+    from netspec.pictures import neuron
+
+    # digits-cnn: pool2 gives 64 maps of 2×2, flattened to 256 inputs of the output layer. As one bar
+    # per input the picture was thousands of pixels wide.
+    network = netspec.load(ROOT / "specs" / "digits-cnn.yaml")
+    figure = neuron.draw(network, "output:2")
+    assert "its weights laid out as the output of pool2 it reads" in figure.get_suptitle()
+    maps = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in maps] == [f"channel {c}" for c in range(64)]
+    # The flatten reads (channel, row, column) in C order: weight 4c + 2r + q is map c, row r, column q.
+    weights = network.layers[-1].params["weights"][2]
+    for c in (0, 17, 63):
+        np.testing.assert_array_equal(maps[c].images[0].get_array(), weights[4 * c : 4 * c + 4].reshape(2, 2))
+    width, height = saved_size(figure, tmp_path)
+    assert width <= 2000 and height <= 2000
+
+
+def test_a_kernel_over_many_channels_is_a_grid_no_wider_than_a_figure(tmp_path):
+    from netspec.pictures import neuron
+
+    figure = neuron.draw(netspec.load(ROOT / "specs" / "digits-cnn.yaml"), "conv2:3")  # 32 channels of 3×3
+    assert len([ax for ax in figure.axes if ax.images]) == 32
+    width, height = saved_size(figure, tmp_path)
+    assert width <= 2000 and height <= 2000
+
+
+def test_large_fans_that_are_not_maps_are_summarised(write_spec, tmp_path):
+    from netspec.pictures import neuron
+
+    wide = netspec.load(
+        write_spec(
+            "netspec: 1\nclasses: [a, b]\ninput: {features: 300}\nseed: 4\n"
+            "layers:\n  - {name: h, type: dense, neurons: 3, activation: relu}\n"
+            "  - {type: dense, neurons: 2, activation: softmax}\n",
+            "wide.yaml",
+        )
+    )
+    figure = neuron.draw(wide, "h:1")
+    spread, top = figure.axes
+    assert spread.get_title() == "all 300 weights" and spread.get_xlabel() == "weight"
+    assert top.get_title() == "the 16 largest, by size (counted from 0)"
+    weights = wide.layers[0].params["weights"][1]
+    largest = sorted(range(300), key=lambda i: -abs(float(weights[i])))[:16]
+    assert [label.get_text() for label in top.get_yticklabels()][::-1] == [f"input {i}" for i in largest]
+    assert saved_size(figure, tmp_path)[0] <= 2000
+    # 100 maps are too many to draw one by one: each of the largest is named by where it reads.
+    deep = netspec.load(
+        write_spec(
+            "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 6, height: 6, color: rgb}}\n"
+            "layers:\n  - {type: conv2d, filters: 100, kernel: 3, activation: relu}\n  - {type: flatten}\n"
+            "  - {name: out, type: dense, neurons: 2, activation: softmax}\n",
+            "deep.yaml",
+        )
+    )
+    figure = neuron.draw(deep, "out:0")
+    assert "100 maps of 4×4 weights: more than 64 to draw one by one" in figure.get_suptitle()
+    weights = deep.layers[-1].params["weights"][0]
+    c, r, q = np.unravel_index(int(np.abs(weights).argmax()), (100, 4, 4))
+    assert figure.axes[1].get_yticklabels()[-1].get_text() == f"channel {c}, row {r}, column {q}"
+    assert saved_size(figure, tmp_path)[0] <= 2000
+
+
+def test_neuron_formulas_number_inputs_from_0_and_subtract_negative_terms(write_spec):
+    from netspec.pictures import neuron
+
+    two = netspec.load(
+        write_spec(
+            "netspec: 1\nclasses: [a, b]\ninput: {features: 2}\n"
+            "layers:\n  - {name: n, type: dense, neurons: 2, activation: sigmoid,\n"
+            "     weights: [[0.5, -2], [1, 1]], bias: [-1, 0.25]}\n",
+            "two.yaml",
+        )
+    )
+    (ax, _) = neuron.draw(two, "n:0").axes
+    assert ax.get_title().endswith("Output = sigmoid(0.5·x0 − 2·x1 − 1)")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("input x0", "input x1")
+    (ax,) = neuron.draw(two, "n:1").axes[:1]
+    assert ax.get_title().endswith("Output = sigmoid(1·x0 + 1·x1 + 0.25)")
+    one = netspec.load(
+        write_spec(
+            "netspec: 1\nclasses: [a, b]\ninput: {features: 1}\n"
+            "layers:\n  - {name: n, type: dense, neurons: 2, activation: tanh, weights: [[-0.5], [1]], bias: -1}\n",
+            "one.yaml",
+        )
+    )
+    (ax,) = neuron.draw(one, "n:0").axes
+    assert ax.get_xlabel() == "input x0"
+    assert ax.get_legend().get_texts()[0].get_text() == "Weight·Input + Bias = −0.5·x0 − 1"
+
+
+def drawn_texts(figure, dpi: int = 120):
+    """Every title, axis label and tick label drawn, with its axes and its box in pixels at `dpi`."""
+    figure.set_dpi(dpi)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    found = []
+    for ax in figure.axes:
+        ticks = []
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            locations = axis.get_majorticklocs()
+            ticks += [t for t, at in zip(axis.get_ticklabels(), locations) if low - 1e-9 <= at <= high + 1e-9]
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label, *ticks):
+            if text.get_visible() and text.get_text():
+                found.append((ax, text.get_text(), text.get_window_extent(renderer)))
+    return found
+
+
+@pytest.mark.parametrize(
+    "classes, width, height",
+    [(["red rose", "white lotus"], 16, 16), ([str(d) for d in range(10)], 8, 8), (["a long class name", "b"], 32, 8)],
+)
+def test_explanation_panels_keep_their_labels_apart(write_spec, classes, width, height):
+    from netspec.pictures import explain
+
+    network = netspec.load(
+        write_spec(
+            f"netspec: 1\nclasses: {classes}\ninput: {{image: {{width: {width}, height: {height}, color: rgb}}}}\n"
+            f"layers:\n  - {{type: dense, neurons: {len(classes)}, activation: softmax}}\n",
+            "explained.yaml",
+        )
+    )
+    picture = Image.fromarray((np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8))
+    texts = drawn_texts(explain.draw(network, picture, "picture.png"))
+    assert any(text == "gradient × input (channels added)" for _, text, _ in texts)
+    # The scores panel's labels once sat 11 px from the colour bar's label (and overlapped it in other
+    # fonts): texts of different panels side by side keep a fifth of an inch (24 px) apart.
+    for (ax1, text1, box1), (ax2, text2, box2) in itertools.combinations(texts, 2):
+        if ax1 is not ax2 and box1.y0 < box2.y1 and box2.y0 < box1.y1:
+            assert max(box2.x0 - box1.x1, box1.x0 - box2.x1) >= 24, (text1, text2)
+
+
+def test_explanation_of_an_image_read_from_standard_input(tmp_path):
+    # Standard input is read once: the image classified is the image explained.
+    red = (ROOT / "examples" / "images" / "red-rose.png").read_bytes()
+    args = ["run", str(ROOT / "specs" / "rose-vs-lotus.yaml"), "-", "--explain", str(tmp_path / "why.png")]
+    result = CliRunner().invoke(main, args, input=red, catch_exceptions=False)
+    assert (result.exit_code, result.stderr) == (0, f"wrote {tmp_path / 'why.png'}\n")
+    assert result.stdout.startswith("-: red rose\n")
+    assert min(picture_size(tmp_path / "why.png")) > 200

@@ -239,7 +239,7 @@ def test_options_that_would_do_nothing_are_refused():
     with pytest.raises(netspec.SpecError) as caught:
         resolve_options(spec, momentum=0.5, patience=3, val_split=0.0)
     assert [str(p) for p in caught.value.problems] == [
-        "NS125 training.momentum: only sgd takes momentum, but the optimizer is adam",
+        "NS125 training.momentum: only sgd takes momentum, but the optimizer is adam; leave momentum out or use sgd",
         "NS125 training.patience: patience counts epochs without a better validation accuracy; it needs val_split above 0",
     ]
 

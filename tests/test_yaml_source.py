@@ -70,22 +70,66 @@ def test_core_tags_are_honoured():
     assert read_yaml("a: !!str 12\nb: !!float 3\n", "f").data == {"a": "12", "b": 3.0}
 
 
-def test_syntax_error_points_where_the_unfinished_construct_starts():
-    # libyaml notices the missing ']' on line 2; the bracket that was never closed is on line 1.
-    assert error_of("a: [1, 2\nb: 3\n") == (
-        "f.yaml:1:4: NS001 while parsing a flow sequence: did not find expected ',' or ']' "
-        "(noticed at line 2, column 2); check the brackets, quotes, colons and indentation here"
-    )
-    assert error_of("a: 1\nb:\n  - name: x\n    neurons 4\n    type: dense\n").startswith(
-        "f.yaml:4:5: NS001 while scanning a simple key: could not find expected ':' (noticed at line 5, column 5)"
-    )
-    assert error_of("a: 'open\nb: 2\n").startswith(
-        "f.yaml:1:4: NS001 while scanning a quoted scalar: found unexpected end of stream"
-    )
+SPEC_HEAD = "version: 1\nname: s\ninput: {shape: [4]}\nclasses: [a, b]\nlayers:\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # A key indented one space less than its siblings: libyaml notices it on line 8.
+        (
+            SPEC_HEAD + "  h:\n    type: dense\n   neurons: 3\n",
+            "f.yaml:8:4: NS001 while parsing a block mapping at line 6, column 3: did not find expected key; "
+            "check the brackets, quotes, colons and indentation from line 6 to here",
+        ),
+        (
+            SPEC_HEAD + "  - name: h\n    type: dense\n   neurons: 3\n",
+            "f.yaml:8:4: NS001 while parsing a block collection at line 6, column 3: did not find expected '-' "
+            "indicator; check the brackets, quotes, colons and indentation from line 6 to here",
+        ),
+        # A bracket never closed: noticed at the ':' of the next key.
+        (
+            "a: [1, 2\nb: 3\n",
+            "f.yaml:2:2: NS001 while parsing a flow sequence at line 1, column 4: did not find expected ',' or ']'; "
+            "check the brackets, quotes, colons and indentation from line 1 to here",
+        ),
+        # ... and on the same line, at the end of a file with no final newline.
+        (
+            "a: [1, 2",
+            "f.yaml:1:9: NS001 while parsing a flow sequence at line 1, column 4: did not find expected ',' or ']'; "
+            "check the brackets, quotes, colons and indentation here",
+        ),
+        # A missing ':' is noticed at the next line.
+        (
+            "a: 1\nb:\n  - name: x\n    neurons 4\n    type: dense\n",
+            "f.yaml:5:5: NS001 while scanning a simple key at line 4, column 5: could not find expected ':'; "
+            "check the brackets, quotes, colons and indentation from line 4 to here",
+        ),
+        # An unclosed quote runs to the end of the file: placed after its last character, a position
+        # editors can show (libyaml says line 3, which this file does not have).
+        (
+            "a: 'open\nb: 2\n",
+            "f.yaml:2:5: NS001 while scanning a quoted scalar at line 1, column 4: found unexpected end of stream; "
+            "check the brackets, quotes, colons and indentation from line 1 to here",
+        ),
+        (
+            "a: b: c\n",
+            "f.yaml:1:5: NS001 mapping values are not allowed in this context; "
+            "check the brackets, quotes, colons and indentation here",
+        ),
+    ],
+)
+def test_syntax_error_is_placed_where_the_parser_noticed_it(text, message):
+    # Editors and GitHub annotations jump to file:line:col; the construct being read, and where it
+    # started, stay in the message to look back to.
+    assert error_of(text) == message
 
 
 def test_tabs_and_control_characters():
     assert error_of("a:\n\t- 1\n") == "f.yaml:2:1: NS001 a tab cannot indent YAML; indent with spaces"
+    assert error_of(SPEC_HEAD + "  h:\n    type: dense\n\tneurons: 3\n") == (
+        "f.yaml:8:1: NS001 a tab cannot indent YAML; indent with spaces"
+    )
     assert error_of("a: [b]\x07\n") == "f.yaml:1:7: NS001 control character U+0007 is not allowed in a spec; remove it"
 
 

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -23,6 +24,8 @@ from netspec.loader import load
 from netspec.network import Network
 
 BAR_WIDTH = 20
+STDIN = Path("-")
+"""The image argument that stands for standard input, as for cat; printed as `-`."""
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
@@ -61,7 +64,7 @@ def run(
     """Classify IMAGES (files, or folders of them) with the network SPEC describes.
 
     For each image prints the predicted label and every class's score, high to low. A folder
-    stands for every image below it, in name order.
+    stands for every image below it, in name order; `-` is one image read from standard input.
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
 
@@ -91,9 +94,10 @@ def run(
         refuse_overwrite("--explain", explain, [*spec_inputs(spec, network.spec), *images])
         for folder in (path for path in given if path.is_dir()):
             refuse_among_images("--explain", explain, folder)
+    piped = _from_stdin(images, max_pixels)
     failed = len(unreadable)
     with _blas_threads(threads):  # the limits are undone however the loop ends (an error, a closed pipe)
-        for path, result in classify(network, images, batch_size, threads, max_pixels):
+        for path, result in classify(network, images, batch_size, threads, max_pixels, read_already=piped):
             if isinstance(result, InputError):
                 failed += 1
                 for problem in result.problems:
@@ -111,7 +115,7 @@ def run(
         from netspec.pictures import explain as explain_picture
         from netspec.pictures.canvas import save
 
-        figure = explain_picture.draw(network, images[0], str(images[0]))
+        figure = explain_picture.draw(network, piped.get(images[0], images[0]), str(images[0]))
         click.echo(f"wrote {save(figure, explain)}", err=True)
     if failed:
         raise click.exceptions.Exit(1)
@@ -144,8 +148,11 @@ def classify(
     batch_size: int,
     threads: int | None = None,
     max_pixels: int | None = None,
+    read_already: dict[Path, Any] | None = None,
 ) -> Iterator[tuple[Path, np.ndarray | InputError]]:
     """Scores for each image in order, or the InputError that kept it from being read; batch by batch.
+
+    `read_already` maps paths to images decoded before (standard input, which can be read only once).
 
     Images are decoded by a pool of threads (Pillow releases the GIL while it decodes). The next
     batch is being decoded while this one is classified and printed, and no more than two batches
@@ -153,6 +160,7 @@ def classify(
     """
     import netspec.images  # noqa: F401 - imported here, once: threads importing it at once would collide
 
+    given = read_already or {}
     batches = (paths[start : start + batch_size] for start in range(0, len(paths), batch_size))
     # Each read silences Pillow's warnings with warnings.catch_warnings, which is not thread-safe: the
     # threads' contexts may restore each other's filters. One context around them all, entered and
@@ -161,7 +169,12 @@ def classify(
         warnings.simplefilter("ignore")
 
         def submit(batch: tuple[Path, ...]) -> tuple[tuple[Path, ...], list[Future]]:
-            return batch, [pool.submit(_read, network, path, max_pixels) for path in batch]
+            return batch, [
+                pool.submit(_decoded, network, path, given[path])
+                if path in given
+                else pool.submit(_read, network, path, max_pixels)
+                for path in batch
+            ]
 
         queued = submit(next(batches)) if paths else None
         futures: list[Future] = []
@@ -206,6 +219,35 @@ def _read(network: Network, path: Path, max_pixels: int | None = None) -> np.nda
             return network.inputs([path], max_pixels)[0]
     except InputError as err:
         return err
+
+
+def _decoded(network: Network, path: Path, image: Any) -> np.ndarray | InputError:
+    """As `_read`, for an image decoded already (or the InputError that kept it from being decoded)."""
+    if isinstance(image, InputError):
+        return image
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return network.inputs([image])[0]
+    except InputError as err:  # problems of a decoded image name no file yet
+        return InputError([p if p.file else p.located(str(path), None, None) for p in err.problems])
+
+
+def _from_stdin(images: tuple[Path, ...], max_pixels: int) -> dict[Path, Any]:
+    """The image piped to standard input, when `-` is among `images`, decoded (or the InputError saying why not).
+
+    Read as a pipe given by name is (`/dev/stdin`): no further than the largest image allowed could take.
+    """
+    if STDIN not in images:
+        return {}
+    if images.count(STDIN) > 1:
+        raise click.UsageError("- (standard input) holds one image and can be read once; give it once")
+    from netspec.images import open_image, read_stream
+
+    try:
+        data = read_stream(click.get_binary_stream("stdin"), str(STDIN), max_pixels)
+        return {STDIN: open_image(data, max_pixels, name=str(STDIN))}
+    except InputError as err:
+        return {STDIN: err}
 
 
 def _as_json(path: Path | str, ranked: list[tuple[str, float]], **where: int) -> str:

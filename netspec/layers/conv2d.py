@@ -6,6 +6,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from netspec.errors import with_article
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
@@ -56,11 +57,11 @@ def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if out_h < 1 or out_w < 1:
         kh, kw = layer.kernel
-        (dh, dw), what = layer.dilation, f"a {kh}×{kw} kernel"
+        (dh, dw), what = layer.dilation, with_article(f"{kh}×{kw} kernel")
         if (dh, dw) != (1, 1):
             what += f" with dilation {dh}×{dw} spans {dh * (kh - 1) + 1}×{dw * (kw - 1) + 1} and"
         raise windows.ShapeError(
-            f"{what} does not fit the {input_shape[1]}×{input_shape[2]} input from {{source}} "
+            f"{what} does not fit the {input_shape[1]}×{input_shape[2]} {{input}} "
             "(try padding: same or a smaller kernel)",
             "kernel",
         )

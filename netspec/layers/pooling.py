@@ -5,6 +5,7 @@ from typing import Literal
 import numpy as np
 from pydantic import model_validator
 
+from netspec.errors import with_article
 from netspec.fields import SpecModel
 from netspec.layers import common, windows
 from netspec.layers.common import LayerName, Size2D
@@ -70,8 +71,8 @@ def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if out_h < 1 or out_w < 1:
         raise windows.ShapeError(
-            f"a {layer.size[0]}×{layer.size[1]} window does not fit the {input_shape[1]}×{input_shape[2]} input "
-            "from {source} (try padding: same or a smaller size)",
+            f"{with_article(f'{layer.size[0]}×{layer.size[1]} window')} does not fit the "
+            f"{input_shape[1]}×{input_shape[2]} {{input}} (try padding: same or a smaller size)",
             "size",
         )
     return (input_shape[0], out_h, out_w)

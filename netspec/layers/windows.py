@@ -41,7 +41,8 @@ Padding = Annotated[
 class ShapeError(Exception):
     """A layer that does not fit the shape of its input; `key` is the layer field to point at.
 
-    The message names the input's origin as `{source}`; the builder fills it in ("pool2").
+    The message names the input's origin as `{source}` ("pool2", "the input"), or says `{input}` for
+    "the input" or "input from pool2" after a shape; the builder fills both in.
     """
 
     def __init__(self, message: str, key: str | None = None):

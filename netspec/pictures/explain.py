@@ -24,6 +24,7 @@ def draw(network: Network, image, title: str):
     figure, (seen, heat, bars) = plt.subplots(
         1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1.25, 1.1]}, layout="constrained"
     )
+    figure.get_layout_engine().set(w_pad=0.15)  # inches around each panel: its labels never touch the next one's
     shown = np.moveaxis(x, 0, -1)
     low, high = shown.min(), shown.max()
     seen.imshow((shown - low) / ((high - low) or 1), cmap="gray" if shown.shape[-1] == 1 else None)
@@ -39,6 +40,7 @@ def draw(network: Network, image, title: str):
         scores[order],
         color=[POSITIVE if i == chosen else "#999999" for i in order],
     )
-    bars.set(title="scores", xlabel="score", ylabel="class")
+    # No "class" label beside the class names: they say it, and it crowded the colour bar's label.
+    bars.set(title="scores", xlabel="score")
     figure.suptitle(f"{title}: {network.classes[chosen]} ({scores[chosen]:.4f})")
     return figure

@@ -99,7 +99,8 @@ def test_images_beyond_the_pixel_bound_are_refused_before_decoding(tmp_path, mon
     assert (
         result.exit_code == 1
         and result.stderr
-        == f"{tmp_path / 'big.png'}: NS304 image is 3000×3000 pixels, more than the limit of 1,000,000\n"
+        == f"{tmp_path / 'big.png'}: NS304 image is 3000×3000 pixels, more than the limit of 1,000,000; "
+        "scale it down, or raise the limit with --max-pixels 9000000 if you trust the file\n"
     )
 
 
