@@ -164,10 +164,10 @@ class Network:
         return values.astype(self.dtype, copy=False)
 
     def scores(self, sources: Any) -> np.ndarray:
-        """Scores per class for images or numbers: shape (batch, classes), or (classes,) for one input array.
+        """Scores per class for images or numbers: shape (batch, classes), or (classes,) for one input.
 
-        One input array is a vector of the input's length, or one image array of its shape; a batch
-        of them, a list of paths or one path give a batch of scores.
+        One input is one image path, one PIL image, a vector of the input's length, or one image array
+        of its shape; a list of paths or images, or a batch array, gives a batch of scores.
         """
         scores = self.forward(self.inputs(sources))
         return scores[0] if self._is_one(sources) else scores
@@ -175,8 +175,8 @@ class Network:
     def predict(self, sources: Any) -> list[str] | str:
         """The predicted class label for each image or array: the class with the highest score.
 
-        One input array (a vector of the input's length, or one image array of its shape) gives
-        one label; a batch of them, a list of paths or one path give a list of labels.
+        One input (one path, one PIL image, a vector of the input's length, or one image array of
+        its shape) gives one label; a list of paths or images, or a batch array, gives a list of labels.
 
         Raises:
             InputError: an input whose scores are not finite (NS306): it has no meaningful label.
@@ -193,10 +193,10 @@ class Network:
         return labels[0] if self._is_one(sources) else labels
 
     def _is_one(self, sources: Any) -> bool:
-        """Whether `sources` is one input array (not a batch, not image paths): its results come unbatched."""
-        if _is_image_source(sources) or (
-            isinstance(sources, (list, tuple)) and any(_is_image_source(s) for s in sources)
-        ):
+        """Whether `sources` is one input (a path, a PIL image, one input array), whose results come unbatched."""
+        if _is_image_source(sources):
+            return True
+        if isinstance(sources, (list, tuple)) and any(_is_image_source(s) for s in sources):
             return False
         return np.shape(sources) == self._input_shape
 

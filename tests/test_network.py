@@ -204,9 +204,10 @@ def test_inputs_in_every_form(write_spec, tmp_path):
     network = netspec.load(colours)
     Image.new("RGB", (2, 2), (255, 0, 0)).save(tmp_path / "red.png")
     blue = Image.new("RGB", (2, 2), (0, 0, 255))
-    assert network.predict(str(tmp_path / "red.png")) == ["red"]  # one path: a batch of one
-    assert network.predict(tmp_path / "red.png") == ["red"]
-    assert network.predict(blue) == ["blue"]
+    assert network.predict(str(tmp_path / "red.png")) == "red"  # one path, one answer, as for one array
+    assert network.predict(tmp_path / "red.png") == "red"
+    assert network.scores(tmp_path / "red.png").shape == (2,) and network.scores([tmp_path / "red.png"]).shape == (1, 2)
+    assert network.predict(blue) == "blue" and network.predict([blue]) == ["blue"]
     assert network.predict([tmp_path / "red.png", blue, np.array([[[0.0]], [[0.0]], [[1.0]]])]) == [
         "red",
         "blue",
