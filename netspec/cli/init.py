@@ -37,7 +37,7 @@ TEMPLATE = """\
 netspec: {version}                              # format version
 name: {name}
 description: What this network tells apart.
-classes: [{classes}]   # output labels, in output order
+{classes_line}# output labels, in output order
 
 {input}
 seed: 0                                 # makes the initial weights the same on every run
@@ -91,7 +91,7 @@ def init(name: str, kind: str, classes: str, force: bool) -> None:
         name=_scalar(path.stem),
         file=path,
         version=FORMAT_VERSION,
-        classes=", ".join(_scalar(label) for label in labels),
+        classes_line=f"classes: [{', '.join(_scalar(label) for label in labels)}]".ljust(39) + " ",
         count=len(labels),
         input=IMAGE_INPUT if kind == "image" else FEATURES_INPUT,
     )
