@@ -117,7 +117,8 @@ def input_shape(
         read = (3 if image["color"] == "rgb" else 1, image["height"], image["width"])
         if any(size and size != wanted for size, wanted in zip(shape, read)):
             message = (
-                f"a {image['width']}×{image['height']} {image['color']} image is read as {read}, but the model reads "
+                f"an image of {image['width']}×{image['height']} pixels in {image['color']} is read as {read}, but the "
+                f"model reads "
                 f"{shown}; give the width, height and color the model was made for"
             )
             raise SpecError(Problem("NS505", message, file=source))
@@ -127,16 +128,16 @@ def input_shape(
             return (stored or {"features": shape[0]}), list(shape)
         if "width" not in given or "height" not in given:
             message = (
-                f"{', '.join(sorted(given))} describe an image, but the model reads a vector of {shape[0]:,} "
-                f"numbers; {GIVE_IMAGE}, or leave them out"
+                f"the image settings given ({', '.join(key for key in IMAGE_KEYS if key in given)}) describe an image, "
+                f"but the model reads a vector of {shape[0]:,} numbers; {GIVE_IMAGE}, or leave them out"
             )
             raise SpecError(Problem("NS505", message, file=source))
         image = _image({"color": "rgb", **given}, source)
         values = (3 if image["color"] == "rgb" else 1) * image["height"] * image["width"]
         if values != shape[0]:
             message = (
-                f"a {image['width']}×{image['height']} {image['color']} image holds {values:,} values, but the model "
-                f"reads {shape[0]:,}; give the width, height and color the model was made for"
+                f"an image of {image['width']}×{image['height']} pixels in {image['color']} holds {values:,} values, "
+                f"but the model reads {shape[0]:,}; give the width, height and color the model was made for"
             )
             raise SpecError(Problem("NS505", message, file=source))
         return {"image": image}, list(shape)
@@ -152,15 +153,17 @@ def _image(image: dict[str, Any], source: str) -> dict[str, Any]:
     from netspec.validation import problems_from
 
     channels = 3 if image.get("color") == "rgb" else 1
-    for key in ("mean", "std"):
-        if isinstance(image.get(key), list | tuple) and len(image[key]) == 1:
-            image[key] = list(image[key]) * channels
+    spread = [key for key in ("mean", "std") if isinstance(image.get(key), list | tuple) and len(image[key]) == 1]
+    image = {**image, **{key: list(image[key]) * channels for key in spread}}
     try:
         checked = ImageInput.model_validate(image)
     except ValidationError as err:
-        problems = [
-            Problem(p.code, p.message, ("input", "image", *p.path), file=source) for p in problems_from(err, ImageInput)
-        ]
+        problems = []
+        for p in problems_from(err, ImageInput):
+            path = p.path[:1] if p.path[:1] and p.path[0] in spread else p.path  # one value given: one problem
+            problem = Problem(p.code, p.message, ("input", "image", *path), file=source)
+            if problem not in problems:
+                problems.append(problem)
         raise SpecError(problems) from None
     return checked.model_dump(mode="json", exclude_none=True)
 
