@@ -331,7 +331,7 @@ class _Walk:
 
     def _is_constant_add(self, add, data: str) -> bool:
         other = _other(add, data)
-        return other is not None and other in self.constants and add.input.count(data) == 1
+        return other is not None and other in self.constants and list(add.input).count(data) == 1
 
     def _flatten(self, node, attrs) -> None:
         if node.op_type == "Flatten" and attrs.get("axis", 1) != 1:
