@@ -135,8 +135,8 @@ def test_a_graph_that_branches_is_refused_naming_where(tmp_path):
     ]
     assert refusal(save(model(nodes), tmp_path)) == (
         "NS503 node 'add' (Add): it reads 'h', which node 'relu' (Relu) reads too: the graph branches there; "
-        "netspec imports chains of layers, each reading the one before (graphs that branch (residual connections, "
-        "Inception blocks) are not imported yet)"
+        "netspec imports chains of layers, each reading the one before (graphs that branch, such as residual "
+        "connections and Inception blocks, are not imported yet)"
     )
 
 
@@ -151,6 +151,36 @@ def test_an_add_that_is_no_bias_is_refused(tmp_path):
     assert refusal(save(model(nodes), tmp_path)) == (
         "NS503 node 'shift' (Add): an Add is netspec's only as the bias of a MatMul before it"
     )
+
+
+@pytest.mark.parametrize(
+    "nodes, message",
+    [
+        (
+            [helper.make_node("Relu", ["W"], ["y"], name="relu")],
+            "NS503 the graph output 'y' does not depend on its input 'x'",
+        ),
+        (
+            [
+                gemm("x", "h"),
+                helper.make_node("Constant", [], ["training"], value=numpy_helper.from_array(np.array(True)), name="t"),
+                helper.make_node("Dropout", ["h", "", "training"], ["y"], name="drop"),
+            ],
+            "NS503 node 'drop' (Dropout): a Dropout in training mode drops values when the model runs; export the "
+            "model in eval mode",
+        ),
+        (
+            [gemm("x", "h"), helper.make_node("Elu", ["h"], ["y"], name="elu")],
+            "NS503 node 'elu' (Elu): this operator is not one netspec has; netspec maps Gemm, MatMul+Add, Relu, "
+            "LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a "
+            "vector, BatchNormalization, Dropout, Identity, Constant, ConstantOfShape (graphs that branch, such as "
+            "residual connections and Inception blocks, are not imported yet)",
+        ),
+    ],
+    ids=["input-unused", "dropout-training", "unknown-operator"],
+)
+def test_what_netspec_cannot_reproduce_is_refused(tmp_path, nodes, message):
+    assert refusal(save(model(nodes), tmp_path)) == message
 
 
 # Constants reached another way than as initializers.
@@ -192,8 +222,8 @@ def test_a_constant_of_shape_past_the_limit_is_refused_before_it_is_made(tmp_pat
         helper.make_node("MatMul", ["x", "huge"], ["y"], name="matmul"),
     ]
     assert refusal(save(model(nodes, inputs=("x", ["batch", 100_000]), constants={}), tmp_path)) == (
-        "NS503 node 'fill' (ConstantOfShape): it makes 10,000,000,000 values, more than the limit of 50,000,000 "
-        "parameters; raise the limit (--max-params) if the model is that large"
+        "NS208 node 'fill' (ConstantOfShape): it makes 10,000,000,000 values, more than the limit of 50,000,000 "
+        "parameters; raise the limit (--max-params, or max_params= in Python) if the model is that large"
     )
 
 
@@ -204,8 +234,8 @@ def test_weights_computed_by_another_node_are_refused_naming_it(tmp_path):
     ]
     assert refusal(save(model(nodes), tmp_path)) == (
         "NS503 node 'matmul' (MatMul): its input 1 ('Wt') is neither the output of the node before ('x') nor a "
-        "stored array: the graph joins two branches there (graphs that branch (residual connections, Inception "
-        "blocks) are not imported yet)"
+        "stored array: the graph joins two branches there (graphs that branch, such as residual connections "
+        "and Inception blocks, are not imported yet)"
     )
 
 

@@ -8,6 +8,7 @@ imported approximately.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ SUPPORTED = (
     "Flatten, Reshape to a vector, BatchNormalization, Dropout, Identity, Constant, ConstantOfShape"
 )
 """The operators import maps, in the order the docs list them."""
-CHAINS_ONLY = "graphs that branch (residual connections, Inception blocks) are not imported yet"
+CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
 OLDEST_OPSET = 7  # Gemm, Dropout and BatchNormalization took their present meaning at opset 7
 
 
@@ -59,15 +60,15 @@ def read_model(path: Path):
 
 
 class _Refusal(Exception):
-    """A node netspec cannot reproduce exactly; to_spec turns it into NS503 naming the node."""
+    """A node netspec cannot reproduce exactly (NS503), or too large (NS208); to_spec names the node."""
 
-    def __init__(self, node, why: str):
+    def __init__(self, node, why: str, code: str = "NS503"):
         super().__init__(why)
-        self.node, self.why = node, why
+        self.node, self.why, self.code = node, why, code
 
 
-def _fail(node, why: str):
-    raise _Refusal(node, why)
+def _fail(node, why: str, code: str = "NS503"):
+    raise _Refusal(node, why, code)
 
 
 def to_spec(
@@ -106,13 +107,13 @@ def to_spec(
     batch = dims[0].dim_value if dims else 0  # 0: the batch size is left open, as it should be
     model_shape = [d.dim_value for d in dims[1:]]  # 0 for a size left open
     network_input, shape = input_shape(model_shape, metadata, image or {}, source)
+    walk = _Walk(onnx, graph, arrays, shape, batch, opset, max_params)
     try:
-        walk = _Walk(onnx, graph, arrays, shape, batch, opset, max_params)
         walk.run(inputs[0].name, graph.output[0].name)
     except _Refusal as refusal:
         node = refusal.node
-        message = f"node {node.name or node.op_type!r} ({node.op_type}): {refusal.why}"
-        raise SpecError(Problem("NS503", message, file=source)) from None
+        message = f"node {node.name or node.op_type!r} ({node.op_type}): {refusal.why}" if node else refusal.why
+        raise SpecError(Problem(refusal.code, message, file=source)) from None
     except (KeyError, ValueError, TypeError, IndexError) as err:  # a node lacking an attribute or input it needs
         node = walk.node
         if node is None:  # pragma: no cover - every such error is raised while mapping a node
@@ -139,14 +140,10 @@ class _Walk:
         self.layers: list[dict[str, Any]] = []
         self.params: dict[str, np.ndarray] = {}
         self.shape = list(shape)  # the shape (without the batch) of the tensor read next
-        self.node = None
-        self.constants = dict(arrays)
-        self.nodes = [node for node in graph.node if not self._constant(node)]
-        self.readers: dict[str, list] = {}
-        for node in self.nodes:
-            for name in dict.fromkeys(node.input):  # a node reading one tensor twice is one reader
-                if name:
-                    self.readers.setdefault(name, []).append(node)
+        self.node = None  # the node being read, for errors
+        self.graph, self.constants = graph, dict(arrays)
+        self.nodes: list = []  # the nodes that compute on the input, not on constants alone
+        self.readers: dict[str, list] = {}  # tensor name -> those of self.nodes that read it
 
     def _constant(self, node) -> bool:
         """Record what a node computes from constants alone (PyTorch's shared biases); False for other nodes."""
@@ -159,11 +156,12 @@ class _Walk:
         elif op == "ConstantOfShape" and node.input[0] in self.constants:
             self.node = node
             size = [int(n) for n in self.constants[node.input[0]]]
-            if int(np.prod(size)) > self.max_params:
+            if math.prod(size) > self.max_params:
                 _fail(
                     node,
-                    f"it makes {int(np.prod(size)):,} values, more than the limit of {self.max_params:,} "
-                    "parameters; raise the limit (--max-params) if the model is that large",
+                    f"it makes {math.prod(size):,} values, more than the limit of {self.max_params:,} "
+                    "parameters; raise the limit (--max-params, or max_params= in Python) if the model is that large",
+                    "NS208",
                 )
             values = self.attributes(node).get("value")
             fill = self.onnx.numpy_helper.to_array(values) if values is not None else np.zeros(1, np.float32)
@@ -199,12 +197,18 @@ class _Walk:
         return self.constants[name]
 
     def run(self, start: str, end: str) -> None:
+        """Map the graph from the tensor `start` to the tensor `end`."""
+        self.nodes = [node for node in self.graph.node if not self._constant(node)]
+        for node in self.nodes:
+            for name in dict.fromkeys(node.input):  # a node reading one tensor twice is one reader
+                if name:
+                    self.readers.setdefault(name, []).append(node)
         self._all_on_the_path(end)
         current = start
         while current != end:
             following = self.readers.get(current, [])
-            if not following:  # pragma: no cover - every node leads to the output, so the output reads the input
-                raise ValueError(f"tensor {current!r} leads nowhere")
+            if not following:  # every node leads to the output: only an input that nothing reads gets here
+                raise _Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
             node = following[0]
             if len(following) > 1:
                 other = following[1]
