@@ -394,7 +394,10 @@ def test_max_params_is_an_option_of_import(tmp_path):
 
     with pytest.raises(SpecError, match="more than the limit of 38"):
         import_model(path, tmp_path / "python.yaml", max_params=38)
-    import_model(path, tmp_path / "python.yaml", max_params=39)
+    import_model(path, tmp_path / "python.yaml", max_params=39, name="py", classes=["a", "b", "c"])
+    assert netspec.load(tmp_path / "python.yaml").spec.name == "py"
+    with pytest.raises(TypeError, match="a Path to a file of them; got the text 'labels.txt'"):
+        import_model(path, tmp_path / "python.yaml", classes="labels.txt")
 
 
 def test_name_classes_and_image_options_describe_the_spec(tmp_path):

@@ -47,6 +47,7 @@ def labels_for(classes: Sequence[str] | Path, scores: int, source: str) -> list[
     Raises:
         SpecError: a label that is empty, not printable or listed twice; fewer or more labels than scores.
     """
+    refuse_text(classes)
     if isinstance(classes, Path):
         labels = read_labels(classes)
         if len(labels) != scores:
@@ -67,6 +68,12 @@ def labels_for(classes: Sequence[str] | Path, scores: int, source: str) -> list[
         )
         raise SpecError(Problem("NS123", message, ("classes",), file=source))
     return labels
+
+
+def refuse_text(classes) -> None:
+    """A file name given as text would otherwise be read as one label a letter."""
+    if isinstance(classes, str):
+        raise TypeError(f"classes is a list of labels or a Path to a file of them; got the text {classes!r}")
 
 
 def _label_problems(labels: list[str], where, named) -> list[Problem]:

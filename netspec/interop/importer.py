@@ -16,7 +16,7 @@ import numpy as np
 from netspec.builder import DEFAULT_MAX_PARAMS
 from netspec.errors import Problem, SpecError
 from netspec.interop.chain import Chain, Refusal
-from netspec.interop.described import document, input_shape
+from netspec.interop.described import document, input_shape, refuse_text
 from netspec.interop.export import onnx_module
 
 OLDEST_OPSET = 7  # Gemm, Dropout and BatchNormalization took their present meaning at opset 7
@@ -140,6 +140,7 @@ def import_model(
     from netspec.spec import Spec
     from netspec.validation import problems_from
 
+    refuse_text(classes)
     onnx = onnx_module()
     model = read_model(path)
     try:
