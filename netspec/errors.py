@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "NS502": "file is not a readable ONNX model",
     "NS503": "ONNX graph netspec cannot map",
     "NS504": "ONNX external data outside the model's folder",
+    "NS505": "import options that do not fit the model",
     # Pictures.
     "NS601": "matplotlib is not installed",
     "NS602": "picture format not supported",

@@ -15,6 +15,22 @@ from netspec.loader import read_checked
 from netspec.spec import Spec
 
 HEADERS = ("Layer", "Type", "Output shape", "Params", "Mult-adds", "Activation")
+CLASSES_WIDTH = 100
+"""Characters of the classes line; longer lists (ImageNet's 1,000 labels) show their first labels and a count."""
+
+
+def classes_line(classes: list[str], width: int = CLASSES_WIDTH) -> str:
+    """'classes: cat, dog', or for a long list 'classes (1,000): tench, goldfish, … (998 more)'."""
+    line = f"classes: {', '.join(classes)}"
+    if len(line) <= width:
+        return line
+    head, shown = f"classes ({len(classes):,}): ", classes[:1]  # the first label, however long
+    for label in classes[1:]:
+        rest = len(classes) - len(shown) - 1
+        if len(head + ", ".join([*shown, label]) + f", … ({rest:,} more)") > width:
+            break
+        shown.append(label)
+    return head + ", ".join(shown) + f", … ({len(classes) - len(shown):,} more)"
 
 
 def rows(spec: Spec, plans: list) -> list[tuple[str, ...]]:
@@ -55,7 +71,7 @@ def summary(spec: Path, max_params: int) -> None:
     dtype = np.dtype(checked.dtype)
     described = f" — {checked.description}" if checked.description else ""
     click.echo(f"{checked.name}{described}")
-    click.echo(f"classes: {', '.join(checked.classes)}")
+    click.echo(classes_line(checked.classes))
     click.echo(rule)
     click.echo(line(HEADERS))
     click.echo(rule)

@@ -1,25 +1,25 @@
-"""Import an ONNX graph made of netspec's operators as a spec and its arrays."""
+"""Import an ONNX graph made of netspec's operators as a spec and its arrays.
+
+The graph is mapped by `chain` (which refuses, naming the node, what netspec cannot reproduce
+exactly); `described` adds the name, labels and preprocessing; the result is checked and built
+as a spec with its own weight files would be, and written only then.
+"""
 
 from __future__ import annotations
 
-import json
-import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from netspec.builder import DEFAULT_MAX_PARAMS
 from netspec.errors import Problem, SpecError
-from netspec.interop.export import ONNX_ACTIVATIONS, onnx_module
-from netspec.layers import windows
+from netspec.interop.chain import Chain, Refusal
+from netspec.interop.described import document, input_shape, refuse_text
+from netspec.interop.export import onnx_module
 
-# ONNX activations that become the `activation` of the layer before them.
-_ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_SUPPORTED = (
-    "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
-    "Flatten, Reshape to a vector, BatchNormalization, Dropout, Identity"
-)
+OLDEST_OPSET = 7  # Gemm, Dropout and BatchNormalization took their present meaning at opset 7
 
 
 def read_model(path: Path):
@@ -47,261 +47,92 @@ def read_model(path: Path):
     return model
 
 
-def to_spec(model, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def to_spec(
+    model,
+    source: str,
+    *,
+    name: str | None = None,
+    classes: Sequence[str] | Path | None = None,
+    image: dict[str, Any] | None = None,
+    max_params: int = DEFAULT_MAX_PARAMS,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The spec (as plain data) and the arrays ("<layer>.<param>") of an ONNX model.
 
+    `name`, `classes` and `image` are what the caller says of the network (see `import_model`),
+    over what the model's metadata and input shape say.
+
     Raises:
-        SpecError: an operator or pattern netspec cannot map, naming the node (NS503).
+        SpecError: a node netspec cannot reproduce exactly, naming it (NS503); options that do
+            not fit the model (NS505).
     """
     onnx = onnx_module()
-    numpy_helper = onnx.numpy_helper
     graph = model.graph
-    arrays = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    opset = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
+    if opset < OLDEST_OPSET:
+        message = f"the model uses ONNX opset {opset}; netspec reads opset {OLDEST_OPSET} and later: export it again"
+        raise SpecError(Problem("NS503", message, file=source))
+    arrays = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in graph.initializer}
     inputs = [value for value in graph.input if value.name not in arrays]
     if len(inputs) != 1:
         raise SpecError(Problem("NS503", f"the graph has {len(inputs)} inputs; netspec networks have one", file=source))
-    shape = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
-    layers: list[dict[str, Any]] = []
-    params: dict[str, np.ndarray] = {}
-    shape_now = list(shape)
-    nodes = list(graph.node)
-    index = 0
-
-    def fail(node, why: str):
-        message = f"node {node.name or node.op_type!r} ({node.op_type}): {why}; netspec maps {_SUPPORTED}"
+    if len(graph.output) != 1:
+        message = f"the graph has {len(graph.output)} outputs; netspec networks have one, the class scores"
         raise SpecError(Problem("NS503", message, file=source))
-
-    def constant(node, position: int) -> np.ndarray:
-        if position >= len(node.input) or node.input[position] not in arrays:
-            fail(node, f"input {position} must be a stored array (an initializer)")
-        return arrays[node.input[position]]
-
-    def attributes(node) -> dict[str, Any]:
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    def add(layer: dict[str, Any], arrays_of_layer: dict[str, np.ndarray], hint: str = "") -> None:
-        # Keep the names netspec's export gave ("hidden1.weights", node "pool1"); invent the rest.
-        taken = {existing["name"] for existing in layers}
-        name = hint if _NAME.fullmatch(hint or "") and hint not in taken else f"{layer['type']}_{len(layers)}"
-        layer = {"name": name, **layer}
-        layers.append(layer)
-        for key, value in arrays_of_layer.items():
-            params[f"{layer['name']}.{key}"] = value
-
-    node = None
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    dims = inputs[0].type.tensor_type.shape.dim
+    batch = dims[0].dim_value if dims else 0  # 0: the batch size is left open, as it should be
+    model_shape = [d.dim_value for d in dims[1:]]  # 0 for a size left open
+    network_input, shape = input_shape(model_shape, metadata, image or {}, source)
+    walk = Chain(onnx, graph, arrays, shape, batch, opset, max_params)
     try:
-        while index < len(nodes):
-            node = nodes[index]
-            op, attrs = node.op_type, attributes(node)
-            if op == "Identity":
-                pass
-            elif op in ("Flatten", "Reshape"):
-                if op == "Flatten" and attrs.get("axis", 1) != 1:
-                    fail(node, "only Flatten with axis 1 keeps the batch apart")
-                if op == "Reshape" and list(constant(node, 1)) not in ([0, -1], [-1, int(np.prod(shape_now))]):
-                    fail(node, "only a Reshape to (batch, values) is a flatten")
-                after_global_pool = layers and layers[-1]["type"] == "global_avgpool"
-                # A dense layer reads the input image flattened by itself, as netspec specs write it.
-                before_dense = not layers and index + 1 < len(nodes) and nodes[index + 1].op_type in ("Gemm", "MatMul")
-                if len(shape_now) > 1 and not after_global_pool and not before_dense:
-                    add({"type": "flatten"}, {}, node.name)
-                shape_now = [int(np.prod(shape_now))]
-            elif op == "Gemm":
-                if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-                    fail(node, "only Gemm with alpha 1, beta 1 and no transA is a dense layer")
-                weights = constant(node, 1)
-                weights = weights if attrs.get("transB", 0) else weights.T
-                bias = constant(node, 2) if len(node.input) > 2 else np.zeros(len(weights), weights.dtype)
-                _dense(layers, add, shape_now, weights, bias, _prefix(node.input[1]))
-                shape_now = [len(weights)]
-            elif op == "MatMul":
-                weights = constant(node, 1).T
-                following = nodes[index + 1] if index + 1 < len(nodes) else None
-                bias = np.zeros(len(weights), weights.dtype)
-                if following is not None and following.op_type == "Add" and node.output[0] in following.input:
-                    other = [name for name in following.input if name != node.output[0]]
-                    bias = arrays.get(other[0]) if other else None
-                    if bias is None:
-                        fail(following, "the Add after a MatMul must add a stored bias")
-                    index += 1
-                _dense(
-                    layers,
-                    add,
-                    shape_now,
-                    weights,
-                    np.broadcast_to(bias, (len(weights),)).copy(),
-                    _prefix(node.input[1]),
-                )
-                shape_now = [len(weights)]
-            elif op == "Conv":
-                weights = constant(node, 1)
-                if attrs.get("group", 1) != 1:
-                    fail(node, "grouped convolutions are not supported")
-                kernel = list(weights.shape[2:])
-                stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
-                padding = _padding(node, attrs, shape_now, kernel, stride, dilation, fail)
-                bias = constant(node, 2) if len(node.input) > 2 else np.zeros(len(weights), weights.dtype)
-                add(
-                    {
-                        "type": "conv2d",
-                        "filters": int(len(weights)),
-                        "kernel": kernel,
-                        "stride": stride,
-                        "padding": padding,
-                        "dilation": dilation,
-                    },
-                    {"weights": weights, "bias": bias},
-                    _prefix(node.input[1]),
-                )
-                shape_now = _spatial(shape_now, len(weights), kernel, stride, dilation, padding)
-            elif op in ("MaxPool", "AveragePool"):
-                size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
-                if attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("ceil_mode", 0):
-                    fail(node, "dilated or ceil-mode pooling is not supported")
-                padding = _padding(node, attrs, shape_now, size, stride, [1, 1], fail)
-                if op == "AveragePool" and attrs.get("count_include_pad", 0) and padding not in ("valid", 0):
-                    fail(node, "an average that counts padding cells is not supported (count_include_pad must be 0)")
-                add(
-                    {
-                        "type": "maxpool2d" if op == "MaxPool" else "avgpool2d",
-                        "size": size,
-                        "stride": stride,
-                        "padding": padding,
-                    },
-                    {},
-                    node.name,
-                )
-                shape_now = _spatial(shape_now, shape_now[0], size, stride, [1, 1], padding)
-            elif op == "GlobalAveragePool":
-                add({"type": "global_avgpool"}, {}, node.name.removesuffix(".pool"))
-                shape_now = [shape_now[0], 1, 1]  # a Flatten normally follows; global_avgpool gives the vector already
-            elif op == "BatchNormalization":
-                values = {
-                    key: constant(node, position)
-                    for position, key in enumerate(("scale", "shift", "mean", "var"), start=1)
-                }
-                epsilon, momentum = (
-                    _decimal(attrs.get("epsilon", 1e-5)),
-                    _decimal(1 - _decimal(attrs.get("momentum", 0.9))),
-                )
-                add({"type": "batchnorm", "epsilon": epsilon, "momentum": momentum}, values, node.name)
-            elif op == "Dropout":
-                rate = _decimal(constant(node, 1) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5))
-                add({"type": "dropout", "rate": rate}, {}, node.name)
-            elif op in _ACTIVATIONS:
-                previous = layers[-1] if layers else None
-                if (
-                    previous is None
-                    or previous["type"] not in ("dense", "conv2d")
-                    or previous.get("activation", "linear") != "linear"
-                ):
-                    fail(node, "an activation must follow a dense or convolution layer that has none yet")
-                previous["activation"] = _ACTIVATIONS[op]
-                if op == "LeakyRelu":
-                    previous["alpha"] = _decimal(attrs.get("alpha", 0.01))
-            else:
-                fail(node, "this operator is not one netspec has")
-            index += 1
+        walk.run(inputs[0].name, graph.output[0].name)
+    except Refusal as refusal:
+        node = refusal.node
+        message = f"node {node.name or node.op_type!r} ({node.op_type}): {refusal.why}" if node else refusal.why
+        raise SpecError(Problem(refusal.code, message, file=source)) from None
     except (KeyError, ValueError, TypeError, IndexError) as err:  # a node lacking an attribute or input it needs
+        node = walk.node
         if node is None:  # pragma: no cover - every such error is raised while mapping a node
             raise
         cause = f"{type(err).__name__}: {err}"
         message = f"node {node.name or node.op_type!r} ({node.op_type}) is malformed: it lacks what it needs ({cause})"
         raise SpecError(Problem("NS502", message, file=source)) from None
-    if shape_now == [shape_now[0], 1, 1] and layers and layers[-1]["type"] == "global_avgpool":
-        shape_now = [shape_now[0]]
-    return _document(model, shape, layers, metadata, shape_now, source), params
-
-
-def _decimal(value) -> float:
-    """A setting stored as float32 (as ONNX stores attributes) back as the decimal it was written as."""
-    return float(f"{float(value):.7g}")
-
-
-def _prefix(name: str) -> str:
-    """'hidden1' from 'hidden1.weights', the way netspec's export names arrays."""
-    return name.rsplit(".", 1)[0] if name.endswith(".weights") else ""
-
-
-def _dense(layers, add, shape_now, weights, bias, hint: str) -> None:
-    # A dense layer reads a vector: the input image it flattens itself, a global average pool gives
-    # one already, and any other image-shaped output needs a flatten layer before it.
-    if len(shape_now) > 1 and layers and layers[-1]["type"] != "global_avgpool":
-        add({"type": "flatten"}, {})
-    add(
-        {"type": "dense", "neurons": int(len(weights))},
-        {"weights": weights.reshape(len(weights), -1), "bias": bias},
-        hint,
-    )
-
-
-def _padding(node, attrs, shape_now, kernel, stride, dilation, fail):
-    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", "SAME_UPPER"):
-        fail(node, f"auto_pad {attrs['auto_pad']} is not supported")
-    if attrs.get("auto_pad") == "SAME_UPPER":
-        return "same"
-    top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
-    if top == left == bottom == right:
-        return "valid" if top == 0 else int(top)
-    same = [windows.pads(size, k, s, d, "same") for size, k, s, d in zip(shape_now[1:], kernel, stride, dilation)]
-    if [(top, bottom), (left, right)] == same:
-        return "same"
-    fail(node, f"pads {[top, left, bottom, right]} are neither equal on every side nor netspec's 'same'")
-
-
-def _spatial(shape_now, channels, kernel, stride, dilation, padding) -> list[int]:
-    (_, (out_h, out_w)) = windows.geometry(tuple(shape_now), tuple(kernel), tuple(stride), tuple(dilation), padding)
-    return [int(channels), out_h, out_w]
-
-
-def _document(model, shape, layers, metadata, out_shape, source) -> dict[str, Any]:
-    classes = (
-        json.loads(metadata["netspec.classes"])
-        if "netspec.classes" in metadata
-        else [str(i) for i in range(out_shape[0])]
-    )
-    if "netspec.input" in metadata:
-        network_input = json.loads(metadata["netspec.input"])
-    elif len(shape) == 3:
-        if shape[0] not in (1, 3):
-            raise SpecError(
-                Problem(
-                    "NS503",
-                    f"an image input with {shape[0]} channels; netspec reads 1 (grayscale) or 3 (rgb)",
-                    file=source,
-                )
-            )
-        network_input = {
-            "image": {"width": shape[2], "height": shape[1], "color": "rgb" if shape[0] == 3 else "grayscale"}
-        }
-    elif len(shape) == 1:
-        network_input = {"features": shape[0]}
-    else:
-        raise SpecError(
-            Problem(
-                "NS503",
-                f"an input of shape {shape}; netspec reads (features) or (channels, height, width)",
-                file=source,
-            )
+    if "image" in network_input and len(shape) == 1 and walk.layers and walk.layers[0]["type"] != "dense":
+        message = (
+            f"the model reads a vector and its first layer is a {walk.layers[0]['type']}; netspec reads an image "
+            "as a vector only in a dense layer first, so leave the image out"
         )
-    document = {
-        "netspec": 1,
-        "name": metadata.get("netspec.name") or model.graph.name or Path(source).stem,
-        "classes": classes,
-        "input": network_input,
-        "layers": layers,
-    }
-    if model.doc_string:
-        document["description"] = model.doc_string
-    return document
+        raise SpecError(Problem("NS505", message, file=source))
+    scores = int(np.prod(walk.shape))
+    described = document(model, metadata, network_input, walk.layers, scores, source, name=name, classes=classes)
+    return described, walk.params
 
 
-def import_model(path: Path, out: Path) -> tuple[Path, Path]:
+def import_model(
+    path: Path,
+    out: Path,
+    *,
+    max_params: int = DEFAULT_MAX_PARAMS,
+    name: str | None = None,
+    classes: Sequence[str] | Path | None = None,
+    image: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
     """Write the ONNX model at `path` as a spec (`out`) and its arrays (`out` with suffix .npz).
 
+    Args:
+        path: the .onnx file.
+        out: the spec to write; its arrays go beside it as .npz.
+        max_params: refuse models with more parameters than this.
+        name: the spec's name (default: the one in netspec's metadata, else the graph's name).
+        classes: the class labels, in the order of the scores, or a file of them, one a line
+            (default: the labels in netspec's metadata, else '0', '1', ...).
+        image: what to say of the input image where the metadata does not: any of width,
+            height, color ("rgb" or "grayscale"), scale ([low, high]), mean and std (one value,
+            or one per channel).
+
     Raises:
-        SpecError: the model cannot be read or mapped (NS502–NS504), naming the node concerned.
+        SpecError: the model cannot be read or mapped (NS502–NS504), naming the node concerned;
+            options that do not fit the model (NS123, NS505); too many parameters (NS208).
     """
     from pydantic import ValidationError
 
@@ -309,10 +140,11 @@ def import_model(path: Path, out: Path) -> tuple[Path, Path]:
     from netspec.spec import Spec
     from netspec.validation import problems_from
 
+    refuse_text(classes)
     onnx = onnx_module()
     model = read_model(path)
     try:
-        document, arrays = to_spec(model, str(path))
+        document, arrays = to_spec(model, str(path), name=name, classes=classes, image=image, max_params=max_params)
     except (KeyError, ValueError, TypeError, IndexError) as err:  # a node or metadata lacking what it must hold
         message = f"the model is malformed: a node or its metadata lacks what it needs ({type(err).__name__}: {err})"
         raise SpecError(Problem("NS502", message, file=str(path))) from None
@@ -329,7 +161,7 @@ def import_model(path: Path, out: Path) -> tuple[Path, Path]:
         found = "; ".join(f"{p.dotted_path}: {p.message}" for p in problems_from(err, Spec))
         raise SpecError(Problem("NS503", f"the graph does not make a valid spec ({found})", file=str(path))) from None
     try:
-        network = build(spec, arrays=arrays)  # the same checks as a spec's own weight files
+        network = build(spec, arrays=arrays, max_params=max_params)  # the same checks as a spec's own weight files
     except SpecError as err:
         raise SpecError([problem.located(str(path), None, None) for problem in err.problems]) from None
     return network.save(out)

@@ -1,0 +1,411 @@
+"""Map an ONNX graph, node by node along its tensor names, to netspec's layers, or refuse a node.
+
+The walk starts at the graph input: each node must read the tensor the node before it wrote (plus
+stored constants), and every node must lie on the path to the graph output. A node that netspec
+cannot reproduce exactly is refused, naming it, never mapped approximately.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from netspec.interop.export import ONNX_ACTIVATIONS
+from netspec.layers import windows
+
+# ONNX activations that become the `activation` of the layer before them.
+_ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+SUPPORTED = (
+    "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
+    "Flatten, Reshape to a vector, BatchNormalization, Dropout, Identity, Constant, ConstantOfShape"
+)
+"""The operators import maps, in the order the docs list them."""
+CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
+
+
+class Refusal(Exception):
+    """A node netspec cannot reproduce exactly (NS503), or too large (NS208); the importer names the node."""
+
+    def __init__(self, node, why: str, code: str = "NS503"):
+        super().__init__(why)
+        self.node, self.why, self.code = node, why, code
+
+
+def _fail(node, why: str, code: str = "NS503"):
+    raise Refusal(node, why, code)
+
+
+class Chain:
+    """Maps the nodes from the graph input to its output, one layer (or activation) at a time."""
+
+    def __init__(self, onnx, graph, arrays, shape, batch: int, opset: int, max_params: int):
+        self.onnx, self.opset, self.batch, self.max_params = onnx, opset, batch, max_params
+        self.layers: list[dict[str, Any]] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.shape = list(shape)  # the shape (without the batch) of the tensor read next
+        self.node = None  # the node being read, for errors
+        self.graph, self.constants = graph, dict(arrays)
+        self.nodes: list = []  # the nodes that compute on the input, not on constants alone
+        self.readers: dict[str, list] = {}  # tensor name -> those of self.nodes that read it
+
+    def _constant(self, node) -> bool:
+        """Record what a node computes from constants alone (PyTorch's shared biases); False for other nodes."""
+        op = node.op_type
+        if op == "Constant":
+            self.node = node
+            self.constants[node.output[0]] = self._constant_value(node)
+        elif op == "Identity" and node.input[0] in self.constants:
+            self.constants[node.output[0]] = self.constants[node.input[0]]
+        elif op == "ConstantOfShape" and node.input[0] in self.constants:
+            self.node = node
+            size = [int(n) for n in self.constants[node.input[0]]]
+            if math.prod(size) > self.max_params:
+                _fail(
+                    node,
+                    f"it makes {math.prod(size):,} values, more than the limit of {self.max_params:,} "
+                    "parameters; raise the limit (--max-params, or max_params= in Python) if the model is that large",
+                    "NS208",
+                )
+            values = self.attributes(node).get("value")
+            fill = self.onnx.numpy_helper.to_array(values) if values is not None else np.zeros(1, np.float32)
+            self.constants[node.output[0]] = np.full(size, fill.reshape(-1)[0], dtype=fill.dtype)
+        else:
+            return False
+        return True
+
+    def _constant_value(self, node) -> np.ndarray:
+        attrs = self.attributes(node)
+        if "value" in attrs:
+            return self.onnx.numpy_helper.to_array(attrs["value"])
+        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
+            if key in attrs:
+                return np.array(attrs[key], dtype=dtype)
+        for key in ("value_int", "value_ints"):
+            if key in attrs:
+                return np.array(attrs[key], dtype=np.int64)
+        _fail(node, f"a constant given as {', '.join(attrs) or 'nothing'}; netspec reads numeric constants only")
+
+    def attributes(self, node) -> dict[str, Any]:
+        values = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+        # String attributes come back as bytes (b'NOTSET'); they are ASCII names.
+        return {key: value.decode() if isinstance(value, bytes) else value for key, value in values.items()}
+
+    def constant(self, node, position: int) -> np.ndarray:
+        """The stored array a node reads at `position` (its weights, bias, ratio, new shape)."""
+        name = node.input[position] if position < len(node.input) else ""
+        if name not in self.constants:
+            made = next((other for other in self.nodes if name in other.output), None)
+            origin = f", computed by node {made.name or made.op_type!r} ({made.op_type})" if made else ""
+            _fail(node, f"input {position} ({name!r}{origin}) must be a stored array (an initializer or a constant)")
+        return self.constants[name]
+
+    def run(self, start: str, end: str) -> None:
+        """Map the graph from the tensor `start` to the tensor `end`."""
+        self.nodes = [node for node in self.graph.node if not self._constant(node)]
+        for node in self.nodes:
+            for name in dict.fromkeys(node.input):  # a node reading one tensor twice is one reader
+                if name:
+                    self.readers.setdefault(name, []).append(node)
+        self._all_on_the_path(end)
+        current = start
+        while current != end:
+            following = self.readers.get(current, [])
+            if not following:  # every node leads to the output: only an input that nothing reads gets here
+                raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
+            node = following[0]
+            if len(following) > 1:
+                other = following[1]
+                _fail(
+                    other,
+                    f"it reads {current!r}, which node {node.name or node.op_type!r} ({node.op_type}) reads "
+                    f"too: the graph branches there; netspec imports chains of layers, each reading the one "
+                    f"before ({CHAINS_ONLY})",
+                )
+            self.node = node
+            self._reads_only(node, current)
+            current = self.map(node)
+
+    def _all_on_the_path(self, end: str) -> None:
+        """Refuse a node whose result never reaches the output: netspec would drop it without a word."""
+        made_by = {name: node for node in self.nodes for name in node.output if name}
+        needed, waiting = set(), [end]
+        while waiting:
+            node = made_by.get(waiting.pop())
+            if node is not None and id(node) not in needed:
+                needed.add(id(node))
+                waiting.extend(node.input)
+        for node in self.nodes:
+            if id(node) not in needed:
+                _fail(
+                    node,
+                    f"its output {node.output[0]!r} is not used on the way to the graph output {end!r}; "
+                    "netspec maps every node from the input to the output, so remove the unused ones (or "
+                    "export the model without them)",
+                )
+
+    def _reads_only(self, node, current: str) -> None:
+        """A node reads the tensor before it, first (as its data), and otherwise constants only."""
+        if node.domain not in ("", "ai.onnx"):
+            _fail(node, f"an operator of the domain {node.domain!r}; netspec maps standard ONNX operators only")
+        if node.input[0] != current and node.op_type != "Add":
+            position = list(node.input).index(current)
+            _fail(node, f"it reads {current!r} as its input {position}, not as its first input (the data)")
+        for position, name in enumerate(node.input):
+            if name and name != current and name not in self.constants:
+                _fail(
+                    node,
+                    f"its input {position} ({name!r}) is neither the output of the node before ({current!r}) "
+                    f"nor a stored array: the graph joins two branches there ({CHAINS_ONLY})",
+                )
+        if list(node.input).count(current) > 1:
+            _fail(node, f"it reads {current!r} more than once; netspec's layers read their input once")
+        for name in node.output[1:]:
+            if name in self.readers:
+                _fail(node, f"its output {name!r} is used too; netspec keeps a node's first output only")
+
+    def add(self, layer: dict[str, Any], arrays: dict[str, np.ndarray], hint: str = "") -> None:
+        # Keep the names netspec's export gave ("hidden1.weights", node "pool1"); invent the rest.
+        taken = {existing["name"] for existing in self.layers}
+        name = hint if _NAME.fullmatch(hint or "") and hint not in taken else f"{layer['type']}_{len(self.layers)}"
+        self.layers.append({"name": name, **layer})
+        for key, value in arrays.items():
+            self.params[f"{name}.{key}"] = value
+
+    def following(self, node):
+        """The one node that reads `node`'s output, or None."""
+        readers = self.readers.get(node.output[0], [])
+        return readers[0] if len(readers) == 1 else None
+
+    def map(self, node) -> str:
+        """Add what `node` computes to the layers; the name of the tensor it leaves for the next node."""
+        op, attrs = node.op_type, self.attributes(node)
+        if op == "Identity":
+            pass
+        elif op in ("Flatten", "Reshape"):
+            self._flatten(node, attrs)
+        elif op == "Gemm":
+            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+                _fail(node, "only Gemm with alpha 1, beta 1 and no transA is a dense layer")
+            weights = self.constant(node, 1)
+            weights = weights if attrs.get("transB", 0) else weights.T
+            bias = self.constant(node, 2) if len(node.input) > 2 and node.input[2] else None
+            self._dense(node, weights, bias, _prefix(node.input[1]))
+        elif op == "MatMul":
+            if len(self.shape) != 1:
+                _fail(
+                    node,
+                    f"a MatMul on a tensor of shape {tuple(self.shape)} multiplies along its last axis only; "
+                    "netspec's dense layer reads a vector (flatten the tensor first)",
+                )
+            weights, bias, hint = self.constant(node, 1).T, None, _prefix(node.input[1])
+            after = self.following(node)
+            if after is not None and after.op_type == "Add" and self._is_constant_add(after, node.output[0]):
+                bias = self.constants[_other(after, node.output[0])]
+                self.node = node = after  # the Add is the dense layer's bias: the next node reads its output
+            self._dense(node, weights, bias, hint)
+        elif op == "Conv":
+            self._conv(node, attrs)
+        elif op in ("MaxPool", "AveragePool"):
+            self._pool(node, attrs)
+        elif op == "GlobalAveragePool":
+            if len(self.shape) != 3:
+                _fail(node, f"it reads a tensor of shape {tuple(self.shape)}; netspec's global_avgpool reads images")
+            self.add({"type": "global_avgpool"}, {}, node.name.removesuffix(".pool"))
+            self.shape = [self.shape[0]]  # netspec's global_avgpool gives the vector a Flatten would make
+        elif op == "BatchNormalization":
+            if attrs.get("training_mode", 0) or attrs.get("spatial", 1) != 1:
+                _fail(node, "a batch normalization in training mode or per value (spatial 0) is not netspec's")
+            values = {
+                key: self.constant(node, position)
+                for position, key in enumerate(("scale", "shift", "mean", "var"), start=1)
+            }
+            epsilon, momentum = _decimal(attrs.get("epsilon", 1e-5)), _decimal(1 - _decimal(attrs.get("momentum", 0.9)))
+            self.add({"type": "batchnorm", "epsilon": epsilon, "momentum": momentum}, values, node.name)
+        elif op == "Dropout":
+            if len(node.input) > 2 and node.input[2] and bool(self.constant(node, 2)):
+                _fail(
+                    node, "a Dropout in training mode drops values when the model runs; export the model in eval mode"
+                )
+            ratio = self.constant(node, 1) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5)
+            self.add({"type": "dropout", "rate": _decimal(ratio)}, {}, node.name)
+        elif op in _ACTIVATIONS:
+            self._activation(node, attrs)
+        elif op == "Add":
+            _fail(node, "an Add is netspec's only as the bias of a MatMul before it")
+        else:
+            _fail(node, f"this operator is not one netspec has; netspec maps {SUPPORTED} ({CHAINS_ONLY})")
+        return node.output[0]
+
+    def _is_constant_add(self, add, data: str) -> bool:
+        other = _other(add, data)
+        return other is not None and other in self.constants and list(add.input).count(data) == 1
+
+    def _flatten(self, node, attrs) -> None:
+        if node.op_type == "Flatten" and attrs.get("axis", 1) != 1:
+            _fail(
+                node, f"a Flatten with axis {attrs['axis']} mixes the samples of a batch; netspec flattens from axis 1"
+            )
+        if node.op_type == "Reshape":
+            values = int(np.prod(self.shape))
+            target = [int(n) for n in self.constant(node, 1)]
+            # 0 copies the batch size, unless allowzero says it means 0; a fixed batch size may be written out.
+            batch = ([] if attrs.get("allowzero", 0) else [0]) + ([-1] if target[1:] == [values] else [])
+            batch += [self.batch] if self.batch else []
+            if len(target) != 2 or target[0] not in batch or target[1] not in (-1, values):
+                _fail(
+                    node,
+                    f"a Reshape to {target} is not a flatten to (batch, {values}); netspec's only reshape is a flatten",
+                )
+        # A dense layer reads the input image flattened by itself, as netspec specs write it.
+        after = self.following(node)
+        before_dense = not self.layers and after is not None and after.op_type in ("Gemm", "MatMul")
+        if len(self.shape) > 1 and not before_dense:
+            self.add({"type": "flatten"}, {}, node.name)
+        self.shape = [int(np.prod(self.shape))]
+
+    def _dense(self, node, weights, bias, hint: str) -> None:
+        if weights.ndim != 2:
+            _fail(node, f"its weights have shape {weights.shape}; a dense layer's weights are a matrix")
+        if bias is None:
+            bias = np.zeros(len(weights), weights.dtype)
+        elif bias.size not in (1, len(weights)) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+            _fail(
+                node,
+                f"a bias of shape {bias.shape} differs between samples; netspec's dense bias has one value "
+                f"per neuron ({len(weights)})",
+            )
+        # A dense layer reads a vector: the input image it flattens itself; any other image-shaped
+        # tensor needs a flatten layer before it.
+        if len(self.shape) > 1 and self.layers:
+            self.add({"type": "flatten"}, {})
+        self.add(
+            {"type": "dense", "neurons": int(len(weights))},
+            {
+                "weights": weights.reshape(len(weights), -1),
+                "bias": np.broadcast_to(bias.reshape(-1), (len(weights),)).copy(),
+            },
+            hint,
+        )
+        self.shape = [len(weights)]
+
+    def _conv(self, node, attrs) -> None:
+        weights = self.constant(node, 1)
+        if weights.ndim != 4:
+            _fail(node, f"its weights have shape {weights.shape}; netspec's conv2d has 2-D kernels on images")
+        if attrs.get("group", 1) != 1:
+            _fail(node, f"a grouped convolution (group {attrs['group']}); netspec's conv2d has group 1")
+        kernel = list(weights.shape[2:])
+        if list(attrs.get("kernel_shape", kernel)) != kernel:
+            _fail(node, f"kernel_shape {attrs['kernel_shape']} differs from its weights' {kernel}")
+        stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
+        padding = self._padding(node, attrs, kernel, stride, dilation)
+        bias = (
+            self.constant(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(len(weights), weights.dtype)
+        )
+        layer = {"type": "conv2d", "filters": int(len(weights)), "kernel": kernel, "stride": stride}
+        self.add(
+            {**layer, "padding": padding, "dilation": dilation},
+            {"weights": weights, "bias": bias},
+            _prefix(node.input[1]),
+        )
+        self.shape = _spatial(self.shape, len(weights), kernel, stride, dilation, padding)
+
+    def _pool(self, node, attrs) -> None:
+        size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
+        if attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("ceil_mode", 0):
+            _fail(node, "a dilated or ceil-mode pooling; netspec's pooling windows are whole and undilated")
+        padding = self._padding(node, attrs, size, stride, [1, 1])
+        if node.op_type == "AveragePool" and attrs.get("count_include_pad", 0) and padding not in ("valid", 0):
+            _fail(node, "an average that counts padding cells; netspec's leaves them out (count_include_pad 0)")
+        kind = "maxpool2d" if node.op_type == "MaxPool" else "avgpool2d"
+        self.add({"type": kind, "size": size, "stride": stride, "padding": padding}, {}, node.name)
+        self.shape = _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding)
+
+    def _padding(self, node, attrs, kernel, stride, dilation):
+        """netspec's padding (valid, same or pixels) for the pads ONNX works out, or a refusal."""
+        if self.layers and self.layers[-1]["type"] == "global_avgpool":
+            _fail(
+                node,
+                "it follows a GlobalAveragePool; netspec's global_avgpool gives a vector, which image layers "
+                "cannot read",
+            )
+        if len(self.shape) != 3:
+            _fail(
+                node,
+                f"it reads a tensor of shape {tuple(self.shape)}; netspec's image layers read (channels, "
+                "height, width)",
+            )
+        auto = attrs.get("auto_pad", "NOTSET")  # NOTSET, ONNX's default, means "use pads"
+        sizes = list(zip(self.shape[1:], kernel, stride, dilation))
+        if auto == "NOTSET":
+            top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
+            pads = [(top, bottom), (left, right)]
+        elif auto == "VALID":
+            pads = [(0, 0), (0, 0)]
+        elif auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = [windows.pads(size, k, s, d, "same") for size, k, s, d in sizes]
+            if auto == "SAME_LOWER":  # the odd pixel goes before
+                pads = [(after, before) for before, after in pads]
+        else:
+            _fail(node, f"auto_pad {auto!r}; ONNX allows NOTSET, VALID, SAME_UPPER and SAME_LOWER")
+        if len({n for pair in pads for n in pair}) == 1:
+            return "valid" if pads[0][0] == 0 else int(pads[0][0])
+        if pads == [windows.pads(size, k, s, d, "same") for size, k, s, d in sizes]:
+            return "same"
+        (top, bottom), (left, right) = pads
+        _fail(
+            node,
+            f"pads {[top, left, bottom, right]} (top, left, bottom, right) are neither equal on every side "
+            "nor netspec's 'same' (any odd pixel after)",
+        )
+
+    def _activation(self, node, attrs) -> None:
+        op = node.op_type
+        previous = self.layers[-1] if self.layers else None
+        if (
+            previous is None
+            or previous["type"] not in ("dense", "conv2d")
+            or previous.get("activation", "linear") != "linear"
+        ):
+            after = f"a {previous['type']} layer" if previous else "the input"
+            _fail(
+                node,
+                f"it follows {after}; in netspec an activation belongs to the dense or conv2d layer just "
+                "before it, which must have none yet",
+            )
+        if op == "Softmax":
+            axis = attrs.get("axis", 1 if self.opset < 13 else -1)
+            if len(self.shape) != 1 or axis not in (1, -1):
+                _fail(
+                    node,
+                    f"a Softmax over axis {axis} of a tensor of shape (batch, "
+                    f"{', '.join(map(str, self.shape))}); netspec's softmax is over the class scores, axis 1 of "
+                    "(batch, classes)",
+                )
+        previous["activation"] = _ACTIVATIONS[op]
+        if op == "LeakyRelu":
+            previous["alpha"] = _decimal(attrs.get("alpha", 0.01))
+
+
+def _other(add, data: str) -> str | None:
+    others = [name for name in add.input if name != data]
+    return others[0] if len(others) == 1 else None
+
+
+def _decimal(value) -> float:
+    """A setting stored as float32 (as ONNX stores attributes) back as the decimal it was written as."""
+    return float(f"{float(value):.7g}")
+
+
+def _prefix(name: str) -> str:
+    """'hidden1' from 'hidden1.weights', the way netspec's export names arrays."""
+    return name.rsplit(".", 1)[0] if name.endswith(".weights") else ""
+
+
+def _spatial(shape, channels, kernel, stride, dilation, padding) -> list[int]:
+    (_, (out_h, out_w)) = windows.geometry(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), padding)
+    return [int(channels), out_h, out_w]

@@ -1,0 +1,525 @@
+"""ONNX import follows the graph by tensor names: it reproduces a chain exactly, or refuses naming the node.
+
+Each graph here passes `onnx.checker`; where import succeeds, netspec's scores are compared with
+onnxruntime's, and where it refuses, the exact NS503 line is asserted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import netspec
+from netspec.cli import main
+
+onnx = pytest.importorskip("onnx", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)")
+ort = pytest.importorskip("onnxruntime", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18' (netspec's onnx extra)")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402 - after the skip above
+
+RNG = np.random.default_rng(0)
+W = RNG.normal(size=(4, 4)).astype(np.float32)
+W2 = RNG.normal(size=(3, 4)).astype(np.float32)
+B = RNG.normal(size=4).astype(np.float32)
+KERNEL = RNG.normal(size=(2, 3, 3, 3)).astype(np.float32)
+KERNEL2 = RNG.normal(size=(2, 3, 2, 2)).astype(np.float32)
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output + result.stderr, result.output + result.stderr
+    return result
+
+
+def model(nodes, inputs=("x", ["batch", 4]), outputs=(("y", ["batch", "scores"]),), constants=None, opset=17):
+    """A checked model of `nodes` reading one float tensor."""
+    stored = {"W": W, "B": B, "W2": W2} if constants is None else constants
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(inputs[0], TensorProto.FLOAT, inputs[1])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in outputs],
+        [numpy_helper.from_array(array, name) for name, array in stored.items()],
+    )
+    made = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(made, full_check=True)
+    return made
+
+
+def save(made, tmp_path: Path, name: str = "model") -> Path:
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(made, str(path))
+    return path
+
+
+def imports_as_onnxruntime_runs(path: Path, x: np.ndarray, *options) -> netspec.Network:
+    """Import `path`, and check that netspec's scores are onnxruntime's for `x`."""
+    out = path.with_suffix(".yaml")
+    result = invoke("import", path, "-o", out, *options)
+    assert result.exit_code == 0, result.stderr
+    network = netspec.load(out)
+    session = ort.InferenceSession(str(path))
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(network.forward(x), expected.reshape(len(x), -1), rtol=1e-5, atol=1e-6)
+    return network
+
+
+def refusal(path: Path) -> str:
+    """The one line import prints for a model it refuses; nothing is written."""
+    result = invoke("import", path, "-o", path.with_suffix(".yaml"))
+    assert result.exit_code == 1 and not path.with_suffix(".yaml").exists()
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.removeprefix(f"{path}: ").rstrip("\n")
+
+
+def gemm(source: str, out: str, name: str = "gemm", weights: str = "W", bias: str = "B"):
+    return helper.make_node("Gemm", [source, weights, bias], [out], transB=1, name=name)
+
+
+# Graphs the chain-reading importer turned into wrong networks (exit 0): now refused, naming the node.
+
+
+def test_a_dead_side_branch_is_refused_not_applied(tmp_path):
+    # y = Gemm(x); a Relu of y that nothing reads. The old importer applied the Relu anyway.
+    path = save(model([gemm("x", "y"), helper.make_node("Relu", ["y"], ["unused"], name="relu")]), tmp_path)
+    assert refusal(path) == (
+        "NS503 node 'relu' (Relu): its output 'unused' is not used on the way to the graph output 'y'; netspec maps "
+        "every node from the input to the output, so remove the unused ones (or export the model without them)"
+    )
+
+
+def test_a_relu_of_the_graph_input_after_a_gemm_is_refused(tmp_path):
+    # y = Relu(x), listed after a Gemm of x whose result nothing reads: the old importer gave Relu(Gemm(x)).
+    path = save(model([gemm("x", "h"), helper.make_node("Relu", ["x"], ["y"], name="relu")]), tmp_path)
+    assert refusal(path) == (
+        "NS503 node 'gemm' (Gemm): its output 'h' is not used on the way to the graph output 'y'; netspec maps "
+        "every node from the input to the output, so remove the unused ones (or export the model without them)"
+    )
+
+
+def test_a_softmax_over_the_batch_is_refused(tmp_path):
+    path = save(model([gemm("x", "h"), helper.make_node("Softmax", ["h"], ["y"], axis=0, name="softmax")]), tmp_path)
+    assert refusal(path) == (
+        "NS503 node 'softmax' (Softmax): a Softmax over axis 0 of a tensor of shape (batch, 4); netspec's softmax "
+        "is over the class scores, axis 1 of (batch, classes)"
+    )
+
+
+@pytest.mark.parametrize("axis", [1, -1, None])
+def test_a_softmax_over_the_class_scores_imports(tmp_path, axis):
+    attributes = {} if axis is None else {"axis": axis}
+    for opset in (11, 17):  # the default axis was 1 before opset 13, -1 since: the same on (batch, classes)
+        softmax = helper.make_node("Softmax", ["h"], ["y"], name="softmax", **attributes)
+        path = save(model([gemm("x", "h"), softmax], opset=opset), tmp_path, f"softmax{opset}")
+        network = imports_as_onnxruntime_runs(path, RNG.normal(size=(5, 4)).astype(np.float32))
+        assert network.layers[-1].spec.activation == "softmax"
+
+
+def test_a_node_reading_the_data_as_its_weights_is_refused(tmp_path):
+    # W @ x, not x @ W: the data is MatMul's second input.
+    path = save(model([helper.make_node("MatMul", ["W", "x"], ["y"], name="matmul")], inputs=("x", [4, 4])), tmp_path)
+    assert (
+        refusal(path) == "NS503 node 'matmul' (MatMul): it reads 'x' as its input 1, not as its first input (the data)"
+    )
+
+
+def test_a_graph_that_branches_is_refused_naming_where(tmp_path):
+    # y = h + Relu(h): a residual connection.
+    nodes = [
+        gemm("x", "h"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Add", ["h", "r"], ["y"], name="add"),
+    ]
+    assert refusal(save(model(nodes), tmp_path)) == (
+        "NS503 node 'add' (Add): it reads 'h', which node 'relu' (Relu) reads too: the graph branches there; "
+        "netspec imports chains of layers, each reading the one before (graphs that branch, such as residual "
+        "connections and Inception blocks, are not imported yet)"
+    )
+
+
+def test_a_graph_with_two_outputs_is_refused(tmp_path):
+    nodes = [gemm("x", "y"), helper.make_node("Relu", ["y"], ["z"], name="relu")]
+    path = save(model(nodes, outputs=(("y", ["batch", "scores"]), ("z", ["batch", "scores"]))), tmp_path)
+    assert refusal(path) == "NS503 the graph has 2 outputs; netspec networks have one, the class scores"
+
+
+def test_an_add_that_is_no_bias_is_refused(tmp_path):
+    nodes = [gemm("x", "h"), helper.make_node("Add", ["h", "B"], ["y"], name="shift")]
+    assert refusal(save(model(nodes), tmp_path)) == (
+        "NS503 node 'shift' (Add): an Add is netspec's only as the bias of a MatMul before it"
+    )
+
+
+@pytest.mark.parametrize(
+    "nodes, message",
+    [
+        (
+            [helper.make_node("Relu", ["W"], ["y"], name="relu")],
+            "NS503 the graph output 'y' does not depend on its input 'x'",
+        ),
+        (
+            [
+                gemm("x", "h"),
+                helper.make_node("Constant", [], ["training"], value=numpy_helper.from_array(np.array(True)), name="t"),
+                helper.make_node("Dropout", ["h", "", "training"], ["y"], name="drop"),
+            ],
+            "NS503 node 'drop' (Dropout): a Dropout in training mode drops values when the model runs; export the "
+            "model in eval mode",
+        ),
+        (
+            [gemm("x", "h"), helper.make_node("Elu", ["h"], ["y"], name="elu")],
+            "NS503 node 'elu' (Elu): this operator is not one netspec has; netspec maps Gemm, MatMul+Add, Relu, "
+            "LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a "
+            "vector, BatchNormalization, Dropout, Identity, Constant, ConstantOfShape (graphs that branch, such as "
+            "residual connections and Inception blocks, are not imported yet)",
+        ),
+    ],
+    ids=["input-unused", "dropout-training", "unknown-operator"],
+)
+def test_what_netspec_cannot_reproduce_is_refused(tmp_path, nodes, message):
+    assert refusal(save(model(nodes), tmp_path)) == message
+
+
+# Constants reached another way than as initializers.
+
+
+def test_a_bias_shared_through_identity_is_a_constant(tmp_path):
+    # PyTorch stores one zero bias and points the other layers at it: Identity ['0.bias'] -> ['2.bias'].
+    nodes = [
+        helper.make_node("Identity", ["B"], ["B again"], name="share"),
+        gemm("x", "h", "first"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        gemm("r", "y", "second", bias="B again"),
+    ]
+    network = imports_as_onnxruntime_runs(save(model(nodes), tmp_path), RNG.normal(size=(5, 4)).astype(np.float32))
+    np.testing.assert_array_equal(network.layers[1].params["bias"], B)
+
+
+def test_constant_and_constant_of_shape_nodes_are_constants(tmp_path):
+    shape = numpy_helper.from_array(np.array([4], np.int64), "shape")
+    nodes = [
+        helper.make_node("Constant", [], ["weights"], value=numpy_helper.from_array(W, "w"), name="c1"),
+        helper.make_node("Constant", [], ["four"], value_ints=[4], name="c2"),
+        helper.make_node(
+            "ConstantOfShape", ["four"], ["bias"], value=numpy_helper.from_array(np.array([0.5], np.float32)), name="c3"
+        ),
+        helper.make_node("MatMul", ["x", "weights"], ["h"], name="matmul"),
+        helper.make_node("Add", ["bias", "h"], ["y"], name="add"),
+    ]
+    path = save(model(nodes, constants={"shape": np.array([4], np.int64)}), tmp_path)
+    del shape
+    network = imports_as_onnxruntime_runs(path, RNG.normal(size=(5, 4)).astype(np.float32))
+    np.testing.assert_array_equal(network.layers[0].params["bias"], np.full(4, 0.5, np.float32))
+
+
+def test_a_constant_of_shape_past_the_limit_is_refused_before_it_is_made(tmp_path):
+    nodes = [
+        helper.make_node("Constant", [], ["size"], value_ints=[100_000, 100_000], name="size"),
+        helper.make_node("ConstantOfShape", ["size"], ["huge"], name="fill"),
+        helper.make_node("MatMul", ["x", "huge"], ["y"], name="matmul"),
+    ]
+    assert refusal(save(model(nodes, inputs=("x", ["batch", 100_000]), constants={}), tmp_path)) == (
+        "NS208 node 'fill' (ConstantOfShape): it makes 10,000,000,000 values, more than the limit of 50,000,000 "
+        "parameters; raise the limit (--max-params, or max_params= in Python) if the model is that large"
+    )
+
+
+def test_weights_computed_by_another_node_are_refused_naming_it(tmp_path):
+    nodes = [
+        helper.make_node("Transpose", ["W"], ["Wt"], name="turn"),
+        helper.make_node("MatMul", ["x", "Wt"], ["y"], name="matmul"),
+    ]
+    assert refusal(save(model(nodes), tmp_path)) == (
+        "NS503 node 'matmul' (MatMul): its input 1 ('Wt') is neither the output of the node before ('x') nor a "
+        "stored array: the graph joins two branches there (graphs that branch, such as residual connections "
+        "and Inception blocks, are not imported yet)"
+    )
+
+
+# Padding, as PyTorch's exporters write it.
+
+IMAGE = ("x", ["batch", 3, 5, 6])
+
+
+def conv(auto_pad: str | None = None, pads=None, kernel: str = "K", strides=(1, 1)):
+    attributes = {"strides": list(strides)}
+    if auto_pad is not None:
+        attributes["auto_pad"] = auto_pad
+    if pads is not None:
+        attributes["pads"] = pads
+    return helper.make_node("Conv", ["x", kernel], ["c"], name="conv", **attributes)
+
+
+@pytest.mark.parametrize(
+    "auto_pad, pads, kernel, strides, padding",
+    [
+        ("NOTSET", [1, 1, 1, 1], "K", (1, 1), 1),  # torch.onnx.export's default exporter writes NOTSET
+        (None, [0, 0, 0, 0], "K", (1, 1), "valid"),
+        ("VALID", None, "K", (1, 1), "valid"),
+        ("SAME_UPPER", None, "K2", (1, 1), "same"),
+        ("SAME_UPPER", None, "K", (2, 2), "same"),
+        ("SAME_LOWER", None, "K", (1, 1), 1),  # an even total: the same on both sides
+        ("NOTSET", [0, 0, 1, 1], "K2", (1, 1), "same"),
+    ],
+)
+def test_auto_pad_and_pads_import_as_onnxruntime_runs(tmp_path, auto_pad, pads, kernel, strides, padding):
+    nodes = [conv(auto_pad, pads, kernel, strides), helper.make_node("Flatten", ["c"], ["y"], name="flat")]
+    made = model(nodes, inputs=IMAGE, constants={"K": KERNEL, "K2": KERNEL2})
+    network = imports_as_onnxruntime_runs(save(made, tmp_path), RNG.normal(size=(2, 3, 5, 6)).astype(np.float32))
+    assert network.layers[0].spec.padding == padding
+
+
+def test_padding_netspec_has_no_form_for_is_refused_in_plain_words(tmp_path):
+    # A 2×2 kernel padded SAME_LOWER puts its odd pixel before; netspec's 'same' puts it after.
+    nodes = [conv("SAME_LOWER", None, "K2"), helper.make_node("Flatten", ["c"], ["y"], name="flat")]
+    path = save(model(nodes, inputs=IMAGE, constants={"K2": KERNEL2}), tmp_path)
+    assert refusal(path) == (
+        "NS503 node 'conv' (Conv): pads [1, 1, 0, 0] (top, left, bottom, right) are neither equal on every side "
+        "nor netspec's 'same' (any odd pixel after)"
+    )
+
+
+def test_a_reshape_to_the_batch_size_is_a_flatten_but_one_that_mixes_samples_is_not(tmp_path):
+    # torch.onnx.export(dynamo=True) fixes the batch size and writes Reshape(allowzero=1) to (2, values).
+    # (the target shape, allowzero, the values per row it makes of a (2, 2, 5, 6) tensor, accepted)
+    for target, allowzero, row, accepted in [([2, 60], 1, 60, True), ([0, -1], 0, 60, True), ([4, -1], 0, 30, False)]:
+        nodes = [
+            conv("NOTSET", [1, 1, 1, 1]),
+            helper.make_node("Reshape", ["c", "target"], ["flat"], allowzero=allowzero, name="reshape"),
+            helper.make_node("Gemm", ["flat", "D"], ["y"], transB=1, name="dense"),
+        ]
+        constants = {"K": KERNEL, "target": np.array(target, np.int64), "D": RNG.normal(size=(3, row)).astype("f4")}
+        path = save(model(nodes, inputs=("x", [2, 3, 5, 6]), constants=constants), tmp_path, "-".join(map(str, target)))
+        if accepted:
+            imports_as_onnxruntime_runs(path, RNG.normal(size=(2, 3, 5, 6)).astype(np.float32))
+        else:
+            assert refusal(path) == (
+                "NS503 node 'reshape' (Reshape): a Reshape to [4, -1] is not a flatten to (batch, 60); netspec's "
+                "only reshape is a flatten"
+            )
+
+
+# Real exports from PyTorch.
+
+
+def torch_export(torch, module, x, path: Path, **options) -> None:
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), opset_version=17, **options)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_pytorch_exports_with_shared_zero_biases_import_and_predict_as_pytorch_does(tmp_path, kind):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    if kind == "mlp":
+        module, x = (
+            torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8)),
+            torch.randn(4, 6),
+        )
+    else:
+        module = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(4, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(64, 3),
+        )
+        x = torch.randn(4, 3, 8, 8)
+    for layer in module:  # as torchvision does: the exporter then stores one zero bias for layers of one size
+        if hasattr(layer, "bias"):
+            torch.nn.init.zeros_(layer.bias)
+    path = tmp_path / f"{kind}.onnx"
+    torch_export(torch, module, x, path, dynamo=False)
+    assert "Identity" in [node.op_type for node in onnx.load(str(path)).graph.node]  # the shared bias
+    network = imports_as_onnxruntime_runs(path, x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_default_pytorch_exporter_with_onnxscript_imports(tmp_path):
+    """torch.onnx.export's default (dynamo) exporter writes auto_pad NOTSET and a Reshape to the fixed batch."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript", reason="torch's default ONNX exporter needs onnxscript")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 2),
+        torch.nn.Softmax(dim=1),
+    )
+    x = torch.randn(2, 3, 8, 8)
+    path = tmp_path / "dynamo.onnx"
+    torch_export(torch, module, x, path)
+    assert b"NOTSET" in path.read_bytes()
+    network = imports_as_onnxruntime_runs(path, x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# Options: what the graph does not say.
+
+
+def small(tmp_path: Path, shape=("batch", 3, 2, 2), name: str = "small") -> Path:
+    """A dense layer of 3 scores on an image of 3×2×2 values (39 parameters)."""
+    weights = RNG.normal(size=(3, 12)).astype(np.float32)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"], name="flat"),
+        helper.make_node("Gemm", ["flat", "D", "b"], ["y"], transB=1, name="dense"),
+    ]
+    constants = {"D": weights, "b": np.zeros(3, np.float32)}
+    return save(model(nodes, inputs=("x", list(shape)), constants=constants), tmp_path, name)
+
+
+def test_max_params_is_an_option_of_import(tmp_path):
+    path = small(tmp_path)
+    result = invoke("import", path, "-o", tmp_path / "under.yaml", "--max-params", 38)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{path}: NS208 layers[0]: the network has 39 parameters, more than the limit of 38 (layer 'dense_0' alone "
+        "has 39); make layers smaller or raise the limit (--max-params, or max_params= in Python)\n",
+    )
+    assert invoke("import", path, "-o", tmp_path / "at.yaml", "--max-params", 39).exit_code == 0
+    assert "--max-params" in invoke("import", "--help").output
+    from netspec.errors import SpecError
+    from netspec.interop.importer import import_model
+
+    with pytest.raises(SpecError, match="more than the limit of 38"):
+        import_model(path, tmp_path / "python.yaml", max_params=38)
+    import_model(path, tmp_path / "python.yaml", max_params=39, name="py", classes=["a", "b", "c"])
+    assert netspec.load(tmp_path / "python.yaml").spec.name == "py"
+    with pytest.raises(TypeError, match="a Path to a file of them; got the text 'labels.txt'"):
+        import_model(path, tmp_path / "python.yaml", classes="labels.txt")
+
+
+def test_name_classes_and_image_options_describe_the_spec(tmp_path):
+    path = small(tmp_path)
+    out = tmp_path / "described.yaml"
+    options = ["--name", "tiny", "--classes", "cat, dog,bird", "--image", "2,2,rgb", "--scale", "-1,1"]
+    result = invoke("import", path, "-o", out, *options, "--mean", "0.5", "--std", "0.2,0.3,0.4")
+    assert result.exit_code == 0, result.stderr
+    spec = netspec.load(out).spec
+    assert (spec.name, spec.classes) == ("tiny", ["cat", "dog", "bird"])
+    image = spec.input.image
+    assert (image.width, image.height, image.color, image.scale) == (2, 2, "rgb", [-1, 1])
+    assert (image.mean, image.std) == ([0.5, 0.5, 0.5], [0.2, 0.3, 0.4])
+    # Without options: the graph's name and '0', '1', ... as before.
+    invoke("import", path, "-o", tmp_path / "plain.yaml")
+    plain = netspec.load(tmp_path / "plain.yaml").spec
+    assert (plain.name, plain.classes, plain.input.image.mean) == ("g", ["0", "1", "2"], None)
+
+
+def test_a_classes_file_gives_one_label_a_line(tmp_path):
+    path = small(tmp_path)
+    labels = tmp_path / "synset.txt"
+    labels.write_text("n01440764 tench, Tinca tinca\n n01443537 goldfish \r\nn01484850 great white shark\n\n")
+    result = invoke("import", path, "-o", tmp_path / "fish.yaml", "--classes-file", labels)
+    assert result.exit_code == 0, result.stderr
+    assert netspec.load(tmp_path / "fish.yaml").classes == [
+        "n01440764 tench, Tinca tinca",
+        "n01443537 goldfish",
+        "n01484850 great white shark",
+    ]
+
+
+def test_a_bad_classes_file_is_refused_at_its_lines(tmp_path):
+    path = small(tmp_path)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("cat\n\ncat\ntab\there\n")
+    result = invoke("import", path, "-o", tmp_path / "out.yaml", "--classes-file", bad)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{bad}:2:1: NS109 the label is empty; give every class a label\n"
+        f"{bad}:3:1: NS122 the label 'cat' is listed twice (also line 1); keep one\n"
+        f"{bad}:4:1: NS103 the label 'tab\\there' holds a tab or other control character; labels are printable text\n",
+    )
+    short = tmp_path / "short.txt"
+    short.write_text("cat\ndog\n")
+    result = invoke("import", path, "-o", tmp_path / "out.yaml", "--classes-file", short)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{short}: NS123 the file holds 2 labels but the model gives 3 scores; write one label a line for each "
+        "score, in the order of the scores\n",
+    )
+    result = invoke("import", path, "-o", tmp_path / "out.yaml", "--classes", "a,b")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{path}: NS123 classes: 2 labels given but the model gives 3 scores; give one label for each score, in the "
+        "order of the scores\n",
+    )
+    result = invoke("import", path, "-o", tmp_path / "out.yaml", "--classes", "a", "--classes-file", short)
+    assert result.exit_code == 2 and "give the labels with --classes or with --classes-file, not both" in result.stderr
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_image_options_must_fit_the_models_input(tmp_path):
+    path = small(tmp_path)
+    cases = [
+        (
+            ["--image", "3,2,rgb"],
+            "NS505 an image of 3×2 pixels in rgb is read as (3, 2, 3), but the model reads (3, 2, 2); give the width, "
+            "height and color the model was made for",
+        ),
+        (
+            ["--image", "2,2,grayscale"],
+            "NS505 an image of 2×2 pixels in grayscale is read as (1, 2, 2), but the model reads (3, 2, 2); give the "
+            "width, height and color the model was made for",
+        ),
+        (
+            ["--mean", "0.1,0.2"],
+            "NS108 input.image.mean: has 2 values but rgb images have 3 channels; give one value per channel",
+        ),
+        (["--std", "0"], "NS104 input.image.std: must be above 0, got 0.0"),
+    ]
+    for options, message in cases:
+        result = invoke("import", path, "-o", tmp_path / "out.yaml", *options)
+        assert (result.exit_code, result.stderr) == (1, f"{path}: {message}\n"), options
+    result = invoke("import", path, "-o", tmp_path / "out.yaml", "--image", "224x224")
+    assert result.exit_code == 2 and "expected WIDTH,HEIGHT,COLOR (COLOR rgb or grayscale)" in result.stderr
+
+
+def test_image_options_give_the_size_a_model_leaves_open(tmp_path):
+    path = small(tmp_path, ("batch", 3, "height", "width"), "open")
+    result = invoke("import", path, "-o", tmp_path / "open.yaml")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{path}: NS505 the model's input (3, ?, ?) leaves the image's size open; give the image it reads "
+        "(--image WIDTH,HEIGHT,COLOR, or image= in Python)\n",
+    )
+    assert invoke("import", path, "-o", tmp_path / "open.yaml", "--image", "2,2,rgb").exit_code == 0
+    assert netspec.load(tmp_path / "open.yaml").input_shape == (3, 2, 2)
+
+
+def test_a_vector_input_is_read_as_the_image_it_was_made_from(tmp_path):
+    path = small(tmp_path, ("batch", 12), "vector")
+    network = imports_as_onnxruntime_runs(path, RNG.normal(size=(2, 12)).astype(np.float32))
+    assert network.spec.input.features == 12
+    result = invoke("import", path, "-o", tmp_path / "as-image.yaml", "--image", "2,2,rgb")
+    assert result.exit_code == 0, result.stderr
+    assert netspec.load(tmp_path / "as-image.yaml").input_shape == (3, 2, 2)
+    result = invoke("import", path, "-o", tmp_path / "no.yaml", "--mean", "0.5")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{path}: NS505 the image settings given (mean) describe an image, but the model reads a vector of 12 "
+        "numbers; give the image it reads (--image WIDTH,HEIGHT,COLOR, or image= in Python), or leave them out\n",
+    )
+
+
+def test_summary_of_a_thousand_classes_is_one_short_line(tmp_path):
+    weights = RNG.normal(size=(1000, 4)).astype(np.float32)
+    path = save(
+        model([gemm("x", "y", bias="b", weights="D")], constants={"D": weights, "b": np.zeros(1000, "f4")}), tmp_path
+    )
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"class {i}\n" for i in range(1000)))
+    assert invoke("import", path, "-o", tmp_path / "big.yaml", "--classes-file", labels).exit_code == 0
+    line = invoke("summary", tmp_path / "big.yaml").output.splitlines()[1]
+    assert line == "classes (1,000): class 0, class 1, class 2, class 3, class 4, class 5, class 6, … (993 more)"
