@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,3 +74,45 @@ def test_digits_specs_trained_with_netspec_train(digits, tmp_path):
     assert dense["count"] == cnn["count"] == 360
     assert dense["accuracy"] >= 0.97
     assert cnn["accuracy"] > dense["accuracy"]
+
+
+def test_iris_numbers_trained_evaluated_and_run(tmp_path):
+    """make_iris.py's files through train --normalize, eval and run: numbers in, species out."""
+    preprocessing = pytest.importorskip("sklearn.preprocessing", reason="the iris come from scikit-learn")
+    from netspec.cli import main
+
+    data = tmp_path / "data"
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "iris" / "make_iris.py"), str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert made.stdout.startswith("wrote 120 training and 30 test flowers to ")
+    runner = CliRunner()
+    out = tmp_path / "trained" / "iris.yaml"
+    train = ["train", str(ROOT / "specs" / "iris.yaml"), str(data / "train.npz"), "-o", str(out), "--normalize"]
+    trained = runner.invoke(main, [*train, "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    assert netspec.check(out) == []
+
+    # --normalize wrote the training data's mean and std, as scikit-learn's StandardScaler measures them.
+    features = netspec.load(out).spec.input.features
+    scaler = preprocessing.StandardScaler().fit(np.load(data / "train.npz")["x"])
+    assert features.mean == pytest.approx(scaler.mean_, rel=1e-6)
+    assert features.std == pytest.approx(scaler.scale_, rel=1e-6)
+
+    evaluated = runner.invoke(main, ["eval", str(out), str(data / "test.npz"), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout)
+    assert result["count"] == 30
+    assert result["accuracy"] >= 0.9
+
+    # The CSV holds the same flowers as test.npz, in order: sample i is on line i + 2 (the header is line 1).
+    ran = runner.invoke(main, ["run", str(out), str(data / "test.csv"), "--top-k", "1"])
+    assert ran.exit_code == 0, ran.output
+    csv_file = data / "test.csv"
+    named = [line.rsplit(": ", 1) for line in ran.stdout.splitlines() if not line.startswith(" ")]
+    assert [name for name, _ in named] == [f"{csv_file}:{line}" for line in range(2, 32)]
+    truth = np.load(data / "test.npz")["y"]
+    assert np.mean(np.array([label for _, label in named]) == truth) == pytest.approx(result["accuracy"])
