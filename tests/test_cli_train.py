@@ -340,6 +340,13 @@ def test_npz_data_problems(tmp_path):
         result.stderr
         == f"{tmp_path / 'text.npz'}: NS404 not a .npz file; write one with numpy.savez(path, x=inputs, y=labels)\n"
     )
+    (tmp_path / "rows.csv").write_text("a,b\n0,1\n")  # what `netspec run` reads: numbers, no labels
+    result = invoke("eval", spec, tmp_path / "rows.csv")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{tmp_path / 'rows.csv'}: NS406 data must be a folder of class folders or a .npz file with x and y "
+        "(a .csv holds no labels; save x and y with numpy.savez)\n",
+    )
 
 
 def test_npz_members_named_without_npy_and_a_damaged_header(tmp_path):

@@ -55,9 +55,10 @@ def read_dataset(
         return _read_folder(path, network, strict, warn, max_pixels)
     if path.suffix == ".npz":
         return _read_npz(path, network)
-    raise DataError(
-        Problem("NS406", "data must be a folder of class folders or a .npz file with x and y", file=str(path))
-    )
+    message = "data must be a folder of class folders or a .npz file with x and y"
+    if path.suffix.lower() in (".csv", ".npy"):  # what `netspec run` reads: numbers without their labels
+        message += f" (a {path.suffix.lower()} holds no labels; save x and y with numpy.savez)"
+    raise DataError(Problem("NS406", message, file=str(path)))
 
 
 def _read_folder(root: Path, network: Network, strict: bool, warn, max_pixels: int | None = None) -> Dataset:
