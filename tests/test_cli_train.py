@@ -125,13 +125,13 @@ def test_ctrl_c_saves_the_best_epoch_so_far_unless_told_not_to(spec, flowers, tm
 
     real_fit = netspec.train.fit
 
-    def fit_interrupted_in_epoch_2(network, x, y, options, on_batch, on_epoch):
+    def fit_interrupted_in_epoch_2(network, x, y, options, on_batch, on_epoch, threads=None):
         def stop(epoch):
             on_epoch(epoch)
             if epoch.number == 2:
                 raise KeyboardInterrupt
 
-        return real_fit(network, x, y, options, on_batch, stop)
+        return real_fit(network, x, y, options, on_batch, stop, threads)
 
     monkeypatch.setattr(netspec.train, "fit", fit_interrupted_in_epoch_2)
     out = tmp_path / "out.yaml"
