@@ -256,7 +256,9 @@ def main() -> None:
         many_specs(folder)
     print("\n7. one training epoch (python -m benchmarks.train_epoch alone; a small CNN: python -m benchmarks.cnn)")
     train_epoch.report(repeats=3)
-    print("\n8. BLAS threads: netspec train, default settings / OPENBLAS_NUM_THREADS=1 (python -m benchmarks.threads alone)")
+    print(
+        "\n8. BLAS threads: netspec train, default settings / OPENBLAS_NUM_THREADS=1 (python -m benchmarks.threads alone)"
+    )
     threads.report(rounds=3)
 
 
