@@ -76,8 +76,8 @@ def train_cases(rounds: int) -> None:
             with one_core_busy() if condition == "one core busy" else _nothing():
                 for spec, fewest in SPECS.items():
                     times: dict[str, list[float]] = {"default": [], "one thread": []}
-                    for _ in range(max(rounds, fewest)):
-                        for label in times:
+                    for round_ in range(max(rounds, fewest)):
+                        for label in sorted(times, reverse=round_ % 2 == 1):  # in turn first: no order favoured
                             out = folder / f"{spec}-{label.replace(' ', '-')}.yaml"
                             times[label].append(train_seconds(spec, data, out, label == "one thread"))
                     default, one = (statistics.median(times[label]) for label in times)
