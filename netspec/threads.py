@@ -17,6 +17,7 @@ an error; work inside work already limited (a forward pass during `fit`) keeps t
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 ENVVAR = "NETSPEC_NUM_THREADS"
@@ -88,12 +89,10 @@ class limited:
             global _depth, _saved
             with _lock:
                 if _depth == 0:
-                    libraries = _blas_libraries()
-                    saved = [library.num_threads for library in libraries]
-                    for library, now in zip(libraries, saved):
+                    _saved = [(library, library.num_threads) for library in _blas_libraries()]
+                    for library, now in _saved:
                         if now != self.threads:
                             library.set_num_threads(self.threads)
-                    _saved = saved
                 _depth += 1
                 self.held = True
         return self
@@ -105,7 +104,7 @@ class limited:
                 _depth -= 1
                 self.held = False
                 if _depth == 0:
-                    for library, before in zip(_blas_libraries(), _saved):
+                    for library, before in _saved:  # those limited, even if another was loaded meanwhile
                         if library.num_threads != before:
                             library.set_num_threads(before)
                     _saved = None
@@ -113,15 +112,21 @@ class limited:
 
 _lock = threading.Lock()
 _depth = 0
-_saved: list[int] | None = None
+_saved: list | None = None
 _libraries: list | None = None
+_modules_seen = 0
 
 
 def _blas_libraries() -> list:
-    """threadpoolctl's controllers of the BLAS libraries loaded, found once: finding them takes half a millisecond."""
-    global _libraries
-    if _libraries is None:
+    """threadpoolctl's controllers of the BLAS libraries loaded.
+
+    Finding them takes half a millisecond, so they are looked for again only when modules were
+    imported since (PyTorch and SciPy, for example, bring BLAS libraries of their own).
+    """
+    global _libraries, _modules_seen
+    if _libraries is None or len(sys.modules) != _modules_seen:
         from threadpoolctl import ThreadpoolController
 
         _libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _modules_seen = len(sys.modules)
     return _libraries

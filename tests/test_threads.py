@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -222,3 +223,38 @@ def test_evaluate_holds_the_limit_for_its_chunks():
     net.evaluate(x, y, threads=3)
     assert seen == [{1}, {3}]
     assert blas_threads() == {2}
+
+
+def test_a_blas_library_loaded_after_the_first_limit_is_limited_too():
+    """SciPy brings an OpenBLAS of its own; loaded after netspec first limited BLAS, it is limited as well."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("scipy")
+    script = """
+import json
+import numpy as np, threadpoolctl
+from threadpoolctl import threadpool_limits
+import netspec
+spec = {"netspec": 1, "classes": ["a", "b"], "input": {"features": 784},
+        "layers": [{"type": "dense", "neurons": 256}, {"type": "dense", "neurons": 2}]}
+net = netspec.build(netspec.Spec.model_validate(spec))
+x = np.zeros((64, 784), np.float32)
+def seen():
+    return sorted(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+first = net._steps[0]
+inside = []
+net._steps[0] = lambda x: inside.append(seen()) or first(x)
+with threadpool_limits(limits=2, user_api="blas"):
+    net.forward(x)
+    import scipy.linalg  # noqa: F401 - loads SciPy's own OpenBLAS
+with threadpool_limits(limits=2, user_api="blas"):
+    net.forward(x)
+    after = seen()
+print(json.dumps({"inside": inside, "after": after}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout)
+    assert len(found["after"]) >= 2  # SciPy's BLAS is loaded beside NumPy's
+    assert found["inside"] == [[1], [1] * len(found["after"])]  # before SciPy came, then with it
+    assert found["after"] == [2] * len(found["after"])
