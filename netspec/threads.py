@@ -4,10 +4,11 @@ OpenBLAS splits every product above a small size between all its threads. On a m
 cores are shared (2 vCPUs in the cloud, a laptop busy with other work) the second thread often
 waits for a core, and a product of a fraction of a millisecond then takes several: training the
 digits network took ten times as long as on one thread. Measured on this project's machines
-(docs/performance.md), a second thread pays only from about 2^28 multiply-adds per product
-(some 3 ms of float32 work) on an idle machine, and below that loses up to 15× when another
-process keeps a core busy. So netspec runs smaller work on one thread and leaves larger work
-to BLAS's own setting (one thread per core unless the user changed it).
+(docs/performance.md): on an idle machine a second thread makes products faster from about 10
+million multiply-adds, but below about 2^27 it makes them 2 to 15 times slower when another
+process keeps a core busy; from 2^28 (some 3 ms of float32 work) it gains or breaks even either
+way. So netspec runs smaller work on one thread and leaves larger work to BLAS's own setting
+(one thread per core unless the user changed it).
 
 The user's choice wins over that: a `threads` argument, else the NETSPEC_NUM_THREADS variable.
 A limit is held while the work runs and the previous setting is restored after it, also after
