@@ -8,7 +8,10 @@
   5. loading a spec with 200,000 inline weights, next to the same weights in a .npy;
   6. validating 1,000 small specs, next to only parsing them with libyaml (in one process and as processes);
   7. one training epoch of dense networks, plain NumPy, netspec and PyTorch (also python -m benchmarks.train_epoch);
-     the small CNN is python -m benchmarks.cnn.
+     the small CNN is python -m benchmarks.cnn;
+  8. `netspec train` of specs/digits.yaml and specs/digits-cnn.yaml, default settings next to
+     OPENBLAS_NUM_THREADS=1, idle and with another process keeping one core busy (also
+     python -m benchmarks.threads, which with --products times the products behind netspec.threads' rule).
 Medians; the machine is shared, so the ratios within one run are the figures that count.
 """
 
@@ -25,7 +28,7 @@ import numpy as np
 import yaml
 
 import netspec
-from benchmarks import train_epoch
+from benchmarks import threads, train_epoch
 from benchmarks.shared import dense_network, median_seconds, medians_taking_turns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,6 +256,10 @@ def main() -> None:
         many_specs(folder)
     print("\n7. one training epoch (python -m benchmarks.train_epoch alone; a small CNN: python -m benchmarks.cnn)")
     train_epoch.report(repeats=3)
+    print(
+        "\n8. BLAS threads: netspec train, default settings / OPENBLAS_NUM_THREADS=1 (python -m benchmarks.threads alone)"
+    )
+    threads.report(rounds=3)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from netspec import threads as blas
 from netspec.errors import InputError, Problem
 from netspec.layers import LAYER_MODULES, Layer
 from netspec.spec import Spec
@@ -66,6 +67,12 @@ class Network:
         self._steps = [layer.infer for layer in self.layers]  # made once: running is a loop over these
         self._input_shape = self.spec.input.shape
         self._dtype = np.dtype(self.spec.dtype)
+        # Per example, the multiply-adds of the largest layer: times the batch, the size of the largest
+        # matrix product, which decides how many BLAS threads pay (netspec.threads).
+        self._product = max(
+            (layer.module.multiply_adds(layer.spec, layer.input_shape) for layer in self.layers),
+            default=0,
+        )
 
     def __getstate__(self) -> dict:
         # Pickled as the spec and the arrays alone (cheap to send to workers, e.g. with Dask);
@@ -96,20 +103,34 @@ class Network:
         )
         return f"<Network {self.spec.name!r}: {sizes}, classes {self.classes}>"
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The output layer's activations, shape (batch, classes), for a batch of inputs.
 
         Args:
             x: shape (batch, features) or (batch, channels, height, width), as the input says.
+            threads: BLAS threads for the matrix products (default: NETSPEC_NUM_THREADS if set, else
+                one for a batch too small to gain from more, see netspec.threads).
 
         Raises:
             InputError: the array's shape does not fit the input (NS305).
         """
         if type(x) is not np.ndarray or x.dtype != self._dtype or x.shape[1:] != self._input_shape:
             x = self._batch(x)  # the checks and conversions; an array already right skips them
-        for step in self._steps:
-            x = step(x)
+        limit = blas.for_work(len(x) * self._product, self._dtype.itemsize, threads)
+        if limit is None:  # no limit to hold (most small batches): not even the `with`
+            for step in self._steps:
+                x = step(x)
+            return x
+        with blas.limited(limit):
+            for step in self._steps:
+                x = step(x)
         return x
+
+    def threads_for(self, batch: int, threads: int | None = None) -> int | None:
+        """The BLAS threads netspec holds for work on batches of `batch` examples: `threads` or
+        NETSPEC_NUM_THREADS if given, else 1 where the products are too small to gain from more,
+        else None (BLAS as it is set)."""
+        return blas.for_work(batch * self._product, self._dtype.itemsize, threads)
 
     @property
     def ends_in_softmax(self) -> bool:
@@ -163,26 +184,28 @@ class Network:
             values = values / np.asarray(features.std)
         return values.astype(self.dtype, copy=False)
 
-    def scores(self, sources: Any) -> np.ndarray:
+    def scores(self, sources: Any, threads: int | None = None) -> np.ndarray:
         """Scores per class for images or numbers: shape (batch, classes), or (classes,) for one input.
 
         One input is one image path, one PIL image, a vector of the input's length, or one image array
         of its shape; a list of paths or images, or a batch array, gives a batch of scores.
+        `threads`: BLAS threads, as for forward.
         """
-        scores = self.forward(self.inputs(sources))
+        scores = self.forward(self.inputs(sources), threads)
         return scores[0] if self._is_one(sources) else scores
 
-    def predict(self, sources: Any) -> list[str] | str:
+    def predict(self, sources: Any, threads: int | None = None) -> list[str] | str:
         """The predicted class label for each image or array: the class with the highest score.
 
         One input (one path, one PIL image, a vector of the input's length, or one image array of
         its shape) gives one label; a list of paths or images, or a batch array, gives a list of labels.
+        `threads`: BLAS threads, as for forward.
 
         Raises:
             InputError: an input whose scores are not finite (NS306): it has no meaningful label.
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            scores = self.forward(self.inputs(sources))
+            scores = self.forward(self.inputs(sources), threads)
         finite = np.isfinite(scores).all(axis=1)
         if not finite.all():
             bad = ", ".join(str(i) for i in np.flatnonzero(~finite)[:10])
@@ -200,13 +223,15 @@ class Network:
             return False
         return np.shape(sources) == self._input_shape
 
-    def fit(self, x: Any, y: Any, on_batch=None, on_epoch=None, **options: Any):
+    def fit(self, x: Any, y: Any, on_batch=None, on_epoch=None, threads: int | None = None, **options: Any):
         """Learn the weights from inputs `x` and labels `y` (class indices or label strings).
 
         `x` is numbers as `inputs` takes them: a vector input's `mean` and `std` are applied to it.
 
         Options are those of the spec's `training:` section (optimizer, learning_rate, momentum,
         weight_decay, epochs, batch_size, val_split, patience, seed); given ones override the spec's.
+        `threads`: BLAS threads for the whole run (default: NETSPEC_NUM_THREADS if set, else
+        chosen for the batch size, see netspec.threads).
         Returns the netspec.train.History of the run; the network keeps the best epoch's arrays.
 
         Raises:
@@ -216,13 +241,16 @@ class Network:
 
         settings = resolve_options(self.spec, **options)
         x, y = self._examples(x, y)
-        return fit(self, x, y, settings, on_batch, on_epoch)
+        return fit(self, x, y, settings, on_batch, on_epoch, threads)
 
-    def evaluate(self, x: Any, y: Any):
-        """Accuracy, per-class precision, recall and F1, and the confusion matrix (a netspec.train.Evaluation)."""
+    def evaluate(self, x: Any, y: Any, threads: int | None = None):
+        """Accuracy, per-class precision, recall and F1, and the confusion matrix (a netspec.train.Evaluation).
+
+        `threads`: BLAS threads, as for forward.
+        """
         from netspec.train import evaluate
 
-        return evaluate(self, *self._examples(x, y))
+        return evaluate(self, *self._examples(x, y), threads)
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.

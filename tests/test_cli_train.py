@@ -125,13 +125,13 @@ def test_ctrl_c_saves_the_best_epoch_so_far_unless_told_not_to(spec, flowers, tm
 
     real_fit = netspec.train.fit
 
-    def fit_interrupted_in_epoch_2(network, x, y, options, on_batch, on_epoch):
+    def fit_interrupted_in_epoch_2(network, x, y, options, on_batch, on_epoch, threads=None):
         def stop(epoch):
             on_epoch(epoch)
             if epoch.number == 2:
                 raise KeyboardInterrupt
 
-        return real_fit(network, x, y, options, on_batch, stop)
+        return real_fit(network, x, y, options, on_batch, stop, threads)
 
     monkeypatch.setattr(netspec.train, "fit", fit_interrupted_in_epoch_2)
     out = tmp_path / "out.yaml"
@@ -545,3 +545,62 @@ def test_train_normalize_refuses_an_image_input(spec, flowers, tmp_path):
     result = invoke("train", spec, flowers, "-o", tmp_path / "out.yaml", "--normalize")
     assert result.exit_code == 2
     assert "--normalize is for a features input; an image input states its mean and std itself" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+@pytest.mark.parametrize(
+    ("flag", "env", "inside"),
+    [
+        ([], {}, {1}),  # batches of 32 and 64 × 256 products: too small to gain from a second thread
+        (["--threads", "3"], {}, {3}),
+        ([], {"NETSPEC_NUM_THREADS": "3"}, {3}),
+        (["--threads", "1"], {"NETSPEC_NUM_THREADS": "3"}, {1}),
+    ],
+)
+def test_train_and_eval_hold_the_blas_threads_asked_for(tmp_path, monkeypatch, command, flag, env, inside):
+    import threadpoolctl
+
+    from netspec.layers import dense
+
+    def blas_threads():
+        return {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"}
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 64}\nlayers:\n"
+        "  - {type: dense, neurons: 256, activation: relu}\n  - {type: dense, neurons: 2, activation: softmax}\n"
+    )
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((64, 64), dtype=np.float32), y=rng.integers(0, 2, 64))
+    seen = []
+    real_forward, real_runner = dense.forward, dense.runner
+
+    def forward(layer, params, x, train=False, rng=None):
+        seen.append(blas_threads())
+        return real_forward(layer, params, x, train, rng)
+
+    def runner(layer, params):
+        run = real_runner(layer, params)
+        return lambda x: seen.append(blas_threads()) or run(x)
+
+    monkeypatch.setattr(dense, "forward", forward)
+    monkeypatch.setattr(dense, "runner", runner)
+    out = ["-o", tmp_path / "o.yaml", "--epochs", "1"] if command == "train" else []
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        args = [command, spec, tmp_path / "d.npz", *out, *flag]
+        result = CliRunner().invoke(main, [str(a) for a in args], env={"NETSPEC_NUM_THREADS": None, **env})
+        assert result.exit_code == 0, result.output + result.stderr
+        assert seen and all(found == inside for found in seen)
+        assert blas_threads() == {2}
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_train_and_eval_refuse_a_bad_thread_count(tmp_path, command):
+    args = [command, str(ROOT / "specs" / "digits.yaml"), str(tmp_path)]
+    args += ["-o", str(tmp_path / "o.yaml")] if command == "train" else []
+    result = CliRunner().invoke(main, [*args, "--threads", "0"])
+    assert result.exit_code == 2
+    assert result.stderr.endswith("Error: Invalid value for '--threads': 0 is not in the range x>=1.\n")
+    result = CliRunner().invoke(main, args, env={"NETSPEC_NUM_THREADS": "many"})
+    assert result.exit_code == 2
+    assert result.stderr.endswith("Error: Invalid value for '--threads': 'many' is not a valid integer range.\n")

@@ -16,6 +16,7 @@ from netspec.cli.options import (
     spec_inputs,
     warn_skipped,
 )
+from netspec.cli.options import threads as threads_option
 from netspec.loader import load
 from netspec.train import evaluate
 from netspec.train.data import read_dataset
@@ -30,10 +31,18 @@ from netspec.train.metrics import Evaluation
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw the confusion matrix (.png, .svg, .pdf)."
 )
+@threads_option()
 @max_pixels_option
 @max_params_option
 def evaluate_command(
-    spec: Path, data: Path, as_json: bool, strict: bool, plot: Path | None, max_pixels: int, max_params: int
+    spec: Path,
+    data: Path,
+    as_json: bool,
+    strict: bool,
+    plot: Path | None,
+    threads: int | None,
+    max_pixels: int,
+    max_params: int,
 ) -> None:
     """Measure how well SPEC classifies DATA (a folder of class folders, or a .npz with x and y)."""
     if plot is not None:
@@ -43,7 +52,7 @@ def evaluate_command(
         refuse_overwrite("--plot", plot, [*spec_inputs(spec, network.spec), data])
         refuse_among_images("--plot", plot, data, below_its_root=True)
     dataset = read_dataset(data, network, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
-    result = evaluate(network, dataset.x, dataset.y)
+    result = evaluate(network, dataset.x, dataset.y, threads)
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else report(result))
     if plot is not None:
         from netspec.pictures.canvas import save

@@ -107,6 +107,13 @@ def refuse_among_images(option: str, out: Path, folder: Path, below_its_root: bo
             )
 
 
+def threads(
+    help_text: str = "BLAS threads for the matrix products (default: one where they are too small to gain from more).",
+):
+    """The --threads option (or NETSPEC_NUM_THREADS) of the commands that multiply matrices (netspec.threads)."""
+    return click.option("--threads", type=click.IntRange(min=1), envvar="NETSPEC_NUM_THREADS", help=help_text)
+
+
 def spec_inputs(spec_path: Path, spec) -> list[Path]:
     """The spec file and the array files it reads, which no output may replace."""
     return [spec_path, *(spec_path.parent / name for name in spec.array_files())]

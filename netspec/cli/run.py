@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import warnings
@@ -18,10 +17,12 @@ from netspec import samples
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.cli.options import picture_output, refuse_among_images, refuse_overwrite, spec_inputs
+from netspec.cli.options import threads as threads_option
 from netspec.errors import InputError, Problem
 from netspec.folders import IMAGE_SUFFIXES, files_below
 from netspec.loader import load
 from netspec.network import Network
+from netspec.threads import limited
 
 BAR_WIDTH = 20
 STDIN = Path("-")
@@ -37,11 +38,9 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass."
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    envvar="NETSPEC_NUM_THREADS",
-    help="Threads for decoding images and for NumPy's matrix products (default: one per core).",
+@threads_option(
+    "Threads for decoding images (default: one per core) and for the matrix products (default: one "
+    "where a batch is too small to gain from more)."
 )
 @click.option(
     "--explain",
@@ -78,7 +77,7 @@ def run(
     if network.spec.input.image is None:
         if explain is not None:
             raise click.UsageError("--explain shows which pixels mattered; this spec reads numbers, not images")
-        with _blas_threads(threads):
+        with limited(threads):
             failed = classify_samples(network, images, top_k, as_json, batch_size)
         if failed:
             raise click.exceptions.Exit(1)
@@ -96,7 +95,7 @@ def run(
             refuse_among_images("--explain", explain, folder)
     piped = _from_stdin(images, max_pixels)
     failed = len(unreadable)
-    with _blas_threads(threads):  # the limits are undone however the loop ends (an error, a closed pipe)
+    with limited(threads):  # None: each batch's forward chooses; undone however the loop ends (an error, a closed pipe)
         for path, result in classify(network, images, batch_size, threads, max_pixels, read_already=piped):
             if isinstance(result, InputError):
                 failed += 1
@@ -198,15 +197,6 @@ def classify(
             # and the next, rather than wait for them (cancelling a finished read does nothing).
             for future in [*futures, *(queued[1] if queued is not None else ())]:
                 future.cancel()
-
-
-def _blas_threads(threads: int | None):
-    """A context limiting the BLAS library's threads (for many netspec processes side by side); None: no limit."""
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def _read(network: Network, path: Path, max_pixels: int | None = None) -> np.ndarray | InputError:

@@ -22,6 +22,7 @@ from netspec.cli.options import (
 )
 from netspec.cli.options import max_params as max_params_option
 from netspec.cli.options import max_pixels as max_pixels_option
+from netspec.cli.options import threads as threads_option
 from netspec.errors import Problem, SpecError
 from netspec.folders import SPEC_SUFFIXES
 from netspec.loader import located, read_spec
@@ -81,6 +82,7 @@ BAR_WIDTH = 24
     show_default=True,
     help="On Ctrl-C, save the best epoch so far.",
 )
+@threads_option()
 @max_pixels_option
 @max_params_option
 def train(
@@ -93,6 +95,7 @@ def train(
     quiet: bool,
     plot: Path | None,
     save_on_interrupt: bool,
+    threads: int | None,
     max_pixels: int,
     max_params: int,
     **overrides,
@@ -138,7 +141,7 @@ def train(
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
     # The data is already checked and the options resolved: the loop itself, not Network.fit, which does both again.
-    history = training.fit(network, dataset.x, dataset.y, options, on_batch, on_epoch)
+    history = training.fit(network, dataset.x, dataset.y, options, on_batch, on_epoch, threads)
     if history.interrupted:
         if bar:
             _redraw("")

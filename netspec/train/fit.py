@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import ValidationError
 
+from netspec import threads as blas
 from netspec.errors import Problem, SpecError
 from netspec.spec import Spec, Training
 from netspec.train.data import DataError
@@ -81,6 +82,7 @@ def fit(
     options: Training,
     on_batch: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[Epoch], None] | None = None,
+    threads: int | None = None,
 ) -> History:
     """Train `network` in place on inputs `x` and class indices `y`.
 
@@ -92,11 +94,18 @@ def fit(
     current batch, keeping the best so far.
 
     `on_batch(seen, total, loss, accuracy)` is called after each step with the epoch's running
-    figures, `on_epoch(epoch)` after each epoch.
+    figures, `on_epoch(epoch)` after each epoch. `threads`: BLAS threads for the whole run
+    (default: NETSPEC_NUM_THREADS if set, else chosen for the batch size by netspec.threads).
 
     Raises:
         DataError: no examples are left to train on (NS403).
     """
+    # Chosen once for the run from the size of a step's products; undone when fit ends, however it ends.
+    with blas.limited(network.threads_for(min(options.batch_size, len(x)), threads)):
+        return _train(network, x, y, options, on_batch, on_epoch)
+
+
+def _train(network, x, y, options, on_batch, on_epoch) -> History:
     rng = np.random.default_rng(options.seed)
     noise = np.random.default_rng([options.seed, 1])  # dropout's masks, apart from the shuffling's stream
     order = rng.permutation(len(x))

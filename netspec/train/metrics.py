@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netspec import threads as blas
+
 if TYPE_CHECKING:
     from netspec.network import Network
 
@@ -65,14 +67,23 @@ class Evaluation:
         }
 
 
-def evaluate(network: Network, x: np.ndarray, y: np.ndarray) -> Evaluation:
-    """Classify `x` in chunks and compare with the class indices `y`."""
+def evaluate(network: Network, x: np.ndarray, y: np.ndarray, threads: int | None = None) -> Evaluation:
+    """Classify `x` in chunks and compare with the class indices `y`.
+
+    `threads`: BLAS threads (default: NETSPEC_NUM_THREADS if set, else chosen for the chunks' size
+    by netspec.threads).
+    """
     size = len(network.classes)
     confusion = np.zeros((size, size), dtype=np.int64)
-    for start in range(0, len(x), 1024):
-        predicted = network.forward(x[start : start + 1024]).argmax(axis=1)
-        np.add.at(confusion, (y[start : start + 1024], predicted), 1)
+    with blas.limited(network.threads_for(min(len(x), CHUNK), threads)):
+        for start in range(0, len(x), CHUNK):
+            predicted = network.forward(x[start : start + CHUNK]).argmax(axis=1)
+            np.add.at(confusion, (y[start : start + CHUNK], predicted), 1)
     return Evaluation(list(network.classes), confusion)
+
+
+CHUNK = 1024
+"""Examples classified at once: memory stays bounded however many there are."""
 
 
 def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:

@@ -1,0 +1,133 @@
+"""How many BLAS threads for a piece of work: one where its matrix products are too small to gain from more.
+
+OpenBLAS splits every product above a small size between all its threads. On a machine whose
+cores are shared (2 vCPUs in the cloud, a laptop busy with other work) the second thread often
+waits for a core, and a product of a fraction of a millisecond then takes several: training the
+digits network took ten times as long as on one thread. Measured on this project's machines
+(docs/performance.md): on an idle machine a second thread makes products faster from about 10
+million multiply-adds, but below about 2^27 it makes them 2 to 15 times slower when another
+process keeps a core busy; from 2^28 (some 3 ms of float32 work) it gains or breaks even either
+way. So netspec runs smaller work on one thread and leaves larger work to BLAS's own setting
+(one thread per core unless the user changed it).
+
+The user's choice wins over that: a `threads` argument, else the NETSPEC_NUM_THREADS variable.
+A limit is held while the work runs and the previous setting is restored after it, also after
+an error; work inside work already limited (a forward pass during `fit`) keeps the outer limit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+ENVVAR = "NETSPEC_NUM_THREADS"
+"""The variable that fixes the number of BLAS threads for all of netspec's work (as `--threads` does)."""
+
+ONE_THREAD_BELOW = 1 << 28
+"""Multiply-adds of float32 work (float64 counts twice) in a product, below which one thread is faster here."""
+
+NOT_WORTH_A_LIMIT = 1 << 18
+"""Products this small run on one thread inside OpenBLAS anyway: no limit, which costs microseconds."""
+
+
+def chosen(threads: int | None = None) -> int | None:
+    """The user's choice of BLAS threads: `threads` if given, else NETSPEC_NUM_THREADS if set, else None.
+
+    Raises:
+        ValueError: `threads` or NETSPEC_NUM_THREADS is not a whole number of at least 1.
+    """
+    if threads is None:
+        text = os.environ.get(ENVVAR)
+        if not text:
+            return None
+        try:
+            threads = int(text)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"{ENVVAR}={text!r}: expected a whole number of threads, at least 1; unset it or fix it")
+        return threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads={threads!r}: expected a whole number of threads, at least 1, or None (automatic)")
+    return threads
+
+
+def for_work(multiply_adds: int, itemsize: int = 4, threads: int | None = None) -> int | None:
+    """The BLAS threads for work whose largest matrix product takes `multiply_adds` of `itemsize`-byte numbers.
+
+    The user's choice (`threads`, NETSPEC_NUM_THREADS) if any; else 1 for work too small to gain
+    from more threads; else None: BLAS as it is set (by default, one thread per core). Work below
+    NOT_WORTH_A_LIMIT gets None unless `threads` is given: OpenBLAS runs it on one thread anyway.
+    """
+    if threads is not None:
+        return chosen(threads)
+    if multiply_adds < NOT_WORTH_A_LIMIT:  # first, before reading the environment: every small forward asks
+        return None
+    threads = chosen()
+    if threads is not None:
+        return threads
+    return 1 if multiply_adds * itemsize < ONE_THREAD_BELOW * 4 else None
+
+
+class limited:
+    """Holds BLAS at `threads` threads inside a `with` block (None: leaves it as it is).
+
+    The previous setting comes back when the block ends, however it ends. The first block to
+    enter decides: blocks inside it (or entered by other Python threads meanwhile) keep its
+    limit, and the setting is restored when the last of them leaves, so threads that limit at
+    once cannot leave BLAS limited for good.
+    """
+
+    __slots__ = ("threads", "held")
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+        self.held = False
+
+    def __enter__(self) -> limited:
+        if self.threads is not None:
+            global _depth, _saved
+            with _lock:
+                if _depth == 0:
+                    _saved = [(library, library.num_threads) for library in _blas_libraries()]
+                    for library, now in _saved:
+                        if now != self.threads:
+                            library.set_num_threads(self.threads)
+                _depth += 1
+                self.held = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            global _depth, _saved
+            with _lock:
+                _depth -= 1
+                self.held = False
+                if _depth == 0:
+                    for library, before in _saved:  # those limited, even if another was loaded meanwhile
+                        if library.num_threads != before:
+                            library.set_num_threads(before)
+                    _saved = None
+
+
+_lock = threading.Lock()
+_depth = 0
+_saved: list | None = None
+_libraries: list | None = None
+_modules_seen = 0
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded.
+
+    Finding them takes half a millisecond, so they are looked for again only when modules were
+    imported since (PyTorch and SciPy, for example, bring BLAS libraries of their own).
+    """
+    global _libraries, _modules_seen
+    if _libraries is None or len(sys.modules) != _modules_seen:
+        from threadpoolctl import ThreadpoolController
+
+        _libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _modules_seen = len(sys.modules)
+    return _libraries
