@@ -71,7 +71,11 @@ def read(path: str | Path, features: int) -> Samples:
         raise InputError(Problem("NS307", "is a folder, not a file of numbers", file=name)) from None
     except PermissionError as err:
         raise InputError(Problem("NS307", f"cannot read the file: {err.strerror}", file=name)) from None
-    x = _checked_array(x, name, features)
+    x = _checked_array(x, name, features, "x" if suffix == ".npz" else "the array")
+    if not len(x):
+        raise InputError(
+            Problem("NS307", f"has no rows; save at least one sample of {plural(features, 'number')}", file=name)
+        )
     return Samples(x, list(range(len(x))), by_line=False)
 
 
@@ -122,7 +126,8 @@ def _npz_arrays(path: Path, keys: tuple[str, ...], write_hint: str) -> dict[str,
 _PICKLED = "holds Python objects (a pickled array), which netspec never unpickles; save numbers: x.astype('float32')"
 
 
-def _too_large(key: str, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> str | None:
+def _too_large(key: str, shape: tuple[int, ...], _fortran: bool, dtype: np.dtype) -> str | None:
+    """What is wrong with an array of this header's shape and dtype, if it declares too much data to read."""
     size = math.prod(shape) * dtype.itemsize
     if size > MAX_DATA_BYTES:
         return f"{key} declares {size:,} bytes of data ({shape}), more than the {MAX_DATA_BYTES:,} netspec reads"
@@ -145,21 +150,22 @@ def _read_npy(path: Path, fail) -> np.ndarray:
             raise fail(_PICKLED if "allow_pickle" in str(err) else f"cannot read the .npy file: {err}") from None
 
 
-def _checked_array(x: np.ndarray, name: str, features: int) -> np.ndarray:
-    """x (a .npz's array x, or a .npy's one array) as samples: numbers, (n, features), all finite."""
+def _checked_array(x: np.ndarray, name: str, features: int, called: str = "x") -> np.ndarray:
+    """x (a .npz's array x, or a .npy's one array, `called` so) as samples: numbers, (n, features), all finite."""
     if x.dtype.kind not in "biuf":
-        message = f"x holds {x.dtype} values; the samples must be numbers (save them with x.astype('float32'))"
+        message = f"{called} holds {x.dtype} values; the samples must be numbers (save them with x.astype('float32'))"
         raise InputError(Problem("NS307", message, file=name))
     if x.ndim == 1 and len(x) == features:
         x = x[np.newaxis]  # one sample alone
     if x.ndim != 2 or x.shape[1] != features:
         wanted = plural(features, "number")
-        message = f"x has shape {x.shape}; the spec reads {wanted} a sample: give shape (n, {features})"
+        message = f"{called} has shape {x.shape}; the spec reads {wanted} a sample: give shape (n, {features})"
         raise InputError(Problem("NS305", message, file=name))
     if not np.isfinite(x).all():
         row, column = (int(i) for i in np.argwhere(~np.isfinite(x))[0])
         count = int(x.size - np.isfinite(x).sum())
-        message = f"x[{row}, {column}] is {x[row, column]} ({count} value(s) not finite); give finite numbers"
+        where = f"x[{row}, {column}]" if called == "x" else f"the value at [{row}, {column}]"
+        message = f"{where} is {x[row, column]} ({count} value(s) not finite); give finite numbers"
         raise InputError(Problem("NS307", message, file=name))
     return x.astype(np.float64, copy=False)
 
@@ -188,10 +194,10 @@ def _read_csv(path: Path, name: str, features: int) -> Samples:
             if not rows and header is None and all(value is None for value in values):
                 header = [cell.strip() for cell in cells]  # a first line of no numbers at all: column names
                 if len(header) != features:
-                    raise _columns(name, line, len(header), features, "header ")
+                    raise _columns(name, line, cells, features, "header ")
                 continue
             if len(values) != features:
-                raise _columns(name, line, len(values), features)
+                raise _columns(name, line, cells, features)
             for column, (cell, value) in enumerate(zip(cells, values), start=1):
                 if value is None or not math.isfinite(value):
                     called = f" ({header[column - 1]})" if header and header[column - 1] else ""
@@ -228,7 +234,13 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def _columns(name: str, line: int, got: int, features: int, what: str = "") -> InputError:
+def _columns(name: str, line: int, cells: list[str], features: int, what: str = "") -> InputError:
     wanted = plural(features, "number")
-    message = f"the {what}line has {plural(got, 'column')}, but the spec reads {wanted} a sample; give one column each"
+    message = f"the {what}line has {plural(len(cells), 'column')}, but the spec reads {wanted} a sample"
+    if len(cells) == 1 and any(mark in cells[0] for mark in ("\t", ";")):
+        message += "; netspec splits columns at commas, and this line has tabs or semicolons: write it with commas"
+    elif len(cells) == features + 1 and not cells[-1].strip():
+        message += "; the line ends with a comma, which starts an empty last column: remove it"
+    else:
+        message += "; give one column each"
     return InputError(Problem("NS305", message, file=name, line=line))

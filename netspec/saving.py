@@ -14,6 +14,7 @@ import yaml
 
 from netspec.files import atomic_write
 from netspec.folders import SPEC_SUFFIXES
+from netspec.schema import MODELINE
 from netspec.yaml_source import Source, read_yaml, reads_as_text
 
 if TYPE_CHECKING:
@@ -78,34 +79,35 @@ def spec_document(network: Network, weights_file: str) -> dict:
     return document
 
 
-def save_trained(network: Network, source: Source, path: Path) -> tuple[Path, Path]:
+def save_trained(network: Network, source: Source, path: Path, features: dict | None = None) -> tuple[Path, Path]:
     """Write a trained network as the spec it came from, comments and key order kept, plus its .npz.
 
     Only `weights_file` changes: its value is replaced, or a line is added before `layers:`; and the
-    input's `features`, if training gave it a mean and std (`netspec train --normalize`). If the
-    spec is written in a way this cannot edit safely (say, all in flow style), the spec is written
-    anew from its data instead, which keeps every value but not the comments.
+    input's `features`, when training measured them (`netspec train --normalize` passes them as
+    `features`, the input's new value). If the spec is written in a way this cannot edit safely
+    (say, all in flow style), the spec is written anew from its data instead, which keeps every
+    value but not the comments. The spec's text is made before anything is written, so that a
+    problem in making it leaves no arrays behind.
     """
     arrays_path = path.with_suffix(".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_arrays(network, arrays_path)
     expected = {**source.data, "weights_file": arrays_path.name}
     text = _with_weights_file(source.text, source, arrays_path.name)
-    network_input = network.spec.input.model_dump(mode="json", exclude_none=True, exclude_unset=True)
-    if isinstance(source.data, dict) and network_input != source.data.get("input"):
-        expected["input"] = network_input
-        text = _with_features(text, source, network_input["features"]) if text is not None else None
+    if features is not None:
+        expected["input"] = {"features": features}
+        text = _with_features(text, source, features) if text is not None else None
     if text is None or read_yaml(text, str(path)).data != expected:
         document = {key: expected[key] for key in [*source.data, "weights_file"]}
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     else:
         text = _schema_comment_from(text, Path(source.file).parent, path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_arrays(network, arrays_path)
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
     return path, arrays_path
 
 
-_SCHEMA_COMMENT = re.compile(r"# yaml-language-server: \$schema=(\S+)")
+_SCHEMA_COMMENT = re.compile(re.escape(MODELINE) + r"(\S+)")
 
 
 def _schema_comment_from(text: str, spec_folder: Path, out_folder: Path) -> str:

@@ -368,6 +368,8 @@ def test_run_on_numbers_says_what_is_wrong_with_each_file(write_spec, tmp_path):
         "nan.csv": "1,2\n 2, nan\n",
         "empty.csv": "",
         "header.csv": "a,b\n",
+        "tabs.csv": "1\t2\n",
+        "trailing.csv": "1,2,\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -375,10 +377,22 @@ def test_run_on_numbers_says_what_is_wrong_with_each_file(write_spec, tmp_path):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.save(tmp_path / "wide.npy", np.zeros((3, 5)))
     np.save(tmp_path / "inf.npy", np.array([[1.0, 2.0], [2.0, -np.inf]]))
+    np.save(tmp_path / "none.npy", np.zeros((0, 2)))
     Image.new("RGB", (1, 1)).save(tmp_path / "x.png")
     (tmp_path / "notes.txt").write_text("notes")
     (tmp_path / "good.csv").write_text("3,1\n")
-    names = [*files, "named.npz", "objects.npy", "wide.npy", "inf.npy", "x.png", "notes.txt", "missing.csv", "good.csv"]
+    names = [
+        *files,
+        "named.npz",
+        "objects.npy",
+        "wide.npy",
+        "inf.npy",
+        "none.npy",
+        "x.png",
+        "notes.txt",
+        "missing.csv",
+        "good.csv",
+    ]
     result = invoke("run", spec, *[tmp_path / name for name in names])
     assert result.exit_code == 1
     assert result.stdout.splitlines()[0] == f"{tmp_path / 'good.csv'}:1: left"  # the others are still classified
@@ -388,11 +402,16 @@ def test_run_on_numbers_says_what_is_wrong_with_each_file(write_spec, tmp_path):
         "nan.csv:2:5: NS307 column 2 holds 'nan', not finite; give finite numbers only",
         "empty.csv: NS307 has no rows; write one sample a line, 2 numbers split by commas",
         "header.csv: NS307 has only a header line; write one sample a line, 2 numbers split by commas",
+        "tabs.csv:1:1: NS305 the header line has 1 column, but the spec reads 2 numbers a sample; netspec splits columns at "
+        "commas, and this line has tabs or semicolons: write it with commas",
+        "trailing.csv:1:1: NS305 the line has 3 columns, but the spec reads 2 numbers a sample; the line ends with a "
+        "comma, which starts an empty last column: remove it",
         "named.npz: NS307 needs an array x; missing x (it has: features, labels)",
         "objects.npy: NS307 holds Python objects (a pickled array), which netspec never unpickles; "
         "save numbers: x.astype('float32')",
-        "wide.npy: NS305 x has shape (3, 5); the spec reads 2 numbers a sample: give shape (n, 2)",
-        "inf.npy: NS307 x[1, 1] is -inf (1 value(s) not finite); give finite numbers",
+        "wide.npy: NS305 the array has shape (3, 5); the spec reads 2 numbers a sample: give shape (n, 2)",
+        "inf.npy: NS307 the value at [1, 1] is -inf (1 value(s) not finite); give finite numbers",
+        "none.npy: NS307 has no rows; save at least one sample of 2 numbers",
         "x.png: NS305 this spec reads 2 numbers a sample, not images; give a .csv, .npy or .npz of samples",
         "notes.txt: NS307 not a file of samples netspec reads (.csv with one sample a line, .npy, or .npz with an array x)",
         "missing.csv: NS307 file not found",

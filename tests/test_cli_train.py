@@ -604,3 +604,37 @@ def test_train_and_eval_refuse_a_bad_thread_count(tmp_path, command):
     result = CliRunner().invoke(main, args, env={"NETSPEC_NUM_THREADS": "many"})
     assert result.exit_code == 2
     assert result.stderr.endswith("Error: Invalid value for '--threads': 'many' is not a valid integer range.\n")
+
+
+def test_an_input_written_with_a_null_key_trains_and_is_written_whole(spec, flowers, tmp_path):
+    # `mean: null` is the same spec as no mean; training once read it as an input that --normalize changed.
+    spec.write_text(spec.read_text().replace("scale: [0.0, 1.0]", "scale: [0.0, 1.0], mean: null"))
+    out = tmp_path / "trained" / "rose.yaml"
+    result = invoke("train", spec, flowers, "-o", out, "--epochs", "1", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "mean: null" in out.read_text() and netspec.check(out) == []
+
+
+def test_normalize_refuses_features_too_large_to_measure_and_writes_nothing(tmp_path):
+    spec = tmp_path / "iris.yaml"
+    spec.write_text(IRIS)
+    x = np.ones((20, 4)) * [1e308, 1, 2, 3]
+    np.savez(tmp_path / "huge.npz", x=x, y=np.arange(20) % 3)
+    result = invoke("train", spec, tmp_path / "huge.npz", "-o", tmp_path / "out" / "iris.yaml", "--normalize")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{tmp_path / 'huge.npz'}: NS404 feature 0 is too large to measure a finite mean and standard deviation; "
+        "scale it down\n",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_normalize_keeps_a_mean_exact_enough_for_its_std(tmp_path):
+    from netspec.train.data import feature_stats
+
+    # A large offset with a small spread: 7 significant digits of the mean (123456.8) would leave the
+    # standardised feature at a mean of -18 instead of 0.
+    x = 123456.78 + 0.001 * np.array([[-1.0], [1.0], [-1.0], [1.0]])
+    mean, std = feature_stats(x)
+    assert std == [0.001] and abs(((x - mean[0]) / std[0]).mean()) < 1e-6
+    assert feature_stats(np.array([[5.1], [6.6]])) == ([5.85], [0.75])  # short where that is exact

@@ -255,9 +255,19 @@ def test_feature_mean_and_std_are_applied_to_numbers_given(write_spec):
     np.testing.assert_allclose(network.inputs(raw), standard, rtol=1e-15)
     np.testing.assert_allclose(network.scores(raw), network.forward(standard), rtol=1e-15)
     np.testing.assert_allclose(network.scores(raw[0]), network.forward(standard[:1])[0], rtol=1e-15)
-    labels = [network.classes[i] for i in network.forward(standard).argmax(axis=1)]
-    assert network.predict(raw) == labels
-    assert network.evaluate(raw, labels).accuracy == 1.0  # evaluate reads raw numbers too
+    # A network that says 'left' where the first standardised feature is above 0: rows whose raw first
+    # feature is above 0 but below the mean of 1 change label only if the mean and std are applied.
+    sign = netspec.load(
+        write_spec(
+            "netspec: 1\ndtype: float64\nclasses: [left, right]\n"
+            "input: {features: {size: 2, mean: [1.0, -3.0], std: [2.0, 0.5]}}\n"
+            "layers:\n  - {type: dense, neurons: 2, activation: softmax, weights: [[1, 0], [-1, 0]], bias: 0}\n",
+            "sign.yaml",
+        )
+    )
+    rows = np.array([[0.5, 0.0], [3.0, 0.0], [0.2, 9.0]])
+    assert sign.predict(rows) == ["right", "left", "right"]  # raw, the first and last would be 'left'
+    assert sign.evaluate(rows, ["right", "left", "right"]).accuracy == 1.0  # evaluate reads raw numbers too
     shared = netspec.load(write_spec(text.replace("mean: [1.0, -3.0], std: [2.0, 0.5]", "mean: 2, std: 4"), "b.yaml"))
     np.testing.assert_allclose(shared.inputs(raw), (raw - 2) / 4, rtol=1e-15)
 
@@ -339,3 +349,24 @@ def test_cnn_with_every_layer_type_saves_and_loads_exactly(write_spec, tmp_path)
     document = yaml.safe_load(spec_path.read_text())
     assert document["layers"][1] == {"name": "norm", "type": "batchnorm"}
     assert document["layers"][0]["alpha"] == 0.2
+
+
+def test_fit_on_raw_numbers_is_fit_on_standardised_ones_for_a_standardising_input(write_spec):
+    base = (
+        "netspec: 1\ndtype: float64\nclasses: [a, b]\nseed: 3\ninput: {features: FEATURES}\n"
+        "layers:\n  - {name: h, type: dense, neurons: 3, activation: tanh}\n"
+        "  - {name: out, type: dense, neurons: 2, activation: softmax}\n"
+    )
+    raw = np.random.default_rng(0).normal(loc=[50.0, -7.0], scale=[10.0, 0.1], size=(40, 2))
+    labels = (raw[:, 0] > 50).astype(int)
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    standardising = netspec.load(
+        write_spec(base.replace("FEATURES", f"{{size: 2, mean: {mean.tolist()}, std: {std.tolist()}}}"), "s.yaml")
+    )
+    plain = netspec.load(write_spec(base.replace("FEATURES", "2"), "p.yaml"))
+    options = {"epochs": 5, "batch_size": 8, "val_split": 0, "learning_rate": 0.1}
+    standardising.fit(raw, labels, **options)
+    plain.fit((raw - mean) / std, labels, **options)
+    for mine, theirs in zip(standardising.layers, plain.layers):
+        for key in mine.params:
+            np.testing.assert_allclose(mine.params[key], theirs.params[key], rtol=1e-12, atol=1e-12)

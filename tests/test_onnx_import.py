@@ -343,6 +343,35 @@ def test_pytorch_exports_with_shared_zero_biases_import_and_predict_as_pytorch_d
         np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_view_of_the_batch_size_is_refused_with_what_to_write_instead(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Viewed(torch.nn.Module):  # the classic forward: x.view(x.size(0), -1) before the classifier
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = torch.nn.Conv2d(1, 2, 3), torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return self.fc(x.view(x.size(0), -1))
+
+    path = tmp_path / "viewed.onnx"
+    torch_export(
+        torch,
+        Viewed(),
+        torch.zeros(1, 1, 4, 4),
+        path,
+        dynamo=False,
+        input_names=["input"],
+        dynamic_axes={"input": {0: "b"}},
+    )
+    assert refusal(path) == (
+        "NS503 node '/Shape' (Shape): it reads the shape of '/conv/Conv_output_0' to compute a Reshape (as "
+        "x.view(x.size(0), -1) exports); netspec does not compute shapes from the data yet: export with "
+        "torch.flatten(x, 1) instead"
+    )
+
+
 def test_the_default_pytorch_exporter_with_onnxscript_imports(tmp_path):
     """torch.onnx.export's default (dynamo) exporter writes auto_pad NOTSET and a Reshape to the fixed batch."""
     torch = pytest.importorskip("torch")
@@ -482,8 +511,9 @@ def test_image_options_must_fit_the_models_input(tmp_path):
     for options, message in cases:
         result = invoke("import", path, "-o", tmp_path / "out.yaml", *options)
         assert (result.exit_code, result.stderr) == (1, f"{path}: {message}\n"), options
-    result = invoke("import", path, "-o", tmp_path / "out.yaml", "--image", "224x224")
-    assert result.exit_code == 2 and "expected WIDTH,HEIGHT,COLOR (COLOR rgb or grayscale)" in result.stderr
+    for written in ("224x224", "²,2,rgb"):  # '²' is a digit to str.isdigit, not to int()
+        result = invoke("import", path, "-o", tmp_path / "out.yaml", "--image", written)
+        assert result.exit_code == 2 and "expected WIDTH,HEIGHT,COLOR (COLOR rgb or grayscale)" in result.stderr
 
 
 def test_image_options_give_the_size_a_model_leaves_open(tmp_path):

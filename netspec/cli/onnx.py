@@ -48,7 +48,7 @@ def _image(ctx: click.Context, param: click.Parameter, text: str | None) -> dict
     if text is None:
         return None
     parts = [part.strip() for part in text.split(",")]
-    if len(parts) == 3 and all(part.isdigit() and int(part) > 0 for part in parts[:2]):
+    if len(parts) == 3 and all(part.isascii() and part.isdigit() and int(part) > 0 for part in parts[:2]):
         if parts[2] in ("rgb", "grayscale"):
             return {"width": int(parts[0]), "height": int(parts[1]), "color": parts[2]}
     raise click.BadParameter(f"expected WIDTH,HEIGHT,COLOR (COLOR rgb or grayscale), such as 224,224,rgb; got {text!r}")

@@ -136,7 +136,7 @@ def train(
     reader = Network(parsed.model_copy(update={"dtype": "float64"}), network.layers) if normalize else network
     dataset = read_dataset(data, reader, strict=strict, warn=warn_skipped, max_pixels=max_pixels)
     if normalize:
-        network = Network(_standardised(parsed, feature_stats(dataset.x)), network.layers)
+        network = Network(_standardised(parsed, feature_stats(dataset.x, str(data))), network.layers)
         dataset = replace(dataset, x=network.inputs(dataset.x))
     bar = sys.stderr.isatty() and not quiet
     on_batch, on_epoch = _progress(options.epochs, bar)
@@ -158,7 +158,8 @@ def train(
     if not history.epochs or (history.diverged and history.best_epoch == 0):
         click.echo("netspec: no epoch gave weights worth keeping; nothing written", err=True)
         raise click.exceptions.Exit(130 if history.interrupted else 1)
-    written, arrays = save_trained(network, source, out)
+    measured = network.spec.input.model_dump(mode="json", exclude_none=True)["features"] if normalize else None
+    written, arrays = save_trained(network, source, out, features=measured)
     click.echo(f"{_result(history)}; wrote {written} and {arrays}")
     if plot is not None:
         from netspec.pictures.canvas import save

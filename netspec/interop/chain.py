@@ -118,6 +118,14 @@ class Chain:
                 raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
             node = following[0]
             if len(following) > 1:
+                shape = next((reader for reader in following if reader.op_type == "Shape"), None)
+                if shape is not None:  # PyTorch's x.view(x.size(0), -1): a chain that reads its own shape
+                    _fail(
+                        shape,
+                        f"it reads the shape of {current!r} to compute a Reshape (as x.view(x.size(0), -1) "
+                        "exports); netspec does not compute shapes from the data yet: export with "
+                        "torch.flatten(x, 1) instead",
+                    )
                 other = following[1]
                 _fail(
                     other,

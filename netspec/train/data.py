@@ -158,17 +158,37 @@ def _read_npz(path: Path, network: Network) -> Dataset:
     return Dataset(network.inputs(x), indices)  # a vector input's mean and std applied
 
 
-def feature_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+def feature_stats(x: np.ndarray, name: str | None = None) -> tuple[list[float], list[float]]:
     """Each feature's mean and standard deviation over examples x, shaped (n, features).
 
     The standard deviation is the population one (ddof=0, as scikit-learn's StandardScaler); a
     feature with the same value in every example has 0, and gets 1 instead: it is only centred.
-    Both are rounded to 7 significant digits (float32's precision), to read well in a spec.
+    Each is written short enough to read well in a spec and exact enough to standardise: the std
+    to 7 significant digits, the mean to a millionth of its feature's std (123456.78 with a std of
+    0.001 keeps its decimals; 5.8575 with a std of 0.85 stays 5.8575).
+
+    Raises:
+        DataError: a feature whose values are too large for a finite mean and std (NS404).
     """
     values = np.asarray(x, dtype=np.float64)
-    mean, std = values.mean(axis=0), values.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = values.mean(axis=0)
+        # Scaled by each column's largest magnitude first: squares of values near 1e200 would overflow.
+        scale = np.abs(values).max(axis=0, initial=0.0)
+        scale[scale == 0] = 1.0
+        std = (values / scale).std(axis=0) * scale
+    bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+    if bad.size:
+        message = f"feature {bad[0]} is too large to measure a finite mean and standard deviation; scale it down"
+        raise DataError(Problem("NS404", message, file=name))
     std[std == 0] = 1.0
-    return [float(f"{m:.7g}") for m in mean], [float(f"{s:.7g}") for s in std]
+    means = [round(float(m), _decimals_for(float(s))) for m, s in zip(mean, std)]
+    return means, [float(f"{s:.7g}") for s in std]
+
+
+def _decimals_for(std: float) -> int:
+    """Decimal places that put a rounded mean within a millionth of `std` of the true one."""
+    return max(0, int(np.ceil(-np.log10(std * 1e-6))))
 
 
 def to_indices(y, classes: list[str], name: str | None = None) -> np.ndarray:
