@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -214,6 +215,35 @@ class Network:
             )
         labels = [self.classes[i] for i in scores.argmax(axis=1)]
         return labels[0] if self._is_one(sources) else labels
+
+    def classify_files(
+        self,
+        paths: Iterable[str | Path],
+        batch_size: int = 64,
+        threads: int | None = None,
+        max_pixels: int | None = None,
+    ) -> Iterator[tuple[Any, np.ndarray | InputError]]:
+        """Classify many files as `netspec run` does, batch by batch, yielding each input's result in order.
+
+        Args:
+            paths: image files and folders (every image below a folder, in name order); for a
+                `features` input, .csv, .npy and .npz files of samples, and folders of them.
+            batch_size: inputs per forward pass.
+            threads: threads decoding images (default: one per core), and BLAS threads, as for forward.
+            max_pixels: refuse larger images before decoding them (default: netspec.images.MAX_PIXELS).
+
+        Yields:
+            (where, result): `where` is the image's path, or for numbers a netspec.samples.Row (the
+            file and the line or index, shown as `iris.csv:3`), or the path of a file or folder that
+            could not be read; `result` is the scores, shape (classes,), or the InputError saying why
+            there are none (an unreadable file, scores that overflowed). One failure stops nothing.
+
+        Raises:
+            InputError: a folder given holds nothing to classify.
+        """
+        from netspec.batches import classify_files  # a thread pool only for those who classify files
+
+        return classify_files(self, paths, batch_size, threads, max_pixels)
 
     def _is_one(self, sources: Any) -> bool:
         """Whether `sources` is one input (a path, a PIL image, one input array), whose results come unbatched."""
