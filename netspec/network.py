@@ -282,6 +282,13 @@ class Network:
 
         return evaluate(self, *self._examples(x, y), threads)
 
+    def summary(self):
+        """The table `netspec summary` prints, as a netspec.summary.Summary: `print(network.summary())` shows it;
+        its `rows` (name, type, output_shape, params, multiply_adds, activation) and totals are numbers."""
+        from netspec.summary import summarise
+
+        return summarise(self.spec)
+
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.
 

@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import netspec
 from netspec.cli import main
 
 from conftest import VALID, where
