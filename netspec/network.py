@@ -297,7 +297,7 @@ class Network:
         # Imported here, as training is below: writing and learning are off the path of `netspec run`.
         from netspec.saving import save
 
-        return save(self, Path(path))
+        return save(self, path)
 
     def _examples(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         from netspec.train.data import to_indices
