@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from netspec import threads as blas
 from netspec.errors import InputError, Problem
 from netspec.layers import LAYER_MODULES, Layer
 from netspec.spec import Spec
+
+if TYPE_CHECKING:
+    from netspec.summary import Summary
 
 
 @dataclass
@@ -282,9 +285,11 @@ class Network:
 
         return evaluate(self, *self._examples(x, y), threads)
 
-    def summary(self):
-        """The table `netspec summary` prints, as a netspec.summary.Summary: `print(network.summary())` shows it;
-        its `rows` (name, type, output_shape, params, multiply_adds, activation) and totals are numbers."""
+    def summary(self) -> Summary:
+        """The table of layers and totals that `netspec summary` prints; `print(network.summary())` shows it.
+
+        Its `rows` (name, type, output_shape, params, multiply_adds, activation) and totals are numbers.
+        """
         from netspec.summary import summarise
 
         return summarise(self.spec)
