@@ -172,7 +172,7 @@ print(time.perf_counter() - start)
 def bulk(folder: Path) -> None:
     from PIL import Image
 
-    from netspec.cli.run import classify
+    from netspec.batches import classify
 
     images = folder / "bulk"
     images.mkdir()

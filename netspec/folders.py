@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from netspec.errors import Problem
+from netspec.errors import InputError, Problem
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 """File names of specs, as written (*.YAML is not taken for one, as CI tools match)."""
@@ -37,3 +38,32 @@ def files_below(
                 found.append(Path(path))
     problems = [Problem(code, f"cannot read the folder: {err.strerror}", file=err.filename) for err in unreadable]
     return sorted(found), problems
+
+
+def files_given(
+    paths: Iterable[str | Path], suffixes: tuple[str, ...], code: str, kind: str
+) -> tuple[tuple[Path, ...], list[Problem]]:
+    """The paths given, each folder replaced by the files below it named with `suffixes` (in any case:
+    cameras write .JPG), in name order; and a problem (with `code`) for each folder below them that
+    could not be read. Paths that are not folders are kept as they are, for reading them to say what is wrong.
+
+    Raises:
+        InputError: a folder given has no such file in it (`code`), said as "is a folder with no `kind` in it".
+    """
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in map(Path, paths):
+        try:
+            is_folder = path.is_dir()
+        except OSError:  # a folder on the way that may not be read: reading the file will say so
+            is_folder = False
+        if not is_folder:
+            files.append(path)
+            continue
+        found, unreadable = files_below(path, suffixes, code, any_case=True)
+        if not found and not unreadable:
+            message = f"is a folder with no {kind} in it ({', '.join(suffixes)})"
+            raise InputError(Problem(code, message, file=str(path)))
+        problems += unreadable
+        files += found
+    return tuple(files), problems

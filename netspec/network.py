@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from netspec import threads as blas
 from netspec.errors import InputError, Problem
 from netspec.layers import LAYER_MODULES, Layer
 from netspec.spec import Spec
+
+if TYPE_CHECKING:
+    from netspec.summary import Summary
 
 
 @dataclass
@@ -215,6 +219,35 @@ class Network:
         labels = [self.classes[i] for i in scores.argmax(axis=1)]
         return labels[0] if self._is_one(sources) else labels
 
+    def classify_files(
+        self,
+        paths: Iterable[str | Path],
+        batch_size: int = 64,
+        threads: int | None = None,
+        max_pixels: int | None = None,
+    ) -> Iterator[tuple[Any, np.ndarray | InputError]]:
+        """Classify many files as `netspec run` does, batch by batch, yielding each input's result in order.
+
+        Args:
+            paths: image files and folders (every image below a folder, in name order); for a
+                `features` input, .csv, .npy and .npz files of samples, and folders of them.
+            batch_size: inputs per forward pass.
+            threads: threads decoding images (default: one per core), and BLAS threads, as for forward.
+            max_pixels: refuse larger images before decoding them (default: netspec.images.MAX_PIXELS).
+
+        Yields:
+            (where, result): `where` is the image's path, or for numbers a netspec.samples.Row (the
+            file and the line or index, shown as `iris.csv:3`), or the path of a file or folder that
+            could not be read; `result` is the scores, shape (classes,), or the InputError saying why
+            there are none (an unreadable file, scores that overflowed). One failure stops nothing.
+
+        Raises:
+            InputError: a folder given holds nothing to classify.
+        """
+        from netspec.batches import classify_files  # a thread pool only for those who classify files
+
+        return classify_files(self, paths, batch_size, threads, max_pixels)
+
     def _is_one(self, sources: Any) -> bool:
         """Whether `sources` is one input (a path, a PIL image, one input array), whose results come unbatched."""
         if _is_image_source(sources):
@@ -252,6 +285,15 @@ class Network:
 
         return evaluate(self, *self._examples(x, y), threads)
 
+    def summary(self) -> Summary:
+        """The table of layers and totals that `netspec summary` prints; `print(network.summary())` shows it.
+
+        Its `rows` (name, type, output_shape, params, multiply_adds, activation) and totals are numbers.
+        """
+        from netspec.summary import summarise
+
+        return summarise(self.spec)
+
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.
 
@@ -260,7 +302,7 @@ class Network:
         # Imported here, as training is below: writing and learning are off the path of `netspec run`.
         from netspec.saving import save
 
-        return save(self, Path(path))
+        return save(self, path)
 
     def _examples(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         from netspec.train.data import to_indices

@@ -38,9 +38,27 @@ class Samples:
     by_line: bool
     """Whether positions are CSV lines (`file:line`) rather than array indices (`file[index]`)."""
 
-    def name(self, file: str, i: int) -> str:
-        """How the i-th sample is shown: `iris.csv:3` or `test.npz[3]`."""
-        return f"{file}:{self.positions[i]}" if self.by_line else f"{file}[{self.positions[i]}]"
+    def row(self, file: str | Path, i: int) -> Row:
+        """Where the i-th sample came from, in file `file`."""
+        where = {"line" if self.by_line else "index": self.positions[i]}
+        return Row(Path(file), **where)
+
+
+@dataclass(frozen=True)
+class Row:
+    """Where one sample came from: its file, and its line (a CSV) or its index (an array).
+
+    Shown as `iris.csv:3` or `test.npz[3]`.
+    """
+
+    file: Path
+    line: int | None = None
+    """The line of a CSV file, as an editor numbers it (the header, if any, is line 1)."""
+    index: int | None = None
+    """The index in an array, counted from 0."""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else f"{self.file}[{self.index}]"
 
 
 def is_samples_file(path: str | Path) -> bool:

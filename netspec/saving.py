@@ -21,14 +21,31 @@ if TYPE_CHECKING:
     from netspec.network import Network
 
 
-def save(network: Network, path: Path) -> tuple[Path, Path]:
-    """Write `path` (YAML) and `path` with suffix .npz; the .npz is written first, both atomically."""
+def save(
+    network: Network, path: str | Path, source: Source | None = None, features: dict | None = None
+) -> tuple[Path, Path]:
+    """Write the network as a spec (`path`, YAML) plus a .npz of its arrays beside it; return the two paths.
+
+    With the `source` the spec was read from (`netspec train -o`), the spec is that file with its
+    comments and key order kept (see `_edited`; `features`, the input's new value where training
+    measured it); without, it is written anew from the spec's data. The spec's text is made before
+    anything is written, so that a problem in making it leaves nothing behind; then the .npz and the
+    spec are written, each atomically: a failure leaves any earlier files as they were.
+
+    Raises:
+        ValueError: `path` is not named .yaml or .yml.
+    """
+    path = Path(path)
     if path.suffix not in SPEC_SUFFIXES:
         raise ValueError(f"save writes a spec: give a .yaml or .yml path, not {path}")
     arrays_path = path.with_suffix(".npz")
+    if source is None:
+        document = spec_document(network, arrays_path.name)
+        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    else:
+        text = _edited(network, source, path, arrays_path.name, features)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_arrays(network, arrays_path)
-    text = yaml.dump(spec_document(network, arrays_path.name), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
     return path, arrays_path
@@ -79,32 +96,24 @@ def spec_document(network: Network, weights_file: str) -> dict:
     return document
 
 
-def save_trained(network: Network, source: Source, path: Path, features: dict | None = None) -> tuple[Path, Path]:
-    """Write a trained network as the spec it came from, comments and key order kept, plus its .npz.
+def _edited(network: Network, source: Source, path: Path, weights_file: str, features: dict | None) -> str:
+    """The text of the spec a trained network came from, comments and key order kept, pointing at its arrays.
 
     Only `weights_file` changes: its value is replaced, or a line is added before `layers:`; and the
     input's `features`, when training measured them (`netspec train --normalize` passes them as
     `features`, the input's new value). If the spec is written in a way this cannot edit safely
     (say, all in flow style), the spec is written anew from its data instead, which keeps every
-    value but not the comments. The spec's text is made before anything is written, so that a
-    problem in making it leaves no arrays behind.
+    value but not the comments.
     """
-    arrays_path = path.with_suffix(".npz")
-    expected = {**source.data, "weights_file": arrays_path.name}
-    text = _with_weights_file(source.text, source, arrays_path.name)
+    expected = {**source.data, "weights_file": weights_file}
+    text = _with_weights_file(source.text, source, weights_file)
     if features is not None:
         expected["input"] = {"features": features}
         text = _with_features(text, source, features) if text is not None else None
     if text is None or read_yaml(text, str(path)).data != expected:
         document = {key: expected[key] for key in [*source.data, "weights_file"]}
-        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-    else:
-        text = _schema_comment_from(text, Path(source.file).parent, path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_arrays(network, arrays_path)
-    with atomic_write(path) as stream:
-        stream.write(text.encode("utf-8"))
-    return path, arrays_path
+        return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    return _schema_comment_from(text, Path(source.file).parent, path.parent)
 
 
 _SCHEMA_COMMENT = re.compile(re.escape(MODELINE) + r"(\S+)")

@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import netspec
 from netspec.cli import main
 
 from conftest import VALID, where
@@ -213,63 +212,6 @@ def test_run_takes_folders_of_images(colours, tmp_path):
     assert result.stderr.endswith(
         f"Error: {tmp_path / 'empty'} is a folder with no images in it (.png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp)\n"
     )
-
-
-def test_bulk_runs_decode_the_next_batch_while_one_is_used_and_no_further(colours, tmp_path, monkeypatch):
-    """However many images are given, only the batch being classified and the next are decoded."""
-    import threading
-
-    from netspec.cli import run as run_module
-
-    network = netspec.load(colours)
-    reads, next_batch_started = [], threading.Event()
-    real = run_module._read
-
-    def recording(network, path, max_pixels=None):
-        reads.append(path)
-        if path.name == "blue.png":
-            next_batch_started.set()
-        return real(network, path, max_pixels)
-
-    monkeypatch.setattr(run_module, "_read", recording)
-    paths = (tmp_path / "red.png",) * 5 + (tmp_path / "blue.png",) * 95
-    results = run_module.classify(network, paths, 5, 2)
-    first = next(results)
-    assert first[0] == tmp_path / "red.png" and first[1].argmax() == 0
-    # The second batch was queued before the first was handed over, with nothing more asked of `results`.
-    assert next_batch_started.wait(timeout=10)
-    results.close()  # waits for the reads under way and cancels the queued ones
-    assert len(reads) <= 10
-
-
-def test_a_failing_bulk_run_stops_without_reading_the_rest(colours, tmp_path, monkeypatch):
-    """An error (or Ctrl-C) in the middle of a batch drops the reads not yet started, of this batch and the next."""
-    from netspec.cli import run as run_module
-
-    network = netspec.load(colours)
-    reads = []
-
-    def failing(network, path, max_pixels=None):
-        reads.append(path)
-        raise RuntimeError("the disk went away")
-
-    monkeypatch.setattr(run_module, "_read", failing)
-    with pytest.raises(RuntimeError, match="the disk went away"):
-        list(run_module.classify(network, (tmp_path / "red.png",) * 10, 8, 1))
-    assert 1 <= len(reads) <= 2  # the failing read, and at most the one its thread had already begun
-
-
-def test_bulk_runs_leave_the_warning_filters_as_they_found_them(colours, tmp_path):
-    """Threads each silencing Pillow's warnings can restore one another's filters; the run must not leak that."""
-    import warnings
-
-    network = netspec.load(colours)
-    from netspec.cli.run import classify
-
-    for _ in range(10):  # the race shows in about one run of 20 without the guard
-        before = list(warnings.filters)
-        assert sum(1 for _ in classify(network, (tmp_path / "red.png",) * 200, 16, 4)) == 200
-        assert warnings.filters == before
 
 
 def test_explain_that_cannot_be_written_stops_before_classifying(colours, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from netspec import saving
 from netspec import train as training
 from netspec.builder import build
 from netspec.cli.options import (
@@ -27,7 +28,6 @@ from netspec.errors import Problem, SpecError
 from netspec.folders import SPEC_SUFFIXES
 from netspec.loader import located, read_spec
 from netspec.network import Network
-from netspec.saving import save_trained
 from netspec.spec import Input, Spec
 from netspec.train import Epoch, resolve_options
 from netspec.train.data import feature_stats, read_dataset
@@ -159,7 +159,7 @@ def train(
         click.echo("netspec: no epoch gave weights worth keeping; nothing written", err=True)
         raise click.exceptions.Exit(130 if history.interrupted else 1)
     measured = network.spec.input.model_dump(mode="json", exclude_none=True)["features"] if normalize else None
-    written, arrays = save_trained(network, source, out, features=measured)
+    written, arrays = saving.save(network, out, source, features=measured)
     click.echo(f"{_result(history)}; wrote {written} and {arrays}")
     if plot is not None:
         from netspec.pictures.canvas import save
