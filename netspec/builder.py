@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from netspec.fields import (
     FileArray,
 )
 from netspec.initializers import fits_without_drawing, initialize, seed_sequence
-from netspec.layers import LAYER_MODULES
+from netspec.layers import KINDS, Kind
 from netspec.layers.windows import ShapeError, shown
 from netspec.network import BuiltLayer, Network
 from netspec.spec import Spec
@@ -32,7 +31,7 @@ DEFAULT_MAX_PARAMS = 50_000_000
 class _Plan:
     index: int
     layer: object
-    module: ModuleType
+    kind: Kind
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     param_shapes: dict[str, tuple[int, ...]]
@@ -44,7 +43,7 @@ class _Plan:
     def misfit(self, param: str, label: str, got: tuple[int, ...]) -> str:
         """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
         expected = self.param_shapes[param]
-        return f"{label} {shape_phrase(got, expected, self.module.axis_meanings(self.layer)[param])}"
+        return f"{label} {shape_phrase(got, expected, self.kind.axis_meanings(self.layer)[param])}"
 
     @property
     def param_count(self) -> int:
@@ -53,13 +52,13 @@ class _Plan:
     @property
     def trainable_count(self) -> int:
         """Parameters learned from gradients (batchnorm's running statistics are not)."""
-        not_learned = getattr(self.module, "NOT_LEARNED", ())
+        not_learned = self.kind.not_learned
         return sum(prod(shape) for name, shape in self.param_shapes.items() if name not in not_learned)
 
     @property
     def multiply_adds(self) -> int:
         """Multiply-adds for one input."""
-        return self.module.multiply_adds(self.layer, self.input_shape)
+        return self.kind.multiply_adds(self.layer, [self.input_shape])
 
 
 def build(
@@ -118,7 +117,7 @@ def _param_arrays(
     params: list[dict[str, np.ndarray]] = []
     for p in plans:
         params.append({})
-        non_negative = getattr(p.module, "NON_NEGATIVE", ())
+        non_negative = p.kind.non_negative
         for param, shape in p.param_shapes.items():
             array = stored.get((p.name, param))
             if array is None and not draw_all and param not in non_negative:
@@ -166,20 +165,20 @@ def plan(spec: Spec) -> list[_Plan]:
     """
     plans, shape, source = [], spec.input.shape, "the input"
     for index, layer in enumerate(spec.layers):
-        module = LAYER_MODULES[layer.type]
+        kind = KINDS[layer.type]
         try:
-            if layer.type == "dense" and len(shape) == 3 and index > 0:
+            if kind.reads_flat and len(shape) == 3 and index > 0:
                 # The input image itself is read flattened (issue-2 specs do that); a conv or pool
                 # output is not reshaped silently.
                 got = with_article(shown(shape))
                 raise ShapeError(f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it")
-            out = module.output_shape(layer, shape)
+            out = kind.output_shape(layer, [shape])
         except ShapeError as err:
             path = ("layers", index) + ((err.key,) if err.key else ())
             given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
             message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
             raise SpecError(Problem("NS126", message, path)) from None
-        plans.append(_Plan(index, layer, module, shape, out, module.param_shapes(layer, shape)))
+        plans.append(_Plan(index, layer, kind, shape, out, kind.param_shapes(layer, [shape])))
         shape, source = out, f"{layer.name}"
     if shape != (len(spec.classes),):
         last = spec.layers[-1]
@@ -197,10 +196,11 @@ def plan(spec: Spec) -> list[_Plan]:
 def _check_outputs(plans: list[_Plan]) -> None:
     """Refuse a layer whose output alone would take gigabytes per input (a padding typo, say).
 
-    Dense layers are left to the parameter limit: their weights outgrow their outputs.
+    A layer with more parameters than outputs (a dense layer) is left to the parameter limit,
+    which names the larger of the two.
     """
     for p in plans:
-        if p.layer.type != "dense" and prod(p.output_shape) > MAX_VALUES_PER_LAYER:
+        if prod(p.output_shape) > max(MAX_VALUES_PER_LAYER, p.param_count):
             message = (
                 f"layer {p.name}: its output would hold {prod(p.output_shape):,} values per input "
                 f"({shown(p.output_shape)}), more than {MAX_VALUES_PER_LAYER:,}; check its size, padding and stride"
@@ -238,7 +238,7 @@ def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
             raise ParamError("NS204", p.misfit(param, err.label, err.shape)) from None
-    fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
+    fan_in, fan_out = p.kind.fans(p.layer, [p.input_shape])
     entropy = seed_sequence(spec.seed, getattr(p.layer, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from netspec import threads as blas
 from netspec.errors import InputError, Problem
-from netspec.layers import LAYER_MODULES, Layer
+from netspec.layers import KINDS, Kind, Layer
 from netspec.spec import Spec
 
 
@@ -34,24 +33,31 @@ class BuiltLayer:
         return self.spec.type
 
     @property
-    def module(self) -> ModuleType:
-        """The layer type's module: its math and its shape rules."""
-        return LAYER_MODULES[self.spec.type]
+    def kind(self) -> Kind:
+        """The layer's kind: its math and its shape rules."""
+        return KINDS[self.spec.type]
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        return [self.input_shape]
 
     @property
     def infer(self):
         """The function that gives this layer's output for a batch when running (not training) the network."""
-        module, spec, params = self.module, self.spec, self.params
-        if hasattr(module, "runner"):  # layers with a faster way to run than their training forward
-            return module.runner(spec, params)
-        return lambda x: module.forward(spec, params, x)[0]
+        return self.kind.runner(self.spec, self.params)
 
     def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
         """Output for batch `x`, and the function that pushes gradients back through the layer.
 
         `train` selects training behaviour (dropout active, batch statistics); `rng` draws dropout's masks.
         """
-        return self.module.forward(self.spec, self.params, x, train, rng)
+        y, backprop = self.kind.forward(self.spec, self.params, [x], train, rng)
+
+        def backprop_one(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
+            (dx,), grads = backprop(dy, preactivation=preactivation, input_grad=input_grad)
+            return dx, grads
+
+        return y, backprop_one
 
 
 class Network:
@@ -70,7 +76,7 @@ class Network:
         # Per example, the multiply-adds of the largest layer: times the batch, the size of the largest
         # matrix product, which decides how many BLAS threads pay (netspec.threads).
         self._product = max(
-            (layer.module.multiply_adds(layer.spec, layer.input_shape) for layer in self.layers),
+            (layer.kind.multiply_adds(layer.spec, layer.input_shapes) for layer in self.layers),
             default=0,
         )
 
@@ -135,7 +141,8 @@ class Network:
     @property
     def ends_in_softmax(self) -> bool:
         """Whether the output layer's activation is softmax, so that its scores are probabilities."""
-        return getattr(self.layers[-1].spec, "activation", None) == "softmax"
+        last = self.layers[-1]
+        return last.kind.activation(last.spec) == "softmax"
 
     def forward_with_backprop(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
         """Output for batch `x` (already an input batch), and the function that takes gradients back through it.
@@ -148,14 +155,14 @@ class Network:
         """
         backprops = []
         for layer in self.layers:
-            x, backprop = layer.forward(x, train, rng)
+            x, backprop = layer.kind.forward(layer.spec, layer.params, [x], train, rng)
             backprops.append(backprop)
 
         def backward(grad: np.ndarray, preactivation: bool = False, input_grads: list[bool] | None = None):
             grads: list[dict[str, np.ndarray]] = [{}] * len(backprops)
             for i in range(len(backprops) - 1, -1, -1):
                 needed = True if input_grads is None else input_grads[i]
-                grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=needed)
+                (grad,), grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=needed)
                 preactivation = False
             return grad, grads
 

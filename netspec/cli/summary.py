@@ -38,9 +38,9 @@ def rows(spec: Spec, plans: list) -> list[tuple[str, ...]]:
     kind = "image" if spec.input.image else "features"
     table = [("input", kind, str(spec.input.shape), "0", "0", "")]
     for p in plans:
-        activation = getattr(p.layer, "activation", "")
+        activation = p.kind.activation(p.layer)
         table.append(
-            (p.name, p.layer.type, str(p.output_shape), f"{p.param_count:,}", f"{p.multiply_adds:,}", activation)
+            (p.name, p.kind.tag, str(p.output_shape), f"{p.param_count:,}", f"{p.multiply_adds:,}", activation)
         )
     return table
 

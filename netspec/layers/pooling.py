@@ -1,5 +1,6 @@
 """Pooling layers: the largest or the mean value of each window, and the mean of each channel."""
 
+import sys
 from typing import Literal
 
 import numpy as np
@@ -9,6 +10,7 @@ from netspec.errors import with_article
 from netspec.fields import SpecModel
 from netspec.layers import common, windows
 from netspec.layers.common import LayerName, Size2D
+from netspec.layers.kind import OneInput, dims
 
 
 class _Pool(SpecModel):
@@ -161,3 +163,27 @@ def _first_maximum(view: np.ndarray, y: np.ndarray, positions: list[tuple[int, i
     for k, (i, j) in reversed(list(enumerate(positions))):
         np.copyto(best, k, where=view[..., i, j] == y)
     return best
+
+
+def to_onnx(node, x: str, emit) -> str:
+    """MaxPool or AveragePool (padding not counted, as here), or GlobalAveragePool then Flatten."""
+    layer, name = node.spec, node.name
+    if isinstance(layer, GlobalAvgPool):
+        return emit.node("Flatten", [emit.node("GlobalAveragePool", [x], f"{name}.pool")], name, axis=1)
+    (top, bottom), (left, right) = _geometry(layer, node.input_shape)[0]
+    attributes = {"kernel_shape": list(layer.size), "strides": list(layer.stride), "pads": [top, left, bottom, right]}
+    if isinstance(layer, AvgPool2D):
+        return emit.node("AveragePool", [x], name, count_include_pad=0, **attributes)
+    return emit.node("MaxPool", [x], name, **attributes)
+
+
+def caption(layer, output_shape: tuple[int, ...]) -> str:
+    if isinstance(layer, GlobalAvgPool):
+        return f"{layer.type}\n{dims(output_shape)}"
+    return f"{layer.type} {layer.size[0]}×{layer.size[1]}\n{dims(output_shape)}"
+
+
+_THIS = sys.modules[__name__]
+MAX = OneInput(MaxPool2D, _THIS)
+AVG = OneInput(AvgPool2D, _THIS)
+GLOBAL = OneInput(GlobalAvgPool, _THIS)
