@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
@@ -14,9 +13,10 @@ from netspec.fields import (
     FileArray,
 )
 from netspec.initializers import fits_without_drawing, initialize, seed_sequence
-from netspec.layers import KINDS, Kind
+from netspec.layers import KINDS
 from netspec.layers.windows import ShapeError, shown
-from netspec.network import BuiltLayer, Network
+from netspec.network import Network
+from netspec.node import INPUT, Node
 from netspec.spec import Spec
 from netspec.weights import ParamError, ShapeMismatch, array_names, open_npz, read_array, resolve_inside
 
@@ -25,40 +25,6 @@ MAX_VALUES_PER_LAYER = 50_000_000
 
 DEFAULT_MAX_PARAMS = 50_000_000
 """Specs with more parameters are refused before anything is allocated (`--max-params` changes it)."""
-
-
-@dataclass
-class _Plan:
-    index: int
-    layer: object
-    kind: Kind
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    param_shapes: dict[str, tuple[int, ...]]
-
-    @property
-    def name(self) -> str:
-        return self.layer.name
-
-    def misfit(self, param: str, label: str, got: tuple[int, ...]) -> str:
-        """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
-        expected = self.param_shapes[param]
-        return f"{label} {shape_phrase(got, expected, self.kind.axis_meanings(self.layer)[param])}"
-
-    @property
-    def param_count(self) -> int:
-        return sum(prod(shape) for shape in self.param_shapes.values())
-
-    @property
-    def trainable_count(self) -> int:
-        """Parameters learned from gradients (batchnorm's running statistics are not)."""
-        not_learned = self.kind.not_learned
-        return sum(prod(shape) for name, shape in self.param_shapes.items() if name not in not_learned)
-
-    @property
-    def multiply_adds(self) -> int:
-        """Multiply-adds for one input."""
-        return self.kind.multiply_adds(self.layer, [self.input_shape])
 
 
 def build(
@@ -79,9 +45,11 @@ def build(
     Raises:
         SpecError: every shape, weight file and size problem found, each with its path.
     """
-    plans = plan(spec)
-    params = _param_arrays(spec, plans, Path(base_dir), max_params, arrays or {}, draw_all=True)
-    return Network(spec, [BuiltLayer(p.layer, params[p.index], p.input_shape, p.output_shape) for p in plans])
+    nodes = plan(spec)
+    params = _param_arrays(spec, nodes, Path(base_dir), max_params, arrays or {}, draw_all=True)
+    for node in nodes:
+        node.params = params[node.index]
+    return Network(spec, nodes)
 
 
 def check(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_PARAMS) -> None:
@@ -98,7 +66,7 @@ def check(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
 
 def _param_arrays(
     spec: Spec,
-    plans: list[_Plan],
+    nodes: list[Node],
     base: Path,
     max_params: int,
     arrays: Mapping[str, np.ndarray],
@@ -108,20 +76,20 @@ def _param_arrays(
 
     With `draw_all` false, parameters from a bounded initializer are left out (see `check`).
     """
-    _check_outputs(plans)
-    _check_size(plans, max_params)
+    _check_outputs(nodes)
+    _check_size(nodes, max_params)
     problems: list[Problem] = []
-    from_file = _weights_file_arrays(spec, plans, base, problems)
-    stored = {**from_file, **_given_arrays(arrays, plans, problems)}
+    from_file = _weights_file_arrays(spec, nodes, base, problems)
+    stored = {**from_file, **_given_arrays(arrays, nodes, problems)}
     dtype = np.dtype(spec.dtype)
     params: list[dict[str, np.ndarray]] = []
-    for p in plans:
+    for p in nodes:
         params.append({})
         non_negative = p.kind.non_negative
         for param, shape in p.param_shapes.items():
             array = stored.get((p.name, param))
             if array is None and not draw_all and param not in non_negative:
-                if fits_without_drawing(getattr(p.layer, param), dtype):
+                if fits_without_drawing(getattr(p.spec, param), dtype):
                     continue
             # An array from the weights file is said as such, and its problems point at weights_file.
             in_file = (p.name, param) in from_file and array is from_file[(p.name, param)]
@@ -156,14 +124,14 @@ def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
     return cast
 
 
-def plan(spec: Spec) -> list[_Plan]:
-    """Shapes of every layer's output and parameters, following the input through the layers.
+def plan(spec: Spec) -> list[Node]:
+    """Every layer as a node without arrays: what it reads, and the shapes of its inputs, output and parameters.
 
     Raises:
         SpecError: the first layer that does not fit its input, said in the spec's own terms
             (the shapes after it cannot be known), or an output that is not one score per class.
     """
-    plans, shape, source = [], spec.input.shape, "the input"
+    nodes, shape, source, reads = [], spec.input.shape, "the input", INPUT
     for index, layer in enumerate(spec.layers):
         kind = KINDS[layer.type]
         try:
@@ -178,8 +146,8 @@ def plan(spec: Spec) -> list[_Plan]:
             given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
             message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
             raise SpecError(Problem("NS126", message, path)) from None
-        plans.append(_Plan(index, layer, kind, shape, out, kind.param_shapes(layer, [shape])))
-        shape, source = out, f"{layer.name}"
+        nodes.append(Node(index, layer, [reads], [shape], out, kind.param_shapes(layer, [shape])))
+        shape, source, reads = out, f"{layer.name}", layer.name
     if shape != (len(spec.classes),):
         last = spec.layers[-1]
         ends = f"an output of {shown(shape)}" if len(shape) == 1 else f"{with_article(shown(shape))} output"
@@ -190,16 +158,16 @@ def plan(spec: Spec) -> list[_Plan]:
             + f"a dense layer of {len(spec.classes)} neurons"
         )
         raise SpecError(Problem("NS123", message, ("layers", len(spec.layers) - 1)))
-    return plans
+    return nodes
 
 
-def _check_outputs(plans: list[_Plan]) -> None:
+def _check_outputs(nodes: list[Node]) -> None:
     """Refuse a layer whose output alone would take gigabytes per input (a padding typo, say).
 
     A layer with more parameters than outputs (a dense layer) is left to the parameter limit,
     which names the larger of the two.
     """
-    for p in plans:
+    for p in nodes:
         if prod(p.output_shape) > max(MAX_VALUES_PER_LAYER, p.param_count):
             message = (
                 f"layer {p.name}: its output would hold {prod(p.output_shape):,} values per input "
@@ -208,10 +176,10 @@ def _check_outputs(plans: list[_Plan]) -> None:
             raise SpecError(Problem("NS126", message, ("layers", p.index)))
 
 
-def _check_size(plans: list[_Plan], max_params: int) -> None:
-    total = sum(p.param_count for p in plans)
+def _check_size(nodes: list[Node], max_params: int) -> None:
+    total = sum(p.param_count for p in nodes)
     if total > max_params:
-        largest = max(plans, key=lambda p: p.param_count)
+        largest = max(nodes, key=lambda p: p.param_count)
         raise SpecError(
             Problem(
                 "NS208",
@@ -223,23 +191,23 @@ def _check_size(plans: list[_Plan], max_params: int) -> None:
         )
 
 
-def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base: Path) -> np.ndarray:
-    source = getattr(p.layer, param)
+def _param_array(spec: Spec, p: Node, param: str, shape: tuple[int, ...], base: Path) -> np.ndarray:
+    source = getattr(p.spec, param)
     if isinstance(source, (int, float)):
         return np.full(shape, float(source))
     if isinstance(source, list):
         array = _explicit_array(source, param)
         if array.shape != shape:
-            raise ParamError("NS201", p.misfit(param, param, array.shape))
+            raise ParamError("NS201", _misfit(p, param, param, array.shape))
         return array
     if isinstance(source, FileArray):
         path = resolve_inside(base, source.file)
         try:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
-            raise ParamError("NS204", p.misfit(param, err.label, err.shape)) from None
-    fan_in, fan_out = p.kind.fans(p.layer, [p.input_shape])
-    entropy = seed_sequence(spec.seed, getattr(p.layer, "seed", None), getattr(source, "seed", None), p.name, param)
+            raise ParamError("NS204", _misfit(p, param, err.label, err.shape)) from None
+    fan_in, fan_out = p.kind.fans(p.spec, [p.input_shape])
+    entropy = seed_sequence(spec.seed, getattr(p.spec, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)
     except OverflowError:
@@ -281,6 +249,12 @@ def _indexed(param: str, at: tuple[int, ...]) -> str:
     return param + "".join(f"[{i}]" for i in at)
 
 
+def _misfit(p: Node, param: str, label: str, got: tuple[int, ...]) -> str:
+    """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
+    expected = p.param_shapes[param]
+    return f"{label} {shape_phrase(got, expected, p.kind.axis_meanings(p.spec)[param])}"
+
+
 def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[str, ...]) -> str:
     """How an array's shape differs from the expected one, in the layer's own terms."""
     if len(got) == len(expected) == 2:
@@ -296,20 +270,20 @@ def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[st
     return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
 
 
-def _target(key: str, plans: list[_Plan]) -> tuple[_Plan | None, str]:
+def _target(key: str, nodes: list[Node]) -> tuple[Node | None, str]:
     """The layer and parameter an array key "<layer>.<param>" names (the layer None if it names none)."""
     layer_name, _, param = key.rpartition(".")
-    p = next((q for q in plans if q.name == layer_name), None)
+    p = next((q for q in nodes if q.name == layer_name), None)
     return (p, param) if p is not None and param in p.param_shapes else (None, param)
 
 
 def _given_arrays(
-    arrays: Mapping[str, np.ndarray], plans: list[_Plan], problems: list[Problem]
+    arrays: Mapping[str, np.ndarray], nodes: list[Node], problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays passed to build, keyed by (layer, parameter), once their shapes and values are checked."""
     checked = {}
     for key, given in arrays.items():
-        p, param = _target(key, plans)
+        p, param = _target(key, nodes)
         if p is None:
             problems.append(Problem("NS210", f"array {key!r} matches no layer parameter"))
             continue
@@ -317,7 +291,7 @@ def _given_arrays(
         array, shape = np.asarray(given, dtype=np.float64), p.param_shapes[param]
         where = ("layers", p.index, param)
         if array.shape != shape:
-            problems.append(Problem("NS204", f"layer {layer_name!r}: {p.misfit(param, key, array.shape)}", where))
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {_misfit(p, param, key, array.shape)}", where))
         elif not np.isfinite(array).all():
             problems.append(Problem("NS209", f"layer {layer_name!r}: {key} holds NaN or infinite values", where))
         else:
@@ -326,7 +300,7 @@ def _given_arrays(
 
 
 def _weights_file_arrays(
-    spec: Spec, plans: list[_Plan], base: Path, problems: list[Problem]
+    spec: Spec, nodes: list[Node], base: Path, problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays of the spec's `weights_file`, keyed by (layer, parameter); problems are collected."""
     if spec.weights_file is None:
@@ -341,9 +315,9 @@ def _weights_file_arrays(
     arrays = {}
     with archive:
         for key in array_names(archive):
-            p, param = _target(key, plans)
+            p, param = _target(key, nodes)
             if p is None:
-                expected = ", ".join(f"{q.name}.{n}" for q in plans for n in q.param_shapes)
+                expected = ", ".join(f"{q.name}.{n}" for q in nodes for n in q.param_shapes)
                 problems.append(
                     Problem(
                         "NS210",
@@ -355,7 +329,7 @@ def _weights_file_arrays(
             try:
                 arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param], archive)
             except ShapeMismatch as err:
-                problems.append(Problem("NS204", f"layer {p.name!r}: {p.misfit(param, err.label, err.shape)}", where))
+                problems.append(Problem("NS204", f"layer {p.name!r}: {_misfit(p, param, err.label, err.shape)}", where))
             except ParamError as err:
                 problems.append(Problem(err.code, err.message, where))
     return arrays

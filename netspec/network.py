@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,59 +10,14 @@ import numpy as np
 
 from netspec import threads as blas
 from netspec.errors import InputError, Problem
-from netspec.layers import KINDS, Kind, Layer
+from netspec.node import Node
 from netspec.spec import Spec
-
-
-@dataclass
-class BuiltLayer:
-    """One layer of a built network: its spec, its parameter arrays and its shapes."""
-
-    spec: Layer
-    params: dict[str, np.ndarray]
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def type(self) -> str:
-        return self.spec.type
-
-    @property
-    def kind(self) -> Kind:
-        """The layer's kind: its math and its shape rules."""
-        return KINDS[self.spec.type]
-
-    @property
-    def input_shapes(self) -> list[tuple[int, ...]]:
-        return [self.input_shape]
-
-    @property
-    def infer(self):
-        """The function that gives this layer's output for a batch when running (not training) the network."""
-        return self.kind.runner(self.spec, self.params)
-
-    def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
-        """Output for batch `x`, and the function that pushes gradients back through the layer.
-
-        `train` selects training behaviour (dropout active, batch statistics); `rng` draws dropout's masks.
-        """
-        y, backprop = self.kind.forward(self.spec, self.params, [x], train, rng)
-
-        def backprop_one(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
-            (dx,), grads = backprop(dy, preactivation=preactivation, input_grad=input_grad)
-            return dx, grads
-
-        return y, backprop_one
 
 
 class Network:
     """A network built from a spec; `netspec.load` or `netspec.build` make one."""
 
-    def __init__(self, spec: Spec, layers: list[BuiltLayer]):
+    def __init__(self, spec: Spec, layers: list[Node]):
         self.spec = spec
         self.layers = layers
         self._prepare()
@@ -75,10 +29,7 @@ class Network:
         self._dtype = np.dtype(self.spec.dtype)
         # Per example, the multiply-adds of the largest layer: times the batch, the size of the largest
         # matrix product, which decides how many BLAS threads pay (netspec.threads).
-        self._product = max(
-            (layer.kind.multiply_adds(layer.spec, layer.input_shapes) for layer in self.layers),
-            default=0,
-        )
+        self._product = max((layer.multiply_adds for layer in self.layers), default=0)
 
     def __getstate__(self) -> dict:
         # Pickled as the spec and the arrays alone (cheap to send to workers, e.g. with Dask);

@@ -38,7 +38,7 @@ def rows(spec: Spec, plans: list) -> list[tuple[str, ...]]:
     kind = "image" if spec.input.image else "features"
     table = [("input", kind, str(spec.input.shape), "0", "0", "")]
     for p in plans:
-        activation = p.kind.activation(p.layer)
+        activation = p.kind.activation(p.spec)
         table.append(
             (p.name, p.kind.tag, str(p.output_shape), f"{p.param_count:,}", f"{p.multiply_adds:,}", activation)
         )
