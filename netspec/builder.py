@@ -134,10 +134,12 @@ def plan(spec: Spec) -> list[Node]:
     nodes, shape, source, reads = [], spec.input.shape, "the input", INPUT
     for index, layer in enumerate(spec.layers):
         kind = KINDS[layer.type]
+        # Where a layer reading vectors (dense) may read an image: the input image itself is read
+        # flattened (issue-2 specs do that); a conv or pool output is not reshaped silently.
+        # Decided here, once: the node records it, and export and pictures read the record.
+        flattened = kind.reads_flat and len(shape) > 1
         try:
-            if kind.reads_flat and len(shape) == 3 and index > 0:
-                # The input image itself is read flattened (issue-2 specs do that); a conv or pool
-                # output is not reshaped silently.
+            if flattened and reads != INPUT:
                 got = with_article(shown(shape))
                 raise ShapeError(f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it")
             out = kind.output_shape(layer, [shape])
@@ -146,7 +148,7 @@ def plan(spec: Spec) -> list[Node]:
             given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
             message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
             raise SpecError(Problem("NS126", message, path)) from None
-        nodes.append(Node(index, layer, [reads], [shape], out, kind.param_shapes(layer, [shape])))
+        nodes.append(Node(index, layer, [reads], [shape], out, kind.param_shapes(layer, [shape]), flattened))
         shape, source, reads = out, f"{layer.name}", layer.name
     if shape != (len(spec.classes),):
         last = spec.layers[-1]

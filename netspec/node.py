@@ -37,6 +37,9 @@ class Node:
     """Shape of one output (no batch axis)."""
     param_shapes: dict[str, Shape]
     """Each parameter's shape, by name."""
+    flattened: bool = False
+    """Whether it reads its image-shaped input as one vector (a dense layer reading the network's
+    input image): the planner decides it, export and pictures read it here."""
     params: dict[str, np.ndarray] = field(default_factory=dict)
     """Parameter arrays by name; empty until the network is built. Changed in place, never replaced."""
 

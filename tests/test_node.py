@@ -47,3 +47,15 @@ def test_a_networks_layers_are_the_planned_nodes_filled_with_arrays(write_spec):
     again = pickle.loads(pickle.dumps(network))
     assert again.layers[0].inputs == ["input"]
     np.testing.assert_array_equal(again.forward(x), network.forward(x))
+
+
+def test_the_planner_records_which_nodes_read_an_image_flattened(write_spec):
+    reads_image = SPEC.replace(
+        "layers:\n", "layers:\n  - {name: first, type: dense, neurons: 4}\n  - {name: back, type: dense, neurons: 2}\n"
+    ).split("  - {name: conv")[0]
+    nodes = plan(netspec.read_spec(write_spec(reads_image))[0])
+    assert [(node.name, node.flattened, node.input_shape) for node in nodes] == [
+        ("first", True, (1, 6, 6)),
+        ("back", False, (4,)),
+    ]
+    assert not any(node.flattened for node in plan(netspec.read_spec(write_spec(SPEC, "cnn.yaml"))[0]))

@@ -110,9 +110,9 @@ def runner(layer: Dense, params: dict[str, np.ndarray]) -> Callable[[np.ndarray]
 
 
 def to_onnx(node, x: str, emit) -> str:
-    """Gemm (weights as stored, transposed by the node), then the activation."""
+    """Gemm (weights as stored, transposed by the node) after a Flatten if the planner said so, then the activation."""
     name = node.name
-    if len(node.input_shape) > 1:  # the input image, read flattened
+    if node.flattened:  # the input image, read flattened
         x = emit.node("Flatten", [x], f"{name}.flatten", axis=1)
     weights, bias = (
         emit.constant(f"{name}.weights", node.params["weights"]),

@@ -66,8 +66,9 @@ class Kind(Protocol):
     decayed: frozenset[str]
     """Parameters weight decay shrinks (weights, not biases, scales or shifts)."""
     reads_flat: bool
-    """Reads its input as one vector whatever its shape (dense): the planner lets such a layer read the
-    network's image input flattened, and refuses an image-shaped output of another layer."""
+    """Reads its input as one vector whatever its shape (dense). The planner alone decides what follows:
+    such a layer may read the network's image input flattened (the node records it as `flattened`),
+    not an image-shaped output of another layer."""
     neurons: Literal["fan", "kernel"] | None
     """How one neuron's weights are drawn: one weight per input value (fan), one map per input
     channel (kernel), or None: the kind has no neurons."""

@@ -39,7 +39,7 @@ def columns(network: Network) -> list[Column]:
     spec = network.spec
     image = spec.input.image
     first = network.layers[0]
-    if image and not first.kind.reads_flat:
+    if image and not first.flattened:
         kind = f"{image.color} image"
         cols = [Column("input", f"{kind}\n{dims(network.input_shape)}", 0, network.input_shape)]
     else:

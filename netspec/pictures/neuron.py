@@ -86,12 +86,14 @@ def _read_shape(network: Network, layer) -> tuple[tuple[int, ...], str | None]:
     A dense layer reading a flatten of an image (or of a conv layer's maps) has one weight per pixel
     of each channel, in the flatten's order: reshaped, they are the picture the neuron looks for.
     """
+    if layer.flattened:  # the input image itself
+        return layer.input_shape, None
     at = network.layers.index(layer)
     shape = layer.input_shape
     # Layers that keep each value where it was (dropout, batchnorm) leave the flatten before them in charge.
-    while len(shape) == 1 and at > 0 and network.layers[at - 1].kind.passes == "elementwise":
+    while at > 0 and network.layers[at - 1].kind.passes == "elementwise":
         at -= 1
-    if len(shape) == 1 and at > 0 and network.layers[at - 1].kind.passes == "reshape":
+    if at > 0 and network.layers[at - 1].kind.passes == "reshape":
         at -= 1
         shape = network.layers[at].input_shape
     return shape, (network.layers[at - 1].name if at > 0 else None)
