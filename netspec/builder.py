@@ -8,17 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError, plural, size_shown, with_article
+from netspec.errors import Problem, SpecError, Unlocated, plural, size_shown, with_article
 from netspec.fields import (
     FileArray,
 )
 from netspec.initializers import fits_without_drawing, initialize, seed_sequence
 from netspec.layers import KINDS
-from netspec.layers.windows import ShapeError, shown
+from netspec.layers.windows import shown
 from netspec.network import Network
 from netspec.node import INPUT, Node
 from netspec.spec import Spec
-from netspec.weights import ParamError, ShapeMismatch, array_names, open_npz, read_array, resolve_inside
+from netspec.weights import ShapeMismatch, array_names, open_npz, read_array, resolve_inside
 
 MAX_VALUES_PER_LAYER = 50_000_000
 """Most values one layer may output for one input (a padding typo could otherwise ask for gigabytes)."""
@@ -99,10 +99,10 @@ def _param_arrays(
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
                 if param in non_negative and (array < 0).any():
-                    raise ParamError("NS104", f"{label} holds negative values; a variance is never below 0")
+                    raise Unlocated("NS104", f"{label} holds negative values; a variance is never below 0")
                 params[-1][param] = _cast(array, dtype, label)
-            except ParamError as err:
-                problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", where))
+            except Unlocated as err:
+                problems.append(err.at(where, f"layer {p.name!r}: {err.message}"))
             except MemoryError:  # allowed by a raised --max-params, but more than this machine has
                 size = size_shown(prod(shape) * max(dtype.itemsize, 8))  # drawn in float64, then cast
                 message = f"layer {p.name!r}: {param} needs {size} and this machine cannot allocate it; make it smaller"
@@ -120,7 +120,7 @@ def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
         largest = np.finfo(dtype).max
         wider = " or dtype: float64" if dtype != np.float64 else ""
         message = f"{param} holds values beyond what {dtype} can hold (about ±{largest:.3g}); use smaller values"
-        raise ParamError("NS106", message + wider)
+        raise Unlocated("NS106", message + wider)
     return cast
 
 
@@ -141,13 +141,14 @@ def plan(spec: Spec) -> list[Node]:
         try:
             if flattened and reads != INPUT:
                 got = with_article(shown(shape))
-                raise ShapeError(f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it")
+                raise Unlocated(
+                    "NS126", f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
+                )
             out = kind.output_shape(layer, [shape])
-        except ShapeError as err:
-            path = ("layers", index) + ((err.key,) if err.key else ())
+        except Unlocated as err:
             given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
             message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
-            raise SpecError(Problem("NS126", message, path)) from None
+            raise SpecError(err.at(("layers", index), message)) from None
         nodes.append(Node(index, layer, [reads], [shape], out, kind.param_shapes(layer, [shape]), flattened))
         shape, source, reads = out, f"{layer.name}", layer.name
     if shape != (len(spec.classes),):
@@ -200,20 +201,20 @@ def _param_array(spec: Spec, p: Node, param: str, shape: tuple[int, ...], base: 
     if isinstance(source, list):
         array = _explicit_array(source, param)
         if array.shape != shape:
-            raise ParamError("NS201", _misfit(p, param, param, array.shape))
+            raise Unlocated("NS201", _misfit(p, param, param, array.shape))
         return array
     if isinstance(source, FileArray):
         path = resolve_inside(base, source.file)
         try:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
-            raise ParamError("NS204", _misfit(p, param, err.label, err.shape)) from None
+            raise Unlocated("NS204", _misfit(p, param, err.label, err.shape)) from None
     fan_in, fan_out = p.kind.fans(p.spec, [p.input_shape])
     entropy = seed_sequence(spec.seed, getattr(p.spec, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)
     except OverflowError:
-        raise ParamError("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
+        raise Unlocated("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
 
 
 def _explicit_array(values: list, param: str) -> np.ndarray:
@@ -221,11 +222,11 @@ def _explicit_array(values: list, param: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except ValueError:
         if values and isinstance(values[0], list) and values[0] and isinstance(values[0][0], list):
-            raise ParamError("NS201", _uneven_nesting(values, param)) from None
+            raise Unlocated("NS201", _uneven_nesting(values, param)) from None
         lengths = [len(row) for row in values]
         longest = max(range(len(lengths)), key=lengths.__getitem__)
         shortest = min(range(len(lengths)), key=lengths.__getitem__)
-        raise ParamError(
+        raise Unlocated(
             "NS201",
             f"rows of {param} differ in length (row {longest} has {lengths[longest]} values, "
             f"row {shortest} has {lengths[shortest]}); every row needs one value per input",
@@ -311,8 +312,8 @@ def _weights_file_arrays(
     try:
         path = resolve_inside(base, spec.weights_file)
         archive = open_npz(path)  # opened once: reopening it per array made many arrays slow
-    except ParamError as err:
-        problems.append(Problem(err.code, err.message, where))
+    except Unlocated as err:
+        problems.append(err.at(where))
         return {}
     arrays = {}
     with archive:
@@ -332,6 +333,6 @@ def _weights_file_arrays(
                 arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param], archive)
             except ShapeMismatch as err:
                 problems.append(Problem("NS204", f"layer {p.name!r}: {_misfit(p, param, err.label, err.shape)}", where))
-            except ParamError as err:
-                problems.append(Problem(err.code, err.message, where))
+            except Unlocated as err:
+                problems.append(err.at(where))
     return arrays

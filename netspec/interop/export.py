@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import MissingExtra, Problem
 from netspec.files import atomic_write
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def onnx_module():
     try:
         import onnx
     except ImportError:
-        raise SpecError(
+        raise MissingExtra(
             Problem(
                 "NS501",
                 "ONNX support needs the onnx package: "
@@ -53,7 +53,7 @@ def export(network: Network, path: Path) -> Path:
     """Write `network` to `path` as an ONNX model (opset 17) with its classes and preprocessing in metadata.
 
     Raises:
-        SpecError: onnx is not installed (NS501).
+        MissingExtra: onnx is not installed (NS501).
     """
     onnx = onnx_module()
     model = to_model(network)

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.errors import with_article
+from netspec.errors import Unlocated, with_article
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
@@ -62,10 +62,11 @@ def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]
         (dh, dw), what = layer.dilation, with_article(f"{kh}×{kw} kernel")
         if (dh, dw) != (1, 1):
             what += f" with dilation {dh}×{dw} spans {dh * (kh - 1) + 1}×{dw * (kw - 1) + 1} and"
-        raise windows.ShapeError(
+        raise Unlocated(
+            "NS126",
             f"{what} does not fit the {input_shape[1]}×{input_shape[2]} {{input}} "
             "(try padding: same or a smaller kernel)",
-            "kernel",
+            ("kernel",),
         )
     return (layer.filters, out_h, out_w)
 

@@ -77,7 +77,13 @@ class Kind(Protocol):
     (elementwise), the same values in order (reshape), or None: new values."""
 
     def output_shape(self, layer: Any, input_shapes: list[Shape]) -> Shape:
-        """The shape of one output (no batch axis); raises windows.ShapeError if the inputs do not fit."""
+        """The shape of one output (no batch axis).
+
+        Inputs that do not fit raise netspec.errors.Unlocated("NS126", message, (field,)): the
+        planner adds the layer. The message may name the input's origin as `{source}` ("pool2",
+        "the input"), or say `{input}` for "input" or "input from pool2" after a shape; a merge would
+        name each input in its message itself.
+        """
         ...
 
     def param_shapes(self, layer: Any, input_shapes: list[Shape]) -> dict[str, Shape]:

@@ -6,7 +6,7 @@ from typing import Literal
 import numpy as np
 from pydantic import model_validator
 
-from netspec.errors import with_article
+from netspec.errors import Unlocated, with_article
 from netspec.fields import SpecModel
 from netspec.layers import common, windows
 from netspec.layers.common import LayerName, Size2D
@@ -65,17 +65,19 @@ def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         windows.geometry(input_shape, (1, 1), (1, 1), NO_DILATION, "valid")  # refuses a vector, as image layers do
         return (input_shape[0],)
     if isinstance(layer.padding, int) and layer.padding * 2 > min(layer.size):
-        raise windows.ShapeError(
+        raise Unlocated(
+            "NS126",
             f"padding {layer.padding} is more than half the {layer.size[0]}×{layer.size[1]} window, so some windows "
             "would hold padding only; use at most half the window size",
-            "padding",
+            ("padding",),
         )
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if out_h < 1 or out_w < 1:
-        raise windows.ShapeError(
+        raise Unlocated(
+            "NS126",
             f"{with_article(f'{layer.size[0]}×{layer.size[1]} window')} does not fit the "
             f"{input_shape[1]}×{input_shape[2]} {{input}} (try padding: same or a smaller size)",
-            "size",
+            ("size",),
         )
     return (input_shape[0], out_h, out_w)
 

@@ -11,9 +11,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from netspec import threads as blas
-from netspec.errors import Problem, SpecError
+from netspec.errors import DataError, Problem, SpecError
 from netspec.spec import Spec, Training
-from netspec.train.data import DataError
 from netspec.train.loss import cross_entropy
 from netspec.train.optimizers import SGD, Adam
 from netspec.validation import problems_from
