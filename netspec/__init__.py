@@ -21,7 +21,7 @@ _HOMES = {
     "NetspecError": "netspec.errors",
     "SpecError": "netspec.errors",
     "InputError": "netspec.errors",
-    "DataError": "netspec.train.data",
+    "DataError": "netspec.errors",
 }
 
 __all__ = [
@@ -40,11 +40,10 @@ __all__ = [
 
 if _typing.TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ below does the work
     from netspec.builder import build
-    from netspec.errors import InputError, NetspecError, Problem, SpecError
+    from netspec.errors import DataError, InputError, NetspecError, Problem, SpecError
     from netspec.loader import check, load, read_spec
     from netspec.network import Network
     from netspec.spec import Spec
-    from netspec.train.data import DataError
 
 
 def __getattr__(name: str) -> _typing.Any:

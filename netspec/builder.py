@@ -3,63 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError, plural, size_shown, with_article
+from netspec.errors import Problem, SpecError, Unlocated, plural, size_shown, with_article
 from netspec.fields import (
     FileArray,
 )
 from netspec.initializers import fits_without_drawing, initialize, seed_sequence
-from netspec.layers import LAYER_MODULES
-from netspec.layers.windows import ShapeError, shown
-from netspec.network import BuiltLayer, Network
+from netspec.layers import KINDS
+from netspec.layers.windows import shown
+from netspec.network import Network
+from netspec.node import INPUT, Node
 from netspec.spec import Spec
-from netspec.weights import ParamError, ShapeMismatch, array_names, open_npz, read_array, resolve_inside
+from netspec.weights import ShapeMismatch, array_names, open_npz, read_array, resolve_inside
 
 MAX_VALUES_PER_LAYER = 50_000_000
 """Most values one layer may output for one input (a padding typo could otherwise ask for gigabytes)."""
 
 DEFAULT_MAX_PARAMS = 50_000_000
 """Specs with more parameters are refused before anything is allocated (`--max-params` changes it)."""
-
-
-@dataclass
-class _Plan:
-    index: int
-    layer: object
-    module: ModuleType
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    param_shapes: dict[str, tuple[int, ...]]
-
-    @property
-    def name(self) -> str:
-        return self.layer.name
-
-    def misfit(self, param: str, label: str, got: tuple[int, ...]) -> str:
-        """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
-        expected = self.param_shapes[param]
-        return f"{label} {shape_phrase(got, expected, self.module.axis_meanings(self.layer)[param])}"
-
-    @property
-    def param_count(self) -> int:
-        return sum(prod(shape) for shape in self.param_shapes.values())
-
-    @property
-    def trainable_count(self) -> int:
-        """Parameters learned from gradients (batchnorm's running statistics are not)."""
-        not_learned = getattr(self.module, "NOT_LEARNED", ())
-        return sum(prod(shape) for name, shape in self.param_shapes.items() if name not in not_learned)
-
-    @property
-    def multiply_adds(self) -> int:
-        """Multiply-adds for one input."""
-        return self.module.multiply_adds(self.layer, self.input_shape)
 
 
 def build(
@@ -80,9 +45,11 @@ def build(
     Raises:
         SpecError: every shape, weight file and size problem found, each with its path.
     """
-    plans = plan(spec)
-    params = _param_arrays(spec, plans, Path(base_dir), max_params, arrays or {}, draw_all=True)
-    return Network(spec, [BuiltLayer(p.layer, params[p.index], p.input_shape, p.output_shape) for p in plans])
+    nodes = plan(spec)
+    params = _param_arrays(spec, nodes, Path(base_dir), max_params, arrays or {}, draw_all=True)
+    for node in nodes:
+        node.params = params[node.index]
+    return Network(spec, nodes)
 
 
 def check(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_PARAMS) -> None:
@@ -99,7 +66,7 @@ def check(spec: Spec, base_dir: str | Path = ".", max_params: int = DEFAULT_MAX_
 
 def _param_arrays(
     spec: Spec,
-    plans: list[_Plan],
+    nodes: list[Node],
     base: Path,
     max_params: int,
     arrays: Mapping[str, np.ndarray],
@@ -109,20 +76,20 @@ def _param_arrays(
 
     With `draw_all` false, parameters from a bounded initializer are left out (see `check`).
     """
-    _check_outputs(plans)
-    _check_size(plans, max_params)
+    _check_outputs(nodes)
+    _check_size(nodes, max_params)
     problems: list[Problem] = []
-    from_file = _weights_file_arrays(spec, plans, base, problems)
-    stored = {**from_file, **_given_arrays(arrays, plans, problems)}
+    from_file = _weights_file_arrays(spec, nodes, base, problems)
+    stored = {**from_file, **_given_arrays(arrays, nodes, problems)}
     dtype = np.dtype(spec.dtype)
     params: list[dict[str, np.ndarray]] = []
-    for p in plans:
+    for p in nodes:
         params.append({})
-        non_negative = getattr(p.module, "NON_NEGATIVE", ())
+        non_negative = p.kind.non_negative
         for param, shape in p.param_shapes.items():
             array = stored.get((p.name, param))
             if array is None and not draw_all and param not in non_negative:
-                if fits_without_drawing(getattr(p.layer, param), dtype):
+                if fits_without_drawing(getattr(p.spec, param), dtype):
                     continue
             # An array from the weights file is said as such, and its problems point at weights_file.
             in_file = (p.name, param) in from_file and array is from_file[(p.name, param)]
@@ -132,10 +99,10 @@ def _param_arrays(
                 if array is None:
                     array = _param_array(spec, p, param, shape, base)
                 if param in non_negative and (array < 0).any():
-                    raise ParamError("NS104", f"{label} holds negative values; a variance is never below 0")
+                    raise Unlocated("NS104", f"{label} holds negative values; a variance is never below 0")
                 params[-1][param] = _cast(array, dtype, label)
-            except ParamError as err:
-                problems.append(Problem(err.code, f"layer {p.name!r}: {err.message}", where))
+            except Unlocated as err:
+                problems.append(err.at(where, f"layer {p.name!r}: {err.message}"))
             except MemoryError:  # allowed by a raised --max-params, but more than this machine has
                 size = size_shown(prod(shape) * max(dtype.itemsize, 8))  # drawn in float64, then cast
                 message = f"layer {p.name!r}: {param} needs {size} and this machine cannot allocate it; make it smaller"
@@ -153,34 +120,37 @@ def _cast(array: np.ndarray, dtype: np.dtype, param: str) -> np.ndarray:
         largest = np.finfo(dtype).max
         wider = " or dtype: float64" if dtype != np.float64 else ""
         message = f"{param} holds values beyond what {dtype} can hold (about ±{largest:.3g}); use smaller values"
-        raise ParamError("NS106", message + wider)
+        raise Unlocated("NS106", message + wider)
     return cast
 
 
-def plan(spec: Spec) -> list[_Plan]:
-    """Shapes of every layer's output and parameters, following the input through the layers.
+def plan(spec: Spec) -> list[Node]:
+    """Every layer as a node without arrays: what it reads, and the shapes of its inputs, output and parameters.
 
     Raises:
         SpecError: the first layer that does not fit its input, said in the spec's own terms
             (the shapes after it cannot be known), or an output that is not one score per class.
     """
-    plans, shape, source = [], spec.input.shape, "the input"
+    nodes, shape, source, reads = [], spec.input.shape, "the input", INPUT
     for index, layer in enumerate(spec.layers):
-        module = LAYER_MODULES[layer.type]
+        kind = KINDS[layer.type]
+        # Where a layer reading vectors (dense) may read an image: the input image itself is read
+        # flattened (issue-2 specs do that); a conv or pool output is not reshaped silently.
+        # Decided here, once: the node records it, and export and pictures read the record.
+        flattened = kind.reads_flat and len(shape) > 1
         try:
-            if layer.type == "dense" and len(shape) == 3 and index > 0:
-                # The input image itself is read flattened (issue-2 specs do that); a conv or pool
-                # output is not reshaped silently.
+            if flattened and reads != INPUT:
                 got = with_article(shown(shape))
-                raise ShapeError(f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it")
-            out = module.output_shape(layer, shape)
-        except ShapeError as err:
-            path = ("layers", index) + ((err.key,) if err.key else ())
+                raise Unlocated(
+                    "NS126", f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
+                )
+            out = kind.output_shape(layer, [shape])
+        except Unlocated as err:
             given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
             message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
-            raise SpecError(Problem("NS126", message, path)) from None
-        plans.append(_Plan(index, layer, module, shape, out, module.param_shapes(layer, shape)))
-        shape, source = out, f"{layer.name}"
+            raise SpecError(err.at(("layers", index), message)) from None
+        nodes.append(Node(index, layer, [reads], [shape], out, kind.param_shapes(layer, [shape]), flattened))
+        shape, source, reads = out, f"{layer.name}", layer.name
     if shape != (len(spec.classes),):
         last = spec.layers[-1]
         ends = f"an output of {shown(shape)}" if len(shape) == 1 else f"{with_article(shown(shape))} output"
@@ -191,16 +161,17 @@ def plan(spec: Spec) -> list[_Plan]:
             + f"a dense layer of {len(spec.classes)} neurons"
         )
         raise SpecError(Problem("NS123", message, ("layers", len(spec.layers) - 1)))
-    return plans
+    return nodes
 
 
-def _check_outputs(plans: list[_Plan]) -> None:
+def _check_outputs(nodes: list[Node]) -> None:
     """Refuse a layer whose output alone would take gigabytes per input (a padding typo, say).
 
-    Dense layers are left to the parameter limit: their weights outgrow their outputs.
+    A layer with more parameters than outputs (a dense layer) is left to the parameter limit,
+    which names the larger of the two.
     """
-    for p in plans:
-        if p.layer.type != "dense" and prod(p.output_shape) > MAX_VALUES_PER_LAYER:
+    for p in nodes:
+        if prod(p.output_shape) > max(MAX_VALUES_PER_LAYER, p.param_count):
             message = (
                 f"layer {p.name}: its output would hold {prod(p.output_shape):,} values per input "
                 f"({shown(p.output_shape)}), more than {MAX_VALUES_PER_LAYER:,}; check its size, padding and stride"
@@ -208,10 +179,10 @@ def _check_outputs(plans: list[_Plan]) -> None:
             raise SpecError(Problem("NS126", message, ("layers", p.index)))
 
 
-def _check_size(plans: list[_Plan], max_params: int) -> None:
-    total = sum(p.param_count for p in plans)
+def _check_size(nodes: list[Node], max_params: int) -> None:
+    total = sum(p.param_count for p in nodes)
     if total > max_params:
-        largest = max(plans, key=lambda p: p.param_count)
+        largest = max(nodes, key=lambda p: p.param_count)
         raise SpecError(
             Problem(
                 "NS208",
@@ -223,27 +194,27 @@ def _check_size(plans: list[_Plan], max_params: int) -> None:
         )
 
 
-def _param_array(spec: Spec, p: _Plan, param: str, shape: tuple[int, ...], base: Path) -> np.ndarray:
-    source = getattr(p.layer, param)
+def _param_array(spec: Spec, p: Node, param: str, shape: tuple[int, ...], base: Path) -> np.ndarray:
+    source = getattr(p.spec, param)
     if isinstance(source, (int, float)):
         return np.full(shape, float(source))
     if isinstance(source, list):
         array = _explicit_array(source, param)
         if array.shape != shape:
-            raise ParamError("NS201", p.misfit(param, param, array.shape))
+            raise Unlocated("NS201", _misfit(p, param, param, array.shape))
         return array
     if isinstance(source, FileArray):
         path = resolve_inside(base, source.file)
         try:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
-            raise ParamError("NS204", p.misfit(param, err.label, err.shape)) from None
-    fan_in, fan_out = p.module.fans(p.layer, p.input_shape)
-    entropy = seed_sequence(spec.seed, getattr(p.layer, "seed", None), getattr(source, "seed", None), p.name, param)
+            raise Unlocated("NS204", _misfit(p, param, err.label, err.shape)) from None
+    fan_in, fan_out = p.kind.fans(p.spec, [p.input_shape])
+    entropy = seed_sequence(spec.seed, getattr(p.spec, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)
     except OverflowError:
-        raise ParamError("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
+        raise Unlocated("NS104", f"{param}: the initializer's range is too wide to draw numbers from") from None
 
 
 def _explicit_array(values: list, param: str) -> np.ndarray:
@@ -251,11 +222,11 @@ def _explicit_array(values: list, param: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except ValueError:
         if values and isinstance(values[0], list) and values[0] and isinstance(values[0][0], list):
-            raise ParamError("NS201", _uneven_nesting(values, param)) from None
+            raise Unlocated("NS201", _uneven_nesting(values, param)) from None
         lengths = [len(row) for row in values]
         longest = max(range(len(lengths)), key=lengths.__getitem__)
         shortest = min(range(len(lengths)), key=lengths.__getitem__)
-        raise ParamError(
+        raise Unlocated(
             "NS201",
             f"rows of {param} differ in length (row {longest} has {lengths[longest]} values, "
             f"row {shortest} has {lengths[shortest]}); every row needs one value per input",
@@ -281,6 +252,12 @@ def _indexed(param: str, at: tuple[int, ...]) -> str:
     return param + "".join(f"[{i}]" for i in at)
 
 
+def _misfit(p: Node, param: str, label: str, got: tuple[int, ...]) -> str:
+    """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
+    expected = p.param_shapes[param]
+    return f"{label} {shape_phrase(got, expected, p.kind.axis_meanings(p.spec)[param])}"
+
+
 def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[str, ...]) -> str:
     """How an array's shape differs from the expected one, in the layer's own terms."""
     if len(got) == len(expected) == 2:
@@ -296,20 +273,20 @@ def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[st
     return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
 
 
-def _target(key: str, plans: list[_Plan]) -> tuple[_Plan | None, str]:
+def _target(key: str, nodes: list[Node]) -> tuple[Node | None, str]:
     """The layer and parameter an array key "<layer>.<param>" names (the layer None if it names none)."""
     layer_name, _, param = key.rpartition(".")
-    p = next((q for q in plans if q.name == layer_name), None)
+    p = next((q for q in nodes if q.name == layer_name), None)
     return (p, param) if p is not None and param in p.param_shapes else (None, param)
 
 
 def _given_arrays(
-    arrays: Mapping[str, np.ndarray], plans: list[_Plan], problems: list[Problem]
+    arrays: Mapping[str, np.ndarray], nodes: list[Node], problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays passed to build, keyed by (layer, parameter), once their shapes and values are checked."""
     checked = {}
     for key, given in arrays.items():
-        p, param = _target(key, plans)
+        p, param = _target(key, nodes)
         if p is None:
             problems.append(Problem("NS210", f"array {key!r} matches no layer parameter"))
             continue
@@ -317,7 +294,7 @@ def _given_arrays(
         array, shape = np.asarray(given, dtype=np.float64), p.param_shapes[param]
         where = ("layers", p.index, param)
         if array.shape != shape:
-            problems.append(Problem("NS204", f"layer {layer_name!r}: {p.misfit(param, key, array.shape)}", where))
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {_misfit(p, param, key, array.shape)}", where))
         elif not np.isfinite(array).all():
             problems.append(Problem("NS209", f"layer {layer_name!r}: {key} holds NaN or infinite values", where))
         else:
@@ -326,7 +303,7 @@ def _given_arrays(
 
 
 def _weights_file_arrays(
-    spec: Spec, plans: list[_Plan], base: Path, problems: list[Problem]
+    spec: Spec, nodes: list[Node], base: Path, problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays of the spec's `weights_file`, keyed by (layer, parameter); problems are collected."""
     if spec.weights_file is None:
@@ -335,15 +312,15 @@ def _weights_file_arrays(
     try:
         path = resolve_inside(base, spec.weights_file)
         archive = open_npz(path)  # opened once: reopening it per array made many arrays slow
-    except ParamError as err:
-        problems.append(Problem(err.code, err.message, where))
+    except Unlocated as err:
+        problems.append(err.at(where))
         return {}
     arrays = {}
     with archive:
         for key in array_names(archive):
-            p, param = _target(key, plans)
+            p, param = _target(key, nodes)
             if p is None:
-                expected = ", ".join(f"{q.name}.{n}" for q in plans for n in q.param_shapes)
+                expected = ", ".join(f"{q.name}.{n}" for q in nodes for n in q.param_shapes)
                 problems.append(
                     Problem(
                         "NS210",
@@ -355,7 +332,7 @@ def _weights_file_arrays(
             try:
                 arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param], archive)
             except ShapeMismatch as err:
-                problems.append(Problem("NS204", f"layer {p.name!r}: {p.misfit(param, err.label, err.shape)}", where))
-            except ParamError as err:
-                problems.append(Problem(err.code, err.message, where))
+                problems.append(Problem("NS204", f"layer {p.name!r}: {_misfit(p, param, err.label, err.shape)}", where))
+            except Unlocated as err:
+                problems.append(err.at(where))
     return arrays

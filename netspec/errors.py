@@ -154,3 +154,29 @@ class SpecError(NetspecError):
 
 class InputError(NetspecError):
     """An input given to a network (an image or an array) cannot be used."""
+
+
+class DataError(NetspecError):
+    """A training or evaluation data set cannot be used as it is."""
+
+
+class MissingExtra(NetspecError):
+    """An optional package this needs (onnx for ONNX, matplotlib for pictures) is not installed; the message
+    says what to install."""
+
+
+class Unlocated(Exception):
+    """A problem found where its place in the spec is not known: a layer's shape rule, a weight file's array.
+
+    It carries a code, a message and a path relative to what raised it (a layer field such as
+    ("kernel",), or none); whoever knows the place (the builder, the loader) makes it a located
+    Problem with `at`. Never shown as it is: it is caught inside netspec.
+    """
+
+    def __init__(self, code: str, message: str, path: tuple[str | int, ...] = ()):
+        super().__init__(message)
+        self.code, self.message, self.path = code, message, path
+
+    def at(self, where: tuple[str | int, ...], message: str | None = None) -> Problem:
+        """The problem at `where` (the path of what raised it) and then its own path; `message` rewords it."""
+        return Problem(self.code, self.message if message is None else message, where + self.path)

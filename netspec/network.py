@@ -4,64 +4,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from netspec import threads as blas
 from netspec.errors import InputError, Problem
-from netspec.layers import LAYER_MODULES, Layer
+from netspec.node import Node
 from netspec.spec import Spec
 
 if TYPE_CHECKING:
     from netspec.summary import Summary
 
 
-@dataclass
-class BuiltLayer:
-    """One layer of a built network: its spec, its parameter arrays and its shapes."""
-
-    spec: Layer
-    params: dict[str, np.ndarray]
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def type(self) -> str:
-        return self.spec.type
-
-    @property
-    def module(self) -> ModuleType:
-        """The layer type's module: its math and its shape rules."""
-        return LAYER_MODULES[self.spec.type]
-
-    @property
-    def infer(self):
-        """The function that gives this layer's output for a batch when running (not training) the network."""
-        module, spec, params = self.module, self.spec, self.params
-        if hasattr(module, "runner"):  # layers with a faster way to run than their training forward
-            return module.runner(spec, params)
-        return lambda x: module.forward(spec, params, x)[0]
-
-    def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
-        """Output for batch `x`, and the function that pushes gradients back through the layer.
-
-        `train` selects training behaviour (dropout active, batch statistics); `rng` draws dropout's masks.
-        """
-        return self.module.forward(self.spec, self.params, x, train, rng)
-
-
 class Network:
     """A network built from a spec; `netspec.load` or `netspec.build` make one."""
 
-    def __init__(self, spec: Spec, layers: list[BuiltLayer]):
+    def __init__(self, spec: Spec, layers: list[Node]):
         self.spec = spec
         self.layers = layers
         self._prepare()
@@ -73,10 +33,7 @@ class Network:
         self._dtype = np.dtype(self.spec.dtype)
         # Per example, the multiply-adds of the largest layer: times the batch, the size of the largest
         # matrix product, which decides how many BLAS threads pay (netspec.threads).
-        self._product = max(
-            (layer.module.multiply_adds(layer.spec, layer.input_shape) for layer in self.layers),
-            default=0,
-        )
+        self._product = max((layer.multiply_adds for layer in self.layers), default=0)
 
     def __getstate__(self) -> dict:
         # Pickled as the spec and the arrays alone (cheap to send to workers, e.g. with Dask);
@@ -139,7 +96,8 @@ class Network:
     @property
     def ends_in_softmax(self) -> bool:
         """Whether the output layer's activation is softmax, so that its scores are probabilities."""
-        return getattr(self.layers[-1].spec, "activation", None) == "softmax"
+        last = self.layers[-1]
+        return last.kind.activation(last.spec) == "softmax"
 
     def forward_with_backprop(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None):
         """Output for batch `x` (already an input batch), and the function that takes gradients back through it.
@@ -152,14 +110,14 @@ class Network:
         """
         backprops = []
         for layer in self.layers:
-            x, backprop = layer.forward(x, train, rng)
+            x, backprop = layer.kind.forward(layer.spec, layer.params, [x], train, rng)
             backprops.append(backprop)
 
         def backward(grad: np.ndarray, preactivation: bool = False, input_grads: list[bool] | None = None):
             grads: list[dict[str, np.ndarray]] = [{}] * len(backprops)
             for i in range(len(backprops) - 1, -1, -1):
                 needed = True if input_grads is None else input_grads[i]
-                grad, grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=needed)
+                (grad,), grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=needed)
                 preactivation = False
             return grad, grads
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from netspec.fields import SpecModel, field_descriptions
-from netspec.layers import LAYER_MODELS
+from netspec.layers import KINDS
 from netspec.layers.common import NAME_PATTERN
 from netspec.spec import FORMAT_VERSION, ImageInput, Spec
 
@@ -104,9 +104,9 @@ def _agree_with_validate(schema: dict[str, Any]) -> None:
     )
     props["classes"]["uniqueItems"] = True
     props["layers"]["items"] = _layer_by_type(defs)
-    for model in LAYER_MODELS.values():
-        _require_type(defs[model.__name__])
-        _alpha_needs_leaky_relu(defs[model.__name__])
+    for kind in KINDS.values():
+        _require_type(defs[kind.model.__name__])
+        _alpha_needs_leaky_relu(defs[kind.model.__name__])
     _exactly_one_input(defs["Input"])
     _one_value_per_channel(defs["ImageInput"])
     _no_idle_training_options(defs["Training"])
@@ -120,7 +120,7 @@ def _layer_by_type(defs: dict[str, Any]) -> dict[str, Any]:
     drew "Missing property 'neurons'" and a layer without a type drew nothing. With `type` required
     and one `if`/`then` per value, an unknown type is reported as such, with the allowed ones.
     """
-    kinds = list(LAYER_MODELS)
+    kinds = list(KINDS)
     return {
         "type": "object",
         "properties": {
@@ -134,9 +134,9 @@ def _layer_by_type(defs: dict[str, Any]) -> dict[str, Any]:
         "allOf": [
             {
                 "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-                "then": {"$ref": f"#/$defs/{model.__name__}"},
+                "then": {"$ref": f"#/$defs/{KINDS[kind].model.__name__}"},
             }
-            for kind, model in LAYER_MODELS.items()
+            for kind in kinds
         ],
     }
 

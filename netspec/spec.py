@@ -1,7 +1,7 @@
 """The spec: the whole network description as one pydantic model, with the rules that span layers."""
 
 import functools
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -17,7 +17,8 @@ from pydantic_core import PydanticCustomError
 
 from netspec.errors import Problem, plural
 from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
-from netspec.layers import LAYER_MODELS, Layer, _layer_type
+from netspec.layers import KINDS, Layer
+from netspec.layers.kind import layer_union
 
 FORMAT_VERSION = 1
 """The spec format version this release reads."""
@@ -322,7 +323,7 @@ def model_for(data: Any) -> type[Spec]:
         isinstance(layers, list)
         and layers
         and all(
-            isinstance(layer, dict) and isinstance(layer.get("type"), str) and layer["type"] in LAYER_MODELS
+            isinstance(layer, dict) and isinstance(layer.get("type"), str) and layer["type"] in KINDS
             for layer in layers
         )
     ):
@@ -332,8 +333,7 @@ def model_for(data: Any) -> type[Spec]:
 
 @functools.cache
 def _narrow(types: tuple[str, ...]) -> type[Spec]:
-    members = tuple(Annotated[LAYER_MODELS[kind], Tag(kind)] for kind in types)
-    layer = Annotated[Union[members], Discriminator(_layer_type)]  # noqa: UP007 - built from a tuple
+    layer = layer_union({tag: KINDS[tag] for tag in types})
     name = "Spec__" + "__".join(types)  # a name of this module's (see __getattr__), so that specs pickle
     return create_model(
         name,
@@ -346,6 +346,6 @@ def _narrow(types: tuple[str, ...]) -> type[Spec]:
 def __getattr__(name: str) -> Any:
     # Unpickling a spec in another process (a Dask worker, say) asks this module for its model by name.
     types = tuple(name.split("__")[1:]) if name.startswith("Spec__") else ()
-    if types and set(types) <= set(LAYER_MODELS):
+    if types and set(types) <= set(KINDS):
         return _narrow(types)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

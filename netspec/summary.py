@@ -100,8 +100,8 @@ def summarise(spec: Spec) -> Summary:
     kind = "image" if spec.input.image else "features"
     rows = [LayerRow("input", kind, spec.input.shape, 0, 0)]
     for p in plans:
-        activation = getattr(p.layer, "activation", "") or ""
-        rows.append(LayerRow(p.name, p.layer.type, p.output_shape, p.param_count, p.multiply_adds, activation))
+        activation = p.kind.activation(p.spec)
+        rows.append(LayerRow(p.name, p.kind.tag, p.output_shape, p.param_count, p.multiply_adds, activation))
     return Summary(
         name=spec.name,
         description=spec.description,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from netspec.errors import Problem, plural
 from netspec.fields import field_descriptions
-from netspec.layers import LAYER_MODULES
+from netspec.layers import KINDS
 
 _TYPE_NAMES = {
     "int_type": "a whole number",
@@ -92,7 +92,7 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
 def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
     initializer = ctx.get("discriminator") == "'init'"
     key = "init" if initializer else "type"
-    names = ", ".join(re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))) or ", ".join(LAYER_MODULES)
+    names = ", ".join(re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))) or ", ".join(KINDS)
     if isinstance(value, dict) and key in value:
         path += (key,)  # point at the name itself
         if not isinstance(value[key], str):

@@ -1,7 +1,8 @@
 """Read parameter arrays from .npy and .npz files beside a spec, checking before trusting.
 
 Shapes and dtypes are read from each array's header and checked against what the spec
-expects before any data is read, and pickles are never loaded.
+expects before any data is read, and pickles are never loaded. A problem is raised as
+netspec.errors.Unlocated: the builder knows which layer and parameter it concerns.
 """
 
 from __future__ import annotations
@@ -13,17 +14,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-
-class ParamError(Exception):
-    """A problem with one parameter's values (its file, shape or numbers), without its place in
-    the spec: the builder adds the layer and the path."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+from netspec.errors import Unlocated
 
 
-class ShapeMismatch(ParamError):
+class ShapeMismatch(Unlocated):
     """A stored array whose shape differs from the one the spec needs."""
 
     def __init__(self, label: str, shape: tuple[int, ...], expected: tuple[int, ...]):
@@ -39,21 +33,21 @@ def resolve_inside(base_dir: Path, name: str) -> Path:
     """
     base = base_dir.resolve()
     if "\0" in name:
-        raise ParamError("NS207", f"{name!r} holds a NUL character; give a plain file name")
+        raise Unlocated("NS207", f"{name!r} holds a NUL character; give a plain file name")
     if Path(name).is_absolute():
-        raise ParamError("NS207", f"{name!r} is an absolute path; give a path relative to the spec's folder")
+        raise Unlocated("NS207", f"{name!r} is an absolute path; give a path relative to the spec's folder")
     try:
         path = (base / name).resolve()
     except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
-        raise ParamError("NS203", f"cannot follow {name!r}: {err}") from None
+        raise Unlocated("NS203", f"cannot follow {name!r}: {err}") from None
     if not path.is_relative_to(base):
-        raise ParamError(
+        raise Unlocated(
             "NS207", f"{name!r} leads outside the spec's folder ({base}); keep weight files beside the spec"
         )
     if not path.exists():
-        raise ParamError("NS202", f"weight file {name!r} not found in {base}")
+        raise Unlocated("NS202", f"weight file {name!r} not found in {base}")
     if not path.is_file():
-        raise ParamError("NS203", f"{name!r} is a folder, not a .npy or .npz file")
+        raise Unlocated("NS203", f"{name!r} is a folder, not a .npy or .npz file")
     return path
 
 
@@ -62,7 +56,7 @@ def open_npz(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise ParamError("NS203", f"cannot read {path.name} as a .npz file: {err}") from None
+        raise Unlocated("NS203", f"cannot read {path.name} as a .npz file: {err}") from None
 
 
 def array_names(archive: zipfile.ZipFile) -> list[str]:
@@ -84,33 +78,33 @@ def read_array(
     `archive`, the .npz at `path` already open, spares reopening it for each of many arrays.
 
     Raises:
-        ParamError: unreadable file, missing key, wrong shape, non-numeric or non-finite values.
+        Unlocated: unreadable file, missing key, wrong shape, non-numeric or non-finite values.
     """
     label = f"{path.name}[{key!r}]" if key is not None else path.name
     try:
         if archive is not None or path.suffix == ".npz" or zipfile.is_zipfile(path):
             if key is None:
                 keys = ", ".join(npz_keys(path)) or "none"
-                raise ParamError("NS206", f"{path.name} is a .npz file; say which array with 'key' (it has: {keys})")
+                raise Unlocated("NS206", f"{path.name} is a .npz file; say which array with 'key' (it has: {keys})")
             with contextlib.nullcontext(archive) if archive is not None else zipfile.ZipFile(path) as opened:
                 if f"{key}.npy" not in opened.NameToInfo:
                     keys = ", ".join(npz_keys(path)) or "none"
-                    raise ParamError("NS206", f"{path.name} has no array {key!r}; it has: {keys}")
+                    raise Unlocated("NS206", f"{path.name} has no array {key!r}; it has: {keys}")
                 with opened.open(f"{key}.npy") as stream:
                     array = _read_checked(stream, label, expected)
         else:
             if key is not None:
-                raise ParamError("NS206", f"{path.name} is a .npy file holding one array; remove 'key: {key}'")
+                raise Unlocated("NS206", f"{path.name} is a .npy file holding one array; remove 'key: {key}'")
             with open(path, "rb") as stream:
                 array = _read_checked(stream, label, expected)
-    except ParamError:
+    except Unlocated:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
         # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile does not know
-        raise ParamError("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
+        raise Unlocated("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.isfinite(array).sum())
-        raise ParamError("NS209", f"{label} holds {bad} NaN or infinite value(s); every value must be finite")
+        raise Unlocated("NS209", f"{label} holds {bad} NaN or infinite value(s); every value must be finite")
     return array
 
 
@@ -124,13 +118,13 @@ def read_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
 def _read_checked(stream: BinaryIO, label: str, expected: tuple[int, ...]) -> np.ndarray:
     shape, fortran_order, dtype = read_npy_header(stream)
     if dtype.kind not in "fiu":
-        raise ParamError("NS205", f"{label} holds {dtype} values; weight arrays must hold numbers (float or int)")
+        raise Unlocated("NS205", f"{label} holds {dtype} values; weight arrays must hold numbers (float or int)")
     if tuple(shape) != tuple(expected):
         raise ShapeMismatch(label, tuple(shape), tuple(expected))
     count = int(np.prod(shape))
     data = stream.read(count * dtype.itemsize)
     if len(data) != count * dtype.itemsize:
-        raise ParamError("NS203", f"{label} is truncated: its header promises {count} values")
+        raise Unlocated("NS203", f"{label} is truncated: its header promises {count} values")
     array = np.frombuffer(data, dtype=dtype)
     array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
     return array.astype(np.float64)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from netspec.interop.export import ONNX_ACTIVATIONS
 from netspec.layers import windows
+from netspec.layers.common import ONNX_ACTIVATIONS
 
 # ONNX activations that become the `activation` of the layer before them.
 _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}

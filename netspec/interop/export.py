@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import MissingExtra, Problem
 from netspec.files import atomic_write
-from netspec.layers import windows
-from netspec.layers.common import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -19,13 +17,21 @@ if TYPE_CHECKING:
 OPSET = 17
 INPUT, OUTPUT = "input", "scores"
 
-ONNX_ACTIVATIONS = {  # the ONNX operator each activation is exported as; the importer reads them back
-    "relu": "Relu",
-    "leaky_relu": "LeakyRelu",
-    "sigmoid": "Sigmoid",
-    "tanh": "Tanh",
-    "softmax": "Softmax",
-}
+
+class _Emitter:
+    """The nodes and initializers of a graph, written by each layer kind (netspec.layers.kind.Emitter)."""
+
+    def __init__(self, helper, numpy_helper, dtype: np.dtype):
+        self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
+        self.nodes, self.initializers = [], []
+
+    def node(self, op: str, inputs: list[str], name: str, **attributes) -> str:
+        self.nodes.append(self.helper.make_node(op, inputs, [name], name=name, **attributes))
+        return name
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
+        return name
 
 
 def onnx_module():
@@ -33,7 +39,7 @@ def onnx_module():
     try:
         import onnx
     except ImportError:
-        raise SpecError(
+        raise MissingExtra(
             Problem(
                 "NS501",
                 "ONNX support needs the onnx package: "
@@ -47,7 +53,7 @@ def export(network: Network, path: Path) -> Path:
     """Write `network` to `path` as an ONNX model (opset 17) with its classes and preprocessing in metadata.
 
     Raises:
-        SpecError: onnx is not installed (NS501).
+        MissingExtra: onnx is not installed (NS501).
     """
     onnx = onnx_module()
     model = to_model(network)
@@ -63,68 +69,11 @@ def to_model(network: Network):
     onnx = onnx_module()
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     element = onnx.helper.np_dtype_to_tensor_dtype(network.dtype)
-    nodes, initializers = [], []
+    emit = _Emitter(helper, numpy_helper, network.dtype)
     current = INPUT
-
-    def node(op: str, inputs: list[str], name: str, **attributes) -> str:
-        nodes.append(helper.make_node(op, inputs, [name], name=name, **attributes))
-        return name
-
-    def constant(name: str, array: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
-
     for layer in network.layers:
-        spec, name, params = layer.spec, layer.name, layer.params
-        if spec.type == "dense":
-            if len(layer.input_shape) > 1:  # the input image, read flattened
-                current = node("Flatten", [current], f"{name}.flatten", axis=1)
-            current = node(
-                "Gemm",
-                [current, constant(f"{name}.weights", params["weights"]), constant(f"{name}.bias", params["bias"])],
-                f"{name}.gemm",
-                transB=1,
-            )
-        elif spec.type == "conv2d":
-            (top, bottom), (left, right) = _pads(spec, spec.kernel, spec.stride, spec.dilation, layer.input_shape)
-            current = node(
-                "Conv",
-                [current, constant(f"{name}.weights", params["weights"]), constant(f"{name}.bias", params["bias"])],
-                f"{name}.conv",
-                kernel_shape=list(spec.kernel),
-                strides=list(spec.stride),
-                dilations=list(spec.dilation),
-                pads=[top, left, bottom, right],
-            )
-        elif spec.type in ("maxpool2d", "avgpool2d"):
-            (top, bottom), (left, right) = _pads(spec, spec.size, spec.stride, (1, 1), layer.input_shape)
-            attributes = {
-                "kernel_shape": list(spec.size),
-                "strides": list(spec.stride),
-                "pads": [top, left, bottom, right],
-            }
-            if spec.type == "avgpool2d":
-                attributes["count_include_pad"] = 0
-            current = node("MaxPool" if spec.type == "maxpool2d" else "AveragePool", [current], name, **attributes)
-        elif spec.type == "global_avgpool":
-            current = node("Flatten", [node("GlobalAveragePool", [current], f"{name}.pool")], name, axis=1)
-        elif spec.type == "flatten":
-            current = node("Flatten", [current], name, axis=1)
-        elif spec.type == "dropout":
-            ratio = constant(f"{name}.ratio", np.array(spec.rate, dtype=network.dtype))
-            current = node("Dropout", [current, ratio], name)
-        elif spec.type == "batchnorm":
-            inputs = [current] + [constant(f"{name}.{key}", params[key]) for key in ("scale", "shift", "mean", "var")]
-            # ONNX's momentum weighs the running value: running = running·momentum + batch·(1 − momentum).
-            current = node("BatchNormalization", inputs, name, epsilon=spec.epsilon, momentum=1 - spec.momentum)
-        activation = getattr(spec, "activation", "linear")
-        if activation != "linear":
-            attributes = (
-                {"alpha": spec.alpha if spec.alpha is not None else DEFAULT_ALPHA} if activation == "leaky_relu" else {}
-            )
-            if activation == "softmax":
-                attributes = {"axis": -1 if len(layer.output_shape) == 1 else 1}
-            current = node(ONNX_ACTIVATIONS[activation], [current], f"{name}.{activation}", **attributes)
+        current = layer.kind.to_onnx(layer, [current], emit)
+    nodes, initializers = emit.nodes, emit.initializers
     nodes[-1].output[0] = OUTPUT
     graph = helper.make_graph(
         nodes,
@@ -137,11 +86,6 @@ def to_model(network: Network):
     model.doc_string = network.spec.description
     helper.set_model_props(model, _metadata(network))
     return model
-
-
-def _pads(spec, kernel, stride, dilation, input_shape) -> tuple[tuple[int, int], tuple[int, int]]:
-    pads, _ = windows.geometry(input_shape, tuple(kernel), tuple(stride), tuple(dilation), spec.padding)
-    return pads
 
 
 def _metadata(network: Network) -> dict[str, str]:

@@ -18,6 +18,7 @@ from netspec.errors import Problem, SpecError
 from netspec.interop.chain import Chain, Refusal
 from netspec.interop.described import document, input_shape, refuse_text
 from netspec.interop.export import onnx_module
+from netspec.layers import KINDS
 
 OLDEST_OPSET = 7  # Gemm, Dropout and BatchNormalization took their present meaning at opset 7
 
@@ -97,7 +98,7 @@ def to_spec(
         cause = f"{type(err).__name__}: {err}"
         message = f"node {node.name or node.op_type!r} ({node.op_type}) is malformed: it lacks what it needs ({cause})"
         raise SpecError(Problem("NS502", message, file=source)) from None
-    if "image" in network_input and len(shape) == 1 and walk.layers and walk.layers[0]["type"] != "dense":
+    if "image" in network_input and len(shape) == 1 and walk.layers and not KINDS[walk.layers[0]["type"]].reads_flat:
         message = (
             f"the model reads a vector and its first layer is a {walk.layers[0]['type']}; netspec reads an image "
             "as a vector only in a dense layer first, so leave the image out"

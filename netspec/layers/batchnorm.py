@@ -1,5 +1,6 @@
 """Batch normalization: each channel scaled to mean 0 and variance 1, then by a learned scale and shift."""
 
+import sys
 from typing import Literal
 
 import numpy as np
@@ -7,6 +8,7 @@ from pydantic import Field
 
 from netspec.fields import Ones, SpecModel, Zeros, param_source
 from netspec.layers.common import LayerName
+from netspec.layers.kind import OneInput, dims
 
 
 class BatchNorm(SpecModel):
@@ -31,9 +33,9 @@ class BatchNorm(SpecModel):
 
 
 PARAMS = ("scale", "shift", "mean", "var")
-NON_NEGATIVE = {"var"}
+NON_NEGATIVE = frozenset({"var"})
 """Parameters whose values can never be negative; the builder refuses arrays that are."""
-NOT_LEARNED = {"mean", "var"}
+NOT_LEARNED = frozenset({"mean", "var"})
 """Kept up to date while training, but not by gradients: Keras's non-trainable weights."""
 
 
@@ -97,3 +99,20 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
         return dx, grads
 
     return y, backprop
+
+
+def to_onnx(node, x: str, emit) -> str:
+    inputs = [x] + [emit.constant(f"{node.name}.{key}", node.params[key]) for key in PARAMS]
+    # ONNX's momentum weighs the running value: running = running·momentum + batch·(1 − momentum).
+    return emit.node(
+        "BatchNormalization", inputs, node.name, epsilon=node.spec.epsilon, momentum=1 - node.spec.momentum
+    )
+
+
+def caption(layer: BatchNorm, output_shape: tuple[int, ...]) -> str:
+    return f"batchnorm\n{dims(output_shape)}"
+
+
+KIND = OneInput(
+    BatchNorm, sys.modules[__name__], not_learned=NOT_LEARNED, non_negative=NON_NEGATIVE, passes="elementwise"
+)

@@ -82,3 +82,23 @@ def no_axis_meanings(layer: Any) -> dict[str, tuple[str, ...]]:
 
 def no_multiply_adds(layer: Any, input_shape: tuple[int, ...]) -> int:
     return 0
+
+
+ONNX_ACTIVATIONS = {  # the ONNX operator each activation is exported as; the importer reads them back
+    "relu": "Relu",
+    "leaky_relu": "LeakyRelu",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softmax": "Softmax",
+}
+
+
+def activation_to_onnx(layer: Any, z: str, rank: int, emit: Any) -> str:
+    """The layer's activation applied to tensor `z` (of `rank` axes without the batch) as an ONNX node."""
+    activation = layer.activation
+    if activation == "linear":
+        return z
+    attributes = {"alpha": alpha_of(layer)} if activation == "leaky_relu" else {}
+    if activation == "softmax":
+        attributes = {"axis": -1 if rank == 1 else 1}
+    return emit.node(ONNX_ACTIVATIONS[activation], [z], f"{layer.name}.{activation}", **attributes)

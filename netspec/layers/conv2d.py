@@ -1,16 +1,18 @@
 """The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias."""
 
+import sys
 from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.errors import with_article
+from netspec.errors import Unlocated, with_article
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName, Size2D, alpha_of, alpha_problems
+from netspec.layers.common import LayerName, Size2D, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.kind import OneInput, dims
 
 
 class Conv2D(SpecModel):
@@ -60,10 +62,11 @@ def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]
         (dh, dw), what = layer.dilation, with_article(f"{kh}×{kw} kernel")
         if (dh, dw) != (1, 1):
             what += f" with dilation {dh}×{dw} spans {dh * (kh - 1) + 1}×{dw * (kw - 1) + 1} and"
-        raise windows.ShapeError(
+        raise Unlocated(
+            "NS126",
             f"{what} does not fit the {input_shape[1]}×{input_shape[2]} {{input}} "
             "(try padding: same or a smaller kernel)",
-            "kernel",
+            ("kernel",),
         )
     return (layer.filters, out_h, out_w)
 
@@ -155,3 +158,30 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
         return dx.transpose(0, 3, 1, 2), grads
 
     return y, backprop
+
+
+def to_onnx(node, x: str, emit) -> str:
+    """Conv with the padding written out per side (ONNX orders pads as all the starts, then all the ends)."""
+    layer, name = node.spec, node.name
+    (top, bottom), (left, right) = _geometry(layer, node.input_shape)[0]
+    weights, bias = (
+        emit.constant(f"{name}.weights", node.params["weights"]),
+        emit.constant(f"{name}.bias", node.params["bias"]),
+    )
+    z = emit.node(
+        "Conv",
+        [x, weights, bias],
+        f"{name}.conv",
+        kernel_shape=list(layer.kernel),
+        strides=list(layer.stride),
+        dilations=list(layer.dilation),
+        pads=[top, left, bottom, right],
+    )
+    return activation_to_onnx(layer, z, len(node.output_shape), emit)
+
+
+def caption(layer: Conv2D, output_shape: tuple[int, ...]) -> str:
+    return f"conv2d {layer.filters}@{layer.kernel[0]}×{layer.kernel[1]}, {layer.activation}\n{dims(output_shape)}"
+
+
+KIND = OneInput(Conv2D, sys.modules[__name__], decayed=frozenset({"weights"}), neurons="kernel")

@@ -1,5 +1,6 @@
 """The dense layer: every neuron computes Output = Weight·Input + Bias, then the activation."""
 
+import sys
 from collections.abc import Callable
 from math import prod
 from typing import Literal
@@ -9,7 +10,8 @@ from pydantic import Field, model_validator
 
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName, alpha_of, alpha_problems
+from netspec.layers.common import LayerName, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.kind import OneInput
 
 
 class Dense(SpecModel):
@@ -105,3 +107,23 @@ def runner(layer: Dense, params: dict[str, np.ndarray]) -> Callable[[np.ndarray]
         return activation(z, alpha)
 
     return run
+
+
+def to_onnx(node, x: str, emit) -> str:
+    """Gemm (weights as stored, transposed by the node) after a Flatten if the planner said so, then the activation."""
+    name = node.name
+    if node.flattened:  # the input image, read flattened
+        x = emit.node("Flatten", [x], f"{name}.flatten", axis=1)
+    weights, bias = (
+        emit.constant(f"{name}.weights", node.params["weights"]),
+        emit.constant(f"{name}.bias", node.params["bias"]),
+    )
+    z = emit.node("Gemm", [x, weights, bias], f"{name}.gemm", transB=1)
+    return activation_to_onnx(node.spec, z, len(node.output_shape), emit)
+
+
+def caption(layer: Dense, output_shape: tuple[int, ...]) -> str:
+    return f"dense, {layer.neurons:,} neurons\n{layer.activation}"
+
+
+KIND = OneInput(Dense, sys.modules[__name__], decayed=frozenset({"weights"}), reads_flat=True, neurons="fan")

@@ -1,5 +1,6 @@
 """The dropout layer: while training, zero a random `rate` of the values and scale up the rest."""
 
+import sys
 from typing import Literal
 
 import numpy as np
@@ -8,6 +9,7 @@ from pydantic import Field
 from netspec.fields import SpecModel
 from netspec.layers import common
 from netspec.layers.common import LayerName
+from netspec.layers.kind import OneInput, dims
 
 
 class Dropout(SpecModel):
@@ -42,3 +44,15 @@ def forward(layer: Dropout, params: dict[str, np.ndarray], x: np.ndarray, train:
         return (dy * keep if input_grad else None), {}
 
     return x * keep, backprop
+
+
+def to_onnx(node, x: str, emit) -> str:
+    ratio = emit.constant(f"{node.name}.ratio", np.array(node.spec.rate, dtype=emit.dtype))
+    return emit.node("Dropout", [x, ratio], node.name)
+
+
+def caption(layer: Dropout, output_shape: tuple[int, ...]) -> str:
+    return f"dropout {layer.rate:g}\n{dims(output_shape)}"
+
+
+KIND = OneInput(Dropout, sys.modules[__name__], passes="elementwise")

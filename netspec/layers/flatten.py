@@ -1,5 +1,6 @@
 """The flatten layer: (channels, height, width) → one vector, in that order (as PyTorch's Flatten)."""
 
+import sys
 from math import prod
 from typing import Literal
 
@@ -8,6 +9,7 @@ import numpy as np
 from netspec.fields import SpecModel
 from netspec.layers import common
 from netspec.layers.common import LayerName
+from netspec.layers.kind import OneInput, dims
 
 
 class Flatten(SpecModel):
@@ -34,3 +36,14 @@ def forward(layer: Flatten, params: dict[str, np.ndarray], x: np.ndarray, train:
         return (dy.reshape(x.shape) if input_grad else None), {}
 
     return x.reshape(len(x), prod(x.shape[1:])), backprop
+
+
+def to_onnx(node, x: str, emit) -> str:
+    return emit.node("Flatten", [x], node.name, axis=1)
+
+
+def caption(layer: Flatten, output_shape: tuple[int, ...]) -> str:
+    return f"flatten\n{dims(output_shape)}"
+
+
+KIND = OneInput(Flatten, sys.modules[__name__], passes="reshape")

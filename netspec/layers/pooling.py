@@ -1,14 +1,16 @@
 """Pooling layers: the largest or the mean value of each window, and the mean of each channel."""
 
+import sys
 from typing import Literal
 
 import numpy as np
 from pydantic import model_validator
 
-from netspec.errors import with_article
+from netspec.errors import Unlocated, with_article
 from netspec.fields import SpecModel
 from netspec.layers import common, windows
 from netspec.layers.common import LayerName, Size2D
+from netspec.layers.kind import OneInput, dims
 
 
 class _Pool(SpecModel):
@@ -63,17 +65,19 @@ def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         windows.geometry(input_shape, (1, 1), (1, 1), NO_DILATION, "valid")  # refuses a vector, as image layers do
         return (input_shape[0],)
     if isinstance(layer.padding, int) and layer.padding * 2 > min(layer.size):
-        raise windows.ShapeError(
+        raise Unlocated(
+            "NS126",
             f"padding {layer.padding} is more than half the {layer.size[0]}×{layer.size[1]} window, so some windows "
             "would hold padding only; use at most half the window size",
-            "padding",
+            ("padding",),
         )
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if out_h < 1 or out_w < 1:
-        raise windows.ShapeError(
+        raise Unlocated(
+            "NS126",
             f"{with_article(f'{layer.size[0]}×{layer.size[1]} window')} does not fit the "
             f"{input_shape[1]}×{input_shape[2]} {{input}} (try padding: same or a smaller size)",
-            "size",
+            ("size",),
         )
     return (input_shape[0], out_h, out_w)
 
@@ -161,3 +165,27 @@ def _first_maximum(view: np.ndarray, y: np.ndarray, positions: list[tuple[int, i
     for k, (i, j) in reversed(list(enumerate(positions))):
         np.copyto(best, k, where=view[..., i, j] == y)
     return best
+
+
+def to_onnx(node, x: str, emit) -> str:
+    """MaxPool or AveragePool (padding not counted, as here), or GlobalAveragePool then Flatten."""
+    layer, name = node.spec, node.name
+    if isinstance(layer, GlobalAvgPool):
+        return emit.node("Flatten", [emit.node("GlobalAveragePool", [x], f"{name}.pool")], name, axis=1)
+    (top, bottom), (left, right) = _geometry(layer, node.input_shape)[0]
+    attributes = {"kernel_shape": list(layer.size), "strides": list(layer.stride), "pads": [top, left, bottom, right]}
+    if isinstance(layer, AvgPool2D):
+        return emit.node("AveragePool", [x], name, count_include_pad=0, **attributes)
+    return emit.node("MaxPool", [x], name, **attributes)
+
+
+def caption(layer, output_shape: tuple[int, ...]) -> str:
+    if isinstance(layer, GlobalAvgPool):
+        return f"{layer.type}\n{dims(output_shape)}"
+    return f"{layer.type} {layer.size[0]}×{layer.size[1]}\n{dims(output_shape)}"
+
+
+_THIS = sys.modules[__name__]
+MAX = OneInput(MaxPool2D, _THIS)
+AVG = OneInput(AvgPool2D, _THIS)
+GLOBAL = OneInput(GlobalAvgPool, _THIS)

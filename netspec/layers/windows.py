@@ -14,6 +14,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
+from netspec.errors import Unlocated
+
 Pair = tuple[int, int]
 
 
@@ -38,18 +40,6 @@ Padding = Annotated[
 """`valid` (none), `same` (the output keeps ceil(size / stride)), or a number of pixels on each side."""
 
 
-class ShapeError(Exception):
-    """A layer that does not fit the shape of its input; `key` is the layer field to point at.
-
-    The message names the input's origin as `{source}` ("pool2", "the input"), or says `{input}` for
-    "the input" or "input from pool2" after a shape; the builder fills both in.
-    """
-
-    def __init__(self, message: str, key: str | None = None):
-        super().__init__(message)
-        self.message, self.key = message, key
-
-
 def pads(size: int, kernel: int, stride: int, dilation: int, padding: Padding) -> Pair:
     """Pixels added before and after one axis (TensorFlow's rule for `same`: any odd pixel goes after)."""
     if padding == "valid":
@@ -70,9 +60,10 @@ def out_size(size: int, kernel: int, stride: int, dilation: int, before_after: P
 def geometry(input_shape: tuple[int, ...], kernel: Pair, stride: Pair, dilation: Pair, padding: Padding):
     """(pads for height and width, output height and width) for a (channels, height, width) input."""
     if len(input_shape) != 3:
-        raise ShapeError(
+        raise Unlocated(
+            "NS126",
             f"needs an image-shaped input (channels, height, width), but gets {shown(input_shape)} from {{source}}; "
-            "image layers go before any flatten, on an image input"
+            "image layers go before any flatten, on an image input",
         )
     _, height, width = input_shape
     pad_h = pads(height, kernel[0], stride[0], dilation[0], padding)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import MissingExtra, Problem, SpecError
 from netspec.files import atomic_write
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -20,7 +20,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise SpecError(
+        raise MissingExtra(
             Problem("NS601", "pictures need matplotlib: pip install 'matplotlib>=3.7' (netspec's plot extra)")
         ) from None
     matplotlib.use("Agg")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netspec.layers.kind import dims
 from netspec.pictures.canvas import NEGATIVE, NEUTRAL, POSITIVE, pyplot
 
 if TYPE_CHECKING:
@@ -38,26 +39,16 @@ def columns(network: Network) -> list[Column]:
     spec = network.spec
     image = spec.input.image
     first = network.layers[0]
-    if image and first.type != "dense":
+    if image and not first.flattened:
         kind = f"{image.color} image"
-        cols = [Column("input", f"{kind}\n{_shape(network.input_shape)}", 0, network.input_shape)]
+        cols = [Column("input", f"{kind}\n{dims(network.input_shape)}", 0, network.input_shape)]
     else:
         count = prod(network.input_shape)
-        where = f"\n({_shape(network.input_shape)} image)" if image else ""
+        where = f"\n({dims(network.input_shape)} image)" if image else ""
         cols = [Column("input", f"{count:,} inputs{where}", count, (count,))]
     for layer in network.layers:
         out = layer.output_shape
-        spec_ = layer.spec
-        if layer.type == "dense":
-            detail = f"dense, {spec_.neurons:,} neurons\n{spec_.activation}"
-        elif layer.type == "conv2d":
-            detail = f"conv2d {spec_.filters}@{spec_.kernel[0]}×{spec_.kernel[1]}, {spec_.activation}\n{_shape(out)}"
-        elif layer.type in ("maxpool2d", "avgpool2d"):
-            detail = f"{layer.type} {spec_.size[0]}×{spec_.size[1]}\n{_shape(out)}"
-        elif layer.type == "dropout":
-            detail = f"dropout {spec_.rate:g}\n{_shape(out)}"
-        else:
-            detail = f"{layer.type}\n{_shape(out)}"
+        detail = layer.kind.caption(layer.spec, out)
         cols.append(Column(layer.name, detail, out[0] if len(out) == 1 else 0, out))
     return cols
 
@@ -73,12 +64,12 @@ def draw(network: Network):
     ax.axis("off")
     positions = [_positions(c) for c in cols]
     heaviest = max(
-        (np.abs(layer.params["weights"]).max() for layer in network.layers if layer.type == "dense"), default=1.0
+        (np.abs(layer.params["weights"]).max() for layer in network.layers if layer.kind.neurons == "fan"), default=1.0
     )
     for index, (left, right) in enumerate(zip(cols, cols[1:])):
         x0, x1 = 3 * index, 3 * (index + 1)
         layer = network.layers[index]
-        if left.size and right.size and layer.type == "dense":
+        if left.size and right.size and layer.kind.neurons == "fan":
             weights = layer.params["weights"]
             for j, yj in positions[index + 1].items():
                 for i, yi in positions[index].items():
@@ -91,7 +82,7 @@ def draw(network: Network):
                         alpha=0.75,
                         zorder=1,
                     )
-        elif left.size and left.size == right.size and layer.type in ("dropout", "batchnorm"):
+        elif left.size and left.size == right.size and layer.kind.passes == "elementwise":
             for i, yi in positions[index].items():  # value by value, no weights between
                 ax.plot([x0, x1], [yi, positions[index + 1][i]], color=NEUTRAL, linewidth=0.8, alpha=0.6, zorder=1)
         else:  # a block on either side: the connection is drawn, not each weight
@@ -156,7 +147,3 @@ def _positions(column: Column) -> dict[int, float]:
     if column.size > MOST_DRAWN:
         ys = ys[:HEAD] + ys[HEAD + 1 :]
     return dict(zip(shown, ys))
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))

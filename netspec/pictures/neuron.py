@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netspec.errors import Problem, SpecError
+from netspec.layers import KINDS
 from netspec.layers.activations import ACTIVATIONS
 from netspec.layers.common import alpha_of
 from netspec.pictures.canvas import DIVERGING, NEGATIVE, NEUTRAL, POSITIVE, pyplot
@@ -24,13 +25,12 @@ def find(network: Network, address: str):
     name, _, index = address.rpartition(":")
     layers = {layer.name: layer for layer in network.layers}
     if name not in layers or not index.isdecimal():
-        choices = ", ".join(f"{layer.name}:0" for layer in network.layers if "weights" in layer.params)
+        choices = ", ".join(f"{layer.name}:0" for layer in network.layers if layer.kind.neurons)
         raise SpecError(Problem("NS603", f"--neuron {address!r} names no neuron; write LAYER:INDEX, e.g. {choices}"))
     layer = layers[name]
-    if "weights" not in layer.params:
-        raise SpecError(
-            Problem("NS603", f"layer {name} ({layer.type}) has no weights to draw; choose a dense or conv2d layer")
-        )
+    if not layer.kind.neurons:
+        drawn = " or ".join(tag for tag, kind in KINDS.items() if kind.neurons)
+        raise SpecError(Problem("NS603", f"layer {name} ({layer.type}) has no weights to draw; choose a {drawn} layer"))
     count = len(layer.params["weights"])
     if int(index) >= count:
         raise SpecError(Problem("NS603", f"layer {name} has {count} neurons (0 to {count - 1}); got {index}"))
@@ -45,7 +45,6 @@ TOP = 16
 """Largest weights listed in a summary."""
 WIDEST = 13.0
 """Widest figure in inches (about 1,600 px at the 120 dpi pictures are saved at), however large the fan."""
-_ELEMENTWISE = ("dropout", "batchnorm")  # keep each value where it was: a flatten before them still shapes the input
 
 
 def draw(network: Network, address: str):
@@ -56,9 +55,9 @@ def draw(network: Network, address: str):
     plt = pyplot()
     layer, index = find(network, address)
     weights, bias = layer.params["weights"][index], float(layer.params["bias"][index])
-    activation = getattr(layer.spec, "activation", "linear")
+    activation = layer.kind.activation(layer.spec)
     title = f"{network.spec.name}: neuron {index} of {layer.name} ({layer.type}, {activation}), bias {bias:.3g}"
-    if layer.type == "conv2d":
+    if layer.kind.neurons == "kernel":
         return _as_images(plt, weights, title, "the filter's kernel, one map per input channel", None)
     reads, source = _read_shape(network, layer)
     if len(reads) == 3:
@@ -87,11 +86,14 @@ def _read_shape(network: Network, layer) -> tuple[tuple[int, ...], str | None]:
     A dense layer reading a flatten of an image (or of a conv layer's maps) has one weight per pixel
     of each channel, in the flatten's order: reshaped, they are the picture the neuron looks for.
     """
+    if layer.flattened:  # the input image itself
+        return layer.input_shape, None
     at = network.layers.index(layer)
     shape = layer.input_shape
-    while len(shape) == 1 and at > 0 and network.layers[at - 1].type in _ELEMENTWISE:
+    # Layers that keep each value where it was (dropout, batchnorm) leave the flatten before them in charge.
+    while at > 0 and network.layers[at - 1].kind.passes == "elementwise":
         at -= 1
-    if len(shape) == 1 and at > 0 and network.layers[at - 1].type == "flatten":
+    if at > 0 and network.layers[at - 1].kind.passes == "reshape":
         at -= 1
         shape = network.layers[at].input_shape
     return shape, (network.layers[at - 1].name if at > 0 else None)

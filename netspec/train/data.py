@@ -10,16 +10,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netspec.errors import InputError, NetspecError, Problem
+from netspec.errors import DataError, InputError, Problem
 from netspec.folders import IMAGE_SUFFIXES, files_below
 from netspec.samples import open_npz
 
 if TYPE_CHECKING:
     from netspec.network import Network
-
-
-class DataError(NetspecError):
-    """A training or evaluation data set cannot be used as it is."""
 
 
 @dataclass

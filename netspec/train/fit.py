@@ -11,9 +11,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from netspec import threads as blas
-from netspec.errors import Problem, SpecError
+from netspec.errors import DataError, Problem, SpecError
 from netspec.spec import Spec, Training
-from netspec.train.data import DataError
 from netspec.train.loss import cross_entropy
 from netspec.train.optimizers import SGD, Adam
 from netspec.validation import problems_from
@@ -116,7 +115,7 @@ def _train(network, x, y, options, on_batch, on_epoch) -> History:
         split = f" once val_split {options.val_split:g} holds out {held}" if held else ""
         raise DataError(Problem("NS403", f"no examples to train on: the data has {len(x)}{split}"))
     params = [layer.params for layer in network.layers]
-    optimizer = _optimizer(options, params)
+    optimizer = _optimizer(options, params, [layer.kind.decayed for layer in network.layers])
     scorer = logits_of(network)
     history, waited = History(best_epoch=0), 0
     # The starting arrays are the first candidate: more epochs must beat them to be kept.
@@ -166,10 +165,10 @@ def _train(network, x, y, options, on_batch, on_epoch) -> History:
     return history
 
 
-def _optimizer(options: Training, params):
+def _optimizer(options: Training, params, decayed: list[frozenset[str]]):
     if options.optimizer == "sgd":
-        return SGD(params, options.learning_rate, options.momentum, options.weight_decay)
-    return Adam(params, options.learning_rate, options.weight_decay)
+        return SGD(params, options.learning_rate, options.momentum, options.weight_decay, decayed)
+    return Adam(params, options.learning_rate, options.weight_decay, decayed=decayed)
 
 
 def _copies(params: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
