@@ -69,6 +69,9 @@ def open_image(path: str | Path | io.BytesIO, max_pixels: int = MAX_PIXELS, name
     except FileNotFoundError:
         raise InputError(Problem("NS301", "image not found", file=name)) from None
     except UnidentifiedImageError:
+        if _is_empty(source):
+            where = "nothing came through standard input" if name == "-" else "the file is empty"
+            raise InputError(Problem("NS302", f"{where}; give an image", file=name)) from None
         formats = ", ".join(FORMATS)
         raise InputError(Problem("NS302", f"not an image netspec reads ({formats})", file=name)) from None
     except Image.DecompressionBombError:
@@ -88,6 +91,16 @@ def open_image(path: str | Path | io.BytesIO, max_pixels: int = MAX_PIXELS, name
     except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many kinds on damaged data (fuzzing found IndexError)
         reason = str(err) or type(err).__name__
         raise InputError(Problem("NS303", f"image is truncated or corrupt ({reason})", file=name)) from None
+
+
+def _is_empty(source: str | Path | io.BytesIO) -> bool:
+    """Whether what Pillow was given to open holds no bytes at all (an empty file, nothing piped)."""
+    if isinstance(source, io.BytesIO):
+        return not source.getbuffer().nbytes
+    try:
+        return Path(source).stat().st_size == 0
+    except OSError:
+        return False
 
 
 BYTES_PER_PIXEL_AT_MOST = 8

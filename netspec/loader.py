@@ -34,9 +34,11 @@ def read_text(path: Path) -> str:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             hint = "it looks like an image; the spec comes first: netspec run SPEC IMAGE..."
             raise SpecError(Problem("NS005", hint, file=name)) from None
-        raise SpecError(
-            Problem("NS005", f"spec file is not UTF-8 text ({err.reason} at byte {err.start})", file=name)
-        ) from None
+        # Placed where the first byte that is not UTF-8 stands, as an editor counts lines and columns.
+        before = err.object[: err.start].decode("utf-8")
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        message = f"spec file is not UTF-8 text (byte 0x{err.object[err.start]:02x} here); save it as UTF-8"
+        raise SpecError(Problem("NS005", message).located(name, line, column)) from None
     except OSError as err:
         raise SpecError(Problem("NS005", f"cannot read the spec file: {err.strerror}", file=name)) from None
 

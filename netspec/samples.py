@@ -255,8 +255,11 @@ def _number(cell: str) -> float | None:
 def _columns(name: str, line: int, cells: list[str], features: int, what: str = "") -> InputError:
     wanted = plural(features, "number")
     message = f"the {what}line has {plural(len(cells), 'column')}, but the spec reads {wanted} a sample"
-    if len(cells) == 1 and any(mark in cells[0] for mark in ("\t", ";")):
-        message += "; netspec splits columns at commas, and this line has tabs or semicolons: write it with commas"
+    if len(cells) == 1 and any(mark in cells[0].strip() for mark in ("\t", ";", " ")):
+        message += (
+            "; netspec splits columns at commas, and this line has tabs, semicolons or spaces between its "
+            "values: write it with commas"
+        )
     elif len(cells) == features + 1 and not cells[-1].strip():
         message += "; the line ends with a comma, which starts an empty last column: remove it"
     else:

@@ -135,6 +135,9 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
     start, mark = err.context_mark, found or err.context_mark
     if mark is None:  # pragma: no cover - libyaml marks every syntax error
         return Problem("NS001", err.problem or "invalid YAML", file=file)
+    looked_back = _at_the_start(err, text)
+    if looked_back is not None:
+        return looked_back.located(file, start.line + 1, start.column + 1)
     line, column = _within(text, mark.line + 1, mark.column + 1)
     what, where = err.problem or "invalid YAML", "here"
     if err.context and start is not None and (start.line + 1, start.column + 1) != (line, column):
@@ -144,6 +147,28 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
         what = f"{err.context}: {what}"
     what += f"; check the brackets, quotes, colons and indentation {where}"
     return Problem("NS001", what).located(file, line, column)
+
+
+def _at_the_start(err: yaml.MarkedYAMLError, text: str) -> Problem | None:
+    """The problem, for the two mistakes libyaml notices only later but whose start is the place to fix.
+
+    A key without ': ' (`neurons 4`, `neurons:4`) is noticed on the next line, and a quote never
+    closed at the end of the file: both are placed where the key or the quote starts, with the fix.
+    """
+    start = err.context_mark
+    if start is None:
+        return None
+    written = text.splitlines()[start.line] if start.line < len(text.splitlines()) else ""
+    key_and_rest = written[start.column :].rstrip()
+    where = f"{err.context} at line {start.line + 1}, column {start.column + 1}: {err.problem}"
+    if err.problem == "could not find expected ':'":
+        key, gap, value = key_and_rest.partition(":") if ":" in key_and_rest else key_and_rest.partition(" ")
+        fixed = f"{key.rstrip()}: {value.lstrip()}".rstrip()
+        return Problem("NS001", f"{where}; a key needs ': ' (a colon, then a space) before its value: write {fixed!r}")
+    if err.context == "while scanning a quoted scalar":
+        quote = written[start.column : start.column + 1]
+        return Problem("NS001", f"{where}; the quote {quote} opened here is never closed: end the value with {quote}")
+    return None
 
 
 def _within(text: str, line: int, column: int) -> tuple[int, int]:

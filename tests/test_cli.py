@@ -155,6 +155,8 @@ def test_run_reads_one_image_from_standard_input_given_as_a_dash(colours, tmp_pa
     result = run("run", colours, "-", tmp_path / "red.png", stdin=b"not an image")
     assert result.exit_code == 1 and result.stdout.startswith(f"{tmp_path / 'red.png'}: red\n")
     assert result.stderr == "-: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP)\n"
+    result = run("run", colours, "-", stdin=b"")
+    assert (result.exit_code, result.stderr) == (1, "-: NS302 nothing came through standard input; give an image\n")
     result = run("run", colours, "-", "-", stdin=red)
     assert result.exit_code == 2 and "- (standard input) holds one image and can be read once" in result.stderr
 
@@ -311,6 +313,7 @@ def test_run_on_numbers_says_what_is_wrong_with_each_file(write_spec, tmp_path):
         "empty.csv": "",
         "header.csv": "a,b\n",
         "tabs.csv": "1\t2\n",
+        "spaces.csv": "1 2\n",
         "trailing.csv": "1,2,\n",
     }
     for name, text in files.items():
@@ -345,7 +348,9 @@ def test_run_on_numbers_says_what_is_wrong_with_each_file(write_spec, tmp_path):
         "empty.csv: NS307 has no rows; write one sample a line, 2 numbers split by commas",
         "header.csv: NS307 has only a header line; write one sample a line, 2 numbers split by commas",
         "tabs.csv:1:1: NS305 the header line has 1 column, but the spec reads 2 numbers a sample; netspec splits columns at "
-        "commas, and this line has tabs or semicolons: write it with commas",
+        "commas, and this line has tabs, semicolons or spaces between its values: write it with commas",
+        "spaces.csv:1:1: NS305 the header line has 1 column, but the spec reads 2 numbers a sample; netspec splits "
+        "columns at commas, and this line has tabs, semicolons or spaces between its values: write it with commas",
         "trailing.csv:1:1: NS305 the line has 3 columns, but the spec reads 2 numbers a sample; the line ends with a "
         "comma, which starts an empty last column: remove it",
         "named.npz: NS307 needs an array x; missing x (it has: features, labels)",

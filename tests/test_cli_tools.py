@@ -133,7 +133,7 @@ def test_upgrade(write_spec):
     latin = write_spec("", "latin.yaml")
     latin.write_bytes("netspec: 1\nname: caf\xe9\n".encode("latin-1"))
     result = invoke("upgrade", latin)
-    assert result.stderr == f"{latin}: NS005 spec file is not UTF-8 text (invalid continuation byte at byte 20)\n"
+    assert result.stderr == f"{latin}:2:10: NS005 spec file is not UTF-8 text (byte 0xe9 here); save it as UTF-8\n"
 
 
 def test_pre_commit_hook_and_workflow_example_run_validate():
@@ -164,3 +164,12 @@ def test_ci_examples_install_netspec_from_its_repository_at_a_pinned_revision():
     assert repo["repo"].startswith("FILL-IN") and repo["rev"].startswith("FILL-IN")
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert [hook["id"] for hook in repo["hooks"]] == [hooks[0]["id"]]
+
+
+def test_the_command_list_says_each_command_whole_and_lists_every_one():
+    from netspec.cli import COMMANDS, SUMMARIES
+
+    result = CliRunner().invoke(main, ["--help"])
+    listed = result.output.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == list(COMMANDS) == list(SUMMARIES)
+    assert all(line.rstrip().endswith(".") and "..." not in line for line in listed)

@@ -180,6 +180,12 @@ def test_not_an_image(tmp_path):
     assert error_of(path) == f"{path}: NS302 not an image netspec reads (PNG, JPEG, BMP, GIF, TIFF, WEBP)"
 
 
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    assert error_of(path) == f"{path}: NS302 the file is empty; give an image"
+
+
 def test_unsupported_format_is_refused(tmp_path):
     path = save(tmp_path, two_pixels(), "icon.ico")
     assert "NS302 not an image netspec reads" in error_of(path)

@@ -467,3 +467,21 @@ def test_unknown_keys_named_like_a_union_tag_are_still_unknown_keys(problems):
         f"{where(text, 'dense: 3}', 'dense')}: NS101 layers[0].dense: unknown key 'dense'; allowed keys are: type, name, "
         "neurons, activation, alpha, weights, bias, seed",
     ]
+
+
+def test_a_window_size_that_is_not_a_number_or_a_pair_says_both_forms(problems):
+    text = """\
+    netspec: 1
+    classes: [a, b]
+    input: {image: {width: 4, height: 4}}
+    layers:
+      - {type: conv2d, filters: 2, kernel: 2.5, stride: abc, padding: true}
+      - {type: flatten}
+      - {type: dense, neurons: 2}
+    """
+    assert problems(text) == [
+        f"{where(text, '2.5')}: NS103 layers[0].kernel: must be a whole number or [height, width], got 2.5",
+        f"{where(text, 'abc')}: NS103 layers[0].stride: must be a whole number or [height, width], got 'abc' (text)",
+        f"{where(text, 'true')}: NS105 layers[0].padding: must be valid, same or a number of pixels (0 or more), "
+        "got true (a boolean)",
+    ]

@@ -99,18 +99,24 @@ SPEC_HEAD = "version: 1\nname: s\ninput: {shape: [4]}\nclasses: [a, b]\nlayers:\
             "f.yaml:1:9: NS001 while parsing a flow sequence at line 1, column 4: did not find expected ',' or ']'; "
             "check the brackets, quotes, colons and indentation here",
         ),
-        # A missing ':' is noticed at the next line.
+        # A missing ':', or one with no space after it, is noticed at the next line: placed at the key,
+        # where the fix goes, with the fix.
         (
             "a: 1\nb:\n  - name: x\n    neurons 4\n    type: dense\n",
-            "f.yaml:5:5: NS001 while scanning a simple key at line 4, column 5: could not find expected ':'; "
-            "check the brackets, quotes, colons and indentation from line 4 to here",
+            "f.yaml:4:5: NS001 while scanning a simple key at line 4, column 5: could not find expected ':'; "
+            "a key needs ': ' (a colon, then a space) before its value: write 'neurons: 4'",
         ),
-        # An unclosed quote runs to the end of the file: placed after its last character, a position
-        # editors can show (libyaml says line 3, which this file does not have).
+        (
+            "a: 1\nb:\n  - name: x\n    neurons:3\n    type: dense\n",
+            "f.yaml:4:5: NS001 while scanning a simple key at line 4, column 5: could not find expected ':'; "
+            "a key needs ': ' (a colon, then a space) before its value: write 'neurons: 3'",
+        ),
+        # An unclosed quote runs to the end of the file (libyaml says line 3, which this file does not
+        # have): placed where the quote opens.
         (
             "a: 'open\nb: 2\n",
-            "f.yaml:2:5: NS001 while scanning a quoted scalar at line 1, column 4: found unexpected end of stream; "
-            "check the brackets, quotes, colons and indentation from line 1 to here",
+            "f.yaml:1:4: NS001 while scanning a quoted scalar at line 1, column 4: found unexpected end of stream; "
+            "the quote ' opened here is never closed: end the value with '",
         ),
         (
             "a: b: c\n",

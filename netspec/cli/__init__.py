@@ -40,11 +40,32 @@ COMMANDS = {
 }
 
 
+SUMMARIES = {
+    "validate": "Check specs (files, or every *.yaml/*.yml below folders).",
+    "run": "Classify images (or rows of numbers) with a spec's network.",
+    "summary": "Show a spec's layers, shapes, parameters and multiply-adds.",
+    "train": "Learn a spec's weights from a folder of pictures or a .npz.",
+    "eval": "Measure accuracy, precision, recall and the confusion matrix.",
+    "draw": "Draw a spec's network, or one neuron's weights.",
+    "export": "Write a spec's network as an ONNX model.",
+    "import": "Write an ONNX model as a spec and its arrays.",
+    "schema": "Print the JSON Schema of the spec format.",
+    "init": "Write a commented starter spec that validates as it is.",
+    "upgrade": "Bring a spec to the current format version.",
+}
+"""What `netspec --help` says of each command, whole (click would cut the first sentence of each help)."""
+
+
 class _Group(click.Group):
     """Loads commands on demand, and turns netspec's own errors into located one-line messages, in this one place."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # From SUMMARIES: whole sentences, and no command module imported to list them.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:

@@ -107,11 +107,28 @@ def refuse_among_images(option: str, out: Path, folder: Path, below_its_root: bo
             )
 
 
+def _thread_count(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """--threads as given, else NETSPEC_NUM_THREADS (read here, so that a bad value names the variable)."""
+    if value is not None:
+        return value
+    from netspec.threads import chosen
+
+    try:
+        return chosen()
+    except ValueError as err:
+        raise click.UsageError(str(err), ctx) from None
+
+
 def threads(
     help_text: str = "BLAS threads for the matrix products (default: one where they are too small to gain from more).",
 ):
     """The --threads option (or NETSPEC_NUM_THREADS) of the commands that multiply matrices (netspec.threads)."""
-    return click.option("--threads", type=click.IntRange(min=1), envvar="NETSPEC_NUM_THREADS", help=help_text)
+    return click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        callback=_thread_count,
+        help=help_text + "  [env var: NETSPEC_NUM_THREADS]",
+    )
 
 
 def spec_inputs(spec_path: Path, spec) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def _from_stdin(images: tuple[Path, ...], max_pixels: int) -> dict[Path, Any]:
         return {}
     if images.count(STDIN) > 1:
         raise click.UsageError("- (standard input) holds one image and can be read once; give it once")
-    return {STDIN: batches.read_stream(click.get_binary_stream("stdin"), str(STDIN), max_pixels)}
+    return {STDIN: batches.read_stream(sys.stdin.buffer, str(STDIN), max_pixels)}
 
 
 def _as_json(where: Path | Row, ranked: list[tuple[str, float]]) -> str:

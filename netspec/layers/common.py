@@ -37,7 +37,11 @@ def _square(value: Any) -> Any:
         if value < 1:
             raise PydanticCustomError("NS104", "must be at least 1, got {value}", {"value": value})
         return [value, value]
-    return value
+    if isinstance(value, list):
+        return value
+    from netspec.validation import show  # here: validation imports the layers
+
+    raise PydanticCustomError("NS103", "must be a whole number or [height, width], got {got}", {"got": show(value)})
 
 
 Size2D = Annotated[

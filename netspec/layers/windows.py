@@ -20,6 +20,8 @@ Pair = tuple[int, int]
 
 
 def _padding(value: Any) -> str | int:
+    from netspec.validation import show  # here: validation imports the layers
+
     # One check with one message: as a plain union, pydantic would report each member's failure.
     if value in ("valid", "same") and isinstance(value, str):
         return value
@@ -30,7 +32,7 @@ def _padding(value: Any) -> str | int:
     raise PydanticCustomError(
         "NS105",
         "must be valid, same or a number of pixels (0 or more), got {got}{hint}",
-        {"got": repr(value), "hint": hint},
+        {"got": show(value) if not isinstance(value, str) else repr(value), "hint": hint},
     )
 
 
