@@ -498,3 +498,86 @@ def test_flattened_batches_are_accepted_by_image_networks(write_spec):
     x = np.random.default_rng(0).normal(size=(3, 1, 8, 8))
     np.testing.assert_array_equal(network.forward(x.reshape(3, 64)), network.forward(x))
     assert network.forward(np.zeros((0, 1, 8, 8))).shape == (0, 2)
+
+
+def test_groups_must_divide_the_filters_and_the_input_channels(problems):
+    conv2 = "{name: conv2, type: conv2d, filters: 8, kernel: 3, padding: same}"
+    text = CNN.replace(conv2, "{name: conv2, type: conv2d, filters: 6, kernel: 3, padding: same, groups: 4}")
+    assert problems(text) == [
+        f"{where(text, 'groups: 4', '4')}: NS127 layers[2].groups: groups 4 does not divide the 6 filters; "
+        "use 4 or 8 filters, or groups 1, 2, 3 or 6"
+    ]
+    # conv2 reads pool1's 4 channels.
+    text = CNN.replace(conv2, "{name: conv2, type: conv2d, filters: 6, kernel: 3, padding: same, groups: 3}")
+    assert problems(text) == [
+        f"{where(text, 'groups: 3', '3')}: NS127 layers[2].groups: layer conv2: groups 3 does not divide the 4 "
+        "channels of the input from pool1; use groups 1, 2 or 4"
+    ]
+    text = CNN.replace(
+        "{name: conv1, type: conv2d, filters: 4, kernel: 3,",
+        "{name: conv1, type: conv2d, filters: 4, kernel: 3, groups: 2,",
+    )
+    assert problems(text) == [
+        f"{where(text, 'groups: 2', '2')}: NS127 layers[0].groups: layer conv1: groups 2 does not divide the 1 "
+        "channel of the input; use groups 1"
+    ]
+
+
+def test_grouped_and_depthwise_weights_have_a_channel_per_group_and_count_as_pytorch(write_spec):
+    torch = pytest.importorskip("torch")
+    text = CNN.replace(
+        "{name: conv2, type: conv2d, filters: 8, kernel: 3, padding: same}",
+        "{name: conv2, type: conv2d, filters: 8, kernel: 3, padding: same, groups: 4}\n"
+        "  - {name: depthwise, type: conv2d, filters: 8, kernel: 3, groups: 8, padding: 1}",
+    )
+    network = netspec.load(write_spec(text))
+    grouped, depthwise = network.layers[2], network.layers[3]
+    assert grouped.params["weights"].shape == (8, 1, 3, 3) and depthwise.params["weights"].shape == (8, 1, 3, 3)
+    for node, module in [
+        (grouped, torch.nn.Conv2d(4, 8, 3, padding=1, groups=4)),
+        (depthwise, torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)),
+    ]:
+        assert node.param_count == sum(p.numel() for p in module.parameters())  # 8·9 weights + 8 biases
+        fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(module.weight)
+        assert node.kind.fans(node.spec, node.input_shapes) == (fan_in, fan_out)
+        # One multiply-add per weight and output position: 8 filters · 3·3 outputs · 1 channel · 9.
+        assert node.kind.multiply_adds(node.spec, node.input_shapes) == module.weight.numel() * 3 * 3
+
+
+def test_a_depthwise_conv_over_32_channels_has_32_kernels_and_32_biases(write_spec):
+    text = (
+        "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 5, height: 5, color: grayscale}}\nlayers:\n"
+        "  - {type: conv2d, filters: 32, kernel: 1}\n  - {type: conv2d, filters: 32, kernel: 3, groups: 32}\n"
+        "  - {type: global_avgpool}\n  - {type: dense, neurons: 2}\n"
+    )
+    assert netspec.load(write_spec(text)).layers[1].param_count == 32 * 9 + 32
+
+
+def test_padding_per_side_and_ceil_mode_are_checked_where_written(problems):
+    pool1 = "{name: pool1, type: maxpool2d, size: 2}"
+    text = CNN.replace(pool1, "{name: pool1, type: maxpool2d, size: 2, padding: [1, 2, 3]}")
+    assert problems(text) == [
+        f"{where(text, '[1, 2, 3]')}: NS105 layers[1].padding: must be valid, same, a number of pixels (0 or more), "
+        "[height, width] or [top, bottom, left, right], got [1, 2, 3]"
+    ]
+    text = CNN.replace(pool1, "{name: pool1, type: maxpool2d, size: 2, padding: [0, 2, 0, 0], ceil_mode: true}")
+    assert problems(text) == [
+        f"{where(text, '[0, 2')}: NS126 layers[1].padding: layer pool1: padding [0, 2, 0, 0] puts 2 pixels at the "
+        "bottom, more than half the 2×2 window, so some windows would hold padding only; use at most half the "
+        "window size on each side"
+    ]
+    text = CNN.replace(pool1, "{name: pool1, type: maxpool2d, size: 2, ceil_mode: 1}")
+    assert problems(text) == [
+        f"{where(text, 'ceil_mode: 1', '1')}: NS103 layers[1].ceil_mode: must be true or false, got 1"
+    ]
+
+
+def test_ceil_mode_and_padding_per_side_shape_the_output(write_spec):
+    # conv1 gives 4×6×6. ceil((6 - 3) / 2) + 1 = 3 windows a side (2 without ceil_mode).
+    text = CNN.replace(
+        "{name: pool1, type: maxpool2d, size: 2}", "{name: pool1, type: maxpool2d, size: 3, stride: 2, ceil_mode: true}"
+    )
+    assert netspec.load(write_spec(text)).layers[1].output_shape == (4, 3, 3)
+    # [top, bottom, left, right] on conv2: height 3 + 0 + 2 - 3 + 1 = 3, width 3 + 1 + 0 - 3 + 1 = 2.
+    text = CNN.replace("kernel: 3, padding: same}", "kernel: 3, padding: [0, 2, 1, 0]}")
+    assert netspec.load(write_spec(text)).layers[2].output_shape == (8, 3, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netspec.layers import LAYER_MODULES, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool
+from netspec.layers import KINDS, LAYER_MODULES, BatchNorm, Conv2D, Dropout, Flatten, GlobalAvgPool
 from netspec.layers.pooling import AvgPool2D, MaxPool2D
 
 from conftest import numeric_gradient
@@ -35,6 +35,49 @@ POOLS = [
 ]
 
 
+# Grouped and depthwise convolutions, and padding per side: (layer, pads (top, bottom, left, right), input shape).
+GROUPED = [
+    # Two groups, stride 2, padding [top, bottom, left, right]; batch 5.
+    (Conv2D(filters=6, kernel=3, groups=2, stride=2, padding=[1, 0, 2, 1]), (1, 0, 2, 1), (5, 4, 9, 8)),
+    # Two groups, dilation and stride differing by axis, padding [height, width]; batch 1.
+    (Conv2D(filters=4, kernel=2, groups=2, dilation=[2, 1], stride=[1, 2], padding=[1, 2]), (1, 1, 2, 2), (1, 6, 7, 9)),
+    # Depthwise (a group per channel), dilated; batch 1.
+    (Conv2D(filters=5, kernel=3, groups=5, padding=1, dilation=2, activation="tanh"), (1, 1, 1, 1), (1, 5, 8, 7)),
+    # Depthwise with two filters per channel (PyTorch's depth multiplier), same padding, stride 2 on height; batch 5.
+    (
+        Conv2D(filters=6, kernel=[3, 2], groups=3, stride=[2, 1], padding="same", activation="relu"),
+        (1, 1, 0, 1),
+        (5, 3, 7, 6),
+    ),
+    # One group, padding per side only.
+    (Conv2D(filters=3, kernel=3, padding=[0, 2, 1, 0], activation="sigmoid"), (0, 2, 1, 0), (2, 2, 6, 5)),
+]
+# Pooling with ceil_mode and padding per side: (layer, pads (top, bottom, left, right), input shape, output shape
+# by hand). PyTorch: out = ceil((size + pads - kernel) / stride) + 1, less one if the last window would start
+# in the padding after the input.
+CEILED = [
+    # ceil((6 - 3) / 2) + 1 = 3 (2 without ceil_mode): the last window runs one column past the edge.
+    (MaxPool2D(size=3, stride=2, ceil_mode=True), (0, 0, 0, 0), (1, 2, 6, 6), (2, 3, 3)),
+    (AvgPool2D(size=3, stride=2, ceil_mode=True), (0, 0, 0, 0), (5, 2, 6, 6), (2, 3, 3)),
+    # input 6, kernel 3, stride 2, padding 1: ceil((6 + 2 - 3) / 2) + 1 = 4; the 4th window starts at 6 < 6 + 1: kept.
+    (MaxPool2D(size=3, stride=2, padding=1, ceil_mode=True), (1, 1, 1, 1), (5, 2, 6, 6), (2, 4, 4)),
+    (AvgPool2D(size=3, stride=2, padding=1, ceil_mode=True), (1, 1, 1, 1), (1, 2, 6, 6), (2, 4, 4)),
+    # input 5, kernel 2, stride 2, padding 1: ceil((5 + 2 - 2) / 2) + 1 = 4, but the 4th window would start at
+    # 6 = 5 + 1, in the padding after the input: dropped, 3 windows.
+    (MaxPool2D(size=2, stride=2, padding=1, ceil_mode=True), (1, 1, 1, 1), (5, 3, 5, 5), (3, 3, 3)),
+    (AvgPool2D(size=2, stride=2, padding=1, ceil_mode=True), (1, 1, 1, 1), (1, 3, 5, 5), (3, 3, 3)),
+    # Different rounding on the two axes: height 8 → ceil((8 + 2 - 3) / 3) + 1 = 4, the 4th starts at 9 = 8 + 1:
+    # dropped, 3; width 7 with padding [1, 0] (PyTorch's (h, w)) → ceil((7 - 3) / 3) + 1 = 3.
+    (AvgPool2D(size=3, stride=3, padding=[1, 0], ceil_mode=True), (1, 1, 0, 0), (5, 2, 8, 7), (2, 3, 3)),
+    # Padding per side, without and with ceil_mode (which PyTorch's pooling has no padding for).
+    (MaxPool2D(size=3, stride=2, padding=[1, 0, 0, 1]), (1, 0, 0, 1), (5, 2, 7, 6), (2, 3, 3)),
+    (AvgPool2D(size=3, stride=2, padding=[1, 0, 0, 1]), (1, 0, 0, 1), (1, 2, 7, 6), (2, 3, 3)),
+    # height: ceil((7 + 1 - 3) / 2) + 1 = 4 (starts 0, 2, 4, 6 < 7 + 1); width: ceil((6 + 1 - 3) / 2) + 1 = 3.
+    (MaxPool2D(size=3, stride=2, padding=[1, 0, 0, 1], ceil_mode=True), (1, 0, 0, 1), (5, 2, 7, 6), (2, 4, 3)),
+    (AvgPool2D(size=3, stride=2, padding=[1, 0, 0, 1], ceil_mode=True), (1, 0, 0, 1), (1, 2, 7, 6), (2, 4, 3)),
+]
+
+
 def run(layer, params, x, train=False, rng=None):
     return LAYER_MODULES[layer.type].forward(layer, params, x, train, rng)
 
@@ -42,14 +85,21 @@ def run(layer, params, x, train=False, rng=None):
 def conv_params(layer: Conv2D, channels: int, dtype, seed=0):
     rng = np.random.default_rng(seed)
     return {
-        "weights": rng.normal(size=(layer.filters, channels, *layer.kernel)).astype(dtype),
+        "weights": rng.normal(size=(layer.filters, channels // layer.groups, *layer.kernel)).astype(dtype),
         "bias": rng.normal(size=layer.filters).astype(dtype),
     }
 
 
 def torch_conv(layer: Conv2D, pads, x, w, b):
     top, bottom, left, right = pads
-    z = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride=tuple(layer.stride), dilation=tuple(layer.dilation))
+    z = F.conv2d(
+        F.pad(x, (left, right, top, bottom)),
+        w,
+        b,
+        stride=tuple(layer.stride),
+        dilation=tuple(layer.dilation),
+        groups=layer.groups,
+    )
     return {"linear": z, "relu": torch.relu(z), "tanh": torch.tanh(z), "sigmoid": torch.sigmoid(z)}[layer.activation]
 
 
@@ -79,6 +129,76 @@ def test_conv2d_matches_pytorch(layer, pads, shape, dtype, memory):
     compare_with_torch(
         run(layer, params, x), torch_conv(layer, pads, tx, tw, tb), {"x": tx, "weights": tw, "bias": tb}, dtype
     )
+
+
+@needs_torch
+@pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
+@pytest.mark.parametrize("layer, pads, shape", GROUPED, ids=[f"grouped{i}" for i in range(len(GROUPED))])
+def test_grouped_and_depthwise_conv2d_match_pytorch(layer, pads, shape, memory):
+    x = np.random.default_rng(12).normal(size=shape)
+    if memory == "channels-last":
+        x = stored_channels_last(x)
+    params = conv_params(layer, shape[1], np.float64)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, params["weights"], params["bias"]))
+    compare_with_torch(
+        run(layer, params, x), torch_conv(layer, pads, tx, tw, tb), {"x": tx, "weights": tw, "bias": tb}, np.float64
+    )
+    # The fast runner computes the same (its products may be ordered differently).
+    np.testing.assert_allclose(
+        KINDS["conv2d"].runner(layer, params)(x), run(layer, params, x)[0], rtol=1e-12, atol=1e-12
+    )
+
+
+def test_a_depthwise_conv2d_is_not_a_block_diagonal_product(monkeypatch):
+    # One group per channel: multiply-adds per kernel position, no matrix product at all.
+    from netspec.layers import conv2d
+
+    layer, _, shape = GROUPED[2]
+    params = conv_params(layer, shape[1], np.float64)
+    x = np.random.default_rng(13).normal(size=shape)
+    expected = run(layer, params, x)[0]
+    monkeypatch.setattr(conv2d, "_Products", None)  # the im2col products are never reached
+    np.testing.assert_array_equal(run(layer, params, x)[0], expected)
+
+
+def torch_pool(layer, pads, x):
+    """PyTorch's pooling of x, padded (top, bottom, left, right), with netspec's avgpool divisor (real cells only)."""
+    top, bottom, left, right = pads
+    size, stride = tuple(layer.size), tuple(layer.stride)
+    if (top, left) == (bottom, right):  # PyTorch's own padding, the same on both sides of an axis
+        if layer.type == "maxpool2d":
+            return F.max_pool2d(x, size, stride, (top, left), ceil_mode=layer.ceil_mode)
+        return F.avg_pool2d(x, size, stride, (top, left), ceil_mode=layer.ceil_mode, count_include_pad=False)
+    # Padded by hand: -inf never wins a maximum; a mean is the sum over the real cells' count.
+    # Rounding up there keeps windows that start in the padding after the input: keep those netspec keeps.
+    out = run(layer, {}, x.detach().numpy())[0].shape[2:]
+
+    def pool(a, fill):
+        padded = F.pad(a, (left, right, top, bottom), value=fill)
+        if layer.type == "maxpool2d":
+            return F.max_pool2d(padded, size, stride, ceil_mode=layer.ceil_mode)
+        return F.avg_pool2d(padded, size, stride, ceil_mode=layer.ceil_mode, divisor_override=1)
+
+    if layer.type == "maxpool2d":
+        return pool(x, -torch.inf)[:, :, : out[0], : out[1]]
+    return (pool(x, 0.0) / pool(torch.ones_like(x), 0.0))[:, :, : out[0], : out[1]]
+
+
+@needs_torch
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
+@pytest.mark.parametrize("layer, pads, shape, out", CEILED, ids=[f"{p.type}{i}" for i, (p, *_) in enumerate(CEILED)])
+def test_pooling_with_ceil_mode_and_padding_per_side_matches_pytorch(layer, pads, shape, out, memory, train):
+    from netspec.layers import pooling
+
+    assert pooling.output_shape(layer, shape[1:]) == out
+    x = np.random.default_rng(14).normal(size=shape)
+    if memory == "channels-last":
+        x = stored_channels_last(x)
+    tx = torch.tensor(x, requires_grad=True)
+    theirs = torch_pool(layer, pads, tx)
+    assert tuple(theirs.shape) == (shape[0], *out)
+    compare_with_torch(run(layer, {}, x, train=train), theirs, {"x": tx}, np.float64)
 
 
 def stored_channels_last(x: np.ndarray) -> np.ndarray:

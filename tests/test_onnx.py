@@ -43,6 +43,23 @@ layers:
   - {name: gap, type: global_avgpool}
   - {name: output, type: dense, neurons: 2}
 """
+# Grouped and depthwise convolutions, padding per side, ceil_mode: pool1's last column of windows would
+# start in the padding (7 + 2 - 2 = 7 → ceil(7 / 2) + 1 = 5 windows, the 5th starting at 8 = 7 + 1: 4),
+# which ONNX's shape rule for ceil_mode keeps; pool2 and pool3 round up as ONNX does.
+GROUPED = """\
+netspec: 1
+classes: [a, b, c]
+input: {image: {width: 11, height: 9, color: rgb}}
+layers:
+  - {name: conv1, type: conv2d, filters: 6, kernel: 3, padding: [1, 0, 2, 1], activation: relu}
+  - {name: grouped, type: conv2d, filters: 4, kernel: [3, 2], groups: 2, stride: 2, dilation: [1, 2], padding: [1, 2]}
+  - {name: depthwise, type: conv2d, filters: 8, kernel: 3, groups: 4, padding: same, activation: tanh}
+  - {name: pool1, type: maxpool2d, size: 2, stride: 2, padding: 1, ceil_mode: true}
+  - {name: pool2, type: avgpool2d, size: 2, stride: 2, padding: [0, 1, 1, 0], ceil_mode: true}
+  - {name: pool3, type: maxpool2d, size: 2, ceil_mode: true}
+  - {type: flatten}
+  - {name: out, type: dense, neurons: 3}
+"""
 
 
 def invoke(*args):
@@ -60,9 +77,10 @@ def specs(tmp_path) -> list[Path]:
         "  - {name: d, type: dropout, rate: 0.1}\n  - {name: o, type: dense, neurons: 2, activation: softmax}\n"
     )
     (tmp_path / "gap.yaml").write_text(GLOBAL_POOL)
+    (tmp_path / "grouped.yaml").write_text(GROUPED)
     return [
         *sorted((ROOT / "specs").glob("*.yaml")),
-        *(tmp_path / n for n in ("every.yaml", "every64.yaml", "gap.yaml")),
+        *(tmp_path / n for n in ("every.yaml", "every64.yaml", "gap.yaml", "grouped.yaml")),
     ]
 
 
@@ -97,6 +115,40 @@ def test_export_then_import_gives_identical_arrays(tmp_path):
             np.testing.assert_array_equal(afters[key], befores[key], err_msg=key)
         x = np.random.default_rng(1).normal(size=(3, *before.input_shape)).astype(before.dtype)
         np.testing.assert_array_equal(after.forward(x), before.forward(x))
+
+
+def test_groups_and_ceil_mode_are_written_so_that_onnx_shapes_agree(tmp_path):
+    (tmp_path / "grouped.yaml").write_text(GROUPED)
+    out = tmp_path / "grouped.onnx"
+    invoke("export", tmp_path / "grouped.yaml", "-o", out)
+    model = onnx.load(str(out))
+    attributes = {
+        node.name: {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} for node in model.graph.node
+    }
+    assert [attributes[f"{name}.conv"]["group"] for name in ("conv1", "grouped", "depthwise")] == [1, 2, 4]
+    assert attributes["conv1.conv"]["pads"] == [1, 2, 0, 1]  # ONNX's order: top, left, bottom, right
+    # pool1: ONNX would round up to 5 columns; written as the 4 windows it has, without ceil_mode.
+    assert attributes["pool1"]["pads"] == [1, 1, 1, 1] and attributes["pool1"].get("ceil_mode", 0) == 0
+    assert attributes["pool2"] == {
+        "ceil_mode": 1,
+        "count_include_pad": 0,
+        "kernel_shape": [2, 2],
+        "pads": [0, 1, 1, 0],
+        "strides": [2, 2],
+    }
+    assert attributes["pool3"]["ceil_mode"] == 1
+    # onnx's shape inference and netspec agree on every tensor's shape.
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph.value_info
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim][1:] for v in inferred}
+    network = netspec.load(tmp_path / "grouped.yaml")
+    for layer in network.layers[:6]:
+        assert tuple(shapes[layer.name if layer.type.endswith("pool2d") else f"{layer.name}.conv"]) == (
+            layer.output_shape
+        )
+    for batch in (1, 5):
+        x = np.random.default_rng(batch).normal(size=(batch, *network.input_shape)).astype(np.float32)
+        scores = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+        np.testing.assert_allclose(scores, network.forward(x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])

@@ -263,6 +263,10 @@ def conv(auto_pad: str | None = None, pads=None, kernel: str = "K", strides=(1, 
         ("SAME_UPPER", None, "K", (2, 2), "same"),
         ("SAME_LOWER", None, "K", (1, 1), 1),  # an even total: the same on both sides
         ("NOTSET", [0, 0, 1, 1], "K2", (1, 1), "same"),
+        # Pads netspec writes per axis ([height, width]) or per side ([top, bottom, left, right]).
+        ("NOTSET", [1, 0, 1, 0], "K", (1, 1), [1, 0]),
+        ("NOTSET", [0, 1, 2, 1], "K", (1, 1), [0, 2, 1, 1]),
+        ("SAME_LOWER", None, "K2", (1, 1), [1, 0, 1, 0]),  # a 2×2 kernel: the odd pixel before, at the top and left
     ],
 )
 def test_auto_pad_and_pads_import_as_onnxruntime_runs(tmp_path, auto_pad, pads, kernel, strides, padding):
@@ -270,16 +274,6 @@ def test_auto_pad_and_pads_import_as_onnxruntime_runs(tmp_path, auto_pad, pads, 
     made = model(nodes, inputs=IMAGE, constants={"K": KERNEL, "K2": KERNEL2})
     network = imports_as_onnxruntime_runs(save(made, tmp_path), RNG.normal(size=(2, 3, 5, 6)).astype(np.float32))
     assert network.layers[0].spec.padding == padding
-
-
-def test_padding_netspec_has_no_form_for_is_refused_in_plain_words(tmp_path):
-    # A 2×2 kernel padded SAME_LOWER puts its odd pixel before; netspec's 'same' puts it after.
-    nodes = [conv("SAME_LOWER", None, "K2"), helper.make_node("Flatten", ["c"], ["y"], name="flat")]
-    path = save(model(nodes, inputs=IMAGE, constants={"K2": KERNEL2}), tmp_path)
-    assert refusal(path) == (
-        "NS503 node 'conv' (Conv): pads [1, 1, 0, 0] (top, left, bottom, right) are neither equal on every side "
-        "nor netspec's 'same' (any odd pixel after)"
-    )
 
 
 def test_a_reshape_to_the_batch_size_is_a_flatten_but_one_that_mixes_samples_is_not(tmp_path):
@@ -300,6 +294,89 @@ def test_a_reshape_to_the_batch_size_is_a_flatten_but_one_that_mixes_samples_is_
                 "NS503 node 'reshape' (Reshape): a Reshape to [4, -1] is not a flatten to (batch, 60); netspec's "
                 "only reshape is a flatten"
             )
+
+
+# Grouped convolutions and ceil_mode pooling.
+
+
+def test_grouped_and_depthwise_convs_import_as_onnxruntime_runs(tmp_path):
+    rng = np.random.default_rng(3)
+    constants = {
+        "D": rng.normal(size=(6, 1, 3, 3)).astype(np.float32),  # depthwise, 2 filters per channel
+        "G": rng.normal(size=(4, 3, 2, 2)).astype(np.float32),  # 2 groups of 3 channels
+        "GB": rng.normal(size=4).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "D"], ["d"], name="depthwise", group=3, pads=[1, 0, 0, 1], strides=[2, 1]),
+        helper.make_node("Conv", ["d", "G", "GB"], ["g"], name="grouped", group=2, dilations=[2, 1]),
+        helper.make_node("Flatten", ["g"], ["y"], name="flat"),
+    ]
+    path = save(model(nodes, inputs=("x", ["batch", 3, 9, 6]), constants=constants), tmp_path)
+    network = imports_as_onnxruntime_runs(path, rng.normal(size=(5, 3, 9, 6)).astype(np.float32))
+    depthwise, grouped = (layer.spec for layer in network.layers[:2])
+    assert (depthwise.groups, depthwise.padding, grouped.groups) == (3, [1, 0, 0, 1], 2)
+    np.testing.assert_array_equal(network.layers[1].params["weights"], constants["G"])
+
+
+def test_a_group_that_does_not_fit_the_weights_is_refused(tmp_path):
+    nodes = [
+        helper.make_node("Conv", ["x", "K"], ["c"], name="conv", group=3),
+        helper.make_node("Flatten", ["c"], ["y"], name="flat"),
+    ]
+    made = model(nodes, inputs=IMAGE, constants={"K": KERNEL})
+    assert refusal(save(made, tmp_path)) == (
+        "NS503 node 'conv' (Conv): group 3 with weights of shape (2, 3, 3, 3) on 3 channels; a convolution's weights "
+        "are (filters, channels / group, kernel height, kernel width), and group divides the filters"
+    )
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize(
+    "pads, kernel, strides, padding",
+    [
+        ([0, 0, 0, 0], 3, 2, "valid"),  # 5 → ceil((5 - 3) / 2) + 1 = 2; 6 → ceil(3 / 2) + 1 = 3
+        ([1, 1, 1, 1], 2, 2, 1),  # 5 → ceil(5 / 2) + 1 = 4, but the 4th window would start in the padding: 3
+        ([1, 0, 0, 1], 2, 2, [1, 0, 0, 1]),
+    ],
+)
+def test_ceil_mode_pooling_imports_as_onnxruntime_runs(tmp_path, op, pads, kernel, strides, padding):
+    attributes = {"count_include_pad": 0} if op == "AveragePool" else {}
+    pool = helper.make_node(
+        op,
+        ["x"],
+        ["p"],
+        name="pool",
+        kernel_shape=[kernel] * 2,
+        strides=[strides] * 2,
+        pads=pads,
+        ceil_mode=1,
+        **attributes,
+    )
+    made = model([pool, helper.make_node("Flatten", ["p"], ["y"], name="flat")], inputs=IMAGE, constants={})
+    network = imports_as_onnxruntime_runs(save(made, tmp_path), RNG.normal(size=(2, 3, 5, 6)).astype(np.float32))
+    assert (network.layers[0].spec.ceil_mode, network.layers[0].spec.padding) == (True, padding)
+
+
+def test_pytorch_grouped_convs_and_ceil_mode_pools_import_and_predict_as_pytorch_does(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1, groups=3),  # depthwise, 2 filters per channel
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2, stride=2, padding=1, ceil_mode=True),  # 9 → 5 rows (the 6th is dropped), 10 → 6
+        torch.nn.Conv2d(6, 12, 3, padding=(1, 0), groups=2, dilation=(1, 2)),  # 12 × 5 × 2
+        torch.nn.AvgPool2d(2, stride=2, ceil_mode=True, count_include_pad=False),  # 12 × 3 × 1
+        torch.nn.Flatten(),
+        torch.nn.Linear(12 * 3 * 1, 3),
+    )
+    x = torch.randn(5, 3, 9, 10)
+    path = tmp_path / "grouped.onnx"
+    torch_export(torch, module, x, path, dynamo=False)
+    network = imports_as_onnxruntime_runs(path, x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert [layer.spec.groups for layer in network.layers if layer.type == "conv2d"] == [3, 2]
+    assert [layer.spec.ceil_mode for layer in network.layers if layer.type.endswith("pool2d")] == [True, True]
 
 
 # Real exports from PyTorch.

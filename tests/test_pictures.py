@@ -164,6 +164,23 @@ def test_a_dense_neuron_after_a_flatten_is_drawn_as_the_maps_it_reads(tmp_path):
     assert width <= 2000 and height <= 2000
 
 
+def test_a_grouped_filter_is_drawn_as_the_channels_of_its_group(write_spec):
+    from netspec.pictures import neuron
+
+    network = netspec.load(
+        write_spec(
+            "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 6, height: 6, color: rgb}}\nlayers:\n"
+            "  - {type: conv2d, filters: 6, kernel: 1}\n  - {name: grouped, type: conv2d, filters: 4, kernel: 2, groups: 2}\n"
+            "  - {type: global_avgpool}\n  - {type: dense, neurons: 2}\n"
+        )
+    )
+    figure = neuron.draw(network, "grouped:3")  # filters 2 and 3 read channels 3, 4 and 5
+    assert "the filter's kernel, one map per input channel of its group" in figure.get_suptitle()
+    maps = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in maps] == ["channel 3", "channel 4", "channel 5"]
+    np.testing.assert_array_equal(maps[1].images[0].get_array(), network.layers[1].params["weights"][3, 1])
+
+
 def test_a_kernel_over_many_channels_is_a_grid_no_wider_than_a_figure(tmp_path):
     from netspec.pictures import neuron
 

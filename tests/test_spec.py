@@ -482,6 +482,6 @@ def test_a_window_size_that_is_not_a_number_or_a_pair_says_both_forms(problems):
     assert problems(text) == [
         f"{where(text, '2.5')}: NS103 layers[0].kernel: must be a whole number or [height, width], got 2.5",
         f"{where(text, 'abc')}: NS103 layers[0].stride: must be a whole number or [height, width], got 'abc' (text)",
-        f"{where(text, 'true')}: NS105 layers[0].padding: must be valid, same or a number of pixels (0 or more), "
-        "got true (a boolean)",
+        f"{where(text, 'true')}: NS105 layers[0].padding: must be valid, same, a number of pixels (0 or more), "
+        "[height, width] or [top, bottom, left, right], got true (a boolean)",
     ]

@@ -304,19 +304,24 @@ class Chain:
         weights = self.constant(node, 1)
         if weights.ndim != 4:
             _fail(node, f"its weights have shape {weights.shape}; netspec's conv2d has 2-D kernels on images")
-        if attrs.get("group", 1) != 1:
-            _fail(node, f"a grouped convolution (group {attrs['group']}); netspec's conv2d has group 1")
         kernel = list(weights.shape[2:])
         if list(attrs.get("kernel_shape", kernel)) != kernel:
             _fail(node, f"kernel_shape {attrs['kernel_shape']} differs from its weights' {kernel}")
         stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
         padding = self._padding(node, attrs, kernel, stride, dilation)
+        groups = int(attrs.get("group", 1))
+        if groups < 1 or len(weights) % groups or weights.shape[1] * groups != self.shape[0]:
+            _fail(
+                node,
+                f"group {groups} with weights of shape {weights.shape} on {self.shape[0]} channels; a convolution's "
+                "weights are (filters, channels / group, kernel height, kernel width), and group divides the filters",
+            )
         bias = (
             self.constant(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(len(weights), weights.dtype)
         )
         layer = {"type": "conv2d", "filters": int(len(weights)), "kernel": kernel, "stride": stride}
         self.add(
-            {**layer, "padding": padding, "dilation": dilation},
+            {**layer, "padding": padding, "dilation": dilation, **({"groups": groups} if groups > 1 else {})},
             {"weights": weights, "bias": bias},
             _prefix(node.input[1]),
         )
@@ -324,17 +329,20 @@ class Chain:
 
     def _pool(self, node, attrs) -> None:
         size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
-        if attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("ceil_mode", 0):
-            _fail(node, "a dilated or ceil-mode pooling; netspec's pooling windows are whole and undilated")
+        if attrs.get("dilations", [1, 1]) != [1, 1]:
+            _fail(node, "a dilated pooling; netspec's pooling windows are whole and undilated")
+        ceil_mode = bool(attrs.get("ceil_mode", 0))
         padding = self._padding(node, attrs, size, stride, [1, 1])
+        # Cells a ceil_mode window runs past the edge are never counted (onnxruntime, as PyTorch): padding alone is.
         if node.op_type == "AveragePool" and attrs.get("count_include_pad", 0) and padding not in ("valid", 0):
             _fail(node, "an average that counts padding cells; netspec's leaves them out (count_include_pad 0)")
         kind = "maxpool2d" if node.op_type == "MaxPool" else "avgpool2d"
-        self.add({"type": kind, "size": size, "stride": stride, "padding": padding}, {}, node.name)
-        self.shape = _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding)
+        layer = {"type": kind, "size": size, "stride": stride, "padding": padding}
+        self.add({**layer, "ceil_mode": True} if ceil_mode else layer, {}, node.name)
+        self.shape = _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding, ceil_mode)
 
     def _padding(self, node, attrs, kernel, stride, dilation):
-        """netspec's padding (valid, same or pixels) for the pads ONNX works out, or a refusal."""
+        """netspec's padding (valid, same, pixels, [height, width] or per side) for the pads ONNX works out."""
         if self.layers and self.layers[-1]["type"] == "global_avgpool":
             _fail(
                 node,
@@ -360,16 +368,14 @@ class Chain:
                 pads = [(after, before) for before, after in pads]
         else:
             _fail(node, f"auto_pad {auto!r}; ONNX allows NOTSET, VALID, SAME_UPPER and SAME_LOWER")
-        if len({n for pair in pads for n in pair}) == 1:
-            return "valid" if pads[0][0] == 0 else int(pads[0][0])
+        (top, bottom), (left, right) = pads = [(int(before), int(after)) for before, after in pads]
+        if len({top, bottom, left, right}) == 1:
+            return "valid" if top == 0 else top
         if pads == [windows.pads(size, k, s, d, "same") for size, k, s, d in sizes]:
             return "same"
-        (top, bottom), (left, right) = pads
-        _fail(
-            node,
-            f"pads {[top, left, bottom, right]} (top, left, bottom, right) are neither equal on every side "
-            "nor netspec's 'same' (any odd pixel after)",
-        )
+        if (top, left) == (bottom, right):
+            return [top, left]
+        return [top, bottom, left, right]
 
     def _activation(self, node, attrs) -> None:
         op = node.op_type
@@ -414,6 +420,7 @@ def _prefix(name: str) -> str:
     return name.rsplit(".", 1)[0] if name.endswith(".weights") else ""
 
 
-def _spatial(shape, channels, kernel, stride, dilation, padding) -> list[int]:
-    (_, (out_h, out_w)) = windows.geometry(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), padding)
+def _spatial(shape, channels, kernel, stride, dilation, padding, ceil_mode: bool = False) -> list[int]:
+    geometry = windows.geometry(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), padding, ceil_mode)
+    (_, (out_h, out_w)) = geometry
     return [int(channels), out_h, out_w]

@@ -1,4 +1,9 @@
-"""The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias."""
+"""The 2-D convolution layer: each filter slides over the image, Output = Weight·Window + Bias.
+
+With `groups`, the channels are split into that many groups and each filter reads one group (as
+PyTorch's Conv2d): a grouped convolution is one matrix product per group; with one group per
+input channel (depthwise), it is a multiply-add over the channels for each kernel position.
+"""
 
 import sys
 from collections.abc import Callable
@@ -7,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.errors import Unlocated, with_article
+from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
@@ -32,23 +37,44 @@ class Conv2D(SpecModel):
     """valid (no padding), same (the output keeps ceil(size / stride)), or pixels added on each side."""
     dilation: Size2D = Field(default_factory=lambda: [1, 1])
     """Spacing between kernel elements: one number, or [height, width]."""
+    groups: Count = 1
+    """Split the input channels and the filters into this many groups, each filter reading its group's
+    channels only (PyTorch's groups); as many groups as input channels is a depthwise convolution."""
     activation: ActivationName = "linear"
     """Function applied to Weight·Window + Bias."""
     alpha: float | None = Field(default=None, ge=0)
     """Slope for negative inputs of leaky_relu (default 0.01); only leaky_relu takes it."""
     weights: param_source(4) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
-    """Shaped (filters, input channels, kernel height, kernel width), as PyTorch and ONNX store them."""
+    """Shaped (filters, input channels / groups, kernel height, kernel width), as PyTorch and ONNX store them."""
     bias: param_source(1) = 0.0
     """One value per filter, or any other form."""
     seed: Seed | None = None
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
     @model_validator(mode="after")
-    def _alpha_needs_leaky_relu(self) -> "Conv2D":
+    def _rules(self) -> "Conv2D":
         problems = alpha_problems(self.activation, self.alpha)
+        if self.filters % self.groups:
+            problems.append(Problem("NS127", _not_divided(self.groups, self.filters, "filters"), ("groups",)))
         if problems:
             raise rule_error(problems)
         return self
+
+
+def _not_divided(groups: int, count: int, what: str) -> str:
+    """Why `groups` cannot split `count` channels or filters, and what would."""
+    below, above = count // groups * groups, (count // groups + 1) * groups
+    multiples = f"{below} or {above}" if below else f"{above}"
+    small = [n for n in range(1, int(count**0.5) + 1) if count % n == 0]  # count may be huge: not up to count
+    divisors = sorted({*small, *(count // n for n in small)})
+    if len(divisors) > 8:
+        listed = f"that divide {count}"
+    else:
+        listed = ", ".join(map(str, divisors[:-1])) + f" or {divisors[-1]}" if len(divisors) > 1 else "1"
+    if what == "filters":
+        fix = f"use {multiples} filters, or groups {listed}"
+        return f"groups {groups} does not divide the {plural(count, 'filter')}; {fix}"
+    return f"groups {groups} does not divide the {plural(count, 'channel')} of the {{input}}; use groups {listed}"
 
 
 def _geometry(layer: Conv2D, input_shape: tuple[int, ...]):
@@ -57,6 +83,8 @@ def _geometry(layer: Conv2D, input_shape: tuple[int, ...]):
 
 def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     _, (out_h, out_w) = _geometry(layer, input_shape)
+    if input_shape[0] % layer.groups:
+        raise Unlocated("NS127", _not_divided(layer.groups, input_shape[0], "channels"), ("groups",))
     if out_h < 1 or out_w < 1:
         kh, kw = layer.kernel
         (dh, dw), what = layer.dilation, with_article(f"{kh}×{kw} kernel")
@@ -72,37 +100,130 @@ def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]
 
 
 def param_shapes(layer: Conv2D, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    return {"weights": (layer.filters, input_shape[0], *layer.kernel), "bias": (layer.filters,)}
+    return {"weights": (layer.filters, input_shape[0] // layer.groups, *layer.kernel), "bias": (layer.filters,)}
 
 
 def fans(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """fan_in = input channels × kernel area and fan_out = filters × kernel area, as Keras and PyTorch count them."""
+    """fan_in = input channels / groups × kernel area and fan_out = filters × kernel area, as PyTorch counts them
+    (a filter reads its group's channels only)."""
     area = layer.kernel[0] * layer.kernel[1]
-    return input_shape[0] * area, layer.filters * area
+    return input_shape[0] // layer.groups * area, layer.filters * area
 
 
 def axis_meanings(layer: Conv2D) -> dict[str, tuple[str, ...]]:
-    return {"weights": ("filter", "input channel", "kernel row", "kernel column"), "bias": ("filter",)}
+    channel = "input channel" if layer.groups == 1 else "input channel of its group"
+    return {"weights": ("filter", channel, "kernel row", "kernel column"), "bias": ("filter",)}
 
 
 def multiply_adds(layer: Conv2D, input_shape: tuple[int, ...]) -> int:
     filters, out_h, out_w = output_shape(layer, input_shape)
-    return filters * out_h * out_w * input_shape[0] * layer.kernel[0] * layer.kernel[1]
+    return filters * out_h * out_w * input_shape[0] // layer.groups * layer.kernel[0] * layer.kernel[1]
 
 
-def _unrolled(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
-    """The windows as rows (im2col), the weights as a matrix, and z = Weight·Window + Bias for every window."""
-    w = params["weights"]
-    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-    padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
-    view, padded_shape = windows.view(x.transpose(0, 2, 3, 1), kernel, stride, dilation, padding, axes=(1, 2))
-    # (batch, out_h, out_w, channels, kh, kw) → rows of (kh, kw, channels)
-    rows = x.shape[0] * out_h * out_w
-    columns = view.transpose(0, 1, 2, 4, 5, 3).reshape(rows, kernel[0] * kernel[1] * x.shape[1])
-    matrix = w.transpose(0, 2, 3, 1).reshape(len(w), -1)
-    z = columns @ matrix.T
-    z += params["bias"]
-    return columns, matrix, z, (out_h, out_w), padding, padded_shape
+def _depthwise(layer: Conv2D, channels: int) -> bool:
+    """One group per input channel: each filter reads one channel, so products of matrices would be mostly empty."""
+    return layer.groups == channels and channels > 1
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """x as (batch, height, width, channels), contiguous: what a convolution leaves is so already (no copy)."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+class _Products:
+    """z = Weight·Window + Bias for every window as rows (batch · out_h · out_w, filters), channels-last.
+
+    The windows are unrolled into one matrix per group (im2col), so each group is one matrix
+    product (2-D, which BLAS takes with its operands transposed in place; numpy's stacked products
+    copy or loop instead). It is done channels-last, where each window row is a run of contiguous
+    channel values: the unrolling then reads memory in order, which is what makes it fast.
+    """
+
+    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
+        w, groups = params["weights"], layer.groups
+        kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+        self.padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
+        view, self.padded_shape = windows.view(
+            x.transpose(0, 2, 3, 1), kernel, stride, dilation, self.padding, axes=(1, 2)
+        )
+        batch, channels = x.shape[0], x.shape[1]
+        rows, per_group, filters = batch * out_h * out_w, channels // groups, len(w)
+        width = kernel[0] * kernel[1] * per_group  # not -1: empty batches too
+        # (batch, out_h, out_w, channels, kh, kw) → (group, rows of (kh, kw, channels of the group))
+        grouped = view.reshape(batch, out_h, out_w, groups, per_group, *kernel)
+        self.columns = grouped.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, rows, width)
+        self.matrix = w.reshape(groups, filters // groups, per_group, *kernel).transpose(0, 1, 3, 4, 2)
+        self.matrix = self.matrix.reshape(groups, filters // groups, width)
+        if groups == 1:
+            self.z = self.columns[0] @ self.matrix[0].T
+        else:
+            self.z = np.empty((rows, filters), dtype=np.result_type(x, w))
+            for g, each in enumerate(self._slices(filters, groups)):
+                self.z[:, each] = self.columns[g] @ self.matrix[g].T
+        self.z += params["bias"]
+        self.batch, self.out_hw, self.channels = batch, (out_h, out_w), channels
+        self.layer, self.filters = layer, filters
+
+    @staticmethod
+    def _slices(filters: int, groups: int) -> list[slice]:
+        """The filters of each group, in order."""
+        size = filters // groups
+        return [slice(g * size, (g + 1) * size) for g in range(groups)]
+
+    def backward(self, dz: np.ndarray, input_grad: bool):
+        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None)."""
+        groups, kernel, channels = self.layer.groups, tuple(self.layer.kernel), self.channels
+        batch, (out_h, out_w) = self.batch, self.out_hw
+        per_group, each = channels // groups, self._slices(self.filters, groups)
+        dmatrix = np.concatenate([dz[:, each[g]].T @ self.columns[g] for g in range(groups)])
+        dweights = dmatrix.reshape(self.filters, *kernel, per_group).transpose(0, 3, 1, 2)
+        if not input_grad:
+            return dweights, None
+        if groups == 1:
+            dcolumns = (dz @ self.matrix[0]).reshape(batch, out_h, out_w, *kernel, channels)
+        else:
+            dcolumns = np.empty((batch, out_h, out_w, *kernel, groups, per_group), dtype=dz.dtype)
+            for g in range(groups):
+                part = dz[:, each[g]] @ self.matrix[g]
+                dcolumns[..., g, :] = part.reshape(batch, out_h, out_w, *kernel, per_group)
+            dcolumns = dcolumns.reshape(batch, out_h, out_w, *kernel, channels)
+        return dweights, lambda i, j: dcolumns[:, :, :, i, j, :]
+
+
+class _Depthwise:
+    """z as `_Products` gives it, for one group per input channel: a multiply-add over the channels for
+    each kernel position (a few passes over the input), never a product with a block-diagonal matrix."""
+
+    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
+        w = params["weights"]
+        kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+        self.padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
+        self.view, self.padded_shape = windows.view(
+            _channels_last(x), kernel, stride, dilation, self.padding, axes=(1, 2)
+        )
+        batch, channels = x.shape[0], x.shape[1]
+        self.each = len(w) // channels  # filters per channel (PyTorch's depth multiplier)
+        # Filter f reads channel f // each: by kernel position, (channels, each) weights.
+        self.taps = w.reshape(channels, self.each, *kernel).transpose(2, 3, 0, 1)
+        z = np.zeros((batch, out_h, out_w, channels, self.each), dtype=np.result_type(x, w))
+        for i, j in np.ndindex(*kernel):
+            z += self.view[..., i, j][..., None] * self.taps[i, j]
+        z += params["bias"].reshape(channels, self.each)
+        self.z = z.reshape(-1, len(w))
+        self.kernel, self.filters, self.out_hw = kernel, len(w), (out_h, out_w)
+
+    def backward(self, dz: np.ndarray, input_grad: bool):
+        """As `_Products.backward`."""
+        dz = dz.reshape(*self.view.shape[:4], self.each)
+        dtaps = np.stack([np.einsum("bhwc,bhwce->ce", self.view[..., i, j], dz) for i, j in np.ndindex(*self.kernel)])
+        dweights = dtaps.reshape(*self.kernel, self.filters).transpose(2, 0, 1).reshape(self.filters, 1, *self.kernel)
+        if not input_grad:
+            return dweights, None
+        return dweights, lambda i, j: np.einsum("bhwce,ce->bhwc", dz, self.taps[i, j])
+
+
+def _products(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> _Products | _Depthwise:
+    return _Depthwise(layer, params, x) if _depthwise(layer, x.shape[1]) else _Products(layer, params, x)
 
 
 def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -114,23 +235,20 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
     alpha = alpha_of(layer)
 
     def run(x: np.ndarray) -> np.ndarray:
-        _, _, z, (out_h, out_w), _, _ = _unrolled(layer, params, x)
-        return activation(z, alpha).reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
+        done = _products(layer, params, x)
+        out_h, out_w = done.out_hw
+        return activation(done.z, alpha).reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
 
     return run
 
 
 def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
-    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward).
-
-    The windows are unrolled into one matrix (im2col), so the whole layer is one matrix product.
-    It is done channels-last, where each window row is a run of contiguous channel values: the
-    unrolling then reads memory in order, which is what makes it fast.
-    """
+    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward)."""
     w = params["weights"]
     kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-    columns, matrix, z, (out_h, out_w), padding, padded_shape = _unrolled(layer, params, x)
-    batch, channels = x.shape[0], x.shape[1]
+    done = _products(layer, params, x)
+    z, padding, padded_shape = done.z, done.padding, done.padded_shape
+    batch, (out_h, out_w) = x.shape[0], done.out_hw
     act = ACTIVATIONS[layer.activation]
     alpha = alpha_of(layer)
     y_rows = act.forward(z, alpha)
@@ -139,21 +257,12 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
-        dmatrix = (dz.T @ columns).reshape(len(w), kernel[0], kernel[1], channels)
-        grads = {"weights": dmatrix.transpose(0, 3, 1, 2), "bias": dz.sum(axis=0)}
+        dweights, piece = done.backward(dz, input_grad)
+        grads = {"weights": dweights, "bias": dz.sum(axis=0)}
         if not input_grad:
             return None, grads
-        dcolumns = (dz @ matrix).reshape(batch, out_h, out_w, *kernel, channels)
         dx = windows.scatter(
-            lambda i, j: dcolumns[:, :, :, i, j, :],
-            kernel,
-            (out_h, out_w),
-            padded_shape,
-            stride,
-            dilation,
-            padding,
-            axes=(1, 2),
-            dtype=dz.dtype,
+            piece, kernel, (out_h, out_w), padded_shape, stride, dilation, padding, axes=(1, 2), dtype=dz.dtype
         )
         return dx.transpose(0, 3, 1, 2), grads
 
@@ -176,12 +285,15 @@ def to_onnx(node, x: str, emit) -> str:
         strides=list(layer.stride),
         dilations=list(layer.dilation),
         pads=[top, left, bottom, right],
+        group=layer.groups,
     )
     return activation_to_onnx(layer, z, len(node.output_shape), emit)
 
 
 def caption(layer: Conv2D, output_shape: tuple[int, ...]) -> str:
-    return f"conv2d {layer.filters}@{layer.kernel[0]}×{layer.kernel[1]}, {layer.activation}\n{dims(output_shape)}"
+    groups = f" in {layer.groups} groups" if layer.groups > 1 else ""
+    size = f"{layer.filters}@{layer.kernel[0]}×{layer.kernel[1]}{groups}"
+    return f"conv2d {size}, {layer.activation}\n{dims(output_shape)}"
 
 
 KIND = OneInput(Conv2D, sys.modules[__name__], decayed=frozenset({"weights"}), neurons="kernel")

@@ -21,7 +21,12 @@ class _Pool(SpecModel):
     stride: Size2D | None = None
     """Step between windows (default: the window size, so windows do not overlap)."""
     padding: windows.Padding = "valid"
-    """valid (no padding), same, or pixels added on each side; padding never counts as a value."""
+    """valid (no padding), same, pixels on every side, [height, width] or [top, bottom, left, right];
+    padding never counts as a value."""
+    ceil_mode: bool = False
+    """Round the number of windows up, as Caffe and PyTorch's ceil_mode=True: the last window may run
+    past the bottom or right edge (cells outside are not counted), but one that would start in the
+    padding after the input is left out, as in PyTorch."""
 
     @model_validator(mode="after")
     def _stride_defaults_to_size(self):
@@ -57,18 +62,38 @@ NO_DILATION = (1, 1)
 
 
 def _geometry(layer: _Pool, input_shape: tuple[int, ...]):
-    return windows.geometry(input_shape, tuple(layer.size), tuple(layer.stride), NO_DILATION, layer.padding)
+    size, stride = tuple(layer.size), tuple(layer.stride)
+    return windows.geometry(input_shape, size, stride, NO_DILATION, layer.padding, layer.ceil_mode)
+
+
+def _too_much_padding(layer: _Pool) -> str | None:
+    """Why the padding would leave some window with padding only (more than half the window on a side), or None."""
+    padding, (h, w) = layer.padding, layer.size
+    if isinstance(padding, int):
+        if padding * 2 > min(h, w):
+            return f"padding {padding} is more than half the {h}×{w} window"
+        return None
+    if isinstance(padding, str):
+        return None  # 'same' pads at most half the window, 'valid' not at all
+    sides = dict(zip(windows.SIDES, (n for pair in windows.explicit(padding) for n in pair)))
+    for side, pixels in sides.items():
+        window = h if side in ("top", "bottom") else w
+        if pixels * 2 > window:
+            where = "on the left" if side == "left" else "on the right" if side == "right" else f"at the {side}"
+            return f"padding {padding} puts {pixels} pixels {where}, more than half the {h}×{w} window"
+    return None
 
 
 def output_shape(layer, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(layer, GlobalAvgPool):
         windows.geometry(input_shape, (1, 1), (1, 1), NO_DILATION, "valid")  # refuses a vector, as image layers do
         return (input_shape[0],)
-    if isinstance(layer.padding, int) and layer.padding * 2 > min(layer.size):
+    too_much = _too_much_padding(layer)
+    if too_much is not None:
+        each = "" if isinstance(layer.padding, int) else " on each side"
         raise Unlocated(
             "NS126",
-            f"padding {layer.padding} is more than half the {layer.size[0]}×{layer.size[1]} window, so some windows "
-            "would hold padding only; use at most half the window size",
+            f"{too_much}, so some windows would hold padding only; use at most half the window size{each}",
             ("padding",),
         )
     _, (out_h, out_w) = _geometry(layer, input_shape)
@@ -172,11 +197,39 @@ def to_onnx(node, x: str, emit) -> str:
     layer, name = node.spec, node.name
     if isinstance(layer, GlobalAvgPool):
         return emit.node("Flatten", [emit.node("GlobalAveragePool", [x], f"{name}.pool")], name, axis=1)
-    (top, bottom), (left, right) = _geometry(layer, node.input_shape)[0]
-    attributes = {"kernel_shape": list(layer.size), "strides": list(layer.stride), "pads": [top, left, bottom, right]}
+    pads, ceil_mode = onnx_pads(layer, node.input_shape)
+    attributes = {"kernel_shape": list(layer.size), "strides": list(layer.stride), "pads": pads}
+    if ceil_mode:
+        attributes["ceil_mode"] = 1
     if isinstance(layer, AvgPool2D):
         return emit.node("AveragePool", [x], name, count_include_pad=0, **attributes)
     return emit.node("MaxPool", [x], name, **attributes)
+
+
+def onnx_pads(layer: _Pool, input_shape: tuple[int, ...]) -> tuple[list[int], bool]:
+    """ONNX's pads (top, left, bottom, right) and ceil_mode that give this layer's windows.
+
+    ONNX's shape rule for ceil_mode rounds up without leaving out a window that would start in the
+    padding after the input, as PyTorch does (and onnxruntime computes): where the two counts
+    differ, onnx's shape inference expects a larger output than the model computes. There the
+    windows are written out instead: ceil_mode 0, and the pads after the input grown by what the
+    last window runs past the end (cells that, as padding, are never counted).
+    """
+    used, out = _geometry(layer, input_shape)
+    (top, bottom), (left, right) = used
+    if layer.ceil_mode:
+        declared = [
+            windows.pads(n, k, s, 1, layer.padding, axis)
+            for axis, (n, k, s) in enumerate(zip(input_shape[1:], layer.size, layer.stride))
+        ]
+        rounded_up = tuple(
+            -(-(n + before + after - k) // s) + 1
+            for n, k, s, (before, after) in zip(input_shape[1:], layer.size, layer.stride, declared)
+        )
+        if rounded_up == out:
+            (top, bottom), (left, right) = declared
+            return [top, left, bottom, right], True
+    return [top, left, bottom, right], False
 
 
 def caption(layer, output_shape: tuple[int, ...]) -> str:

@@ -19,31 +19,62 @@ from netspec.errors import Unlocated
 Pair = tuple[int, int]
 
 
-def _padding(value: Any) -> str | int:
+def _pixels(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _padding(value: Any) -> str | int | list[int]:
     from netspec.validation import show  # here: validation imports the layers
 
     # One check with one message: as a plain union, pydantic would report each member's failure.
     if value in ("valid", "same") and isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if _pixels(value):
         return value
+    if isinstance(value, list) and len(value) in (2, 4) and all(_pixels(n) for n in value):
+        return list(value)
     close = difflib.get_close_matches(value.lower(), ["valid", "same"], n=1) if isinstance(value, str) else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise PydanticCustomError(
         "NS105",
-        "must be valid, same or a number of pixels (0 or more), got {got}{hint}",
-        {"got": show(value) if not isinstance(value, str) else repr(value), "hint": hint},
+        "must be valid, same, a number of pixels (0 or more), [height, width] or [top, bottom, left, right], "
+        "got {got}{hint}",
+        {"got": show(value) if isinstance(value, bool) or value is None else repr(value), "hint": hint},
     )
 
 
+_PIXELS = Annotated[int, Field(ge=0)]
+
 Padding = Annotated[
-    Any, PlainValidator(_padding, json_schema_input_type=Literal["valid", "same"] | Annotated[int, Field(ge=0)])
+    Any,
+    PlainValidator(
+        _padding,
+        json_schema_input_type=Literal["valid", "same"]
+        | _PIXELS
+        | Annotated[list[_PIXELS], Field(min_length=2, max_length=2)]
+        | Annotated[list[_PIXELS], Field(min_length=4, max_length=4)],
+    ),
 ]
-"""`valid` (none), `same` (the output keeps ceil(size / stride)), or a number of pixels on each side."""
+"""`valid` (none), `same` (the output keeps ceil(size / stride)), pixels on every side, [height, width]
+(pixels above and below, left and right, as PyTorch's padding=(h, w)), or [top, bottom, left, right]."""
+
+SIDES = ("top", "bottom", "left", "right")
+"""The sides a padding of four numbers gives, in its order."""
 
 
-def pads(size: int, kernel: int, stride: int, dilation: int, padding: Padding) -> Pair:
-    """Pixels added before and after one axis (TensorFlow's rule for `same`: any odd pixel goes after)."""
+def explicit(padding: int | list[int]) -> tuple[Pair, Pair]:
+    """((top, bottom), (left, right)) of a padding given in pixels: one number, [height, width] or four sides."""
+    if isinstance(padding, int):
+        return (padding, padding), (padding, padding)
+    if len(padding) == 2:
+        return (padding[0], padding[0]), (padding[1], padding[1])
+    top, bottom, left, right = padding
+    return (top, bottom), (left, right)
+
+
+def pads(size: int, kernel: int, stride: int, dilation: int, padding: Padding, axis: int = 0) -> Pair:
+    """Pixels added before and after one axis, 0 for height and 1 for width (TensorFlow's rule for `same`:
+    any odd pixel goes after)."""
     if padding == "valid":
         return 0, 0
     if padding == "same":
@@ -51,30 +82,48 @@ def pads(size: int, kernel: int, stride: int, dilation: int, padding: Padding) -
         out = -(-size // stride)
         total = max((out - 1) * stride + span - size, 0)
         return total // 2, total - total // 2
-    return padding, padding
+    return explicit(padding)[axis]
 
 
-def out_size(size: int, kernel: int, stride: int, dilation: int, before_after: Pair) -> int:
+def out_size(size: int, kernel: int, stride: int, dilation: int, before_after: Pair, ceil: bool = False) -> int:
+    """Windows along one axis; with `ceil`, PyTorch's and Caffe's rounding up (ceil_mode=True).
+
+    Rounding up lets the last window run past the end; as in PyTorch, a window that would start
+    in the padding after the input (or past it) is left out, so every window reads the input.
+    """
     span = dilation * (kernel - 1) + 1
-    return (size + sum(before_after) - span) // stride + 1
+    room = size + sum(before_after) - span
+    if not ceil or room < 0:  # a window larger than the padded input does not fit either way
+        return room // stride + 1
+    out = -(-room // stride) + 1
+    if (out - 1) * stride >= size + before_after[0]:
+        out -= 1
+    return out
 
 
-def geometry(input_shape: tuple[int, ...], kernel: Pair, stride: Pair, dilation: Pair, padding: Padding):
-    """(pads for height and width, output height and width) for a (channels, height, width) input."""
+def geometry(
+    input_shape: tuple[int, ...], kernel: Pair, stride: Pair, dilation: Pair, padding: Padding, ceil: bool = False
+):
+    """(pads for height and width, output height and width) for a (channels, height, width) input.
+
+    With `ceil` (pooling's ceil_mode), the pads after the input grow by what the last window runs
+    past the end: those are the pads a window view needs, while ONNX's `pads` are the declared ones.
+    """
     if len(input_shape) != 3:
         raise Unlocated(
             "NS126",
             f"needs an image-shaped input (channels, height, width), but gets {shown(input_shape)} from {{source}}; "
             "image layers go before any flatten, on an image input",
         )
-    _, height, width = input_shape
-    pad_h = pads(height, kernel[0], stride[0], dilation[0], padding)
-    pad_w = pads(width, kernel[1], stride[1], dilation[1], padding)
-    out = (
-        out_size(height, kernel[0], stride[0], dilation[0], pad_h),
-        out_size(width, kernel[1], stride[1], dilation[1], pad_w),
-    )
-    return (pad_h, pad_w), out
+    found_pads, found_out = [], []
+    for axis, size in enumerate(input_shape[1:]):
+        before, after = pads(size, kernel[axis], stride[axis], dilation[axis], padding, axis)
+        out = out_size(size, kernel[axis], stride[axis], dilation[axis], (before, after), ceil)
+        span = dilation[axis] * (kernel[axis] - 1) + 1
+        after = max(after, (out - 1) * stride[axis] + span - size - before)
+        found_pads.append((before, after))
+        found_out.append(out)
+    return tuple(found_pads), tuple(found_out)
 
 
 def view(x, kernel: Pair, stride: Pair, dilation: Pair, padding: tuple[Pair, Pair], fill=0.0, axes: Pair = (2, 3)):

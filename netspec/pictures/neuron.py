@@ -58,7 +58,12 @@ def draw(network: Network, address: str):
     activation = layer.kind.activation(layer.spec)
     title = f"{network.spec.name}: neuron {index} of {layer.name} ({layer.type}, {activation}), bias {bias:.3g}"
     if layer.kind.neurons == "kernel":
-        return _as_images(plt, weights, title, "the filter's kernel, one map per input channel", None)
+        # A filter of a grouped convolution reads its own group's channels only: number them as the input does.
+        groups = getattr(layer.spec, "groups", 1)
+        first = index // (len(layer.params["weights"]) // groups) * len(weights)
+        names = [f"channel {first + c}" for c in range(len(weights))]
+        what = "one map per input channel" + (" of its group" if groups > 1 else "")
+        return _as_images(plt, weights, title, f"the filter's kernel, {what}", names)
     reads, source = _read_shape(network, layer)
     if len(reads) == 3:
         shaped = weights.reshape(reads)
