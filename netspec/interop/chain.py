@@ -21,7 +21,7 @@ _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
-    "Flatten, Reshape to a vector, BatchNormalization, Dropout, Identity, Constant, ConstantOfShape"
+    "Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, Identity, Constant, ConstantOfShape"
 )
 """The operators import maps, in the order the docs list them."""
 CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
@@ -240,6 +240,8 @@ class Chain:
                 )
             ratio = self.constant(node, 1) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5)
             self.add({"type": "dropout", "rate": _decimal(ratio)}, {}, node.name)
+        elif op == "LRN":
+            self._lrn(node, attrs)
         elif op in _ACTIVATIONS:
             self._activation(node, attrs)
         elif op == "Add":
@@ -370,6 +372,22 @@ class Chain:
             f"pads {[top, left, bottom, right]} (top, left, bottom, right) are neither equal on every side "
             "nor netspec's 'same' (any odd pixel after)",
         )
+
+    def _lrn(self, node, attrs) -> None:
+        size = attrs["size"]
+        if len(self.shape) != 3:
+            _fail(node, f"an LRN of a tensor of shape {tuple(self.shape)}; netspec's lrn reads images")
+        if size % 2 == 0:
+            # ONNX sums floor((size-1)/2) channels before and ceil((size-1)/2) after; PyTorch and
+            # netspec the other way round. They agree for odd sizes only (onnxruntime takes no other).
+            _fail(
+                node,
+                f"an LRN of even size {size} sums one channel more after each channel than before it; netspec's "
+                "lrn (PyTorch's) sums one more before, so only odd sizes map",
+            )
+        layer = {"type": "lrn", "size": size, "alpha": _decimal(attrs.get("alpha", 1e-4))}
+        layer |= {"beta": _decimal(attrs.get("beta", 0.75)), "k": _decimal(attrs.get("bias", 1.0))}
+        self.add(layer, {}, node.name)
 
     def _activation(self, node, attrs) -> None:
         op = node.op_type
