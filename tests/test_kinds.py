@@ -130,4 +130,4 @@ def test_a_registered_kind_is_exported_to_onnx(scale_registered, write_spec, tmp
 def test_an_unregistered_type_is_refused_with_the_registered_ones(write_spec, problems):
     found = problems(SPEC)
     assert len(found) == 1 and "unknown layer type 'scale'" in found[0]
-    assert "dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn" in found[0]
+    assert "dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle" in found[0]
