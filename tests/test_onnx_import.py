@@ -173,7 +173,8 @@ def test_an_add_that_is_no_bias_is_refused(tmp_path):
             [gemm("x", "h"), helper.make_node("Elu", ["h"], ["y"], name="elu")],
             "NS503 node 'elu' (Elu): this operator is not one netspec has; netspec maps Gemm, MatMul+Add, Relu, "
             "LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a "
-            "vector, BatchNormalization, Dropout, LRN, Reshape-Transpose-Reshape as a channel shuffle, Identity, Constant, "
+            "vector, BatchNormalization, Dropout, LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, "
+            "Identity, Constant, "
             "ConstantOfShape (graphs that branch, such as "
             "residual connections and Inception blocks, are not imported yet)",
         ),

@@ -22,7 +22,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]+")
 SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
     "Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, Reshape-Transpose-Reshape as a channel shuffle, "
-    "Identity, Constant, ConstantOfShape"
+    "Slice along axis 1, Identity, Constant, ConstantOfShape"
 )
 """The operators import maps, in the order the docs list them."""
 CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
@@ -245,6 +245,8 @@ class Chain:
             self.add({"type": "dropout", "rate": _decimal(ratio)}, {}, node.name)
         elif op == "LRN":
             self._lrn(node, attrs)
+        elif op == "Slice":
+            self._slice(node, attrs)
         elif op in _ACTIVATIONS:
             self._activation(node, attrs)
         elif op == "Add":
@@ -446,6 +448,37 @@ class Chain:
         layer = {"type": "lrn", "size": size, "alpha": _decimal(attrs.get("alpha", 1e-4))}
         layer |= {"beta": _decimal(attrs.get("beta", 0.75)), "k": _decimal(attrs.get("bias", 1.0))}
         self.add(layer, {}, node.name)
+
+    def _slice(self, node, attrs) -> None:
+        """A Slice along axis 1 (channels, or features of a vector) with step 1; every other axis whole."""
+        if self.opset < 10:  # starts, ends and axes were attributes until opset 10
+            starts, ends = attrs["starts"], attrs["ends"]
+            axes, steps = attrs.get("axes", range(len(starts))), [1] * len(starts)
+        else:
+            starts, ends = self.constant(node, 1), self.constant(node, 2)
+            given = [position < len(node.input) and node.input[position] for position in (3, 4)]
+            axes = self.constant(node, 3) if given[0] else range(len(starts))
+            steps = self.constant(node, 4) if given[1] else [1] * len(starts)
+        dims, taken = [None, *self.shape], None  # None: the batch size, which the graph may leave open
+        for axis, start, end, step in zip(*(map(int, values) for values in (axes, starts, ends, steps))):
+            axis += len(dims) if axis < 0 else 0
+            size = dims[axis] if 0 <= axis < len(dims) else None
+            if step != 1:
+                _fail(node, f"a Slice with step {step}; netspec's slice takes every channel from start to stop")
+            if axis == 1:
+                start, end = (min(max(n + size if n < 0 else n, 0), size) for n in (start, end))
+                if end <= start:
+                    _fail(node, f"a Slice of axis 1 from {start} to {end} of {size} takes nothing")
+                taken = (start, end)
+            elif start != 0 or end < (size or self.batch or 2**31 - 1):  # all of another axis is no slice
+                _fail(
+                    node,
+                    f"a Slice along axis {axis} of a tensor of shape (batch, {', '.join(map(str, self.shape))}); "
+                    "netspec's slice takes channels (or features of a vector), axis 1",
+                )
+        start, stop = taken or (0, self.shape[0])
+        self.add({"type": "slice", "start": start, "stop": stop}, {}, node.name)
+        self.shape[0] = stop - start
 
     def _activation(self, node, attrs) -> None:
         op = node.op_type

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import batchnorm, channel_shuffle, conv2d, dense, dropout, flatten, lrn, pooling
+from netspec.layers import batchnorm, channel_shuffle, conv2d, dense, dropout, flatten, lrn, pooling, slices
 from netspec.layers.batchnorm import BatchNorm
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
@@ -28,6 +28,7 @@ KINDS: dict[str, Kind] = registry(
     batchnorm.KIND,
     lrn.KIND,
     channel_shuffle.KIND,
+    slices.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
