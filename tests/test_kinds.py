@@ -129,5 +129,11 @@ def test_a_registered_kind_is_exported_to_onnx(scale_registered, write_spec, tmp
 
 def test_an_unregistered_type_is_refused_with_the_registered_ones(write_spec, problems):
     found = problems(SPEC)
-    assert len(found) == 1 and "unknown layer type 'scale'" in found[0]
-    assert "dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm" in found[0]
+    # 'scale' is close enough to the registered 'slice' to be taken for a misspelling of it.
+    assert found == ["spec.yaml:6:25: NS105 layers[1].type: unknown layer type 'scale'; did you mean 'slice'?"]
+    found = problems(SPEC.replace("type: scale", "type: magnify"))
+    assert len(found) == 1 and "unknown layer type 'magnify'" in found[0]
+    assert (
+        "dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice"
+        in found[0]
+    )

@@ -21,7 +21,8 @@ _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
-    "Flatten, Reshape to a vector, BatchNormalization, Dropout, Identity, Constant, ConstantOfShape"
+    "Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, Reshape-Transpose-Reshape as a channel shuffle, "
+    "Slice along axis 1, Identity, Constant, ConstantOfShape"
 )
 """The operators import maps, in the order the docs list them."""
 CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
@@ -193,6 +194,8 @@ class Chain:
         op, attrs = node.op_type, self.attributes(node)
         if op == "Identity":
             pass
+        elif op == "Reshape" and len(self.shape) == 3 and len(self.constant(node, 1)) == 5:
+            self.node = node = self._channel_shuffle(node, attrs)  # the next node reads the last Reshape's output
         elif op in ("Flatten", "Reshape"):
             self._flatten(node, attrs)
         elif op == "Gemm":
@@ -240,6 +243,10 @@ class Chain:
                 )
             ratio = self.constant(node, 1) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5)
             self.add({"type": "dropout", "rate": _decimal(ratio)}, {}, node.name)
+        elif op == "LRN":
+            self._lrn(node, attrs)
+        elif op == "Slice":
+            self._slice(node, attrs)
         elif op in _ACTIVATIONS:
             self._activation(node, attrs)
         elif op == "Add":
@@ -266,7 +273,8 @@ class Chain:
             if len(target) != 2 or target[0] not in batch or target[1] not in (-1, values):
                 _fail(
                     node,
-                    f"a Reshape to {target} is not a flatten to (batch, {values}); netspec's only reshape is a flatten",
+                    f"a Reshape to {target} is not a flatten to (batch, {values}); netspec reads a Reshape as a "
+                    "flatten, or as part of a channel shuffle",
                 )
         # A dense layer reads the input image flattened by itself, as netspec specs write it.
         after = self.following(node)
@@ -274,6 +282,60 @@ class Chain:
         if len(self.shape) > 1 and not before_dense:
             self.add({"type": "flatten"}, {}, node.name)
         self.shape = [int(np.prod(self.shape))]
+
+    def _channel_shuffle(self, node, attrs):
+        """Reshape to (batch, groups, C/groups, H, W), Transpose (0, 2, 1, 3, 4), Reshape back: the last node.
+
+        ShuffleNet's graph (and netspec's export) of a channel shuffle; any other use of a 5-axis
+        Reshape of an image is refused, naming the Reshape.
+        """
+        channels, height, width = self.shape
+        grouped = self._reshaped(node, attrs, self.shape)
+        swap = self.following(node)
+        back = self.following(swap) if swap is not None and swap.op_type == "Transpose" else None
+        if (
+            grouped is not None
+            and grouped[0] * grouped[1] == channels
+            and grouped[2:] == [height, width]
+            and back is not None
+            and back.op_type == "Reshape"
+            and list(self.attributes(swap).get("perm", [])) == [0, 2, 1, 3, 4]
+            and list(back.input[:1]) == [swap.output[0]]
+            and self._reshaped(back, self.attributes(back), [grouped[1], grouped[0], height, width]) == self.shape
+        ):
+            self.add({"type": "channel_shuffle", "groups": grouped[0]}, {}, back.name)
+            return back
+        target = [int(n) for n in self.constant(node, 1)]
+        _fail(
+            node,
+            f"a Reshape of a ({channels}, {height}, {width}) image to {target} is netspec's only as the first "
+            "node of a channel shuffle: Reshape to (batch, groups, channels/groups, height, width), Transpose with "
+            "perm (0, 2, 1, 3, 4), Reshape back to (batch, channels, height, width)",
+        )
+
+    def _reshaped(self, node, attrs, shape: list[int]) -> list[int] | None:
+        """The shape without the batch that a Reshape gives a tensor of shape (batch, *shape), or None.
+
+        None unless the batch stays on axis 0: written 0 (copy it), -1 (what is left) or, when the
+        model fixes it, as a number. Other 0s copy the input's axis there, one -1 takes what is left
+        (ONNX's rules, with allowzero 0).
+        """
+        target = [int(n) for n in self.constant(node, 1)]
+        copies = not attrs.get("allowzero", 0)
+        if not target or (target[0] == 0 and not copies):
+            return None
+        values = math.prod(shape)
+        rest = [shape[i] if n == 0 and copies and i < len(shape) else n for i, n in enumerate(target[1:])]
+        if target[0] == -1:
+            return rest if min(rest, default=1) > 0 and math.prod(rest) == values else None
+        if target[0] not in (0, self.batch or 0) or rest.count(-1) > 1:
+            return None
+        if -1 in rest:
+            known = math.prod(n for n in rest if n != -1)
+            if known < 1 or values % known:
+                return None
+            rest[rest.index(-1)] = values // known
+        return rest if min(rest, default=1) > 0 and math.prod(rest) == values else None
 
     def _dense(self, node, weights, bias, hint: str) -> None:
         if weights.ndim != 2:
@@ -376,6 +438,53 @@ class Chain:
         if (top, left) == (bottom, right):
             return [top, left]
         return [top, bottom, left, right]
+
+    def _lrn(self, node, attrs) -> None:
+        size = attrs["size"]
+        if len(self.shape) != 3:
+            _fail(node, f"an LRN of a tensor of shape {tuple(self.shape)}; netspec's lrn reads images")
+        if size % 2 == 0:
+            # ONNX sums floor((size-1)/2) channels before and ceil((size-1)/2) after; PyTorch and
+            # netspec the other way round. They agree for odd sizes only (onnxruntime takes no other).
+            _fail(
+                node,
+                f"an LRN of even size {size} sums one channel more after each channel than before it; netspec's "
+                "lrn (PyTorch's) sums one more before, so only odd sizes map",
+            )
+        layer = {"type": "lrn", "size": size, "alpha": _decimal(attrs.get("alpha", 1e-4))}
+        layer |= {"beta": _decimal(attrs.get("beta", 0.75)), "k": _decimal(attrs.get("bias", 1.0))}
+        self.add(layer, {}, node.name)
+
+    def _slice(self, node, attrs) -> None:
+        """A Slice along axis 1 (channels, or features of a vector) with step 1; every other axis whole."""
+        if self.opset < 10:  # starts, ends and axes were attributes until opset 10
+            starts, ends = attrs["starts"], attrs["ends"]
+            axes, steps = attrs.get("axes", range(len(starts))), [1] * len(starts)
+        else:
+            starts, ends = self.constant(node, 1), self.constant(node, 2)
+            given = [position < len(node.input) and node.input[position] for position in (3, 4)]
+            axes = self.constant(node, 3) if given[0] else range(len(starts))
+            steps = self.constant(node, 4) if given[1] else [1] * len(starts)
+        dims, taken = [None, *self.shape], None  # None: the batch size, which the graph may leave open
+        for axis, start, end, step in zip(*(map(int, values) for values in (axes, starts, ends, steps))):
+            axis += len(dims) if axis < 0 else 0
+            size = dims[axis] if 0 <= axis < len(dims) else None
+            if step != 1:
+                _fail(node, f"a Slice with step {step}; netspec's slice takes every channel from start to stop")
+            if axis == 1:
+                start, end = (min(max(n + size if n < 0 else n, 0), size) for n in (start, end))
+                if end <= start:
+                    _fail(node, f"a Slice of axis 1 from {start} to {end} of {size} takes nothing")
+                taken = (start, end)
+            elif start != 0 or end < (size or self.batch or 2**31 - 1):  # all of another axis is no slice
+                _fail(
+                    node,
+                    f"a Slice along axis {axis} of a tensor of shape (batch, {', '.join(map(str, self.shape))}); "
+                    "netspec's slice takes channels (or features of a vector), axis 1",
+                )
+        start, stop = taken or (0, self.shape[0])
+        self.add({"type": "slice", "start": start, "stop": stop}, {}, node.name)
+        self.shape[0] = stop - start
 
     def _activation(self, node, attrs) -> None:
         op = node.op_type

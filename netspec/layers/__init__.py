@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers import batchnorm, channel_shuffle, conv2d, dense, dropout, flatten, lrn, pooling, slices
 from netspec.layers.batchnorm import BatchNorm
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
@@ -26,6 +26,9 @@ KINDS: dict[str, Kind] = registry(
     flatten.KIND,
     dropout.KIND,
     batchnorm.KIND,
+    lrn.KIND,
+    channel_shuffle.KIND,
+    slices.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
