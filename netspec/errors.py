@@ -29,7 +29,7 @@ CODES: dict[str, str] = {
     "NS124": "softmax on a layer other than the last",
     "NS125": "option that has no effect with the rest of the layer",
     "NS126": "layer does not fit the shape of its input",
-    "NS127": "groups do not divide a convolution's channels or filters",
+    "NS131": "groups do not divide a convolution's channels or filters",
     # Weights and biases.
     "NS201": "explicit array has the wrong shape",
     "NS202": "weight file not found",

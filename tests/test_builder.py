@@ -504,13 +504,13 @@ def test_groups_must_divide_the_filters_and_the_input_channels(problems):
     conv2 = "{name: conv2, type: conv2d, filters: 8, kernel: 3, padding: same}"
     text = CNN.replace(conv2, "{name: conv2, type: conv2d, filters: 6, kernel: 3, padding: same, groups: 4}")
     assert problems(text) == [
-        f"{where(text, 'groups: 4', '4')}: NS127 layers[2].groups: groups 4 does not divide the 6 filters; "
+        f"{where(text, 'groups: 4', '4')}: NS131 layers[2].groups: groups 4 does not divide the 6 filters; "
         "use 4 or 8 filters, or groups 1, 2, 3 or 6"
     ]
     # conv2 reads pool1's 4 channels.
     text = CNN.replace(conv2, "{name: conv2, type: conv2d, filters: 6, kernel: 3, padding: same, groups: 3}")
     assert problems(text) == [
-        f"{where(text, 'groups: 3', '3')}: NS127 layers[2].groups: layer conv2: groups 3 does not divide the 4 "
+        f"{where(text, 'groups: 3', '3')}: NS131 layers[2].groups: layer conv2: groups 3 does not divide the 4 "
         "channels of the input from pool1; use groups 1, 2 or 4"
     ]
     text = CNN.replace(
@@ -518,7 +518,7 @@ def test_groups_must_divide_the_filters_and_the_input_channels(problems):
         "{name: conv1, type: conv2d, filters: 4, kernel: 3, groups: 2,",
     )
     assert problems(text) == [
-        f"{where(text, 'groups: 2', '2')}: NS127 layers[0].groups: layer conv1: groups 2 does not divide the 1 "
+        f"{where(text, 'groups: 2', '2')}: NS131 layers[0].groups: layer conv1: groups 2 does not divide the 1 "
         "channel of the input; use groups 1"
     ]
 

@@ -55,7 +55,7 @@ class Conv2D(SpecModel):
     def _rules(self) -> "Conv2D":
         problems = alpha_problems(self.activation, self.alpha)
         if self.filters % self.groups:
-            problems.append(Problem("NS127", _not_divided(self.groups, self.filters, "filters"), ("groups",)))
+            problems.append(Problem("NS131", _not_divided(self.groups, self.filters, "filters"), ("groups",)))
         if problems:
             raise rule_error(problems)
         return self
@@ -84,7 +84,7 @@ def _geometry(layer: Conv2D, input_shape: tuple[int, ...]):
 def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     _, (out_h, out_w) = _geometry(layer, input_shape)
     if input_shape[0] % layer.groups:
-        raise Unlocated("NS127", _not_divided(layer.groups, input_shape[0], "channels"), ("groups",))
+        raise Unlocated("NS131", _not_divided(layer.groups, input_shape[0], "channels"), ("groups",))
     if out_h < 1 or out_w < 1:
         kh, kw = layer.kernel
         (dh, dw), what = layer.dilation, with_article(f"{kh}×{kw} kernel")
