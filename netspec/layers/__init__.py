@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers import activation, batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers.activation import ActivationLayer
 from netspec.layers.batchnorm import BatchNorm
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
@@ -26,6 +27,7 @@ KINDS: dict[str, Kind] = registry(
     flatten.KIND,
     dropout.KIND,
     batchnorm.KIND,
+    activation.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
@@ -42,6 +44,7 @@ __all__ = [
     "KINDS",
     "LAYER_MODELS",
     "LAYER_MODULES",
+    "ActivationLayer",
     "AvgPool2D",
     "BatchNorm",
     "Conv2D",
