@@ -7,7 +7,7 @@ from typing import Any
 
 from netspec.fields import SpecModel, field_descriptions
 from netspec.layers import KINDS
-from netspec.layers.common import NAME_PATTERN
+from netspec.layers.common import ALPHA_DEFAULTS, NAME_PATTERN
 from netspec.spec import FORMAT_VERSION, ImageInput, Spec
 
 SCHEMA_ID = f"urn:netspec:spec-format:{FORMAT_VERSION}"
@@ -47,6 +47,7 @@ _EXAMPLES: dict[str, Any] = {
     "stride": 2,
     "rate": 0.25,
     "alpha": 0.1,
+    "activation": "relu",  # the activation layer's, which has no default
     "seed": 7,
     "file": "hidden1.npy",
     "key": "hidden1.weights",
@@ -106,7 +107,7 @@ def _agree_with_validate(schema: dict[str, Any]) -> None:
     props["layers"]["items"] = _layer_by_type(defs)
     for kind in KINDS.values():
         _require_type(defs[kind.model.__name__])
-        _alpha_needs_leaky_relu(defs[kind.model.__name__])
+        _alpha_needs_its_activation(defs[kind.model.__name__])
     _exactly_one_input(defs["Input"])
     _one_value_per_channel(defs["ImageInput"])
     _no_idle_training_options(defs["Training"])
@@ -152,16 +153,16 @@ def _require_type(layer: dict[str, Any]) -> None:
     name["patternErrorMessage"] = "layer names use ASCII letters, digits, '_' and '-' only"
 
 
-def _alpha_needs_leaky_relu(layer: dict[str, Any]) -> None:
+def _alpha_needs_its_activation(layer: dict[str, Any]) -> None:
     if "alpha" in layer["properties"]:
         _forbid_when(
             layer,
             "alpha",
             {
                 "required": ["alpha"],
-                "properties": {"alpha": {"type": "number"}, "activation": {"not": {"const": "leaky_relu"}}},
+                "properties": {"alpha": {"type": "number"}, "activation": {"not": {"enum": list(ALPHA_DEFAULTS)}}},
             },
-            "only leaky_relu takes alpha; remove alpha or use activation: leaky_relu",
+            "only leaky_relu and elu take alpha; remove alpha or use activation: leaky_relu or elu",
         )
 
 

@@ -235,7 +235,7 @@ RULES = {
     "alpha on relu": (
         "activation: relu}",
         "activation: relu, alpha: 0.1}",
-        "only leaky_relu takes alpha; remove alpha or use activation: leaky_relu",
+        "only leaky_relu and elu take alpha; remove alpha or use activation: leaky_relu or elu",
     ),
     "momentum with adam": (
         "",

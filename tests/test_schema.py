@@ -131,6 +131,37 @@ VARIANTS = [
     ("alpha null on relu", "activation: relu}", "activation: relu, alpha: null}"),
     ("alpha on leaky_relu", "activation: relu}", "activation: leaky_relu, alpha: 0.1}"),
     ("alpha, default activation", "activation: relu}", "alpha: 0.1}"),
+    ("alpha on elu", "activation: relu}", "activation: elu, alpha: 0.5}"),
+    ("alpha on relu6", "activation: relu}", "activation: relu6, alpha: 0.1}"),
+    ("gelu", "activation: relu}", "activation: gelu}"),
+    ("activation layer", "  - {name: output", "  - {type: activation, activation: hard_swish}\n  - {name: output"),
+    ("activation layer without activation", "  - {name: output", "  - {type: activation}\n  - {name: output"),
+    (
+        "activation layer with neurons",
+        "  - {name: output",
+        "  - {type: activation, activation: silu, neurons: 3}\n  - {name: output",
+    ),
+    (
+        "activation layer, alpha on elu",
+        "  - {name: output",
+        "  - {type: activation, activation: elu, alpha: 2}\n  - {name: output",
+    ),
+    (
+        "activation layer, alpha on relu",
+        "  - {name: output",
+        "  - {type: activation, activation: relu, alpha: 2}\n  - {name: output",
+    ),
+    ("batchnorm with activation", "  - {name: output", "  - {type: batchnorm, activation: relu6}\n  - {name: output"),
+    (
+        "batchnorm, alpha on leaky_relu",
+        "  - {name: output",
+        "  - {type: batchnorm, activation: leaky_relu, alpha: 0.2}\n  - {name: output",
+    ),
+    (
+        "batchnorm, alpha, default activation",
+        "  - {name: output",
+        "  - {type: batchnorm, alpha: 0.2}\n  - {name: output",
+    ),
     ("class twice", "classes: [a, b]", "classes: [a, a]"),
     ("grayscale mean of 1", "color: grayscale}", "color: grayscale, mean: [0.5], std: [0.2]}"),
     ("grayscale mean of 3", "color: grayscale}", "color: grayscale, mean: [0.5, 0.5, 0.5]}"),
@@ -202,7 +233,7 @@ def test_layers_are_chosen_by_type_as_netspec_chooses_them():
     assert [(list(e.absolute_path), e.message) for e in validator.iter_errors(data)] == [
         (
             ["layers", 0, "type"],
-            "'Dense' is not one of ['dense', 'conv2d', 'maxpool2d', 'avgpool2d', 'global_avgpool', 'flatten', 'dropout', 'batchnorm', 'lrn', 'channel_shuffle', 'slice']",
+            "'Dense' is not one of ['dense', 'conv2d', 'maxpool2d', 'avgpool2d', 'global_avgpool', 'flatten', 'dropout', 'batchnorm', 'lrn', 'channel_shuffle', 'slice', 'activation']",
         )
     ]
     data = yaml.safe_load(_variant(("", "type: dense, neurons: 3", "neurons: 3")))

@@ -85,7 +85,8 @@ def test_scientific_notation_is_a_number(problems):
 def test_unknown_activation_suggests(problems):
     text = VALID.replace("activation: relu", "activation: rleu")
     assert problems(text) == [
-        f"{where(text, 'rleu')}: NS105 layers[0].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, softmax, "
+        f"{where(text, 'rleu')}: NS105 layers[0].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, softmax, relu6, "
+        "hard_sigmoid, hard_swish, silu, gelu, elu, "
         "got 'rleu' (text); did you mean 'relu'?"
     ]
 
@@ -150,7 +151,7 @@ def test_unknown_layer_type_and_missing_type(problems):
     ]
     text = VALID.replace("type: dense, neurons: 4", "neurons: 4")
     assert problems(text) == [
-        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice"
+        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, activation"
     ]
 
 
@@ -274,7 +275,8 @@ def test_every_field_problem_is_reported_together(problems):
         "spec.yaml:2:1: NS101 clases: unknown key 'clases'; did you mean 'classes'?",
         "spec.yaml:3:19: NS104 input.features: must be at least 1, got 0",
         "spec.yaml:5:28: NS104 layers[0].neurons: must be at least 1, got -1",
-        "spec.yaml:5:44: NS105 layers[0].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, softmax, "
+        "spec.yaml:5:44: NS105 layers[0].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, softmax, relu6, "
+        "hard_sigmoid, hard_swish, silu, gelu, elu, "
         "got 'rleu' (text); did you mean 'relu'?",
     ]
 
@@ -332,9 +334,55 @@ def test_every_code_is_documented_and_every_code_used_is_known():
 def test_alpha_only_with_leaky_relu(problems):
     text = VALID.replace("activation: relu}", "activation: relu, alpha: 0.2}")
     assert problems(text) == [
-        f"{where(text, '0.2}', '0.2')}: NS125 layers[0].alpha: only leaky_relu takes alpha, but the activation is relu; remove alpha or use leaky_relu"
+        f"{where(text, '0.2}', '0.2')}: NS125 layers[0].alpha: only leaky_relu and elu take alpha, but the activation is relu; remove alpha or use leaky_relu or elu"
     ]
     assert problems(VALID.replace("activation: relu}", "activation: leaky_relu, alpha: 0.2}")) == []
+
+
+def test_alpha_only_with_leaky_relu_or_elu_on_every_layer_that_takes_an_activation(problems):
+    text = VALID.replace(
+        "  - {name: output",
+        "  - {name: act, type: activation, activation: relu6, alpha: 0.5}\n"
+        "  - {name: norm, type: batchnorm, alpha: 0.25}\n"
+        "  - {name: output",
+    ).replace("activation: relu}", "activation: relu6, alpha: 0.2}")
+    fix = "remove alpha or use leaky_relu or elu"
+    assert problems(text) == [
+        f"{where(text, '0.2}', '0.2')}: NS125 layers[0].alpha: only leaky_relu and elu take alpha, but the activation is relu6; {fix}",
+        f"{where(text, '0.5}', '0.5')}: NS125 layers[1].alpha: only leaky_relu and elu take alpha, but the activation is relu6; {fix}",
+        f"{where(text, '0.25}', '0.25')}: NS125 layers[2].alpha: only leaky_relu and elu take alpha, but the activation is linear; {fix}",
+    ]
+    assert problems(text.replace("relu6", "elu").replace("alpha: 0.25", "activation: leaky_relu, alpha: 0.25")) == []
+
+
+def test_the_activation_layer_needs_a_known_activation(problems):
+    text = VALID.replace("  - {name: output", "  - {name: act, type: activation, activation: gleu}\n  - {name: output")
+    assert problems(text) == [
+        f"{where(text, 'gleu')}: NS105 layers[1].activation: must be one of linear, relu, leaky_relu, sigmoid, tanh, "
+        "softmax, relu6, hard_sigmoid, hard_swish, silu, gelu, elu, got 'gleu' (text); did you mean 'gelu'?"
+    ]
+    text = VALID.replace("  - {name: output", "  - {name: act, type: activation}\n  - {name: output")
+    assert problems(text) == [
+        f"{where(text, '{name: act')}: NS102 layers[1].activation: missing required key 'activation' "
+        "(function applied to each value of the input)"
+    ]
+
+
+def test_softmax_only_last_on_the_activation_layer_and_batchnorm_too(problems):
+    text = VALID.replace(
+        "  - {name: output",
+        "  - {name: act, type: activation, activation: softmax}\n  - {name: norm, type: batchnorm, activation: softmax}\n"
+        "  - {name: output",
+    )
+    use = "use relu, tanh or sigmoid here"
+    assert problems(text) == [
+        f"{where(text, 'activation, activation: softmax', 'softmax')}: NS124 layers[1].activation: softmax is only "
+        f"for the output layer, but layer 'act' is not last; {use}",
+        f"{where(text, 'batchnorm, activation: softmax', 'softmax')}: NS124 layers[2].activation: softmax is only "
+        f"for the output layer, but layer 'norm' is not last; {use}",
+    ]
+    last = VALID.replace("activation: softmax}", "activation: linear}\n  - {type: activation, activation: softmax}")
+    assert problems(last) == []
 
 
 def test_scale_needs_two_different_values(problems):
@@ -365,7 +413,7 @@ def test_class_labels_are_printable_on_one_line(problems):
 def test_names_and_types_that_are_not_text(problems):
     text = VALID.replace("type: dense, neurons: 4", "type: 5, neurons: 4")
     assert problems(text) == [
-        f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, got 5"
+        f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, activation, got 5"
     ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: null}}")
     assert problems(text) == [

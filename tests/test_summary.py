@@ -26,7 +26,7 @@ def test_rows_and_totals_are_the_layers_counted_by_hand(write_spec):
     assert summary.rows == [
         LayerRow("input", "image", (1, 4, 4), 0, 0),
         LayerRow("conv", "conv2d", (2, 2, 2), 20, 72, "relu"),
-        LayerRow("norm", "batchnorm", (2, 2, 2), 8, 8),
+        LayerRow("norm", "batchnorm", (2, 2, 2), 8, 8, "linear"),
         LayerRow("flat", "flatten", (8,), 0, 0),
         LayerRow("out", "dense", (2,), 18, 16, "softmax"),
     ]

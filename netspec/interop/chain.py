@@ -16,13 +16,16 @@ import numpy as np
 from netspec.layers import windows
 from netspec.layers.common import ONNX_ACTIVATIONS
 
-# ONNX activations that become the `activation` of the layer before them.
-_ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()}
+# ONNX activations that become the `activation` of the layer before them, or an activation layer.
+# Gelu is an operator from opset 20 on (netspec's export, at opset 17, writes it as Erf and
+# arithmetic, and silu as x·Sigmoid(x): a tensor read twice, which a chain cannot import yet).
+_ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()} | {"Gelu": "gelu"}
+_TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 SUPPORTED = (
-    "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Conv, MaxPool, AveragePool, GlobalAveragePool, "
-    "Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, Reshape-Transpose-Reshape as a channel shuffle, "
-    "Slice along axis 1, Identity, Constant, ConstantOfShape"
+    "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, "
+    "Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, "
+    "LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape"
 )
 """The operators import maps, in the order the docs list them."""
 CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
@@ -487,19 +490,9 @@ class Chain:
         self.shape[0] = stop - start
 
     def _activation(self, node, attrs) -> None:
+        """The activation of the dense, conv2d or batchnorm layer just before, if it has none yet; else a layer."""
         op = node.op_type
-        previous = self.layers[-1] if self.layers else None
-        if (
-            previous is None
-            or previous["type"] not in ("dense", "conv2d")
-            or previous.get("activation", "linear") != "linear"
-        ):
-            after = f"a {previous['type']} layer" if previous else "the input"
-            _fail(
-                node,
-                f"it follows {after}; in netspec an activation belongs to the dense or conv2d layer just "
-                "before it, which must have none yet",
-            )
+        name, alpha = _ACTIVATIONS[op], None
         if op == "Softmax":
             axis = attrs.get("axis", 1 if self.opset < 13 else -1)
             if len(self.shape) != 1 or axis not in (1, -1):
@@ -509,9 +502,49 @@ class Chain:
                     f"{', '.join(map(str, self.shape))}); netspec's softmax is over the class scores, axis 1 of "
                     "(batch, classes)",
                 )
-        previous["activation"] = _ACTIVATIONS[op]
-        if op == "LeakyRelu":
-            previous["alpha"] = _decimal(attrs.get("alpha", 0.01))
+        elif op == "LeakyRelu":
+            alpha = _decimal(attrs.get("alpha", 0.01))
+        elif op == "Elu":
+            alpha = _decimal(attrs.get("alpha", 1.0))
+            alpha = None if alpha == 1.0 else alpha  # elu's default, left out as a spec would write it
+        elif op == "Clip":
+            name = self._clip(node, attrs)
+        elif op == "HardSigmoid":
+            given = (attrs.get("alpha", 0.2), attrs.get("beta", 0.5))
+            if np.float32(given[0]) != np.float32(1 / 6) or given[1] != 0.5:
+                _fail(
+                    node,
+                    f"a HardSigmoid with alpha {_decimal(given[0]):g} and beta {_decimal(given[1]):g}; netspec's "
+                    "hard_sigmoid is PyTorch's, relu6(x + 3)/6: alpha 1/6 and beta 0.5",
+                )
+        elif op == "Gelu" and attrs.get("approximate", "none") != "none":
+            _fail(node, f"a Gelu approximated by {attrs['approximate']}; netspec's gelu is the exact one (erf)")
+        previous = self.layers[-1] if self.layers else None
+        extra = {} if alpha is None else {"alpha": alpha}
+        if previous and previous["type"] in _TAKES_ACTIVATION and previous.get("activation", "linear") == "linear":
+            previous.update({"activation": name, **extra})
+        else:  # after the input, a pooling, or a layer with an activation already
+            self.add({"type": "activation", "activation": name, **extra}, {}, node.name.removesuffix(f".{name}"))
+
+    def _clip(self, node, attrs) -> str:
+        """relu6 for a Clip to [0, 6], relu for a Clip to [0, ∞); any other Clip is refused."""
+        if self.opset < 11:  # the bounds were attributes before opset 11
+            low, high = attrs.get("min", -math.inf), attrs.get("max", math.inf)
+        else:
+            low, high = (self._bound(node, i, default) for i, default in ((1, -math.inf), (2, math.inf)))
+        if (low, high) == (0, 6):
+            return "relu6"
+        if (low, high) == (0, math.inf):
+            return "relu"
+        _fail(node, f"a Clip to [{low:g}, {high:g}]; netspec clips only as relu6, to [0, 6], and relu, to [0, ∞)")
+
+    def _bound(self, node, position: int, default: float) -> float:
+        if len(node.input) <= position or not node.input[position]:  # left out: no bound
+            return default
+        value = np.asarray(self.constant(node, position))
+        if value.size != 1:
+            _fail(node, f"its bound {position} has shape {value.shape}; a Clip's bounds are single numbers")
+        return float(value.reshape(-1)[0])
 
 
 def _other(add, data: str) -> str | None:

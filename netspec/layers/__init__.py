@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import batchnorm, channel_shuffle, conv2d, dense, dropout, flatten, lrn, pooling, slices
+from netspec.layers import activation, batchnorm, channel_shuffle, conv2d, dense, dropout, flatten, lrn, pooling, slices
+from netspec.layers.activation import ActivationLayer
 from netspec.layers.batchnorm import BatchNorm
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
@@ -29,6 +30,7 @@ KINDS: dict[str, Kind] = registry(
     lrn.KIND,
     channel_shuffle.KIND,
     slices.KIND,
+    activation.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
@@ -45,6 +47,7 @@ __all__ = [
     "KINDS",
     "LAYER_MODELS",
     "LAYER_MODULES",
+    "ActivationLayer",
     "AvgPool2D",
     "BatchNorm",
     "Conv2D",

@@ -4,10 +4,11 @@ import sys
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from netspec.fields import Ones, SpecModel, Zeros, param_source
-from netspec.layers.common import LayerName
+from netspec.fields import Ones, SpecModel, Zeros, param_source, rule_error
+from netspec.layers.activations import ACTIVATIONS, ActivationName
+from netspec.layers.common import LayerName, activation_to_onnx, alpha_of, alpha_problems
 from netspec.layers.kind import OneInput, dims
 
 
@@ -30,6 +31,17 @@ class BatchNorm(SpecModel):
     """Running mean, one value per channel; used when running the network."""
     var: param_source(1) = Field(default_factory=lambda: Ones(init="ones"))
     """Running variance, one value per channel; used when running the network."""
+    activation: ActivationName = "linear"
+    """Function applied to the scaled and shifted values (conv → batchnorm → relu, as PyTorch models are written)."""
+    alpha: float | None = Field(default=None, ge=0)
+    """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
+
+    @model_validator(mode="after")
+    def _alpha_needs_its_activation(self) -> "BatchNorm":
+        problems = alpha_problems(self.activation, self.alpha)
+        if problems:
+            raise rule_error(problems)
+        return self
 
 
 PARAMS = ("scale", "shift", "mean", "var")
@@ -60,7 +72,7 @@ def multiply_adds(layer: BatchNorm, input_shape: tuple[int, ...]) -> int:
 
 
 def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
-    """Normalised outputs, and the backprop function (see dense.forward).
+    """Normalised outputs through the activation, and the backprop function (see dense.forward).
 
     While training, the batch's own statistics normalise it and the running statistics are
     updated in place (the unbiased variance, as PyTorch); otherwise the running ones are used.
@@ -82,13 +94,16 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
         mean, var = params["mean"], params["var"]
     inv_std = (1.0 / np.sqrt(var + layer.epsilon)).astype(x.dtype)
     normal = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-    y = normal * params["scale"].reshape(shape) + params["shift"].reshape(shape)
+    z = normal * params["scale"].reshape(shape) + params["shift"].reshape(shape)
+    act, alpha = ACTIVATIONS[layer.activation], alpha_of(layer)
+    y = act.forward(z, alpha)
 
     def backprop(dy, preactivation: bool = False, input_grad: bool = True):
-        grads = {"scale": (dy * normal).sum(axis=axes), "shift": dy.sum(axis=axes)}
+        dz = dy if preactivation else act.backward(z, y, dy, alpha)
+        grads = {"scale": (dz * normal).sum(axis=axes), "shift": dz.sum(axis=axes)}
         if not input_grad:
             return None, grads
-        dnormal = dy * params["scale"].reshape(shape)
+        dnormal = dz * params["scale"].reshape(shape)
         if not train:
             return dnormal * inv_std.reshape(shape), grads
         dx = (
@@ -104,13 +119,13 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
 def to_onnx(node, x: str, emit) -> str:
     inputs = [x] + [emit.constant(f"{node.name}.{key}", node.params[key]) for key in PARAMS]
     # ONNX's momentum weighs the running value: running = running·momentum + batch·(1 − momentum).
-    return emit.node(
-        "BatchNormalization", inputs, node.name, epsilon=node.spec.epsilon, momentum=1 - node.spec.momentum
-    )
+    z = emit.node("BatchNormalization", inputs, node.name, epsilon=node.spec.epsilon, momentum=1 - node.spec.momentum)
+    return activation_to_onnx(node.spec, z, len(node.output_shape), emit)
 
 
 def caption(layer: BatchNorm, output_shape: tuple[int, ...]) -> str:
-    return f"batchnorm\n{dims(output_shape)}"
+    activation = "" if layer.activation == "linear" else f", {layer.activation}"
+    return f"batchnorm{activation}\n{dims(output_shape)}"
 
 
 KIND = OneInput(

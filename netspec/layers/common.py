@@ -1,8 +1,10 @@
 """Field types every layer shares, and the answers of a layer without parameters."""
 
+import math
 import re
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
@@ -51,19 +53,22 @@ Size2D = Annotated[
 ]
 """A size along height and width: one number for both, or [height, width]."""
 
-DEFAULT_ALPHA = 0.01
-"""leaky_relu's slope for negative inputs when the spec gives none (PyTorch's default)."""
+ALPHA_DEFAULTS = {"leaky_relu": 0.01, "elu": 1.0}
+"""The activations that take `alpha`, and the value each uses when the spec gives none (PyTorch's defaults)."""
 
 
 def alpha_of(layer: Any) -> float:
-    """The slope leaky_relu uses in `layer`: its own `alpha` (0 included), else DEFAULT_ALPHA."""
-    return DEFAULT_ALPHA if layer.alpha is None else layer.alpha
+    """The alpha the layer's activation uses: its own `alpha` (0 included), else the activation's default."""
+    return ALPHA_DEFAULTS.get(layer.activation, 0.0) if layer.alpha is None else layer.alpha
 
 
 def alpha_problems(activation: str, alpha: float | None) -> list[Problem]:
-    """An `alpha` given to an activation other than leaky_relu would do nothing: say so."""
-    if alpha is not None and activation != "leaky_relu":
-        message = f"only leaky_relu takes alpha, but the activation is {activation}; remove alpha or use leaky_relu"
+    """An `alpha` given to an activation that takes none would do nothing: say so."""
+    if alpha is not None and activation not in ALPHA_DEFAULTS:
+        message = (
+            f"only leaky_relu and elu take alpha, but the activation is {activation}; "
+            "remove alpha or use leaky_relu or elu"
+        )
         return [Problem("NS125", message, ("alpha",))]
     return []
 
@@ -88,21 +93,44 @@ def no_multiply_adds(layer: Any, input_shape: tuple[int, ...]) -> int:
     return 0
 
 
-ONNX_ACTIVATIONS = {  # the ONNX operator each activation is exported as; the importer reads them back
+ONNX_ACTIVATIONS = {  # the one ONNX operator each activation is exported as; the importer reads them back
     "relu": "Relu",
     "leaky_relu": "LeakyRelu",
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
     "softmax": "Softmax",
+    "relu6": "Clip",  # Clip(0, 6)
+    "hard_sigmoid": "HardSigmoid",  # alpha 1/6, beta 1/2: relu6(z + 3)/6
+    "hard_swish": "HardSwish",
+    "elu": "Elu",
 }
+"""silu and gelu are written as several nodes (opset 17 has no Silu, and Gelu only from opset 20)."""
 
 
 def activation_to_onnx(layer: Any, z: str, rank: int, emit: Any) -> str:
-    """The layer's activation applied to tensor `z` (of `rank` axes without the batch) as an ONNX node."""
-    activation = layer.activation
+    """The layer's activation applied to tensor `z` (of `rank` axes without the batch) as ONNX nodes."""
+    activation, name = layer.activation, f"{layer.name}.{layer.activation}"
     if activation == "linear":
         return z
-    attributes = {"alpha": alpha_of(layer)} if activation == "leaky_relu" else {}
-    if activation == "softmax":
+    if activation == "silu":  # z·sigmoid(z)
+        return emit.node("Mul", [z, emit.node("Sigmoid", [z], f"{name}.sigmoid")], name)
+    if activation == "gelu":  # z·(1 + erf(z/√2))·1/2, as PyTorch's approximate='none'
+        root2, one, half = (emit.constant(f"{name}.{key}", np.array(value, emit.dtype)) for key, value in _GELU)
+        erf = emit.node("Erf", [emit.node("Div", [z, root2], f"{name}.div")], f"{name}.erf")
+        scaled = emit.node("Mul", [z, emit.node("Add", [erf, one], f"{name}.add")], f"{name}.mul")
+        return emit.node("Mul", [scaled, half], name)
+    inputs, attributes = [z], {}
+    if activation in ALPHA_DEFAULTS:
+        attributes = {"alpha": alpha_of(layer)}
+    elif activation == "softmax":
         attributes = {"axis": -1 if rank == 1 else 1}
-    return emit.node(ONNX_ACTIVATIONS[activation], [z], f"{layer.name}.{activation}", **attributes)
+    elif activation == "hard_sigmoid":
+        attributes = {"alpha": 1 / 6, "beta": 0.5}
+    elif activation == "relu6":
+        inputs += [
+            emit.constant(f"{name}.{key}", np.array(value, emit.dtype)) for key, value in (("min", 0), ("max", 6))
+        ]
+    return emit.node(ONNX_ACTIVATIONS[activation], inputs, name, **attributes)
+
+
+_GELU = (("sqrt2", math.sqrt(2)), ("one", 1.0), ("half", 0.5))

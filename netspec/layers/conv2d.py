@@ -43,7 +43,7 @@ class Conv2D(SpecModel):
     activation: ActivationName = "linear"
     """Function applied to Weight·Window + Bias."""
     alpha: float | None = Field(default=None, ge=0)
-    """Slope for negative inputs of leaky_relu (default 0.01); only leaky_relu takes it."""
+    """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
     weights: param_source(4) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
     """Shaped (filters, input channels / groups, kernel height, kernel width), as PyTorch and ONNX store them."""
     bias: param_source(1) = 0.0

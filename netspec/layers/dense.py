@@ -26,7 +26,7 @@ class Dense(SpecModel):
     activation: ActivationName = "linear"
     """Function applied to Weight·Input + Bias."""
     alpha: float | None = Field(default=None, ge=0)
-    """Slope for negative inputs of leaky_relu (default 0.01); only leaky_relu takes it."""
+    """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
     weights: param_source(2) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
     """One row per neuron with one value per input (as PyTorch's nn.Linear), or any other form."""
     bias: param_source(1) = 0.0
@@ -35,7 +35,7 @@ class Dense(SpecModel):
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
     @model_validator(mode="after")
-    def _alpha_needs_leaky_relu(self) -> "Dense":
+    def _alpha_needs_its_activation(self) -> "Dense":
         problems = alpha_problems(self.activation, self.alpha)
         if problems:
             raise rule_error(problems)
