@@ -202,7 +202,7 @@ def test_layers_are_chosen_by_type_as_netspec_chooses_them():
     assert [(list(e.absolute_path), e.message) for e in validator.iter_errors(data)] == [
         (
             ["layers", 0, "type"],
-            "'Dense' is not one of ['dense', 'conv2d', 'maxpool2d', 'avgpool2d', 'global_avgpool', 'flatten', 'dropout', 'batchnorm']",
+            "'Dense' is not one of ['dense', 'conv2d', 'maxpool2d', 'avgpool2d', 'global_avgpool', 'flatten', 'dropout', 'batchnorm', 'add']",
         )
     ]
     data = yaml.safe_load(_variant(("", "type: dense, neurons: 3", "neurons: 3")))

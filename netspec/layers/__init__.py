@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers import add, batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers.add import Add
 from netspec.layers.batchnorm import BatchNorm
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
@@ -26,6 +27,7 @@ KINDS: dict[str, Kind] = registry(
     flatten.KIND,
     dropout.KIND,
     batchnorm.KIND,
+    add.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
@@ -40,6 +42,7 @@ LAYER_MODULES: dict[str, ModuleType] = {tag: kind.module for tag, kind in KINDS.
 
 __all__ = [
     "KINDS",
+    "Add",
     "LAYER_MODELS",
     "LAYER_MODULES",
     "AvgPool2D",
