@@ -198,3 +198,78 @@ def test_inputs_that_are_not_names(problems):
         f"{where(text, 'h1.x')}: NS103 layers[2].inputs[0]: layer names use ASCII letters, digits, '_' and '-' only, "
         "got 'h1.x'",
     ]
+
+
+IMAGE_HEAD = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 8, height: 8}}
+layers:
+"""
+
+
+def test_concat_joins_channels_and_names_inputs_whose_height_and_width_differ(problems, write_spec):
+    text = (
+        IMAGE_HEAD
+        + """\
+  - {name: wide, type: conv2d, filters: 5, kernel: 3, padding: same}
+  - {name: half, type: maxpool2d, size: 2, inputs: input}
+  - {name: mixed, type: concat, inputs: [wide, half]}
+  - {name: pool, type: global_avgpool}
+  - {name: out, type: dense, neurons: 2}
+"""
+    )
+    assert problems(text) == [
+        f"{where(text, 'half]}', 'half')}: NS126 layers[2].inputs[1]: layer mixed: concat cannot join (3, 4, 4) "
+        "from 'half' to (5, 8, 8) from 'wide': it joins channels, so height and width must agree; a pooling or a "
+        "stride on one of them changes its size"
+    ]
+    fixed = text.replace("size: 2, inputs: input", "size: 3, stride: 1, padding: 1, inputs: input")
+    nodes = plan(netspec.read_spec(write_spec(fixed))[0])
+    assert nodes[2].output_shape == (8, 8, 8)
+
+
+def test_concat_refuses_an_image_beside_a_vector(problems):
+    text = (
+        IMAGE_HEAD
+        + """\
+  - {name: means, type: global_avgpool}
+  - {name: mixed, type: concat, inputs: [means, input]}
+  - {name: out, type: dense, neurons: 2}
+"""
+    )
+    assert problems(text) == [
+        f"{where(text, 'input]}', 'input')}: NS126 layers[1].inputs[1]: layer mixed: concat cannot join (3, 8, 8) "
+        "from the input to (3,) from 'means': an image and a vector; a flatten or global_avgpool makes the image "
+        "a vector"
+    ]
+
+
+def test_multiply_takes_two_inputs_of_one_shape_or_one_value_per_channel(problems, write_spec):
+    text = (
+        IMAGE_HEAD
+        + """\
+  - {name: conv, type: conv2d, filters: 4, kernel: 3, padding: same}
+  - {name: means, type: global_avgpool, inputs: input}
+  - {name: gate, type: multiply, inputs: [conv, means]}
+  - {name: pool, type: global_avgpool}
+  - {name: out, type: dense, neurons: 2}
+"""
+    )
+    assert problems(text) == [
+        f"{where(text, 'means]}', 'means')}: NS126 layers[2].inputs[1]: layer gate: multiply cannot multiply "
+        "(4, 8, 8) from 'conv' by (3,) from 'means'; it multiplies inputs of one shape or one value per channel, "
+        "(4,) or (4, 1, 1)"
+    ]
+    three = text.replace("inputs: [conv, means]", "inputs: [conv, conv, conv]")
+    assert problems(three) == [
+        f"{where(three, '{name: means')}: NS129 layers[1]: no layer reads the output of layer 'means'; only the "
+        "last layer (the output) may be left unread: name 'means' in the inputs of a layer below it, or remove it",
+        f"{where(three, '[conv, conv, conv]')}: NS130 layers[2].inputs: multiply layer 'gate' reads 3 inputs "
+        "('conv', 'conv', 'conv'), but multiply merges exactly two inputs; list the layers it merges: "
+        "inputs: [conv, conv]",
+    ]
+    gated = text.replace("global_avgpool, inputs: input}", "global_avgpool}\n  - {type: dense, neurons: 4}")
+    gated = gated.replace("inputs: [conv, means]", "inputs: [conv, dense_2]")
+    nodes = plan(netspec.read_spec(write_spec(gated))[0])
+    assert nodes[3].input_shapes == [(4, 8, 8), (4,)] and nodes[3].output_shape == (4, 8, 8)

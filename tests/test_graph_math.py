@@ -56,7 +56,78 @@ layers:
   - {name: out, type: dense, neurons: 3}
 """
 
-GRAPHS = {"residual": RESIDUAL, "skip_mlp": SKIP_MLP}
+# Three branches from one stem, joined along channels (GoogLeNet's Inception module, smaller).
+INCEPTION = f"""\
+netspec: 1
+classes: [a, b, c]
+dtype: float64
+{IMAGE}
+layers:
+  - {{name: stem, type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}}
+  - {{name: b1, type: conv2d, filters: 2, kernel: 1, activation: relu}}
+  - {{name: b2_reduce, type: conv2d, filters: 3, kernel: 1, activation: relu, inputs: stem}}
+  - {{name: b2, type: conv2d, filters: 2, kernel: 3, padding: same, activation: relu}}
+  - {{name: b3_pool, type: maxpool2d, size: 3, stride: 1, padding: 1, inputs: stem}}
+  - {{name: b3, type: conv2d, filters: 2, kernel: 1}}
+  - {{name: mixed, type: concat, inputs: [b1, b2, b3], activation: relu}}
+  - {{name: pool, type: global_avgpool}}
+  - {{name: out, type: dense, neurons: 3}}
+"""
+
+# Squeeze and excitation: each channel of the stem scaled by a gate computed from all channels' means.
+SQUEEZE_EXCITE = f"""\
+netspec: 1
+classes: [a, b, c]
+dtype: float64
+{IMAGE}
+layers:
+  - {{name: stem, type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}}
+  - {{name: squeeze, type: global_avgpool}}
+  - {{name: reduce, type: dense, neurons: 2, activation: relu}}
+  - {{name: expand, type: dense, neurons: 4, activation: sigmoid}}
+  - {{name: gate, type: multiply, inputs: [stem, expand]}}
+  - {{name: pool, type: global_avgpool}}
+  - {{name: out, type: dense, neurons: 3}}
+"""
+
+# The same gate as a (C, 1, 1) map made by 1×1 convolutions, given to multiply first.
+SQUEEZE_EXCITE_MAP = f"""\
+netspec: 1
+classes: [a, b, c]
+dtype: float64
+{IMAGE}
+layers:
+  - {{name: stem, type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}}
+  - {{name: squeeze, type: avgpool2d, size: 6}}
+  - {{name: reduce, type: conv2d, filters: 2, kernel: 1, activation: relu}}
+  - {{name: expand, type: conv2d, filters: 4, kernel: 1, activation: sigmoid}}
+  - {{name: gate, type: multiply, inputs: [expand, stem]}}
+  - {{name: flat, type: flatten}}
+  - {{name: out, type: dense, neurons: 3}}
+"""
+
+# Vectors joined along features: a dense layer's output beside the input it read.
+CONCAT_MLP = """\
+netspec: 1
+classes: [a, b, c]
+dtype: float64
+input: {features: 5}
+layers:
+  - {name: h1, type: dense, neurons: 6, activation: relu}
+  - {name: h2, type: dense, neurons: 4, activation: tanh, inputs: input}
+  - {name: joined, type: concat, inputs: [h1, input, h2], activation: leaky_relu}
+  - {name: gated, type: multiply, inputs: [joined, joined]}
+  - {name: out, type: dense, neurons: 3}
+"""
+
+GRAPHS = {
+    "residual": RESIDUAL,
+    "skip_mlp": SKIP_MLP,
+    "inception": INCEPTION,
+    "squeeze_excite": SQUEEZE_EXCITE,
+    "squeeze_excite_map": SQUEEZE_EXCITE_MAP,
+    "concat_mlp": CONCAT_MLP,
+}
 
 
 def network_of(text: str, seed: int = 0) -> netspec.Network:
@@ -94,10 +165,13 @@ def torch_forward(network: netspec.Network, x: torch.Tensor, train: bool):
         learned.update({(node.name, k): t for k, t in p.items() if t.requires_grad})
         if layer.type == "dense":
             z = F.linear(ins[0].flatten(1), p["weights"], p["bias"])
-        elif layer.type == "conv2d":  # kernel 3 and padding same: 1 pixel on each side
-            z = F.conv2d(ins[0], p["weights"], p["bias"], padding=1)
+        elif layer.type == "conv2d":  # stride 1 and an odd kernel here: `same` pads kernel // 2 on each side
+            padding = {"same": layer.kernel[0] // 2, "valid": 0}.get(layer.padding, layer.padding)
+            z = F.conv2d(ins[0], p["weights"], p["bias"], padding=padding)
         elif layer.type == "batchnorm":
             z = F.batch_norm(ins[0], p["mean"], p["var"], p["scale"], p["shift"], train, layer.momentum, layer.epsilon)
+        elif layer.type == "flatten":
+            z = ins[0].flatten(1)
         elif layer.type == "global_avgpool":
             z = ins[0].mean(dim=(2, 3))
         elif layer.type == "maxpool2d":

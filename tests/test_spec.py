@@ -150,7 +150,7 @@ def test_unknown_layer_type_and_missing_type(problems):
     ]
     text = VALID.replace("type: dense, neurons: 4", "neurons: 4")
     assert problems(text) == [
-        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, add"
+        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, add, concat, multiply"
     ]
 
 
@@ -365,7 +365,7 @@ def test_class_labels_are_printable_on_one_line(problems):
 def test_names_and_types_that_are_not_text(problems):
     text = VALID.replace("type: dense, neurons: 4", "type: 5, neurons: 4")
     assert problems(text) == [
-        f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, add, got 5"
+        f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, add, concat, multiply, got 5"
     ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: null}}")
     assert problems(text) == [

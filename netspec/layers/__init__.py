@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import add, batchnorm, conv2d, dense, dropout, flatten, pooling
+from netspec.layers import add, batchnorm, concat, conv2d, dense, dropout, flatten, multiply, pooling
 from netspec.layers.add import Add
 from netspec.layers.batchnorm import BatchNorm
+from netspec.layers.concat import Concat
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
 from netspec.layers.dropout import Dropout
 from netspec.layers.flatten import Flatten
 from netspec.layers.kind import Kind, layer_union, registry
+from netspec.layers.multiply import Multiply
 from netspec.layers.pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
 
 KINDS: dict[str, Kind] = registry(
@@ -28,6 +30,8 @@ KINDS: dict[str, Kind] = registry(
     dropout.KIND,
     batchnorm.KIND,
     add.KIND,
+    concat.KIND,
+    multiply.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
@@ -47,6 +51,7 @@ __all__ = [
     "LAYER_MODULES",
     "AvgPool2D",
     "BatchNorm",
+    "Concat",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -55,4 +60,5 @@ __all__ = [
     "Kind",
     "Layer",
     "MaxPool2D",
+    "Multiply",
 ]
