@@ -289,7 +289,8 @@ class Network:
     def summary(self) -> Summary:
         """The table of layers and totals that `netspec summary` prints; `print(network.summary())` shows it.
 
-        Its `rows` (name, type, output_shape, params, multiply_adds, activation) and totals are numbers.
+        Its `rows` (name, type, output_shape, params, multiply_adds, activation, inputs) and totals are numbers;
+        for a graph (`graph`), the table shows what each layer reads.
         """
         from netspec.summary import summarise
 

@@ -345,3 +345,25 @@ def test_a_forward_pass_holds_only_the_values_still_to_be_read():
     # just made (plus the inputs being read) are alive, whatever the depth.
     assert most <= 3
     np.testing.assert_allclose(out, network.forward_with_backprop(x)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_an_exported_graph_gives_the_same_scores_in_onnxruntime(name, tmp_path):
+    onnx = pytest.importorskip("onnx", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18'")
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18'")
+    from netspec.interop.export import export
+
+    # float32: onnxruntime has no float64 convolution.
+    network = network_of(GRAPHS[name].replace("dtype: float64", "dtype: float32"))
+    path = export(network, tmp_path / f"{name}.onnx")
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    x = batch_of(network, 3).astype(np.float32)
+    scores = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(scores, network.forward(x), rtol=1e-5, atol=1e-6)
+    ops = {node.op_type for node in model.graph.node}
+    merges = {"add": {"Add", "Sum"}, "concat": {"Concat"}, "multiply": {"Mul"}}
+    used = {layer.type for layer in network.layers} & set(merges)
+    assert all(ops & merges[kind] for kind in used)
+    if name == "squeeze_excite":  # the (C,) gate is made (batch, C, 1, 1) before Mul
+        assert "Unsqueeze" in ops
