@@ -367,3 +367,32 @@ def test_an_exported_graph_gives_the_same_scores_in_onnxruntime(name, tmp_path):
     assert all(ops & merges[kind] for kind in used)
     if name == "squeeze_excite":  # the (C,) gate is made (batch, C, 1, 1) before Mul
         assert "Unsqueeze" in ops
+
+
+def test_a_saved_graph_loads_as_the_same_network(tmp_path):
+    network = network_of(INCEPTION)
+    spec_path, _ = network.save(tmp_path / "inception.yaml")
+    again = netspec.load(spec_path)
+    assert [layer.inputs for layer in again.layers] == [layer.inputs for layer in network.layers]
+    x = batch_of(network)
+    np.testing.assert_array_equal(again.forward(x), network.forward(x))
+
+
+def test_netspec_train_learns_a_graph_spec_ending_in_softmax(tmp_path):
+    from click.testing import CliRunner
+
+    from netspec.cli import main
+
+    spec = tmp_path / "skip.yaml"
+    spec.write_text(SKIP_MLP.replace("neurons: 3}", "neurons: 3, activation: softmax}"))
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(150, 5))
+    np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int))
+    out = tmp_path / "trained" / "skip.yaml"
+    args = ["train", spec, tmp_path / "data.npz", "-o", out, "--epochs", "8", "--val-split", "0", "--seed", "1"]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    losses = [float(line.split("loss ")[1].split()[0]) for line in result.output.splitlines() if "loss " in line]
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    trained = netspec.load(out)
+    assert trained.layers[2].inputs == ["h1", "h2", "h1"] and trained.ends_in_softmax
