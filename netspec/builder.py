@@ -12,6 +12,7 @@ from netspec.errors import Problem, SpecError, Unlocated, plural, size_shown, wi
 from netspec.fields import (
     FileArray,
 )
+from netspec.graph import input_names
 from netspec.initializers import fits_without_drawing, initialize, seed_sequence
 from netspec.layers import KINDS
 from netspec.layers.windows import shown
@@ -131,26 +132,30 @@ def plan(spec: Spec) -> list[Node]:
         SpecError: the first layer that does not fit its input, said in the spec's own terms
             (the shapes after it cannot be known), or an output that is not one score per class.
     """
-    nodes, shape, source, reads = [], spec.input.shape, "the input", INPUT
-    for index, layer in enumerate(spec.layers):
+    shapes = {INPUT: spec.input.shape}
+    nodes = []
+    for index, (layer, reads) in enumerate(zip(spec.layers, input_names(spec.layers))):
         kind = KINDS[layer.type]
+        input_shapes = [shapes[name] for name in reads]
+        shape, source = input_shapes[0], _origin(reads[0])
         # Where a layer reading vectors (dense) may read an image: the input image itself is read
         # flattened (issue-2 specs do that); a conv or pool output is not reshaped silently.
         # Decided here, once: the node records it, and export and pictures read the record.
         flattened = kind.reads_flat and len(shape) > 1
         try:
-            if flattened and reads != INPUT:
+            if flattened and reads[0] != INPUT:
                 got = with_article(shown(shape))
                 raise Unlocated(
                     "NS126", f"gets {got} output from {{source}}; add a layer {{{{type: flatten}}}} before it"
                 )
-            out = kind.output_shape(layer, [shape])
+            out = kind.output_shape(layer, input_shapes)
         except Unlocated as err:
-            given = "input" if index == 0 else f"input from {source}"  # not 'the 8×8 input from the input'
-            message = f"layer {layer.name}: {err.message.format(source=source, input=given)}"
+            given = "input" if reads[0] == INPUT else f"input from {source}"  # not 'the 8×8 input from the input'
+            sources = ["the input" if name == INPUT else repr(name) for name in reads]
+            message = f"layer {layer.name}: {err.message.format(source=source, input=given, sources=sources)}"
             raise SpecError(err.at(("layers", index), message)) from None
-        nodes.append(Node(index, layer, [reads], [shape], out, kind.param_shapes(layer, [shape]), flattened))
-        shape, source, reads = out, f"{layer.name}", layer.name
+        nodes.append(Node(index, layer, reads, input_shapes, out, kind.param_shapes(layer, input_shapes), flattened))
+        shapes[layer.name] = shape = out
     if shape != (len(spec.classes),):
         last = spec.layers[-1]
         ends = f"an output of {shown(shape)}" if len(shape) == 1 else f"{with_article(shown(shape))} output"
@@ -162,6 +167,11 @@ def plan(spec: Spec) -> list[Node]:
         )
         raise SpecError(Problem("NS123", message, ("layers", len(spec.layers) - 1)))
     return nodes
+
+
+def _origin(name: str) -> str:
+    """How a message names where an input comes from: 'the input', or the layer's name."""
+    return "the input" if name == INPUT else name
 
 
 def _check_outputs(nodes: list[Node]) -> None:
@@ -209,7 +219,7 @@ def _param_array(spec: Spec, p: Node, param: str, shape: tuple[int, ...], base: 
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
             raise Unlocated("NS204", _misfit(p, param, err.label, err.shape)) from None
-    fan_in, fan_out = p.kind.fans(p.spec, [p.input_shape])
+    fan_in, fan_out = p.kind.fans(p.spec, p.input_shapes)
     entropy = seed_sequence(spec.seed, getattr(p.spec, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
         return initialize(source, shape, fan_in, fan_out, entropy)

@@ -29,6 +29,10 @@ CODES: dict[str, str] = {
     "NS124": "softmax on a layer other than the last",
     "NS125": "option that has no effect with the rest of the layer",
     "NS126": "layer does not fit the shape of its input",
+    "NS127": "layer input that names no layer",
+    "NS128": "layer input listed after the layer that reads it (out of order, or a cycle)",
+    "NS129": "layer whose output no layer reads",
+    "NS130": "layer given more or fewer inputs than its type reads",
     "NS131": "groups do not divide a convolution's channels or filters",
     # Weights and biases.
     "NS201": "explicit array has the wrong shape",

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netspec import graph
 from netspec import threads as blas
 from netspec.errors import InputError, Problem
+from netspec.graph import INPUT
 from netspec.node import Node
 from netspec.spec import Spec
 
@@ -29,6 +31,12 @@ class Network:
     def _prepare(self) -> None:
         """Bind each layer's runner to its arrays (so arrays are changed in place, never replaced)."""
         self._steps = [layer.infer for layer in self.layers]  # made once: running is a loop over these
+        # A chain (each layer reads the one before) runs as a bare loop over the steps; a graph runs
+        # its steps with each one's inputs looked up by name, and drops values no later step reads.
+        self._chain = graph.is_chain(self.layers)
+        self._program = [
+            (step, reads, name, freed) for step, (reads, name, freed) in zip(self._steps, graph.schedule(self.layers))
+        ]
         self._input_shape = self.spec.input.shape
         self._dtype = np.dtype(self.spec.dtype)
         # Per example, the multiply-adds of the largest layer: times the batch, the size of the largest
@@ -79,13 +87,31 @@ class Network:
             x = self._batch(x)  # the checks and conversions; an array already right skips them
         limit = blas.for_work(len(x) * self._product, self._dtype.itemsize, threads)
         if limit is None:  # no limit to hold (most small batches): not even the `with`
-            for step in self._steps:
-                x = step(x)
-            return x
+            if self._chain:
+                for step in self._steps:
+                    x = step(x)
+                return x
+            return self._run_graph(x)
         with blas.limited(limit):
-            for step in self._steps:
-                x = step(x)
-        return x
+            if self._chain:
+                for step in self._steps:
+                    x = step(x)
+                return x
+            return self._run_graph(x)
+
+    def _run_graph(self, x: np.ndarray) -> np.ndarray:
+        """The output of a graph for batch `x`: each layer reads its inputs by name, in spec order.
+
+        A value is dropped as soon as the last layer reading it has run, so that a forward pass
+        holds only what is still to be read (its widest point), not every layer's output.
+        """
+        values = {INPUT: x}
+        for step, reads, name, freed in self._program:
+            y = step(*[values[read] for read in reads])
+            for read in freed:
+                del values[read]
+            values[name] = y
+        return y
 
     def threads_for(self, batch: int, threads: int | None = None) -> int | None:
         """The BLAS threads netspec holds for work on batches of `batch` examples: `threads` or
@@ -106,22 +132,39 @@ class Network:
         [each layer's {parameter: gradient}]). With `preactivation=True`, grad is the gradient of
         the output layer's value before its activation (a loss folded with softmax gives that);
         `input_grads`, one flag per layer, says which layers' input gradients are needed (all by
-        default), so that layers below the first one with parameters do no needless work.
+        default; `netspec.graph.needs_input_grads` gives the ones training needs), so that layers
+        below the first one with parameters do no needless work.
+
+        A layer read by several layers (a shortcut) gets the sum of their gradients, as micrograd
+        accumulates into a value read twice.
         """
+        values = {INPUT: x}
         backprops = []
         for layer in self.layers:
-            x, backprop = layer.kind.forward(layer.spec, layer.params, [x], train, rng)
+            inputs = [values[name] for name in layer.inputs]
+            y, backprop = layer.kind.forward(layer.spec, layer.params, inputs, train, rng)
+            values[layer.name] = y
             backprops.append(backprop)
+        del values  # each backprop holds what it needs
+        layers = self.layers
 
         def backward(grad: np.ndarray, preactivation: bool = False, input_grads: list[bool] | None = None):
             grads: list[dict[str, np.ndarray]] = [{}] * len(backprops)
+            pending = {layers[-1].name: grad}  # each value's gradient, summed over the layers reading it
             for i in range(len(backprops) - 1, -1, -1):
+                dy = pending.pop(layers[i].name, None)
+                if dy is None:  # no gradient reaches it: no layer below it learns (see input_grads)
+                    continue
                 needed = True if input_grads is None else input_grads[i]
-                (grad,), grads[i] = backprops[i](grad, preactivation=preactivation, input_grad=needed)
+                dxs, grads[i] = backprops[i](dy, preactivation=preactivation, input_grad=needed)
                 preactivation = False
-            return grad, grads
+                for name, dx in zip(layers[i].inputs, dxs):
+                    if dx is not None:
+                        # Not +=: a merge hands the same array to each of its inputs.
+                        pending[name] = dx if name not in pending else pending[name] + dx
+            return pending.get(INPUT), grads
 
-        return x, backward
+        return y, backward
 
     def inputs(self, sources: Any, max_pixels: int | None = None) -> np.ndarray:
         """A batch array, as the first layer reads it, from image paths, PIL images, or numbers.
@@ -246,7 +289,8 @@ class Network:
     def summary(self) -> Summary:
         """The table of layers and totals that `netspec summary` prints; `print(network.summary())` shows it.
 
-        Its `rows` (name, type, output_shape, params, multiply_adds, activation) and totals are numbers.
+        Its `rows` (name, type, output_shape, params, multiply_adds, activation, inputs) and totals are numbers;
+        for a graph (`graph`), the table shows what each layer reads.
         """
         from netspec.summary import summarise
 

@@ -30,9 +30,9 @@ class Node:
     spec: Any
     """The layer's validated spec (a model of netspec.layers, e.g. Dense)."""
     inputs: list[str]
-    """Names of the nodes it reads, in order ("input" for the network's input): the layer before it, so far."""
+    """Names of the nodes it reads, in order ("input": the network's input): its `inputs`, else the layer before it."""
     input_shapes: list[Shape]
-    """Shape of each input (no batch axis), as the node before it gives it."""
+    """Shape of each input (no batch axis), as the nodes it reads give them."""
     output_shape: Shape
     """Shape of one output (no batch axis)."""
     param_shapes: dict[str, Shape]

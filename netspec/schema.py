@@ -40,6 +40,7 @@ _EXAMPLES: dict[str, Any] = {
     "mean": [0.485, 0.456, 0.406],
     "std": [0.229, 0.224, 0.225],
     "name": "hidden1",
+    "inputs": ["block1_bn2", "stem_pool"],
     "neurons": 4,
     "filters": 16,
     "kernel": 3,
@@ -149,8 +150,10 @@ def _require_type(layer: dict[str, Any]) -> None:
     kind["examples"] = [kind["const"]]
     layer["required"] = ["type", *layer.get("required", [])]
     name = next(form for form in layer["properties"]["name"]["anyOf"] if form.get("type") == "string")
-    name["pattern"] = NAME_PATTERN
-    name["patternErrorMessage"] = "layer names use ASCII letters, digits, '_' and '-' only"
+    names = next(form["oneOf"] for form in layer["properties"]["inputs"]["anyOf"] if "oneOf" in form)
+    for one in (name, *(form.get("items", form) for form in names)):
+        one["pattern"] = NAME_PATTERN
+        one["patternErrorMessage"] = "layer names use ASCII letters, digits, '_' and '-' only"
 
 
 def _alpha_needs_its_activation(layer: dict[str, Any]) -> None:

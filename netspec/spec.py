@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from netspec import graph
 from netspec.errors import Problem, plural
 from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
 from netspec.layers import KINDS, Layer
@@ -234,7 +235,7 @@ class Spec(SpecModel):
     weights_file: str | None = Field(default=None, min_length=1)
     """A .npz beside the spec whose arrays "<layer>.weights" and "<layer>.bias" replace what the layers say."""
     layers: list[Layer] = Field(min_length=1)
-    """The layers, from the input to the output."""
+    """The layers, from the input to the output; each reads the layer before it, or the layers its `inputs` names."""
     training: Training | None = None
     """How `netspec train` learns the weights."""
 
@@ -283,6 +284,7 @@ def _network_problems(spec: Spec):
                 ("layers", index, "name"),
             )
         first_use.setdefault(layer.name, index)
+    yield from graph.problems(spec.layers)
     seen: dict[str, int] = {}
     for index, label in enumerate(spec.classes):
         if label in seen:

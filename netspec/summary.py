@@ -13,9 +13,12 @@ import numpy as np
 
 from netspec.builder import plan
 from netspec.errors import size_shown
+from netspec.graph import is_chain
 from netspec.spec import Spec
 
 HEADERS = ("Layer", "Type", "Output shape", "Params", "Mult-adds", "Activation")
+CONNECTED = "Connected to"
+"""The column a graph's table adds: what each layer reads (a chain's table leaves it out: always the row above)."""
 CLASSES_WIDTH = 100
 """Characters of the classes line; longer lists (ImageNet's 1,000 labels) show their first labels and a count."""
 
@@ -32,11 +35,14 @@ class LayerRow:
     multiply_adds: int
     """Multiply-adds for one input."""
     activation: str = ""
+    inputs: tuple[str, ...] = ()
+    """The names of what the layer reads ("input": the network's input); none for the input."""
 
-    def cells(self) -> tuple[str, ...]:
-        """The row as the table shows it, one text per column of HEADERS."""
+    def cells(self, connected: bool = False) -> tuple[str, ...]:
+        """The row as the table shows it, one text per column of HEADERS (and CONNECTED if `connected`)."""
         shape, params, adds = str(self.output_shape), f"{self.params:,}", f"{self.multiply_adds:,}"
-        return (self.name, self.type, shape, params, adds, self.activation)
+        cells = (self.name, self.type, shape, params, adds, self.activation)
+        return (*cells, ", ".join(self.inputs)) if connected else cells
 
 
 @dataclass(frozen=True)
@@ -56,28 +62,31 @@ class Summary:
     input_values: int
     """Numbers in one input (features, or channels × height × width)."""
     dtype: np.dtype
+    graph: bool = False
+    """Whether some layer reads other than the layer before it: the table then shows what each reads."""
 
     @property
     def non_trainable_params(self) -> int:
         return self.params - self.trainable_params
 
     def __str__(self) -> str:
-        table = [HEADERS, *(row.cells() for row in self.rows)]
-        widths = [max(len(cells[i]) for cells in table) for i in range(len(HEADERS))]
+        headers = (*HEADERS, CONNECTED) if self.graph else HEADERS
+        table = [headers, *(row.cells(self.graph) for row in self.rows)]
+        widths = [max(len(cells[i]) for cells in table) for i in range(len(headers))]
         numeric = {3, 4}
 
         def line(cells: tuple[str, ...]) -> str:
             aligned = [c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
             return "  ".join(aligned).rstrip()
 
-        rule = "─" * len(line(HEADERS))
+        rule = "─" * len(line(headers))
         described = f" — {self.description}" if self.description else ""
         return "\n".join(
             [
                 f"{self.name}{described}",
                 classes_line(self.classes),
                 rule,
-                line(HEADERS),
+                line(headers),
                 rule,
                 *(line(cells) for cells in table[1:]),
                 rule,
@@ -101,7 +110,8 @@ def summarise(spec: Spec) -> Summary:
     rows = [LayerRow("input", kind, spec.input.shape, 0, 0)]
     for p in plans:
         activation = p.kind.activation(p.spec)
-        rows.append(LayerRow(p.name, p.kind.tag, p.output_shape, p.param_count, p.multiply_adds, activation))
+        row = LayerRow(p.name, p.kind.tag, p.output_shape, p.param_count, p.multiply_adds, activation, tuple(p.inputs))
+        rows.append(row)
     return Summary(
         name=spec.name,
         description=spec.description,
@@ -112,6 +122,7 @@ def summarise(spec: Spec) -> Summary:
         multiply_adds=sum(p.multiply_adds for p in plans),
         input_values=prod(spec.input.shape),
         dtype=np.dtype(spec.dtype),
+        graph=not is_chain(plans),
     )
 
 

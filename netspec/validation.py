@@ -39,7 +39,7 @@ def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem
         problems.append(_problem(detail, root))
         if detail["type"] == "extra_forbidden":
             path, parent = _unknown_key(root, detail["loc"])
-            close = _closest(str(path[-1]), list(parent.model_fields) if parent else [])
+            close = closest(str(path[-1]), list(parent.model_fields) if parent else [])
             if close:
                 suggested.add(path[:-1] + (close,))
     # A misspelt key also leaves the right one missing; the "did you mean" line says both.
@@ -222,7 +222,8 @@ _SYNONYMS = {
 }
 
 
-def _closest(word: str, choices: list[str]) -> str | None:
+def closest(word: str, choices: list[str]) -> str | None:
+    """The choice `word` most likely misspells (or names under another tool's word), if one is close enough."""
     lowered = word.lower()
     if _SYNONYMS.get(lowered) in choices:
         return _SYNONYMS[lowered]
@@ -232,12 +233,12 @@ def _closest(word: str, choices: list[str]) -> str | None:
 
 
 def _suggest(word: str, choices: list[str], lead: str) -> str:
-    close = _closest(word, choices)
+    close = closest(word, choices)
     return f"did you mean {close!r}?" if close else f"{lead}: {', '.join(choices)}"
 
 
 def _did_you_mean(value: Any, choices: list[str]) -> str:
-    close = _closest(value, choices) if isinstance(value, str) else None
+    close = closest(value, choices) if isinstance(value, str) else None
     return f"; did you mean {close!r}?" if close else ""
 
 

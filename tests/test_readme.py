@@ -114,7 +114,8 @@ def test_scores_are_compared_within_float32s_promise_not_to_the_digit():
 
 
 def test_the_readme_commands_are_found():
-    assert [command.split()[1] for command, _, _ in shown_commands()] == ["run", "validate", "run", "run", "summary"]
+    commands = [command.split()[1] for command, _, _ in shown_commands()]
+    assert commands == ["run", "validate", "run", "run", "summary", "summary"]
 
 
 def _session(text: str) -> list[tuple[str, list[str]]]:

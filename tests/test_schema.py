@@ -172,6 +172,15 @@ VARIANTS = [
     ("momentum, default optimizer", "", "training: {momentum: 0.5}\n"),
     ("patience without validation", "", TRAINING.replace("0.2", "0")),
     ("patience, default val_split", "", "training: {patience: 2}\n"),
+    ("inputs as a name", "type: dense, neurons: 2, activation: softmax", "type: dense, neurons: 2, inputs: hidden"),
+    ("inputs as a list", "type: dense, neurons: 2, activation: softmax", "type: dense, neurons: 2, inputs: [hidden]"),
+    ("inputs as a number", "type: dense, neurons: 2, activation: softmax", "type: dense, neurons: 2, inputs: 3"),
+    ("inputs as an empty list", "type: dense, neurons: 2, activation: softmax", "type: dense, neurons: 2, inputs: []"),
+    (
+        "inputs with a dotted name",
+        "type: dense, neurons: 2, activation: softmax",
+        "type: dense, neurons: 2, inputs: [a.b]",
+    ),
     # The rules below JSON Schema cannot state; they are EXCEPTIONS.
     ("output size differs from the classes", "neurons: 2", "neurons: 3"),
     ("softmax before the last layer", "activation: relu", "activation: softmax"),
@@ -187,6 +196,16 @@ VARIANTS = [
     ("weights of the wrong shape", "activation: relu}", "activation: relu, bias: [1, 2]}"),
     ("conv2d on a vector", "  image: {width: 4, height: 4, color: grayscale}", "  features: 16"),
     ("weights file that is not there", "activation: relu}", "activation: relu, weights: {file: gone.npy}}"),
+    (
+        "inputs naming no layer",
+        "type: dense, neurons: 2, activation: softmax",
+        "type: dense, neurons: 2, inputs: hiden",
+    ),
+    (
+        "a layer no layer reads",
+        "type: dense, neurons: 2, activation: softmax",
+        "type: dense, neurons: 2, inputs: input",
+    ),
 ]
 
 EXCEPTIONS = {
@@ -200,6 +219,8 @@ EXCEPTIONS = {
     "weights of the wrong shape": "a shape follows from the layers before (the builder's shape chain)",
     "conv2d on a vector": "a shape follows from the layers before (the builder's shape chain)",
     "weights file that is not there": "JSON Schema reads no files",
+    "inputs naming no layer": "compares a value with the names of other layers",
+    "a layer no layer reads": "compares each layer's name with every later layer's inputs",
 }
 
 
@@ -233,7 +254,7 @@ def test_layers_are_chosen_by_type_as_netspec_chooses_them():
     assert [(list(e.absolute_path), e.message) for e in validator.iter_errors(data)] == [
         (
             ["layers", 0, "type"],
-            "'Dense' is not one of ['dense', 'conv2d', 'maxpool2d', 'avgpool2d', 'global_avgpool', 'flatten', 'dropout', 'batchnorm', 'lrn', 'channel_shuffle', 'slice', 'activation']",
+            "'Dense' is not one of ['dense', 'conv2d', 'maxpool2d', 'avgpool2d', 'global_avgpool', 'flatten', 'dropout', 'batchnorm', 'lrn', 'channel_shuffle', 'slice', 'activation', 'add', 'concat', 'multiply']",
         )
     ]
     data = yaml.safe_load(_variant(("", "type: dense, neurons: 3", "neurons: 3")))

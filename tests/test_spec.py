@@ -151,7 +151,7 @@ def test_unknown_layer_type_and_missing_type(problems):
     ]
     text = VALID.replace("type: dense, neurons: 4", "neurons: 4")
     assert problems(text) == [
-        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, activation"
+        f"{where(text, '{name: hidden')}: NS102 layers[0]: every layer needs a 'type': one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, activation, add, concat, multiply"
     ]
 
 
@@ -413,7 +413,7 @@ def test_class_labels_are_printable_on_one_line(problems):
 def test_names_and_types_that_are_not_text(problems):
     text = VALID.replace("type: dense, neurons: 4", "type: 5, neurons: 4")
     assert problems(text) == [
-        f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, activation, got 5"
+        f"{where(text, '5,')}: NS103 layers[0].type: must be a name (text): one of dense, conv2d, maxpool2d, avgpool2d, global_avgpool, flatten, dropout, batchnorm, lrn, channel_shuffle, slice, activation, add, concat, multiply, got 5"
     ]
     text = VALID.replace("activation: relu}", "activation: relu, weights: {init: null}}")
     assert problems(text) == [
@@ -513,7 +513,7 @@ def test_unknown_keys_named_like_a_union_tag_are_still_unknown_keys(problems):
         "spec.yaml:1:1: NS101 float64: unknown key 'float64'; allowed keys are: netspec, name, description, classes, "
         "input, seed, dtype, weights_file, layers, training",
         f"{where(text, 'dense: 3}', 'dense')}: NS101 layers[0].dense: unknown key 'dense'; allowed keys are: type, name, "
-        "neurons, activation, alpha, weights, bias, seed",
+        "inputs, neurons, activation, alpha, weights, bias, seed",
     ]
 
 

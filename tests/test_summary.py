@@ -25,11 +25,12 @@ def test_rows_and_totals_are_the_layers_counted_by_hand(write_spec):
     # one multiply-add per value (8). out: 2 × 8 inputs + 2 = 18, and 16 multiply-adds.
     assert summary.rows == [
         LayerRow("input", "image", (1, 4, 4), 0, 0),
-        LayerRow("conv", "conv2d", (2, 2, 2), 20, 72, "relu"),
-        LayerRow("norm", "batchnorm", (2, 2, 2), 8, 8, "linear"),
-        LayerRow("flat", "flatten", (8,), 0, 0),
-        LayerRow("out", "dense", (2,), 18, 16, "softmax"),
+        LayerRow("conv", "conv2d", (2, 2, 2), 20, 72, "relu", ("input",)),
+        LayerRow("norm", "batchnorm", (2, 2, 2), 8, 8, "linear", ("conv",)),
+        LayerRow("flat", "flatten", (8,), 0, 0, "", ("norm",)),
+        LayerRow("out", "dense", (2,), 18, 16, "softmax", ("flat",)),
     ]
+    assert not summary.graph
     assert (summary.params, summary.trainable_params, summary.non_trainable_params) == (46, 42, 4)
     assert (summary.multiply_adds, summary.input_values, summary.dtype) == (96, 16, np.dtype("float32"))
 
@@ -70,3 +71,27 @@ def test_a_long_list_of_classes_shows_its_first_labels_and_a_count():
     # a fifth label would make it 109, past the 100 allowed.
     line = classes_line(labels)
     assert line == "classes (1,000): class number 0, class number 1, class number 2, class number 3, … (996 more)"
+
+
+def test_a_graphs_table_says_what_each_layer_reads(write_spec):
+    spec = write_spec(
+        "netspec: 1\nname: skip\nclasses: [a, b]\ninput: {features: 3}\nlayers:\n"
+        "  - {name: h1, type: dense, neurons: 3, activation: relu}\n"
+        "  - {name: h2, type: dense, neurons: 3}\n"
+        "  - {name: sum, type: add, inputs: [h2, input], activation: relu}\n"
+        "  - {name: out, type: dense, neurons: 2}\n"
+    )
+    summary = netspec.load(spec).summary()
+    assert summary.graph and summary.rows[3] == LayerRow("sum", "add", (3,), 0, 0, "relu", ("h2", "input"))
+    header = "Layer  Type      Output shape  Params  Mult-adds  Activation  Connected to"
+    rule = "─" * len(header)
+    assert str(summary).split("\n")[2:10] == [
+        rule,
+        header,
+        rule,
+        "input  features  (3,)               0          0",
+        "h1     dense     (3,)              12          9  relu        input",
+        "h2     dense     (3,)              12          9  linear      h1",
+        "sum    add       (3,)               0          0  relu        h2, input",
+        "out    dense     (2,)               8          6  linear      sum",
+    ]

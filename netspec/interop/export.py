@@ -10,6 +10,7 @@ import numpy as np
 
 from netspec.errors import MissingExtra, Problem
 from netspec.files import atomic_write
+from netspec.graph import INPUT as NETWORK_INPUT
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -70,11 +71,11 @@ def to_model(network: Network):
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     element = onnx.helper.np_dtype_to_tensor_dtype(network.dtype)
     emit = _Emitter(helper, numpy_helper, network.dtype)
-    current = INPUT
+    tensors = {NETWORK_INPUT: INPUT}  # each layer's output tensor, by the layer's name
     for layer in network.layers:
-        current = layer.kind.to_onnx(layer, [current], emit)
+        tensors[layer.name] = layer.kind.to_onnx(layer, [tensors[name] for name in layer.inputs], emit)
     nodes, initializers = emit.nodes, emit.initializers
-    nodes[-1].output[0] = OUTPUT
+    nodes[-1].output[0] = OUTPUT  # the last layer is the output, and no layer reads it
     graph = helper.make_graph(
         nodes,
         network.spec.name,

@@ -8,14 +8,31 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from netspec.layers import activation, batchnorm, channel_shuffle, conv2d, dense, dropout, flatten, lrn, pooling, slices
+from netspec.layers import (
+    activation,
+    add,
+    batchnorm,
+    channel_shuffle,
+    concat,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    lrn,
+    multiply,
+    pooling,
+    slices,
+)
 from netspec.layers.activation import ActivationLayer
+from netspec.layers.add import Add
 from netspec.layers.batchnorm import BatchNorm
+from netspec.layers.concat import Concat
 from netspec.layers.conv2d import Conv2D
 from netspec.layers.dense import Dense
 from netspec.layers.dropout import Dropout
 from netspec.layers.flatten import Flatten
 from netspec.layers.kind import Kind, layer_union, registry
+from netspec.layers.multiply import Multiply
 from netspec.layers.pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
 
 KINDS: dict[str, Kind] = registry(
@@ -31,6 +48,9 @@ KINDS: dict[str, Kind] = registry(
     channel_shuffle.KIND,
     slices.KIND,
     activation.KIND,
+    add.KIND,
+    concat.KIND,
+    multiply.KIND,
 )
 """Every layer kind by its `type`, in the order messages and the JSON Schema list them."""
 
@@ -45,11 +65,13 @@ LAYER_MODULES: dict[str, ModuleType] = {tag: kind.module for tag, kind in KINDS.
 
 __all__ = [
     "KINDS",
+    "Add",
     "LAYER_MODELS",
     "LAYER_MODULES",
     "ActivationLayer",
     "AvgPool2D",
     "BatchNorm",
+    "Concat",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -58,4 +80,5 @@ __all__ = [
     "Kind",
     "Layer",
     "MaxPool2D",
+    "Multiply",
 ]

@@ -7,20 +7,18 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.fields import SpecModel, rule_error
+from netspec.fields import rule_error
 from netspec.layers import common
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
 from netspec.layers.kind import OneInput, dims
 
 
-class ActivationLayer(SpecModel):
+class ActivationLayer(LayerBase):
     """An activation of its own, for what reads a layer's value before its activation (conv → batchnorm → relu)."""
 
     type: Literal["activation"] = "activation"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index, e.g. activation_2)."""
     activation: ActivationName
     """Function applied to each value of the input."""
     alpha: float | None = Field(default=None, ge=0)

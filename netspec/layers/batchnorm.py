@@ -6,19 +6,17 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.fields import Ones, SpecModel, Zeros, param_source, rule_error
+from netspec.fields import Ones, Zeros, param_source, rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
 from netspec.layers.kind import OneInput, dims
 
 
-class BatchNorm(SpecModel):
+class BatchNorm(LayerBase):
     """As PyTorch's BatchNorm1d/2d and ONNX's BatchNormalization, over channels (or features)."""
 
     type: Literal["batchnorm"] = "batchnorm"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
     momentum: float = Field(default=0.1, gt=0, le=1)
     """Weight of each training batch in the running statistics: running = (1 - m)·running + m·batch."""
     epsilon: float = Field(default=1e-5, gt=0)

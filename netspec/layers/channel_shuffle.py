@@ -12,19 +12,17 @@ import numpy as np
 from pydantic import Field
 
 from netspec.errors import Unlocated
-from netspec.fields import Count, SpecModel
+from netspec.fields import Count
 from netspec.layers import common, windows
-from netspec.layers.common import LayerName
+from netspec.layers.common import LayerBase
 from netspec.layers.kind import OneInput, dims
 
 
-class ChannelShuffle(SpecModel):
+class ChannelShuffle(LayerBase):
     """Interleaves the channels of `groups` groups, as PyTorch's ChannelShuffle and ShuffleNet's channel_shuffle."""
 
     type: Literal["channel_shuffle"] = "channel_shuffle"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
     groups: Count = Field(examples=[3])
     """How many groups the channels form (they must divide the channels); output channel i·groups + g is
     channel i of group g."""

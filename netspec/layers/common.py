@@ -5,11 +5,11 @@ import re
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
 from netspec.errors import Problem
-from netspec.fields import Count
+from netspec.fields import Count, SpecModel
 
 NAME_PATTERN = "^[A-Za-z0-9_-]+$"
 """What a layer name may be; the JSON Schema gives editors the same pattern."""
@@ -30,6 +30,38 @@ def _check_name(name: str) -> str:
 
 
 LayerName = Annotated[str, AfterValidator(_check_name)]
+
+NETWORK_INPUT = "input"
+"""What `inputs` names to read the network's input."""
+
+
+def _names_or_list(value: Any) -> Any:
+    # Said here, with the value received: a failed union would list each member's complaint instead.
+    if not isinstance(value, (str, list)):
+        got = (
+            "a mapping" if isinstance(value, dict) else f"{value!r}".lower() if isinstance(value, bool) else repr(value)
+        )
+        raise PydanticCustomError("NS103", "must be a layer name or a list of layer names, got {got}", {"got": got})
+    return value
+
+
+LayerInputs = Annotated[
+    Annotated[LayerName, Tag("one")] | Annotated[list[LayerName], Tag("each"), Field(min_length=1)],
+    Discriminator(lambda value: "each" if isinstance(value, list) else "one"),
+    BeforeValidator(_names_or_list),
+]
+"""A layer name, or a list of them: what a layer reads."""
+
+
+class LayerBase(SpecModel):
+    """The keys every layer has, whatever its type: each layer model derives from this one."""
+
+    type: str
+    """Layer type."""
+    name: LayerName | None = None
+    """Unique name of the layer (default: type and index, e.g. dense_2); other layers read it by this name."""
+    inputs: LayerInputs | None = None
+    """The layer it reads (listed above it), a list of them (add, concat), or input; default: the layer before it."""
 
 
 def _square(value: Any) -> Any:

@@ -13,20 +13,18 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from netspec.errors import Problem, Unlocated, plural, with_article
-from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
+from netspec.fields import Count, GlorotUniform, Seed, param_source, rule_error
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName, Size2D, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import LayerBase, Size2D, activation_to_onnx, alpha_of, alpha_problems
 from netspec.layers.kind import OneInput, dims
 
 
-class Conv2D(SpecModel):
+class Conv2D(LayerBase):
     """A convolution over a (channels, height, width) input, as PyTorch's Conv2d and ONNX's Conv."""
 
     type: Literal["conv2d"] = "conv2d"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index, e.g. conv2d_0)."""
     filters: Count
     """How many filters (output channels) the layer has."""
     kernel: Size2D

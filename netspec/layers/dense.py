@@ -8,19 +8,17 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from netspec.fields import Count, GlorotUniform, Seed, SpecModel, param_source, rule_error
+from netspec.fields import Count, GlorotUniform, Seed, param_source, rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerName, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
 from netspec.layers.kind import OneInput
 
 
-class Dense(SpecModel):
+class Dense(LayerBase):
     """A fully connected layer; it reads its input flattened (channels, height, width order)."""
 
     type: Literal["dense"] = "dense"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index, e.g. dense_2)."""
     neurons: Count
     """How many neurons the layer has; each gives one output."""
     activation: ActivationName = "linear"

@@ -6,19 +6,16 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from netspec.fields import SpecModel
 from netspec.layers import common
-from netspec.layers.common import LayerName
+from netspec.layers.common import LayerBase
 from netspec.layers.kind import OneInput, dims
 
 
-class Dropout(SpecModel):
+class Dropout(LayerBase):
     """Active only while training (inverted dropout, as PyTorch); running the network leaves values as they are."""
 
     type: Literal["dropout"] = "dropout"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
     rate: float = Field(ge=0, lt=1)
     """Fraction of the values set to 0 while training; the others are divided by (1 - rate)."""
 

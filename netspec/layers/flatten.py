@@ -6,19 +6,16 @@ from typing import Literal
 
 import numpy as np
 
-from netspec.fields import SpecModel
 from netspec.layers import common
-from netspec.layers.common import LayerName
+from netspec.layers.common import LayerBase
 from netspec.layers.kind import OneInput, dims
 
 
-class Flatten(SpecModel):
+class Flatten(LayerBase):
     """Turns an image-shaped input into a vector: channel by channel, row by row."""
 
     type: Literal["flatten"] = "flatten"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
 
 
 def output_shape(layer: Flatten, input_shape: tuple[int, ...]) -> tuple[int, ...]:

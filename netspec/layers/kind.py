@@ -7,9 +7,9 @@ module and one line there.
 The contract is written for graphs: shapes, forward and backprop take a *list* of inputs (one per
 input the layer reads) and backprop gives one gradient per input. A kind that reads one input
 (every kind so far) writes its math for that input alone, in a module, and `OneInput` adapts it.
-A merge kind (add, concat) would implement `Kind` itself: `output_shape` checks that the input
-shapes fit together, `forward` combines the list, and its backprop splits `dy` into one gradient
-per input (add passes `dy` to each; concat slices it).
+A merge kind (netspec.layers.merge: add, concat, multiply) implements `Kind` itself: `output_shape`
+checks that the input shapes fit together, `forward` combines the list, and its backprop splits
+`dy` into one gradient per input (add passes `dy` to each; concat slices it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Annotated, Any, Literal, Protocol, Union
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
 
 import numpy as np
 from pydantic import Discriminator, Tag
@@ -75,14 +75,19 @@ class Kind(Protocol):
     passes: Literal["elementwise", "reshape"] | None
     """How outputs hold the inputs' values, for pictures tracing values back: each value in its place
     (elementwise), the same values in order (reshape), or None: new values."""
+    min_inputs: int
+    """The fewest inputs the layer reads (1, or 2 for a merge)."""
+    max_inputs: int | None
+    """The most inputs the layer reads (1; 2 for multiply; None: any number, as add and concat)."""
 
     def output_shape(self, layer: Any, input_shapes: list[Shape]) -> Shape:
         """The shape of one output (no batch axis).
 
         Inputs that do not fit raise netspec.errors.Unlocated("NS126", message, (field,)): the
         planner adds the layer. The message may name the input's origin as `{source}` ("pool2",
-        "the input"), or say `{input}` for "input" or "input from pool2" after a shape; a merge would
-        name each input in its message itself.
+        "the input"), or say `{input}` for "input" or "input from pool2" after a shape; a merge names
+        its i-th input as `{sources[i]}` ("'pool2'", "the input"), and its path may be ("inputs", i)
+        to point at the input that does not fit.
         """
         ...
 
@@ -155,6 +160,8 @@ class OneInput:
     reads_flat: bool = False
     neurons: Literal["fan", "kernel"] | None = None
     passes: Literal["elementwise", "reshape"] | None = None
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
 
     @property
     def tag(self) -> str:

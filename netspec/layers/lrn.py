@@ -11,19 +11,17 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from netspec.fields import Count, SpecModel
+from netspec.fields import Count
 from netspec.layers import common, windows
-from netspec.layers.common import LayerName
+from netspec.layers.common import LayerBase
 from netspec.layers.kind import OneInput, dims
 
 
-class LRN(SpecModel):
+class LRN(LayerBase):
     """Normalises each value by its neighbours across channels, as PyTorch's LocalResponseNorm and ONNX's LRN."""
 
     type: Literal["lrn"] = "lrn"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
     size: Count = Field(examples=[5])
     """Channels in each window: size // 2 before the channel, the channel, (size - 1) // 2 after."""
     alpha: float = Field(default=1e-4, ge=0)

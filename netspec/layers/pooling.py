@@ -7,15 +7,12 @@ import numpy as np
 from pydantic import model_validator
 
 from netspec.errors import Unlocated, with_article
-from netspec.fields import SpecModel
 from netspec.layers import common, windows
-from netspec.layers.common import LayerName, Size2D
+from netspec.layers.common import LayerBase, Size2D
 from netspec.layers.kind import OneInput, dims
 
 
-class _Pool(SpecModel):
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index, e.g. maxpool2d_1)."""
+class _Pool(LayerBase):
     size: Size2D
     """Window size: one number for a square window, or [height, width]."""
     stride: Size2D | None = None
@@ -49,13 +46,11 @@ class AvgPool2D(_Pool):
     """Layer type."""
 
 
-class GlobalAvgPool(SpecModel):
+class GlobalAvgPool(LayerBase):
     """The mean of each channel: (channels, height, width) → (channels,)."""
 
     type: Literal["global_avgpool"] = "global_avgpool"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
 
 
 NO_DILATION = (1, 1)

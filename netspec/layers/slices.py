@@ -11,19 +11,17 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from netspec.errors import Problem, Unlocated
-from netspec.fields import SpecModel, rule_error
+from netspec.fields import rule_error
 from netspec.layers import common
-from netspec.layers.common import LayerName
+from netspec.layers.common import LayerBase
 from netspec.layers.kind import OneInput, dims
 
 
-class Slice(SpecModel):
+class Slice(LayerBase):
     """Channels (of an image) or features (of a vector) from `start` up to, not including, `stop`."""
 
     type: Literal["slice"] = "slice"
     """Layer type."""
-    name: LayerName | None = None
-    """Unique name of the layer (default: type and index)."""
     start: int = Field(default=0, ge=0, le=2**31 - 1)
     """The first channel (or feature) taken, counting from 0."""
     stop: int | None = Field(default=None, ge=1, le=2**31 - 1, examples=[58])

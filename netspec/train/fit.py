@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from netspec import threads as blas
 from netspec.errors import DataError, Problem, SpecError
+from netspec.graph import needs_input_grads
 from netspec.spec import Spec, Training
 from netspec.train.loss import cross_entropy
 from netspec.train.optimizers import SGD, Adam
@@ -179,8 +180,8 @@ def _copies(params: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
 def _epoch(network, x, y, order, options, optimizer, on_batch, noise) -> tuple[float, float]:
     total_loss, correct, seen = 0.0, 0, 0
     layers = network.layers
-    # A layer's input gradient is needed only if some layer before it has parameters to learn.
-    learning_before = [any(layer.params for layer in layers[:i]) for i in range(len(layers))]
+    # A layer's input gradient is needed only if some layer it reads from has parameters to learn.
+    learning_before = needs_input_grads(layers)
     for start in range(0, len(order), options.batch_size):
         batch = order[start : start + options.batch_size]
         out, backward = network.forward_with_backprop(x[batch], train=True, rng=noise)
