@@ -73,6 +73,20 @@ def boxes(network: Network) -> dict[str, Box]:
     return placed
 
 
+def x_at(column: int) -> float:
+    """The middle of a column, in inches from the left."""
+    return MARGIN + BOX_WIDTH / 2 + column * COLUMN_PITCH
+
+
+def x_of(box: Box) -> float:
+    return x_at(box.column)
+
+
+def y_of(box: Box) -> float:
+    """The middle of a box's row, in inches from the top."""
+    return TITLE + MARGIN + BOX_HEIGHT / 2 + box.row * ROW_PITCH
+
+
 @dataclass
 class Route:
     """An arrow's path, as points in inches; a shortcut runs down a side lane."""
@@ -92,7 +106,7 @@ def _column_taken(rows: dict[int, list[int]], source: Box, box: Box) -> bool:
     return any(source.column in rows.get(row, []) for row in _between(rows, source, box))
 
 
-def _ends(box: Box, sources: list[Box], side: list[bool], x_of) -> list[float]:
+def _ends(box: Box, sources: list[Box], side: list[bool]) -> list[float]:
     """Where each arrow meets the box's top: the middle for one, spread by the column it comes from for
     several, shortcuts at the right (where their lane comes in)."""
     half_w = BOX_WIDTH / 2
@@ -105,12 +119,8 @@ def _ends(box: Box, sources: list[Box], side: list[bool], x_of) -> list[float]:
     return ends
 
 
-def routes(placed: dict[str, Box], x_of, y_of) -> tuple[list[Route], float]:
+def routes(placed: dict[str, Box]) -> tuple[list[Route], float]:
     """Each input edge's path, and how far right the side lanes reach (inches)."""
-
-    def left_of(column: int) -> float:
-        return x_of(Box("", "", "", "", [], column=column))
-
     rows: dict[int, list[int]] = {}
     for box in placed.values():
         rows.setdefault(box.row, []).append(box.column)
@@ -121,7 +131,7 @@ def routes(placed: dict[str, Box], x_of, y_of) -> tuple[list[Route], float]:
     for box in placed.values():
         sources = [placed[name] for name in box.inputs]
         side = [bool(_between(rows, source, box)) and _column_taken(rows, source, box) for source in sources]
-        ends = _ends(box, sources, side, x_of)
+        ends = _ends(box, sources, side)
         for source, shortcut, end_x in zip(sources, side, ends):
             x0, y0, y1 = x_of(source), y_of(source), y_of(box)
             start, end = (x0, y0 + half_h), (end_x, y1 - half_h)
@@ -131,7 +141,7 @@ def routes(placed: dict[str, Box], x_of, y_of) -> tuple[list[Route], float]:
                 found.append(Route(source.name, box.name, [start, (x0, y1 - half_h - gap), end]))
             else:  # a shortcut: out to a lane right of every box it passes, down, and back in
                 right = max(max(rows[row]) for row in range(source.row, box.row + 1))
-                x = left_of(right) + half_w + 2 * LANE_PITCH
+                x = x_at(right) + half_w + 2 * LANE_PITCH
                 while any(a < box.row and source.row < b and abs(x - lane) < LANE_PITCH / 2 for a, b, lane in lanes):
                     x += LANE_PITCH
                 lanes.append((source.row, box.row, x))
@@ -152,15 +162,8 @@ def draw(network: Network):
     placed = boxes(network)
     columns = 1 + max(box.column for box in placed.values())
     rows = 1 + max(box.row for box in placed.values())
-    left = MARGIN + BOX_WIDTH / 2
-
-    def x_of(box: Box) -> float:
-        return left + box.column * COLUMN_PITCH
-
-    def y_of(box: Box) -> float:
-        return TITLE + MARGIN + BOX_HEIGHT / 2 + box.row * ROW_PITCH
-
-    found, farthest = routes(placed, x_of, y_of)
+    left = x_at(0)
+    found, farthest = routes(placed)
     width = max(left + (columns - 1) * COLUMN_PITCH + BOX_WIDTH / 2, farthest) + MARGIN
     height = TITLE + 2 * MARGIN + (rows - 1) * ROW_PITCH + BOX_HEIGHT
     figure = plt.figure(figsize=(max(width, 4.0), height))
