@@ -304,3 +304,169 @@ def test_explanation_of_an_image_read_from_standard_input(tmp_path):
     assert (result.exit_code, result.stderr) == (0, f"wrote {tmp_path / 'why.png'}\n")
     assert result.stdout.startswith("-: red rose\n")
     assert min(picture_size(tmp_path / "why.png")) > 200
+
+
+def deep_residual(blocks: int) -> str:
+    """A ResNet-like spec: a stem, `blocks` residual blocks of 4 layers, a pool, dropout and the output."""
+    lines = [
+        "netspec: 1",
+        "name: deep-residual",
+        "classes: [a, b]",
+        "input: {image: {width: 8, height: 8, color: grayscale}}",
+        "layers:",
+        "  - {name: stem, type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}",
+    ]
+    previous = "stem"
+    for b in range(blocks):
+        lines += [
+            f"  - {{name: b{b}_conv1, type: conv2d, filters: 4, kernel: 3, padding: same, inputs: {previous}}}",
+            f"  - {{name: b{b}_norm1, type: batchnorm, activation: relu}}",
+            f"  - {{name: b{b}_conv2, type: conv2d, filters: 4, kernel: 3, padding: same}}",
+            f"  - {{name: b{b}_add, type: add, inputs: [b{b}_conv2, {previous}], activation: relu}}",
+        ]
+        previous = f"b{b}_add"
+    lines += [
+        "  - {name: pool, type: global_avgpool}",
+        "  - {name: drop, type: dropout, rate: 0.1}",
+        "  - {name: output, type: dense, neurons: 2, activation: softmax}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+INCEPTION = """\
+netspec: 1
+name: inception
+classes: [a, b]
+input: {image: {width: 8, height: 8, color: rgb}}
+layers:
+  - {name: stem, type: conv2d, filters: 8, kernel: 3, padding: same, activation: relu}
+  - {name: branch1x1, type: conv2d, filters: 4, kernel: 1, inputs: stem, activation: relu}
+  - {name: reduce3x3, type: conv2d, filters: 4, kernel: 1, inputs: stem, activation: relu}
+  - {name: branch3x3, type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}
+  - {name: pool3x3, type: maxpool2d, size: 3, stride: 1, padding: same, inputs: stem}
+  - {name: pool_proj, type: conv2d, filters: 4, kernel: 1, activation: relu}
+  - {name: joined, type: concat, inputs: [branch1x1, branch3x3, pool_proj]}
+  - {name: pool, type: global_avgpool}
+  - {name: output, type: dense, neurons: 2, activation: softmax}
+"""
+
+DPI = 120  # what netspec.pictures.canvas.save writes at
+
+
+def edge_arrows(figure) -> list[str]:
+    return [p.get_gid() for p in figure.axes[0].patches if (p.get_gid() or "").startswith("edge ")]
+
+
+def text_positions(figure) -> dict[str, tuple[float, float]]:
+    return {t.get_text(): t.get_position() for t in figure.axes[0].texts}
+
+
+def crossings(network) -> list[tuple[str, str]]:
+    """(arrow, box) pairs where an arrow's path runs through a box it does not start or end at."""
+    from netspec.pictures import boxes
+
+    placed = boxes.boxes(network)
+    found = []
+    for route in boxes.routes(placed)[0]:
+        for (xa, ya), (xb, yb) in itertools.pairwise(route.points):
+            for t in np.linspace(0, 1, 41):
+                x, y = xa + (xb - xa) * t, ya + (yb - ya) * t
+                for box in placed.values():
+                    inside_x = abs(x - boxes.x_of(box)) < boxes.BOX_WIDTH / 2 - 0.01
+                    inside_y = abs(y - boxes.y_of(box)) < boxes.BOX_HEIGHT / 2 - 0.01
+                    if inside_x and inside_y:
+                        found.append((f"{route.source}->{route.target}", box.name))
+    return sorted(set(found))
+
+
+def test_graph_draws_as_boxes_with_one_arrow_per_input(tmp_path):
+    from netspec.pictures import diagram
+
+    spec = ROOT / "examples" / "residual-block.yaml"
+    png = tmp_path / "residual.png"
+    assert invoke("draw", spec, "-o", png).stdout == f"wrote {png}\n"
+    width, height = picture_size(png)
+    assert 300 < width <= 1600 and height > width  # a column of 9 boxes, taller than wide
+    network = netspec.load(spec)
+    figure = diagram.draw(network)
+    texts = text_positions(figure)
+    assert {"input", *(layer.name for layer in network.layers)} <= set(texts)
+    assert "conv2d 16@3×3, relu, 16×8×8" in texts and "dense, 10 neurons, softmax → 10" in texts
+    # 8 layers reading one input each, and the add reading a second (the shortcut from stem).
+    arrows = edge_arrows(figure)
+    assert len(arrows) == 9 and "edge stem -> block_add" in arrows and "edge input -> stem" in arrows
+    assert crossings(network) == []
+    # Top to bottom in spec order, one row each (the block has no parallel branch).
+    ys = [texts[layer.name][1] for layer in network.layers]
+    assert ys == sorted(ys) and len(set(ys)) == len(ys)
+
+
+def test_sixty_layer_graph_stays_narrow_and_legible(write_spec, tmp_path):
+    from netspec.pictures import diagram
+
+    spec = write_spec(deep_residual(14), "deep.yaml")
+    network = netspec.load(spec)
+    assert len(network.layers) == 60
+    figure = diagram.draw(network)
+    width, height = figure.get_size_inches()
+    assert width * DPI <= 1600 and height > 40  # grows downwards: 60 rows
+    assert min(t.get_fontsize() for t in figure.axes[0].texts) >= 8
+    assert {layer.name for layer in network.layers} <= set(text_positions(figure))
+    assert len(edge_arrows(figure)) == 60 + 14  # one per layer, and each block's shortcut
+    assert crossings(network) == []
+    png = tmp_path / "deep.png"
+    invoke("draw", spec, "-o", png)
+    assert picture_size(png)[0] <= 1600
+
+
+def test_long_chain_draws_as_boxes_and_short_chain_as_neurons(write_spec):
+    from netspec.pictures import diagram
+
+    layers = "".join(f"  - {{name: h{i}, type: dense, neurons: 3, activation: relu}}\n" for i in range(12))
+    layers += "  - {name: out, type: dense, neurons: 2, activation: softmax}\n"
+    long = write_spec(f"netspec: 1\nclasses: [a, b]\ninput: {{features: 2}}\nlayers:\n{layers}", "long.yaml")
+    assert len(edge_arrows(diagram.draw(netspec.load(long)))) == 13
+    assert edge_arrows(diagram.draw(netspec.load(ROOT / "specs" / "rose-vs-lotus.yaml"))) == []
+
+
+def test_inception_branches_stand_side_by_side(write_spec):
+    from netspec.pictures import diagram
+
+    network = netspec.load(write_spec(INCEPTION, "inception.yaml"))
+    texts = text_positions(diagram.draw(network))
+    xs = {name: texts[name][0] for name in ("branch1x1", "branch3x3", "pool_proj")}
+    assert len(set(xs.values())) == 3, xs
+    # Each branch keeps one column: the 3×3 under its 1×1 reduction, the projection under its pool.
+    assert texts["reduce3x3"][0] == xs["branch3x3"] and texts["pool3x3"][0] == xs["pool_proj"]
+    # The first rows of the three branches share a row; the concat comes below them all.
+    assert texts["branch1x1"][1] == texts["reduce3x3"][1] == texts["pool3x3"][1]
+    assert texts["joined"][1] > texts["branch3x3"][1]
+    assert crossings(network) == []
+
+
+AFTER_ADD = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 4, height: 4, color: grayscale}}
+layers:
+  - {name: a, type: conv2d, filters: 2, kernel: 3, padding: same}
+  - {name: b, type: conv2d, filters: 2, kernel: 1, inputs: input}
+  - {name: s, type: add, inputs: [a, b]}
+  - {name: f, type: flatten}
+  - {name: side, type: flatten, inputs: input}
+  - {name: out, type: dense, neurons: 2, inputs: f}
+  - {name: side_out, type: dense, neurons: 2, inputs: side}
+  - {name: sum, type: add, inputs: [out, side_out], activation: softmax}
+"""
+
+
+def test_neuron_after_an_add_reads_the_maps_it_reads(write_spec, tmp_path):
+    from netspec.pictures import neuron
+
+    spec = write_spec(AFTER_ADD, "after-add.yaml")
+    # `out` reads the flatten of the add's 2 maps of 4×4, though the layer listed above it flattens the input.
+    figure = neuron.draw(netspec.load(spec), "out:1")
+    assert [ax.get_title() for ax in figure.axes[:2]] == ["channel 0", "channel 1"]
+    assert "its weights laid out as the output of s it reads" in figure._suptitle.get_text()
+    assert invoke("draw", spec, "--neuron", "side_out:0", "-o", tmp_path / "side.png").exit_code == 0
+    assert min(picture_size(tmp_path / "side.png")) > 200

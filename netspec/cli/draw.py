@@ -17,7 +17,10 @@ from netspec.loader import load
 @click.option("--neuron", metavar="LAYER:INDEX", help="Draw one neuron's weights instead, e.g. hidden1:0.")
 @max_params_option
 def draw(spec: Path, out: Path, neuron: str | None, max_params: int) -> None:
-    """Draw SPEC's network: columns of neurons joined by their weights, blocks for image layers."""
+    """Draw SPEC's network: columns of neurons joined by their weights, blocks for image layers.
+
+    A graph spec, or a network of more than 12 layers, is drawn as a column of labelled boxes.
+    """
     from netspec.pictures import diagram
     from netspec.pictures import neuron as neuron_picture
     from netspec.pictures.canvas import save

@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netspec.graph import is_chain
 from netspec.layers.kind import dims
+from netspec.pictures import boxes
 from netspec.pictures.canvas import NEGATIVE, NEUTRAL, POSITIVE, pyplot
 
 if TYPE_CHECKING:
     from netspec.network import Network
 
+MOST_LAYERS = 12
+"""Chains up to this many layers are drawn neuron by neuron; a graph, or a longer chain, as boxes."""
 MOST_DRAWN = 10  # neurons drawn in a column before it is summarised
 HEAD, TAIL = 6, 2  # a summarised column shows the first HEAD and the last TAIL neurons
 
@@ -54,7 +58,9 @@ def columns(network: Network) -> list[Column]:
 
 
 def draw(network: Network):
-    """The diagram as a matplotlib figure."""
+    """The diagram as a matplotlib figure: neurons and weights for a short chain, else boxes (pictures.boxes)."""
+    if len(network.layers) > MOST_LAYERS or not is_chain(network.layers):
+        return boxes.draw(network)
     plt = pyplot()
     cols = columns(network)
     tallest = max((len(c.shown) + (1 if c.size > MOST_DRAWN else 0)) for c in cols)

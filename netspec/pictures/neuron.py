@@ -93,15 +93,16 @@ def _read_shape(network: Network, layer) -> tuple[tuple[int, ...], str | None]:
     """
     if layer.flattened:  # the input image itself
         return layer.input_shape, None
-    at = network.layers.index(layer)
-    shape = layer.input_shape
+    # Walk back along what each layer reads (its first input), not the list: in a graph spec the layer
+    # listed above may be on another branch.
+    by_name = {node.name: node for node in network.layers}
+    shape, source = layer.input_shape, by_name.get(layer.inputs[0])  # None: the network's input
     # Layers that keep each value where it was (dropout, batchnorm) leave the flatten before them in charge.
-    while at > 0 and network.layers[at - 1].kind.passes == "elementwise":
-        at -= 1
-    if at > 0 and network.layers[at - 1].kind.passes == "reshape":
-        at -= 1
-        shape = network.layers[at].input_shape
-    return shape, (network.layers[at - 1].name if at > 0 else None)
+    while source is not None and source.kind.passes == "elementwise":
+        source = by_name.get(source.inputs[0])
+    if source is not None and source.kind.passes == "reshape":
+        shape, source = source.input_shape, by_name.get(source.inputs[0])
+    return shape, (source.name if source is not None else None)
 
 
 def _as_images(plt, weights: np.ndarray, title: str, what: str, names: list[str] | None):
