@@ -169,4 +169,6 @@ def scatter(
 
 def shown(shape: tuple[int, ...]) -> str:
     """A shape as messages say it: '192 numbers' or '8×3×3'."""
-    return f"{shape[0]:,} numbers" if len(shape) == 1 else "×".join(map(str, shape))
+    if len(shape) == 1:
+        return f"{shape[0]:,} number" + ("" if shape[0] == 1 else "s")
+    return "×".join(map(str, shape))
