@@ -120,6 +120,46 @@ layers:
   - {name: out, type: dense, neurons: 3}
 """
 
+# MobileNet's depthwise-separable block: a 3×3 convolution per channel (groups = channels), then a
+# 1×1 convolution that mixes the channels, each followed by a batch norm (relu6 after the first).
+DEPTHWISE_SEPARABLE = f"""\
+netspec: 1
+classes: [a, b, c]
+dtype: float64
+{IMAGE}
+layers:
+  - {{name: stem, type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}}
+  - {{name: depthwise, type: conv2d, filters: 4, kernel: 3, padding: same, groups: 4}}
+  - {{name: bn1, type: batchnorm, activation: relu6}}
+  - {{name: pointwise, type: conv2d, filters: 6, kernel: 1}}
+  - {{name: bn2, type: batchnorm}}
+  - {{name: pool, type: global_avgpool}}
+  - {{name: out, type: dense, neurons: 3}}
+"""
+
+# ShuffleNet v2's basic unit: the channels split in two halves, the right one through 1×1 → depthwise
+# 3×3 → 1×1, joined again with the left one untouched, and the channels of the two halves interleaved.
+SHUFFLE_UNIT = f"""\
+netspec: 1
+classes: [a, b, c]
+dtype: float64
+{IMAGE}
+layers:
+  - {{name: stem, type: conv2d, filters: 6, kernel: 3, padding: same, activation: relu}}
+  - {{name: left, type: slice, stop: 3}}
+  - {{name: right, type: slice, start: 3, inputs: stem}}
+  - {{name: conv1, type: conv2d, filters: 3, kernel: 1}}
+  - {{name: bn1, type: batchnorm, activation: relu}}
+  - {{name: depthwise, type: conv2d, filters: 3, kernel: 3, padding: same, groups: 3}}
+  - {{name: bn2, type: batchnorm}}
+  - {{name: conv2, type: conv2d, filters: 3, kernel: 1}}
+  - {{name: bn3, type: batchnorm, activation: relu}}
+  - {{name: joined, type: concat, inputs: [left, bn3]}}
+  - {{name: shuffle, type: channel_shuffle, groups: 2}}
+  - {{name: pool, type: global_avgpool}}
+  - {{name: out, type: dense, neurons: 3}}
+"""
+
 GRAPHS = {
     "residual": RESIDUAL,
     "skip_mlp": SKIP_MLP,
@@ -127,6 +167,8 @@ GRAPHS = {
     "squeeze_excite": SQUEEZE_EXCITE,
     "squeeze_excite_map": SQUEEZE_EXCITE_MAP,
     "concat_mlp": CONCAT_MLP,
+    "depthwise_separable": DEPTHWISE_SEPARABLE,
+    "shuffle_unit": SHUFFLE_UNIT,
 }
 
 
@@ -149,6 +191,7 @@ def batch_of(network: netspec.Network, size: int = 4, seed: int = 1) -> np.ndarr
 ACTIVATE = {
     "linear": lambda z, layer: z,
     "relu": lambda z, layer: torch.relu(z),
+    "relu6": lambda z, layer: F.relu6(z),
     "tanh": lambda z, layer: torch.tanh(z),
     "sigmoid": lambda z, layer: torch.sigmoid(z),
     "leaky_relu": lambda z, layer: F.leaky_relu(z, layer.alpha if layer.alpha is not None else 0.01),
@@ -167,7 +210,7 @@ def torch_forward(network: netspec.Network, x: torch.Tensor, train: bool):
             z = F.linear(ins[0].flatten(1), p["weights"], p["bias"])
         elif layer.type == "conv2d":  # stride 1 and an odd kernel here: `same` pads kernel // 2 on each side
             padding = {"same": layer.kernel[0] // 2, "valid": 0}.get(layer.padding, layer.padding)
-            z = F.conv2d(ins[0], p["weights"], p["bias"], padding=padding)
+            z = F.conv2d(ins[0], p["weights"], p["bias"], padding=padding, groups=layer.groups)
         elif layer.type == "batchnorm":
             z = F.batch_norm(ins[0], p["mean"], p["var"], p["scale"], p["shift"], train, layer.momentum, layer.epsilon)
         elif layer.type == "flatten":
@@ -178,6 +221,11 @@ def torch_forward(network: netspec.Network, x: torch.Tensor, train: bool):
             z = F.max_pool2d(ins[0], list(layer.size), list(layer.stride), padding=layer.padding)
         elif layer.type == "avgpool2d":
             z = F.avg_pool2d(ins[0], list(layer.size), list(layer.stride))
+        elif layer.type == "slice":
+            z = ins[0][:, layer.start : layer.stop]  # stop None: to the end, as in Python
+        elif layer.type == "channel_shuffle":  # torchvision's ShuffleNet v2 channel_shuffle
+            n, c, h, w = ins[0].shape
+            z = ins[0].view(n, layer.groups, c // layer.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
         elif layer.type == "add":
             z = sum(ins[1:], ins[0])
         elif layer.type == "concat":
@@ -367,6 +415,13 @@ def test_an_exported_graph_gives_the_same_scores_in_onnxruntime(name, tmp_path):
     assert all(ops & merges[kind] for kind in used)
     if name == "squeeze_excite":  # the (C,) gate is made (batch, C, 1, 1) before Mul
         assert "Unsqueeze" in ops
+    if name == "shuffle_unit":  # the split is two Slices; the shuffle is Reshape, Transpose, Reshape
+        assert [node.op_type for node in model.graph.node].count("Slice") == 2 and "Transpose" in ops
+    if name in ("depthwise_separable", "shuffle_unit"):  # a depthwise conv keeps its groups as Conv's group
+        groups = [
+            a.i for node in model.graph.node if node.op_type == "Conv" for a in node.attribute if a.name == "group"
+        ]
+        assert max(groups) > 1
 
 
 def test_a_saved_graph_loads_as_the_same_network(tmp_path):

@@ -100,7 +100,8 @@ def test_exported_models_give_netspecs_scores_in_onnxruntime(tmp_path):
 
 
 def test_export_then_import_gives_identical_arrays(tmp_path):
-    for spec in specs(tmp_path):
+    # Import reads chains only: a graph spec (specs/digits-resnet.yaml) is refused with NS503 for now.
+    for spec in [spec for spec in specs(tmp_path) if not netspec.load(spec).summary().graph]:
         model = tmp_path / "onnx" / f"{spec.stem}.onnx"
         invoke("export", spec, "-o", model)
         back = tmp_path / "back" / f"{spec.stem}.yaml"
