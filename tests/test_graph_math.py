@@ -436,6 +436,7 @@ def test_an_exported_graph_imports_back_as_the_same_graph(name, tmp_path):
     path = export(network, tmp_path / f"{name}.onnx")
     spec, _ = import_model(path, tmp_path / f"{name}.yaml")
     back = netspec.load(spec)
+
     def described(layer):  # padding comes back in pixels ("same" is 1 for a 3×3 kernel), and no initializers
         return layer.name, layer.spec.type, layer.inputs, getattr(layer.spec, "activation", None)
 

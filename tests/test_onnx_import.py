@@ -529,6 +529,46 @@ def test_the_default_pytorch_exporter_with_onnxscript_imports(tmp_path):
         np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_pytorch_resnet_block_with_squeeze_excitation_and_silu_imports_as_a_graph(tmp_path):
+    """torch.onnx.export (TorchScript, opset 17) of a shortcut and an SE gate: netspec's scores are torch's."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+            self.conv1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+            self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+            self.squeeze, self.excite = nn.Linear(8, 4), nn.Linear(4, 8)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            # The squeeze as GlobalAveragePool + Flatten: y.mean((2, 3)) exports as ReduceMean, not read yet.
+            pool = nn.functional.adaptive_avg_pool2d
+            x = self.stem(x)
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            gate = torch.sigmoid(self.excite(nn.functional.silu(self.squeeze(torch.flatten(pool(y, 1), 1)))))
+            y = torch.relu(y * gate.unsqueeze(-1).unsqueeze(-1) + x)
+            return torch.softmax(self.head(torch.flatten(pool(y, 1), 1)), dim=1)
+
+    torch.manual_seed(0)
+    module = Block()
+    for norm in (module.stem[1], module.bn1, module.bn2):  # statistics and scales that are not the identity
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2), norm.weight.data.uniform_(0.5, 2)
+    x = torch.randn(4, 3, 6, 6)
+    path = tmp_path / "block.onnx"
+    torch_export(torch, module, x, path, dynamo=False)
+    network = imports_as_onnxruntime_runs(path, x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
+    types = [layer.spec.type for layer in network.layers]
+    assert types.count("add") == 1 and types.count("multiply") == 1
+    assert [layer.spec.activation for layer in network.layers if layer.spec.type == "dense"][:1] == ["silu"]
+    add = next(layer for layer in network.layers if layer.spec.type == "add")
+    assert add.spec.activation == "relu" and len(add.inputs) == 2
+
+
 # Options: what the graph does not say.
 
 

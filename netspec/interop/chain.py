@@ -1,8 +1,10 @@
 """Map an ONNX graph, node by node along its tensor names, to netspec's layers, or refuse a node.
 
-The walk starts at the graph input: each node must read the tensor the node before it wrote (plus
-stored constants), and every node must lie on the path to the graph output. A node that netspec
-cannot reproduce exactly is refused, naming it, never mapped approximately.
+The walk starts at the graph input and maps each node once every tensor it reads is mapped,
+remembering which layer computes each tensor: a layer reading another than the one above it gets
+`inputs:`, and Add/Sum, Concat and Mul of computed tensors become add, concat and multiply layers.
+Every node must lie on the path to the graph output. A node that netspec cannot reproduce exactly
+is refused, naming it, never mapped approximately.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ class Chain(Operators):
         elif op in ("Add", "Sum", "Mul", "Concat") and len(data) >= 2:
             self._merge(node, data)
             last = node
-        elif op == "Identity" or (op == "Unsqueeze" and len(self.tensors[data[0]][1]) == 1 if data else False):
+        elif data and (op == "Identity" or op == "Unsqueeze" and self._of_vector(data[0])):
             self._view(node, data[0])
             return
         else:
@@ -243,6 +245,11 @@ class Chain(Operators):
         if found["type"] in _TAKES_ACTIVATION and found.get("activation", "linear") == "linear":
             return found
         return None
+
+    def _of_vector(self, name: str) -> bool:
+        """Whether tensor `name` holds a layer's vector output (perhaps unsqueezed already)."""
+        layer = self.tensors[name][0]
+        return layer != INPUT and len(self.layer_shapes[layer]) == 1
 
     def _view(self, node, current: str) -> None:
         """Identity, or an Unsqueeze of a vector to (C, 1, 1): the same layer's values, for a Mul to scale channels."""

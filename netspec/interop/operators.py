@@ -44,7 +44,7 @@ def _fail(node, why: str, code: str = "NS503"):
 
 
 class Operators:
-    """The operator mappings of the chain importer (see netspec.interop.chain.Chain)."""
+    """The operator mappings of the graph importer (see netspec.interop.chain.Chain)."""
 
     def map(self, node) -> str:
         """Add what `node` computes to the layers; the name of the tensor it leaves for the next node."""
