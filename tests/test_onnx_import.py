@@ -187,8 +187,18 @@ def test_a_layer_reading_the_graph_input_in_the_middle_reads_input(tmp_path):
             "NS503 node 'sum' (Sum): it reads the stored array 'B' besides 2 tensors computed from the input; "
             "netspec's merge layers read layers only",
         ),
+        (
+            [
+                gemm("x", "h"),
+                helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                helper.make_node("PRelu", ["h", "r"], ["y"], name="prelu"),
+            ],
+            "NS503 node 'prelu' (PRelu): its input 1 ('r') is computed from the graph input too; netspec's layers "
+            "read one computed tensor, and stored arrays besides: only Add, Sum, Concat and Mul merge computed "
+            "tensors",
+        ),
     ],
-    ids=["add-broadcast", "concat-batch", "sum-constant"],
+    ids=["add-broadcast", "concat-batch", "sum-constant", "two-computed"],
 )
 def test_merges_netspec_cannot_reproduce_are_refused(tmp_path, nodes, message):
     stored = {"W": W, "B": B, "W1": W[:1].copy(), "B1": B[:1].copy()}  # W1: one output, which Add broadcasts

@@ -228,7 +228,15 @@ class Chain(Operators):
             position = list(node.input).index(current)
             _fail(node, f"it reads {current!r} as its input {position}, not as its first input (the data)")
         if len(data) > 1:
-            _fail(node, f"it reads {current!r} more than once; netspec's layers read their input once")
+            other = next((name for name in data if name != current), None)
+            if other is None:
+                _fail(node, f"it reads {current!r} more than once; netspec's layers read their input once")
+            _fail(
+                node,
+                f"its input {list(node.input).index(other)} ({other!r}) is computed from the graph input too; "
+                "netspec's layers read one computed tensor, and stored arrays besides: only Add, Sum, Concat "
+                "and Mul merge computed tensors",
+            )
         for position, name in enumerate(node.input):
             if name and name != current and name not in self.constants:
                 self.constant(node, position)  # refused, naming the node that computes it
@@ -302,6 +310,9 @@ class Chain(Operators):
                 _fail(node, "a Mul of more than two tensors")
             a, b = shapes
             per_channel = len(a) == 3 and b == [a[0], 1, 1] or len(b) == 3 and a == [b[0], 1, 1]
+            views = [self.tensors[name][1] != self.layer_shapes.get(self.tensors[name][0]) for name in data]
+            if all(views):  # two vectors made (C, 1, 1): netspec's multiply would give (C,), not (C, 1, 1)
+                _fail(node, f"it multiplies two vectors made {tuple(a)} by Unsqueeze; netspec's multiply keeps vectors")
             if a != b and not per_channel:
                 _fail(
                     node,
