@@ -424,6 +424,33 @@ def test_an_exported_graph_gives_the_same_scores_in_onnxruntime(name, tmp_path):
         assert max(groups) > 1
 
 
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_an_exported_graph_imports_back_as_the_same_graph(name, tmp_path):
+    """Export, then import: the same layers reading the same layers, identical arrays and scores."""
+    pytest.importorskip("onnx", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18'")
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'onnx>=1.16' 'onnxruntime>=1.18'")
+    from netspec.interop.export import export
+    from netspec.interop.importer import import_model
+
+    network = network_of(GRAPHS[name].replace("dtype: float64", "dtype: float32"))
+    path = export(network, tmp_path / f"{name}.onnx")
+    spec, _ = import_model(path, tmp_path / f"{name}.yaml")
+    back = netspec.load(spec)
+
+    def described(layer):  # padding comes back in pixels ("same" is 1 for a 3×3 kernel), and no initializers
+        return layer.name, layer.spec.type, layer.inputs, getattr(layer.spec, "activation", None)
+
+    assert [described(layer) for layer in back.layers] == [described(layer) for layer in network.layers]
+    for before, after in zip(network.layers, back.layers):
+        assert before.params.keys() == after.params.keys()
+        for key in before.params:
+            np.testing.assert_array_equal(after.params[key], before.params[key], err_msg=f"{before.name}.{key}")
+    x = batch_of(network, 3).astype(np.float32)
+    np.testing.assert_array_equal(back.forward(x), network.forward(x))
+    scores = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(back.forward(x), scores, rtol=1e-5, atol=1e-6)
+
+
 def test_a_saved_graph_loads_as_the_same_network(tmp_path):
     network = network_of(INCEPTION)
     spec_path, _ = network.save(tmp_path / "inception.yaml")

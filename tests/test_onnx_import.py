@@ -126,18 +126,83 @@ def test_a_node_reading_the_data_as_its_weights_is_refused(tmp_path):
     )
 
 
-def test_a_graph_that_branches_is_refused_naming_where(tmp_path):
-    # y = h + Relu(h): a residual connection.
+def test_a_residual_connection_imports_as_an_add_layer(tmp_path):
+    # y = h + Relu(h): h is read twice, so the Relu is a layer of its own, not the Gemm's activation.
     nodes = [
         gemm("x", "h"),
         helper.make_node("Relu", ["h"], ["r"], name="relu"),
         helper.make_node("Add", ["h", "r"], ["y"], name="add"),
     ]
-    assert refusal(save(model(nodes), tmp_path)) == (
-        "NS503 node 'add' (Add): it reads 'h', which node 'relu' (Relu) reads too: the graph branches there; "
-        "netspec imports chains of layers, each reading the one before (graphs that branch, such as residual "
-        "connections and Inception blocks, are not imported yet)"
-    )
+    network = imports_as_onnxruntime_runs(save(model(nodes), tmp_path), RNG.normal(size=(5, 4)).astype(np.float32))
+    assert [(layer.name, layer.spec.type, layer.inputs) for layer in network.layers] == [
+        ("dense_0", "dense", ["input"]),
+        ("relu", "activation", ["dense_0"]),
+        ("add", "add", ["dense_0", "relu"]),
+    ]
+    assert network.layers[0].spec.activation == "linear"
+    text = (tmp_path / "model.yaml").read_text()
+    assert "  inputs:\n  - dense_0\n  - relu\n" in text and text.count("inputs") == 1  # a chain's layers name no inputs
+
+
+def test_a_layer_reading_the_graph_input_in_the_middle_reads_input(tmp_path):
+    # y = Relu(Gemm(x)) + Gemm2(x): the second Gemm reads the graph input after another layer.
+    nodes = [
+        gemm("x", "h"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        gemm("x", "z", name="gemm2"),
+        helper.make_node("Add", ["r", "z"], ["y"], name="add"),
+    ]
+    network = imports_as_onnxruntime_runs(save(model(nodes), tmp_path), RNG.normal(size=(5, 4)).astype(np.float32))
+    assert [(layer.name, layer.inputs) for layer in network.layers] == [
+        ("dense_0", ["input"]),
+        ("dense_1", ["input"]),
+        ("add", ["dense_0", "dense_1"]),
+    ]
+    assert network.layers[0].spec.activation == "relu"  # the Relu is the only reader of h: folded
+    assert "inputs: input" in (tmp_path / "model.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "nodes, message",
+    [
+        (
+            [
+                gemm("x", "h"),
+                gemm("x", "g", name="g2", weights="W1", bias="B1"),
+                helper.make_node("Add", ["h", "g"], ["y"], name="add"),
+            ],
+            "NS503 node 'add' (Add): it adds tensors of shapes (4,), (1,); netspec's add adds tensors of one shape",
+        ),
+        (
+            [
+                gemm("x", "h"),
+                gemm("x", "g", name="g2"),
+                helper.make_node("Concat", ["h", "g"], ["y"], axis=0, name="join"),
+            ],
+            "NS503 node 'join' (Concat): a Concat along axis 0 of tensors of shapes (4,), (4,); netspec's concat "
+            "joins channels (or the features of vectors), axis 1, of tensors alike in the other axes",
+        ),
+        (
+            [gemm("x", "h"), gemm("x", "g", name="g2"), helper.make_node("Sum", ["h", "g", "B"], ["y"], name="sum")],
+            "NS503 node 'sum' (Sum): it reads the stored array 'B' besides 2 tensors computed from the input; "
+            "netspec's merge layers read layers only",
+        ),
+        (
+            [
+                gemm("x", "h"),
+                helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                helper.make_node("PRelu", ["h", "r"], ["y"], name="prelu"),
+            ],
+            "NS503 node 'prelu' (PRelu): its input 1 ('r') is computed from the graph input too; netspec's layers "
+            "read one computed tensor, and stored arrays besides: only Add, Sum, Concat and Mul merge computed "
+            "tensors",
+        ),
+    ],
+    ids=["add-broadcast", "concat-batch", "sum-constant", "two-computed"],
+)
+def test_merges_netspec_cannot_reproduce_are_refused(tmp_path, nodes, message):
+    stored = {"W": W, "B": B, "W1": W[:1].copy(), "B1": B[:1].copy()}  # W1: one output, which Add broadcasts
+    assert refusal(save(model(nodes, constants=stored), tmp_path)) == message
 
 
 def test_a_graph_with_two_outputs_is_refused(tmp_path):
@@ -149,7 +214,8 @@ def test_a_graph_with_two_outputs_is_refused(tmp_path):
 def test_an_add_that_is_no_bias_is_refused(tmp_path):
     nodes = [gemm("x", "h"), helper.make_node("Add", ["h", "B"], ["y"], name="shift")]
     assert refusal(save(model(nodes), tmp_path)) == (
-        "NS503 node 'shift' (Add): an Add is netspec's only as the bias of a MatMul before it"
+        "NS503 node 'shift' (Add): an Add of a stored array is netspec's only as the bias of a MatMul before it (an "
+        "Add of two layers' outputs is an add layer)"
     )
 
 
@@ -174,8 +240,10 @@ def test_an_add_that_is_no_bias_is_refused(tmp_path):
             "NS503 node 'selu' (Selu): this operator is not one netspec has; netspec maps Gemm, MatMul+Add, Relu, "
             "LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, Conv, MaxPool, "
             "AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, "
-            "Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape "
-            "(graphs that branch, such as residual connections and Inception blocks, are not imported yet)",
+            "Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape; "
+            "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 "
+            "(gelu) (graphs that branch and merge import as add, concat and multiply layers; other operators, and "
+            "constant arithmetic on the data, are not imported yet)",
         ),
     ],
     ids=["input-unused", "dropout-training", "unknown-operator"],
@@ -234,9 +302,8 @@ def test_weights_computed_by_another_node_are_refused_naming_it(tmp_path):
         helper.make_node("MatMul", ["x", "Wt"], ["y"], name="matmul"),
     ]
     assert refusal(save(model(nodes), tmp_path)) == (
-        "NS503 node 'matmul' (MatMul): its input 1 ('Wt') is neither the output of the node before ('x') nor a "
-        "stored array: the graph joins two branches there (graphs that branch, such as residual connections "
-        "and Inception blocks, are not imported yet)"
+        "NS503 node 'matmul' (MatMul): input 1 ('Wt', computed by node 'turn' (Transpose)) must be a stored array "
+        "(an initializer or a constant)"
     )
 
 
@@ -470,6 +537,46 @@ def test_the_default_pytorch_exporter_with_onnxscript_imports(tmp_path):
     network = imports_as_onnxruntime_runs(path, x.numpy())
     with torch.no_grad():
         np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_pytorch_resnet_block_with_squeeze_excitation_and_silu_imports_as_a_graph(tmp_path):
+    """torch.onnx.export (TorchScript, opset 17) of a shortcut and an SE gate: netspec's scores are torch's."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+            self.conv1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+            self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+            self.squeeze, self.excite = nn.Linear(8, 4), nn.Linear(4, 8)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            # The squeeze as GlobalAveragePool + Flatten: y.mean((2, 3)) exports as ReduceMean, not read yet.
+            pool = nn.functional.adaptive_avg_pool2d
+            x = self.stem(x)
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            gate = torch.sigmoid(self.excite(nn.functional.silu(self.squeeze(torch.flatten(pool(y, 1), 1)))))
+            y = torch.relu(y * gate.unsqueeze(-1).unsqueeze(-1) + x)
+            return torch.softmax(self.head(torch.flatten(pool(y, 1), 1)), dim=1)
+
+    torch.manual_seed(0)
+    module = Block()
+    for norm in (module.stem[1], module.bn1, module.bn2):  # statistics and scales that are not the identity
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2), norm.weight.data.uniform_(0.5, 2)
+    x = torch.randn(4, 3, 6, 6)
+    path = tmp_path / "block.onnx"
+    torch_export(torch, module, x, path, dynamo=False)
+    network = imports_as_onnxruntime_runs(path, x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
+    types = [layer.spec.type for layer in network.layers]
+    assert types.count("add") == 1 and types.count("multiply") == 1
+    assert [layer.spec.activation for layer in network.layers if layer.spec.type == "dense"][:1] == ["silu"]
+    add = next(layer for layer in network.layers if layer.spec.type == "add")
+    assert add.spec.activation == "relu" and len(add.inputs) == 2
 
 
 # Options: what the graph does not say.
@@ -736,22 +843,34 @@ def test_activations_netspec_has_not_are_refused(tmp_path, node, constants, opse
     )
 
 
-@pytest.mark.parametrize(
-    "activation, reader", [("silu", "conv.silu.sigmoid' (Sigmoid)"), ("gelu", "conv.gelu.div' (Div)")]
-)
-def test_silu_and_gelu_as_netspec_exports_them_read_a_tensor_twice(tmp_path, activation, reader):
-    """x·Sigmoid(x) and x·(1 + Erf(x/√2))/2 branch at x: left to graph import (the issue after this one)."""
+@pytest.mark.parametrize("activation", ["silu", "gelu"])
+@pytest.mark.parametrize("readers", [1, 2])
+def test_silu_and_gelu_as_netspec_exports_them_import(tmp_path, activation, readers):
+    """x·Sigmoid(x) and x·(1 + Erf(x/√2))/2 read x twice: the conv's activation, or a layer when x has other readers."""
     from netspec.interop.export import export
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "netspec: 1\nclasses: [a, b]\ninput: {image: {width: 3, height: 3, color: grayscale}}\nlayers:\n"
-        f"  - {{name: conv, type: conv2d, filters: 2, kernel: 3, activation: {activation}}}\n"
-        "  - {name: flat, type: flatten}\n"
+        + (
+            f"  - {{name: conv, type: conv2d, filters: 2, kernel: 3, activation: {activation}}}\n"
+            if readers == 1
+            else "  - {name: conv, type: conv2d, filters: 2, kernel: 3}\n"
+            f"  - {{name: act, type: activation, activation: {activation}}}\n"
+            "  - {name: both, type: add, inputs: [act, conv]}\n"
+        )
+        + "  - {name: flat, type: flatten}\n"
     )
     path = export(netspec.load(spec), tmp_path / "model.onnx")
-    assert refusal(path) == (
-        f"NS503 node 'conv.{activation}{'' if activation == 'silu' else '.mul'}' (Mul): it reads 'conv.conv', which "
-        f"node '{reader} reads too: the graph branches there; netspec imports chains of layers, each reading the one "
-        "before (graphs that branch, such as residual connections and Inception blocks, are not imported yet)"
-    )
+    network = imports_as_onnxruntime_runs(path, RNG.normal(size=(4, 1, 3, 3)).astype(np.float32))
+    if readers == 1:
+        assert [layer.name for layer in network.layers] == ["conv", "flat"]
+        assert network.layers[0].spec.activation == activation
+    else:
+        assert [(layer.name, layer.inputs) for layer in network.layers] == [
+            ("conv", ["input"]),
+            ("act", ["conv"]),
+            ("both", ["act", "conv"]),
+            ("flat", ["both"]),
+        ]
+        assert network.layers[1].spec.activation == activation

@@ -1,8 +1,10 @@
 """Map an ONNX graph, node by node along its tensor names, to netspec's layers, or refuse a node.
 
-The walk starts at the graph input: each node must read the tensor the node before it wrote (plus
-stored constants), and every node must lie on the path to the graph output. A node that netspec
-cannot reproduce exactly is refused, naming it, never mapped approximately.
+The walk starts at the graph input and maps each node once every tensor it reads is mapped,
+remembering which layer computes each tensor: a layer reading another than the one above it gets
+`inputs:`, and Add/Sum, Concat and Mul of computed tensors become add, concat and multiply layers.
+Every node must lie on the path to the graph output. A node that netspec cannot reproduce exactly
+is refused, naming it, never mapped approximately.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from netspec.interop.operators import CHAINS_ONLY, Operators, Refusal, _fail
+from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
+from netspec.layers.common import NETWORK_INPUT as INPUT
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
+_MERGES = ("add", "concat", "multiply")
 
 
 class Chain(Operators):
@@ -30,6 +34,15 @@ class Chain(Operators):
         self.graph, self.constants = graph, dict(arrays)
         self.nodes: list = []  # the nodes that compute on the input, not on constants alone
         self.readers: dict[str, list] = {}  # tensor name -> those of self.nodes that read it
+        self.dependent: set[str] = set()  # the tensors computed from the graph input
+        self.tensors: dict[str, tuple[str, list[int]]] = {}  # tensor name -> (the layer computing it, its shape)
+        self.layer_shapes: dict[str, list[int]] = {}  # layer name -> the shape of its output (without the batch)
+        self.primary: dict[str, str] = {}  # layer name -> the tensor its values leave by, for an activation to fold
+        self.sources: list[str] = [INPUT]  # the layers the next layer reads
+        self.shapes: list[list[int]] = []  # the shapes of what the node being mapped reads
+        self.fold: dict[str, Any] | None = None  # the layer the activation being mapped folds into, if any
+        self.folded = False
+        self.done: set[int] = set()  # the nodes mapped (ids)
 
     def _constant(self, node) -> bool:
         """Record what a node computes from constants alone (PyTorch's shared biases); False for other nodes."""
@@ -83,38 +96,268 @@ class Chain(Operators):
         return self.constants[name]
 
     def run(self, start: str, end: str) -> None:
-        """Map the graph from the tensor `start` to the tensor `end`."""
+        """Map the graph from the tensor `start` to the tensor `end`, each node once all it reads is mapped."""
         self.nodes = [node for node in self.graph.node if not self._constant(node)]
         for node in self.nodes:
             for name in dict.fromkeys(node.input):  # a node reading one tensor twice is one reader
                 if name:
                     self.readers.setdefault(name, []).append(node)
         self._all_on_the_path(end)
-        current = start
-        while current != end:
-            following = self.readers.get(current, [])
-            if not following:  # every node leads to the output: only an input that nothing reads gets here
-                raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
-            node = following[0]
-            if len(following) > 1:
-                shape = next((reader for reader in following if reader.op_type == "Shape"), None)
-                if shape is not None:  # PyTorch's x.view(x.size(0), -1): a chain that reads its own shape
-                    _fail(
-                        shape,
-                        f"it reads the shape of {current!r} to compute a Reshape (as x.view(x.size(0), -1) "
-                        "exports); netspec does not compute shapes from the data yet: export with "
-                        "torch.flatten(x, 1) instead",
-                    )
-                other = following[1]
+        self.dependent = self._dependent(start)
+        self.tensors[start] = (INPUT, list(self.shape))
+        pending = [node for node in self.nodes if any(name in self.dependent for name in node.input)]
+        while pending:
+            # Among the nodes whose data is mapped, the one listed first: the order layers are written in.
+            node = next(
+                (
+                    node
+                    for node in pending
+                    if all(name in self.tensors for name in node.input if name in self.dependent)
+                ),
+                None,
+            )
+            if node is None:  # pragma: no cover - a graph whose nodes read each other in a cycle
+                raise Refusal(pending[0], "it reads a tensor computed from its own output: the graph has a cycle")
+            self.visit(node)
+            pending = [other for other in pending if id(other) not in self.done]
+        if end not in self.tensors:  # every node leads to the output: only an input that nothing reads gets here
+            raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
+        layer, shape = self.tensors[end]
+        if layer == INPUT:  # no layer at all: the spec made of it is refused as empty
+            self.shape = shape
+            return
+        if shape != self.layer_shapes[layer]:
+            self.node = next((node for node in self.nodes if end in node.output), None)
+            _fail(self.node, f"the graph output {end!r} is not the output of a layer netspec can compute")
+        self.shape = shape
+        if layer != self.layers[-1]["name"]:  # pragma: no cover - the output's node is the last one a walk maps
+            raise Refusal(None, f"the graph output {end!r} is not computed last")
+
+    def _dependent(self, start: str) -> set[str]:
+        """The tensors computed from the graph input (the rest are stored arrays or computed from them alone)."""
+        found, waiting = {start}, [start]
+        while waiting:
+            for node in self.readers.get(waiting.pop(), []):
+                for name in node.output:
+                    if name and name not in found:
+                        found.add(name)
+                        waiting.append(name)
+        return found
+
+    def _read(self, name: str, allow_view: bool = False) -> tuple[str, list[int]]:
+        """The layer that computed tensor `name`, and the tensor's shape (without the batch)."""
+        layer, shape = self.tensors[name]
+        if not allow_view and layer != INPUT and shape != self.layer_shapes[layer]:
+            _fail(
+                self.node,
+                f"it reads {name!r}, of shape {tuple(shape)}: an Unsqueeze of a vector of shape "
+                f"{tuple(self.layer_shapes[layer])}, which netspec keeps only as one value per channel for a Mul",
+            )
+        return layer, list(shape)
+
+    def visit(self, node) -> None:
+        """Map one node (and the nodes of a pattern that starts with it) to layers."""
+        self.node = node
+        if node.domain not in ("", "ai.onnx"):
+            _fail(node, f"an operator of the domain {node.domain!r}; netspec maps standard ONNX operators only")
+        for name in node.output[1:]:
+            if name in self.readers:
+                _fail(node, f"its output {name!r} is used too; netspec keeps a node's first output only")
+        data = [name for name in node.input if name in self.dependent]
+        op = node.op_type
+        before = len(self.layers)
+        pattern = self._silu(node) or self._gelu(node)
+        if pattern is not None:
+            name, nodes = pattern
+            self._start(node, [node.input[0]], nodes)
+            self._activate(nodes[-1], name, {})  # named as its last node ("act.silu"), as netspec's export names it
+            last = nodes[-1]
+        elif op in ("Add", "Sum", "Mul", "Concat") and len(data) >= 2:
+            self._merge(node, data)
+            last = node
+        elif data and (op == "Identity" or op == "Unsqueeze" and self._of_vector(data[0])):
+            self._view(node, data[0])
+            return
+        else:
+            self._single(node, data)
+            self.fold = self._foldable(node.input[0], [node])
+            last = self._last(node, self.map(node))
+        out = last.output[0]
+        if len(self.layers) > before or pattern is not None or self.folded:
+            layer = self.sources[0] if pattern is not None or self.folded else self.layers[-1]["name"]
+            self.layer_shapes[layer] = list(self.shape)
+            self.primary[layer] = out
+            self.tensors[out] = (layer, list(self.shape))
+        else:  # a Flatten of a vector, a Dropout-free pass: the same values under another name
+            self.tensors[out] = (self.sources[0], list(self.shape))
+            if self.sources[0] != INPUT and self.shape != self.layer_shapes[self.sources[0]]:
+                _fail(node, "it changes the shape of its input without a netspec layer to do it")
+        self.folded = False
+
+    def _last(self, node, out: str):
+        """The last node a mapping took (a MatMul's Add, a channel shuffle's Reshape), marking them all done."""
+        self.done.add(id(node))
+        while out not in node.output:
+            node = self.following(node)
+            self.done.add(id(node))
+        return node
+
+    def _start(self, node, data: list[str], nodes) -> None:
+        """Read the layers that computed `data` as the sources of the next layer, and mark `nodes` done."""
+        self.sources, shapes = [], []
+        for name in data:
+            layer, shape = self._read(name, allow_view=node.op_type == "Mul")
+            self.sources.append(layer)
+            shapes.append(shape)
+        self.shape = shapes[0]
+        self.fold = self._foldable(data[0], nodes) if len(data) == 1 else None
+        self.done.update(id(each) for each in nodes)
+        self.shapes = shapes
+
+    def _single(self, node, data: list[str]) -> None:
+        """A node of one data input, its first; the others stored arrays."""
+        if node.op_type == "Shape":  # PyTorch's x.view(x.size(0), -1): a chain that reads its own shape
+            _fail(
+                node,
+                f"it reads the shape of {node.input[0]!r} to compute a Reshape (as x.view(x.size(0), -1) "
+                "exports); netspec does not compute shapes from the data yet: export with "
+                "torch.flatten(x, 1) instead",
+            )
+        current = data[0]
+        if node.input[0] != current:
+            position = list(node.input).index(current)
+            _fail(node, f"it reads {current!r} as its input {position}, not as its first input (the data)")
+        if len(data) > 1:
+            other = next((name for name in data if name != current), None)
+            if other is None:
+                _fail(node, f"it reads {current!r} more than once; netspec's layers read their input once")
+            _fail(
+                node,
+                f"its input {list(node.input).index(other)} ({other!r}) is computed from the graph input too; "
+                "netspec's layers read one computed tensor, and stored arrays besides: only Add, Sum, Concat "
+                "and Mul merge computed tensors",
+            )
+        for position, name in enumerate(node.input):
+            if name and name != current and name not in self.constants:
+                self.constant(node, position)  # refused, naming the node that computes it
+        self._start(node, data, [])
+
+    def _foldable(self, name: str, nodes) -> dict[str, Any] | None:
+        """The layer an activation reading `name` folds into: the one computing it, read by `nodes` alone."""
+        layer, shape = self.tensors[name]
+        if layer == INPUT or self.primary.get(layer) != name or shape != self.layer_shapes[layer]:
+            return None
+        if {id(reader) for reader in self.readers.get(name, [])} - {id(each) for each in nodes}:
+            return None  # read by other nodes too: they read its values before the activation
+        found = next(existing for existing in self.layers if existing["name"] == layer)
+        if found["type"] in _TAKES_ACTIVATION and found.get("activation", "linear") == "linear":
+            return found
+        return None
+
+    def _of_vector(self, name: str) -> bool:
+        """Whether tensor `name` holds a layer's vector output (perhaps unsqueezed already)."""
+        layer = self.tensors[name][0]
+        return layer != INPUT and len(self.layer_shapes[layer]) == 1
+
+    def _view(self, node, current: str) -> None:
+        """Identity, or an Unsqueeze of a vector to (C, 1, 1): the same layer's values, for a Mul to scale channels."""
+        self.done.add(id(node))
+        layer, shape = self.tensors[current]
+        if node.op_type == "Unsqueeze":
+            axes = self.attributes(node).get("axes") if self.opset < 13 else self.constant(node, 1)
+            dims = [None, *shape]
+            for axis in sorted(int(a) + (len(dims) + len(axes) if int(a) < 0 else 0) for a in axes):
+                dims.insert(axis, 1)
+            if dims[0] is not None:
+                _fail(node, f"an Unsqueeze of axes {list(map(int, axes))} moves the batch from axis 0")
+            shape = dims[1:]
+        self.tensors[node.output[0]] = (layer, shape)
+        if layer != INPUT and self.primary.get(layer) == current and len(self.readers.get(current, [])) == 1:
+            self.primary[layer] = node.output[0]  # still the layer's only way out: an activation may fold in
+
+    def _merge(self, node, data: list[str]) -> None:
+        """Add and Sum, Concat along channels and Mul of tensors computed from the input: a merge layer."""
+        op = node.op_type
+        stored = [name for name in node.input if name and name not in self.dependent]
+        if stored:
+            _fail(
+                node,
+                f"it reads the stored array {stored[0]!r} besides {len(data)} tensors computed from the input; "
+                "netspec's merge layers read layers only",
+            )
+        self._start(node, data, [node])
+        shapes = self.shapes
+        if op in ("Add", "Sum", "Concat"):
+            for name in data:
+                self._read(name)  # no views: netspec adds and joins whole layers
+        if op in ("Add", "Sum"):
+            if any(shape != shapes[0] for shape in shapes):
+                _fail(node, f"it adds tensors of shapes {_shapes(shapes)}; netspec's add adds tensors of one shape")
+            self.add({"type": "add"}, {}, node.name)
+        elif op == "Concat":
+            axis = int(self.attributes(node).get("axis", 1))
+            axis += len(shapes[0]) + 1 if axis < 0 else 0
+            if axis != 1 or any(len(shape) != len(shapes[0]) or shape[1:] != shapes[0][1:] for shape in shapes):
                 _fail(
-                    other,
-                    f"it reads {current!r}, which node {node.name or node.op_type!r} ({node.op_type}) reads "
-                    f"too: the graph branches there; netspec imports chains of layers, each reading the one "
-                    f"before ({CHAINS_ONLY})",
+                    node,
+                    f"a Concat along axis {axis} of tensors of shapes {_shapes(shapes)}; netspec's concat joins "
+                    "channels (or the features of vectors), axis 1, of tensors alike in the other axes",
                 )
-            self.node = node
-            self._reads_only(node, current)
-            current = self.map(node)
+            self.add({"type": "concat"}, {}, node.name)
+            self.shape = [sum(shape[0] for shape in shapes), *shapes[0][1:]]
+        else:
+            if len(data) != 2:  # pragma: no cover - ONNX's Mul has two inputs
+                _fail(node, "a Mul of more than two tensors")
+            a, b = shapes
+            per_channel = len(a) == 3 and b == [a[0], 1, 1] or len(b) == 3 and a == [b[0], 1, 1]
+            views = [self.tensors[name][1] != self.layer_shapes.get(self.tensors[name][0]) for name in data]
+            if all(views):  # two vectors made (C, 1, 1): netspec's multiply would give (C,), not (C, 1, 1)
+                _fail(node, f"it multiplies two vectors made {tuple(a)} by Unsqueeze; netspec's multiply keeps vectors")
+            if a != b and not per_channel:
+                _fail(
+                    node,
+                    f"it multiplies tensors of shapes {_shapes(shapes)}; netspec's multiply takes tensors of one "
+                    "shape, or an image and one value per channel (C, 1, 1)",
+                )
+            self.add({"type": "multiply"}, {}, node.name)
+            self.shape = a if len(a) >= len(b) and a != [b[0], 1, 1] else b
+            self.shape = [int(n) for n in self.shape]
+
+    def _silu(self, node):
+        """x·Sigmoid(x) starting at the Sigmoid: ("silu", [sigmoid, mul]), or None."""
+        if node.op_type != "Sigmoid" or not node.input or node.input[0] not in self.dependent:
+            return None
+        mul = self.following(node)
+        if mul is None or mul.op_type != "Mul" or sorted(mul.input) != sorted([node.input[0], node.output[0]]):
+            return None
+        return "silu", [node, mul]
+
+    def _gelu(self, node):
+        """x·(1 + Erf(x/√2))·0.5 starting at the Div, as netspec and PyTorch export gelu: ("gelu", nodes), or None."""
+        if node.op_type != "Div" or len(node.input) != 2 or node.input[0] not in self.dependent:
+            return None
+        x = node.input[0]
+        erf = self.following(node)
+        plus = self.following(erf) if erf is not None and erf.op_type == "Erf" else None
+        times = self.following(plus) if plus is not None and plus.op_type == "Add" else None
+        half = self.following(times) if times is not None and times.op_type == "Mul" else None
+        if half is None or half.op_type != "Mul":
+            return None
+        if (
+            not self._is(node.input[1], math.sqrt(2))
+            or not self._is(_other(plus, erf.output[0]), 1.0)
+            or sorted(times.input) != sorted([x, plus.output[0]])
+            or not self._is(_other(half, times.output[0]), 0.5)
+        ):
+            return None
+        return "gelu", [node, erf, plus, times, half]
+
+    def _is(self, name: str | None, value: float) -> bool:
+        """Whether `name` is a stored single number equal to `value` in float32."""
+        array = self.constants.get(name) if name else None
+        if array is None or np.asarray(array).size != 1:
+            return False
+        return bool(np.float32(np.asarray(array).reshape(-1)[0]) == np.float32(value))
 
     def _all_on_the_path(self, end: str) -> None:
         """Refuse a node whose result never reaches the output: netspec would drop it without a word."""
@@ -134,35 +377,27 @@ class Chain(Operators):
                     "export the model without them)",
                 )
 
-    def _reads_only(self, node, current: str) -> None:
-        """A node reads the tensor before it, first (as its data), and otherwise constants only."""
-        if node.domain not in ("", "ai.onnx"):
-            _fail(node, f"an operator of the domain {node.domain!r}; netspec maps standard ONNX operators only")
-        if node.input[0] != current and node.op_type != "Add":
-            position = list(node.input).index(current)
-            _fail(node, f"it reads {current!r} as its input {position}, not as its first input (the data)")
-        for position, name in enumerate(node.input):
-            if name and name != current and name not in self.constants:
-                _fail(
-                    node,
-                    f"its input {position} ({name!r}) is neither the output of the node before ({current!r}) "
-                    f"nor a stored array: the graph joins two branches there ({CHAINS_ONLY})",
-                )
-        if list(node.input).count(current) > 1:
-            _fail(node, f"it reads {current!r} more than once; netspec's layers read their input once")
-        for name in node.output[1:]:
-            if name in self.readers:
-                _fail(node, f"its output {name!r} is used too; netspec keeps a node's first output only")
-
     def add(self, layer: dict[str, Any], arrays: dict[str, np.ndarray], hint: str = "") -> None:
         # Keep the names netspec's export gave ("hidden1.weights", node "pool1"); invent the rest.
         taken = {existing["name"] for existing in self.layers}
         name = hint if _NAME.fullmatch(hint or "") and hint not in taken else f"{layer['type']}_{len(self.layers)}"
-        self.layers.append({"name": name, **layer})
+        entry = {"name": name, "type": layer["type"]}
+        previous = self.layers[-1]["name"] if self.layers else INPUT
+        if layer["type"] in _MERGES:
+            entry["inputs"] = list(self.sources)
+        elif self.sources != [previous]:  # a chain reads the layer before it: `inputs` only where it does not
+            entry["inputs"] = self.sources[0]
+        self.layers.append(entry | layer)
         for key, value in arrays.items():
             self.params[f"{name}.{key}"] = value
+        self.sources = [name]
+        self.layer_shapes[name] = list(self.shape)
 
     def following(self, node):
         """The one node that reads `node`'s output, or None."""
         readers = self.readers.get(node.output[0], [])
         return readers[0] if len(readers) == 1 else None
+
+
+def _shapes(shapes: list[list[int]]) -> str:
+    return ", ".join(str(tuple(shape)) for shape in shapes)

@@ -15,16 +15,20 @@ from netspec.layers.common import ONNX_ACTIVATIONS
 
 # ONNX activations that become the `activation` of the layer before them, or an activation layer.
 # Gelu is an operator from opset 20 on (netspec's export, at opset 17, writes it as Erf and
-# arithmetic, and silu as x·Sigmoid(x): a tensor read twice, which a chain cannot import yet).
+# arithmetic, and silu as x·Sigmoid(x): patterns the walk in netspec.interop.chain recognises).
 _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()} | {"Gelu": "gelu"}
-_TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm")
+_TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm", "add", "concat")
 SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, "
     "Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, "
-    "LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape"
+    "LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape; "
+    "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 (gelu)"
 )
 """The operators import maps, in the order the docs list them."""
-CHAINS_ONLY = "graphs that branch, such as residual connections and Inception blocks, are not imported yet"
+CHAINS_ONLY = (
+    "graphs that branch and merge import as add, concat and multiply layers; other operators, and "
+    "constant arithmetic on the data, are not imported yet"
+)
 
 
 class Refusal(Exception):
@@ -40,7 +44,7 @@ def _fail(node, why: str, code: str = "NS503"):
 
 
 class Operators:
-    """The operator mappings of the chain importer (see netspec.interop.chain.Chain)."""
+    """The operator mappings of the graph importer (see netspec.interop.chain.Chain)."""
 
     def map(self, node) -> str:
         """Add what `node` computes to the layers; the name of the tensor it leaves for the next node."""
@@ -103,7 +107,11 @@ class Operators:
         elif op in _ACTIVATIONS:
             self._activation(node, attrs)
         elif op == "Add":
-            _fail(node, "an Add is netspec's only as the bias of a MatMul before it")
+            _fail(
+                node,
+                "an Add of a stored array is netspec's only as the bias of a MatMul before it (an Add of two "
+                "layers' outputs is an add layer)",
+            )
         else:
             _fail(node, f"this operator is not one netspec has; netspec maps {SUPPORTED} ({CHAINS_ONLY})")
         return node.output[0]
@@ -258,7 +266,8 @@ class Operators:
 
     def _padding(self, node, attrs, kernel, stride, dilation):
         """netspec's padding (valid, same, pixels, [height, width] or per side) for the pads ONNX works out."""
-        if self.layers and self.layers[-1]["type"] == "global_avgpool":
+        source = next((layer for layer in self.layers if [layer["name"]] == self.sources), None)
+        if source is not None and source["type"] == "global_avgpool":
             _fail(
                 node,
                 "it follows a GlobalAveragePool; netspec's global_avgpool gives a vector, which image layers "
@@ -369,10 +378,14 @@ class Operators:
                 )
         elif op == "Gelu" and attrs.get("approximate", "none") != "none":
             _fail(node, f"a Gelu approximated by {attrs['approximate']}; netspec's gelu is the exact one (erf)")
-        previous = self.layers[-1] if self.layers else None
-        extra = {} if alpha is None else {"alpha": alpha}
-        if previous and previous["type"] in _TAKES_ACTIVATION and previous.get("activation", "linear") == "linear":
-            previous.update({"activation": name, **extra})
+        self._activate(node, name, {} if alpha is None else {"alpha": alpha})
+
+    def _activate(self, node, name: str, extra: dict) -> None:
+        """Fold the activation into the layer computing its input, if that layer takes one and nothing else reads
+        its output; else an activation layer."""
+        if self.fold is not None:
+            self.fold.update({"activation": name, **extra})
+            self.folded = True
         else:  # after the input, a pooling, or a layer with an activation already
             self.add({"type": "activation", "activation": name, **extra}, {}, node.name.removesuffix(f".{name}"))
 
