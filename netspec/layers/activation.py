@@ -5,16 +5,15 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from netspec.fields import rule_error
 from netspec.layers import common
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput, dims
 
 
-class ActivationLayer(LayerBase):
+class ActivationLayer(ActivatedLayer):
     """An activation of its own, for what reads a layer's value before its activation (conv → batchnorm → relu)."""
 
     type: Literal["activation"] = "activation"
@@ -23,13 +22,6 @@ class ActivationLayer(LayerBase):
     """Function applied to each value of the input."""
     alpha: float | None = Field(default=None, ge=0)
     """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
-
-    @model_validator(mode="after")
-    def _alpha_needs_its_activation(self) -> "ActivationLayer":
-        problems = alpha_problems(self.activation, self.alpha)
-        if problems:
-            raise rule_error(problems)
-        return self
 
 
 def output_shape(layer: ActivationLayer, input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -4,15 +4,15 @@ import sys
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from netspec.fields import Ones, Zeros, param_source, rule_error
+from netspec.fields import Ones, Zeros, param_source
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput, dims
 
 
-class BatchNorm(LayerBase):
+class BatchNorm(ActivatedLayer):
     """As PyTorch's BatchNorm1d/2d and ONNX's BatchNormalization, over channels (or features)."""
 
     type: Literal["batchnorm"] = "batchnorm"
@@ -33,13 +33,6 @@ class BatchNorm(LayerBase):
     """Function applied to the scaled and shifted values (conv → batchnorm → relu, as PyTorch models are written)."""
     alpha: float | None = Field(default=None, ge=0)
     """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
-
-    @model_validator(mode="after")
-    def _alpha_needs_its_activation(self) -> "BatchNorm":
-        problems = alpha_problems(self.activation, self.alpha)
-        if problems:
-            raise rule_error(problems)
-        return self
 
 
 PARAMS = ("scale", "shift", "mean", "var")

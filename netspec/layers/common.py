@@ -5,11 +5,11 @@ import re
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from netspec.errors import Problem
-from netspec.fields import Count, SpecModel
+from netspec.fields import Count, SpecModel, rule_error
 
 NAME_PATTERN = "^[A-Za-z0-9_-]+$"
 """What a layer name may be; the JSON Schema gives editors the same pattern."""
@@ -62,6 +62,22 @@ class LayerBase(SpecModel):
     """Unique name of the layer (default: type and index, e.g. dense_2); other layers read it by this name."""
     inputs: LayerInputs | None = None
     """The layer it reads (listed above it), a list of them (add, concat), or input; default: the layer before it."""
+
+
+class ActivatedLayer(LayerBase):
+    """A layer with an `activation` (and its `alpha`): the rule that alpha goes with an activation taking
+    it, written once. Subclasses declare both fields (where they stand among their own keys) and may add
+    rules of their own in `_own_problems`, reported together with this one."""
+
+    @model_validator(mode="after")
+    def _rules(self):
+        problems = alpha_problems(self.activation, self.alpha) + self._own_problems()
+        if problems:
+            raise rule_error(problems)
+        return self
+
+    def _own_problems(self) -> list[Problem]:
+        return []
 
 
 def _square(value: Any) -> Any:

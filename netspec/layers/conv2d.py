@@ -10,17 +10,17 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from netspec.errors import Problem, Unlocated, plural, with_article
-from netspec.fields import Count, GlorotUniform, Seed, param_source, rule_error
+from netspec.fields import Count, GlorotUniform, Seed, param_source
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerBase, Size2D, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput, dims
 
 
-class Conv2D(LayerBase):
+class Conv2D(ActivatedLayer):
     """A convolution over a (channels, height, width) input, as PyTorch's Conv2d and ONNX's Conv."""
 
     type: Literal["conv2d"] = "conv2d"
@@ -49,14 +49,10 @@ class Conv2D(LayerBase):
     seed: Seed | None = None
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
-    @model_validator(mode="after")
-    def _rules(self) -> "Conv2D":
-        problems = alpha_problems(self.activation, self.alpha)
+    def _own_problems(self) -> list[Problem]:
         if self.filters % self.groups:
-            problems.append(Problem("NS131", _not_divided(self.groups, self.filters, "filters"), ("groups",)))
-        if problems:
-            raise rule_error(problems)
-        return self
+            return [Problem("NS131", _not_divided(self.groups, self.filters, "filters"), ("groups",))]
+        return []
 
 
 def _not_divided(groups: int, count: int, what: str) -> str:

@@ -6,15 +6,15 @@ from math import prod
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from netspec.fields import Count, GlorotUniform, Seed, param_source, rule_error
+from netspec.fields import Count, GlorotUniform, Seed, param_source
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput
 
 
-class Dense(LayerBase):
+class Dense(ActivatedLayer):
     """A fully connected layer; it reads its input flattened (channels, height, width order)."""
 
     type: Literal["dense"] = "dense"
@@ -31,13 +31,6 @@ class Dense(LayerBase):
     """One value per neuron, or any other form."""
     seed: Seed | None = None
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
-
-    @model_validator(mode="after")
-    def _alpha_needs_its_activation(self) -> "Dense":
-        problems = alpha_problems(self.activation, self.alpha)
-        if problems:
-            raise rule_error(problems)
-        return self
 
 
 def output_shape(layer: Dense, input_shape: tuple[int, ...]) -> tuple[int, ...]:

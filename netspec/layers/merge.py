@@ -12,28 +12,20 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from netspec.fields import rule_error
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import LayerBase, activation_to_onnx, alpha_of, alpha_problems
+from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import Emitter, Shape, dims
 
 
-class ActivatedMerge(LayerBase):
+class ActivatedMerge(ActivatedLayer):
     """A merge that may apply an activation to what it combines (add, concat), as dense and conv2d do."""
 
     activation: ActivationName = "linear"
     """Function applied to the merged values."""
     alpha: float | None = Field(default=None, ge=0)
-    """Slope for negative inputs of leaky_relu (default 0.01); only leaky_relu takes it."""
-
-    @model_validator(mode="after")
-    def _alpha_needs_leaky_relu(self):
-        problems = alpha_problems(self.activation, self.alpha)
-        if problems:
-            raise rule_error(problems)
-        return self
+    """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
 
 
 def shape_text(shape: Shape) -> str:
