@@ -193,9 +193,11 @@ def test_an_add_that_is_no_bias_is_refused(tmp_path):
         (
             [gemm("x", "h"), helper.make_node("Selu", ["h"], ["y"], name="selu")],
             "NS503 node 'selu' (Selu): this operator is not one netspec has; netspec maps Gemm, MatMul+Add, Relu, "
-            "LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, Conv, MaxPool, "
-            "AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, "
-            "Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape; "
+            "LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, Conv (1×1 on a "
+            "global average: dense), MaxPool, AveragePool, GlobalAveragePool, ReduceMean over height and width, "
+            "Flatten, Reshape to a vector, Squeeze of (C, 1, 1), BatchNormalization, Dropout, LRN, "
+            "Reshape-Transpose-Reshape as a channel shuffle, Slice and Split along axis 1, Identity, Constant, "
+            "ConstantOfShape; "
             "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 "
             "(gelu) (graphs that branch and merge import as add, concat and multiply layers; other operators, and "
             "constant arithmetic on the data, are not imported yet)",

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
+from netspec.interop.patterns import ONE_PIXEL_READERS, Patterns
 from netspec.layers.common import NETWORK_INPUT as INPUT
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MERGES = ("add", "concat", "multiply")
 
 
-class Chain(Operators):
+class Chain(Patterns, Operators):
     """Maps the nodes from the graph input to its output, one layer (or activation) at a time."""
 
     def __init__(self, onnx, graph, arrays, shape, batch: int, opset: int, max_params: int):
@@ -126,10 +127,10 @@ class Chain(Operators):
         if layer == INPUT:  # no layer at all: the spec made of it is refused as empty
             self.shape = shape
             return
-        if shape != self.layer_shapes[layer]:
+        if shape != self.layer_shapes[layer] and not self.one_pixel_view(end):  # (batch, classes, 1, 1) is the scores
             self.node = next((node for node in self.nodes if end in node.output), None)
             _fail(self.node, f"the graph output {end!r} is not the output of a layer netspec can compute")
-        self.shape = shape
+        self.shape = self.layer_shapes[layer]
         if layer != self.layers[-1]["name"]:  # pragma: no cover - the output's node is the last one a walk maps
             raise Refusal(None, f"the graph output {end!r} is not computed last")
 
@@ -148,6 +149,13 @@ class Chain(Operators):
         """The layer that computed tensor `name`, and the tensor's shape (without the batch)."""
         layer, shape = self.tensors[name]
         if not allow_view and layer != INPUT and shape != self.layer_shapes[layer]:
+            if self.one_pixel_view(name):
+                _fail(
+                    self.node,
+                    f"it reads {name!r}, of shape {tuple(shape)}: the vector of layer {layer!r} seen as an image of "
+                    "one pixel, which netspec reads only in a 1×1 Conv (as a dense layer), an activation, a "
+                    "Flatten, Reshape or Squeeze back to the vector, or a Mul scaling an image's channels",
+                )
             _fail(
                 self.node,
                 f"it reads {name!r}, of shape {tuple(shape)}: an Unsqueeze of a vector of shape "
@@ -157,10 +165,10 @@ class Chain(Operators):
 
     def visit(self, node) -> None:
         """Map one node (and the nodes of a pattern that starts with it) to layers."""
-        self.node = node
+        self.node, self.one_pixel = node, False
         if node.domain not in ("", "ai.onnx"):
             _fail(node, f"an operator of the domain {node.domain!r}; netspec maps standard ONNX operators only")
-        for name in node.output[1:]:
+        for name in node.output[1:] if node.op_type != "Split" else []:  # a Split's outputs are slice layers
             if name in self.readers:
                 _fail(node, f"its output {name!r} is used too; netspec keeps a node's first output only")
         data = [name for name in node.input if name in self.dependent]
@@ -178,18 +186,23 @@ class Chain(Operators):
         elif data and (op == "Identity" or op == "Unsqueeze" and self._of_vector(data[0])):
             self._view(node, data[0])
             return
+        elif data and op == "Split":
+            self._single(node, data)
+            self.split(node)
+            return
         else:
             self._single(node, data)
             self.fold = self._foldable(node.input[0], [node])
-            last = self._last(node, self.map(node))
+            last = self._last(node, self.map_pattern(node) or self.map(node))
         out = last.output[0]
+        seen = [*self.shape, 1, 1] if self.one_pixel else list(self.shape)  # ONNX's (C, 1, 1) of netspec's vector
         if len(self.layers) > before or pattern is not None or self.folded:
             layer = self.sources[0] if pattern is not None or self.folded else self.layers[-1]["name"]
             self.layer_shapes[layer] = list(self.shape)
             self.primary[layer] = out
-            self.tensors[out] = (layer, list(self.shape))
+            self.tensors[out] = (layer, seen)
         else:  # a Flatten of a vector, a Dropout-free pass: the same values under another name
-            self.tensors[out] = (self.sources[0], list(self.shape))
+            self.tensors[out] = (self.sources[0], seen)
             if self.sources[0] != INPUT and self.shape != self.layer_shapes[self.sources[0]]:
                 _fail(node, "it changes the shape of its input without a netspec layer to do it")
         self.folded = False
@@ -205,8 +218,12 @@ class Chain(Operators):
     def _start(self, node, data: list[str], nodes) -> None:
         """Read the layers that computed `data` as the sources of the next layer, and mark `nodes` done."""
         self.sources, shapes = [], []
+        # A vector seen as (C, 1, 1) is read as the vector by the nodes that take it so; Mul reads it as it is.
+        self.one_pixel = len(data) == 1 and self.one_pixel_view(data[0])
+        self.one_pixel &= bool(nodes) or node.op_type in ONE_PIXEL_READERS
         for name in data:
-            layer, shape = self._read(name, allow_view=node.op_type == "Mul")
+            layer, shape = self._read(name, allow_view=node.op_type == "Mul" or self.one_pixel)
+            shape = self.layer_shapes[layer] if self.one_pixel else shape
             self.sources.append(layer)
             shapes.append(shape)
         self.shape = shapes[0]
@@ -245,7 +262,9 @@ class Chain(Operators):
     def _foldable(self, name: str, nodes) -> dict[str, Any] | None:
         """The layer an activation reading `name` folds into: the one computing it, read by `nodes` alone."""
         layer, shape = self.tensors[name]
-        if layer == INPUT or self.primary.get(layer) != name or shape != self.layer_shapes[layer]:
+        if layer == INPUT or self.primary.get(layer) != name:
+            return None
+        if shape != self.layer_shapes[layer] and not self.one_pixel_view(name):  # the same values seen as (C, 1, 1)
             return None
         if {id(reader) for reader in self.readers.get(name, [])} - {id(each) for each in nodes}:
             return None  # read by other nodes too: they read its values before the activation

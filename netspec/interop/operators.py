@@ -20,8 +20,10 @@ _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()} |
 _TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm", "add", "concat")
 SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, "
-    "Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, "
-    "LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape; "
+    "Conv (1×1 on a global average: dense), MaxPool, AveragePool, GlobalAveragePool, ReduceMean over height and "
+    "width, Flatten, Reshape to a vector, Squeeze of (C, 1, 1), BatchNormalization, Dropout, LRN, "
+    "Reshape-Transpose-Reshape as a channel shuffle, Slice and Split along axis 1, Identity, Constant, "
+    "ConstantOfShape; "
     "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 (gelu)"
 )
 """The operators import maps, in the order the docs list them."""
@@ -82,8 +84,7 @@ class Operators:
         elif op == "GlobalAveragePool":
             if len(self.shape) != 3:
                 _fail(node, f"it reads a tensor of shape {tuple(self.shape)}; netspec's global_avgpool reads images")
-            self.add({"type": "global_avgpool"}, {}, node.name.removesuffix(".pool"))
-            self.shape = [self.shape[0]]  # netspec's global_avgpool gives the vector a Flatten would make
+            self.global_average(node, keep=True)  # (batch, C, 1, 1): netspec's vector, seen as one pixel
         elif op == "BatchNormalization":
             if attrs.get("training_mode", 0) or attrs.get("spatial", 1) != 1:
                 _fail(node, "a batch normalization in training mode or per value (spatial 0) is not netspec's")
