@@ -440,3 +440,30 @@ def test_a_pytorch_shufflenet_v2_block_imports_and_predicts_as_pytorch_does(tmp_
         np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-5)
     types = [layer.type for layer in network.layers]
     assert types.count("slice") == 2 and types[-4:] == ["concat", "channel_shuffle", "global_avgpool", "dense"]
+
+
+# DenseNet: each dense layer concatenates all before it; the first one, torch.cat of a list of one tensor.
+
+
+def test_a_concat_of_one_tensor_is_that_tensor(tmp_path):
+    nodes = [
+        conv("x", "c", pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["c"], ["one"], name="cat1", axis=1),
+        helper.make_node("Relu", ["one"], ["r"], name="relu"),
+        conv("r", "d", "K2", name="layer1", pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["c", "d"], ["two"], name="cat2", axis=1),
+        helper.make_node("GlobalAveragePool", ["two"], ["g"], name="avgpool"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "D"], ["y"], transB=1, name="dense"),
+    ]
+    constants = {"K": array(4, 3, 3, 3), "K2": array(2, 4, 3, 3), "D": array(3, 6)}
+    network = imports_as_onnxruntime_runs(save(model(nodes, inputs=IMAGE, constants=constants), tmp_path), images())
+    # The Relu reads the conv's output through the Concat of one, but so does cat2: an activation layer.
+    assert wiring(network) == [
+        ("conv2d", "linear", [-1]),
+        ("activation", "relu", [0]),
+        ("conv2d", "linear", [1]),
+        ("concat", "linear", [0, 2]),
+        ("global_avgpool", None, [3]),
+        ("dense", "linear", [4]),
+    ]

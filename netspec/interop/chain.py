@@ -186,6 +186,9 @@ class Chain(Patterns, Operators):
         elif data and (op == "Identity" or op == "Unsqueeze" and self._of_vector(data[0])):
             self._view(node, data[0])
             return
+        elif op in ("Concat", "Sum") and list(node.input) == data[:1]:  # of one tensor (DenseNet's first cat)
+            self._view(node, data[0])
+            return
         elif data and op == "Split":
             self._single(node, data)
             self.split(node)
@@ -279,7 +282,7 @@ class Chain(Patterns, Operators):
         return layer != INPUT and len(self.layer_shapes[layer]) == 1
 
     def _view(self, node, current: str) -> None:
-        """Identity, or an Unsqueeze of a vector to (C, 1, 1): the same layer's values, for a Mul to scale channels."""
+        """Identity, a Concat or Sum of one tensor, or an Unsqueeze of a vector to (C, 1, 1): the same values."""
         self.done.add(id(node))
         layer, shape = self.tensors[current]
         if node.op_type == "Unsqueeze":
