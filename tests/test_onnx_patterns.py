@@ -208,6 +208,16 @@ def test_a_squeeze_or_reshape_of_a_global_average_is_its_vector(tmp_path, opset)
     ]
 
 
+@pytest.mark.parametrize("axis", [None, 0])
+def test_a_softmax_of_a_global_average_over_another_axis_than_channels_is_refused(tmp_path, axis):
+    # Opset 13's default axis, -1, is the width of (batch, C, 1, 1): a softmax of one value, all ones.
+    softmax = helper.make_node("Softmax", ["g"], ["y"], name="softmax", **({} if axis is None else {"axis": axis}))
+    assert refusal(se_graph(tmp_path, softmax, ("y", ["batch", 8, 1, 1]))) == (
+        f"NS503 node 'softmax' (Softmax): a Softmax over axis {-1 if axis is None else axis} of a tensor of shape "
+        "(batch, 8, 1, 1); netspec's softmax is over the class scores, axis 1"
+    )
+
+
 def torch_modules(torch):
     """MobileNet V3's and EfficientNet's blocks, with squeeze-and-excitation written as torchvision writes it."""
     nn = torch.nn

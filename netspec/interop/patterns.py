@@ -60,9 +60,9 @@ class Patterns:
             axes = self.constant(node, 1) if len(node.input) > 1 and node.input[1] else None
         rank = len(self.shape) + 1
         given = None if axes is None else sorted(int(a) + (rank if int(a) < 0 else 0) for a in axes)
-        if self.one_pixel or len(self.shape) != 3 or given != [2, 3]:
+        if len(self.shape) != 3 or given != [2, 3]:  # (a global average seen as (C, 1, 1) is refused as read)
             what = "every axis (the batch too)" if not given else f"axes {[int(a) for a in axes]}"
-            dims = ", ".join(map(str, self.shape + [1, 1] if self.one_pixel else self.shape))
+            dims = ", ".join(map(str, self.shape))
             _fail(
                 node,
                 f"a ReduceMean over {what} of a tensor of shape (batch, {dims}); netspec averages an image over "
