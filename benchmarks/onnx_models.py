@@ -19,7 +19,9 @@ Two sources, 22 graphs of the 19 architectures of issue 14:
   weights are scaled to keep activations in range (He's rule), variances are positive, and the
   layer before the last Softmax is scaled so that its logits spread by about 2 on the image
   compared (else the Softmax of a deep random network gives one class 1 and the others 0, scores
-  that hide any difference). The reference count is the values of the float arrays the nodes read.
+  that hide any difference). The reference count is the values of the float arrays the nodes read
+  (a batch norm's running statistics among them, so it is compared with netspec's total count;
+  a Caffe Scale, Mul and Add after a batch norm, that netspec folds into it, counts twice there).
 
 For each: import (the Python API, as `netspec import` does; a refusal prints its NS503 line and the
 next model follows), `netspec validate` on the spec written (as a process), the summary's parameter
@@ -329,7 +331,8 @@ def table(rows: list[Row]) -> str:
     ]
     for row in rows:
         if row.error or row.refusal:
-            why = (row.refusal or row.error).replace("|", "\\|")
+            # the line up to its first clause: the node, its operator and what is wrong (the console has it whole)
+            why = (row.refusal or row.error).split("; ")[0].replace("|", "\\|")
             lines.append(f"| {row.name} | {row.source} | no: {why} | | {params_cell(row)} | | | | |")
             continue
         error = f"{row.relative_error:.1e}" + ("" if row.relative_error <= TARGET else " ✗")
