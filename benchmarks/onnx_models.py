@@ -1,0 +1,417 @@
+"""The classic ImageNet classifiers through `netspec import`: does each import, validate, and give onnxruntime's scores?
+
+    python -m benchmarks.onnx_models [names...] [--markdown FILE] [--keep DIR] [--rounds 3] [--dynamic-batch]
+
+Two sources, 22 graphs of the 19 architectures of issue 14:
+
+- torchvision's definitions (0.28.0) with random weights, seeded, their batch norms' running means
+  and variances and affine weights made random too (a fresh batch norm is an identity, which would
+  hide a mistake in mapping it), exported by `torch.onnx.export` at opset 17 with `dynamo=False`
+  and `training=TrainingMode.PRESERVE`: on a module in eval mode, that keeps each BatchNormalization
+  node (in inference mode) where the default, `TrainingMode.EVAL`, folds it into the Conv before it,
+  so the spec's parameter count can be compared with torchvision's `sum(p.numel() for p in
+  model.parameters())` (ResNet-18: 11,689,512). The input is (1, 3, 224, 224), the batch fixed as
+  `torch.onnx.export` writes it unless told otherwise (`--dynamic-batch`: `dynamic_axes` on it);
+- the Caffe-era graphs the onnx package ships in its backend test data (`light_*.onnx`, Caffe2's
+  exports of the ONNX model zoo at opset 9), whose weights are `ConstantOfShape` fills of 0.02:
+  each fill becomes a random initializer of its shape, and the few weights stored as initializers
+  are made random too (ShuffleNet's keeps variances of 5e-14), so that the scores show exactness;
+  weights are scaled to keep activations in range (He's rule), variances are positive, and the
+  layer before the last Softmax is scaled so that its logits spread by about 2 on the image
+  compared (else the Softmax of a deep random network gives one class 1 and the others 0, scores
+  that hide any difference). The reference count is the values of the float arrays the nodes read
+  (a batch norm's running statistics among them, so it is compared with netspec's total count;
+  a Caffe Scale, Mul and Add after a batch norm, that netspec folds into it, counts twice there).
+
+For each: import (the Python API, as `netspec import` does; a refusal prints its NS503 line and the
+next model follows), `netspec validate` on the spec written (as a process), the summary's parameter
+count, then `Network.forward` on one seeded random image, normalised as ImageNet's are, next to
+onnxruntime on the same graph: the largest difference of the scores relative to the largest score
+(|netspec − onnxruntime| / max |onnxruntime|; the target is 1e-4), whether the top-1 class agrees, and
+the median time of one forward of each, taking turns. Both run on one thread: netspec's BLAS held at
+1 (`Network.forward(x, threads=1)`), onnxruntime with `intra_op_num_threads=1` and
+`inter_op_num_threads=1` and its default graph optimisations; PyTorch too, while it exports.
+One model at a time, its files in a temporary folder (or `--keep DIR`), freed before the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import netspec
+from benchmarks.shared import medians_taking_turns
+from netspec.errors import SpecError
+
+MAX_PARAMS = 200_000_000
+"""Above VGG-19's 143,667,240 parameters: the size limit is not what this checks."""
+SIDE = 224
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+TARGET = 1e-4
+
+TORCHVISION = (
+    "alexnet",
+    "vgg11",
+    "vgg19",
+    "resnet18",
+    "resnet50",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "googlenet",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "shufflenet_v2_x1_0",
+    "efficientnet_b0",
+)
+ZOO = (
+    "bvlc_alexnet",
+    "zfnet512",
+    "vgg19",
+    "resnet50",
+    "squeezenet",
+    "inception_v1",
+    "inception_v2",
+    "densenet121",
+    "shufflenet",
+)
+"""The stems of the onnx package's light_*.onnx; named zoo-<stem> here (zoo-vgg19 next to torchvision's vgg19)."""
+NAMES = TORCHVISION + tuple(f"zoo-{stem}" for stem in ZOO)
+
+
+@dataclass
+class Row:
+    """What one model gave; `refusal` (the NS5xx line) or `error` when it stopped before the scores."""
+
+    name: str
+    source: str
+    reference_params: int = 0
+    imported: bool = False
+    import_seconds: float = 0.0
+    valid: str = ""
+    params: int = 0
+    trainable: int = 0
+    relative_error: float | None = None
+    same_top1: bool | None = None
+    netspec_ms: float | None = None
+    onnxruntime_ms: float | None = None
+    top_score: float = 0.0
+    """onnxruntime's largest score: far below 1 for a softmax, the scores are not one class's alone."""
+    refusal: str = ""
+    error: str = ""
+
+
+def torchvision_module():
+    """torchvision, importable: its C++ operators are absent from this CPU build of torch, so declare the two
+    that torchvision registers Python kernels for at import (the library must stay referenced)."""
+    import torch
+
+    global _TORCHVISION_LIBRARY
+    if "_TORCHVISION_LIBRARY" not in globals():
+        _TORCHVISION_LIBRARY = torch.library.Library("torchvision", "DEF")
+        _TORCHVISION_LIBRARY.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _TORCHVISION_LIBRARY.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    import torchvision
+
+    return torchvision
+
+
+def torchvision_graph(name: str, path: Path, dynamic_batch: bool) -> int:
+    """Export torchvision's `name` with seeded random weights to `path`; torchvision's parameter count."""
+    import torch
+
+    torchvision = torchvision_module()
+    torch.manual_seed(0)
+    options = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    model = getattr(torchvision.models, name)(weights=None, **options)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0.0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.1)
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on TorchScript's deprecation, one per model
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, SIDE, SIDE),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            training=torch.onnx.TrainingMode.PRESERVE,
+            input_names=["input"],
+            output_names=["scores"],
+            dynamic_axes={"input": {0: "batch"}} if dynamic_batch else None,
+        )
+    return sum(p.numel() for p in model.parameters())
+
+
+def zoo_graph(stem: str, path: Path) -> int:
+    """The onnx package's light_<stem>.onnx with random weights, written to `path`; its count of weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"light_{stem}.onnx"))
+    graph = model.graph
+    stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    readers: dict[str, list[tuple[object, int]]] = {}
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node, slot))
+    rng = np.random.default_rng(0)
+    weights = {}
+    for node in list(graph.node):
+        if node.op_type == "ConstantOfShape" and node.input[0] in stored:
+            weights[node.output[0]] = tuple(int(n) for n in stored[node.input[0]])
+            graph.node.remove(node)
+    for name, array in stored.items():
+        if array.dtype == np.float32 and name in readers and array.size > 1:
+            weights[name] = array.shape
+    arrays = {name: random_weight(shape, readers, name, rng) for name, shape in weights.items()}
+    still_read = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in still_read and t.name not in arrays]
+    inputs = [value for value in graph.input if value.name not in stored or value.name in still_read]
+    del graph.initializer[:], graph.input[:]
+    graph.initializer.extend(kept + [numpy_helper.from_array(array, name) for name, array in arrays.items()])
+    # IR 3, as the zoo's files are: every initializer is listed among the graph's inputs too.
+    graph.input.extend(inputs)
+    known = {value.name for value in graph.input}
+    graph.input.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, array.shape)
+        for name, array in arrays.items()
+        if name not in known
+    )
+    onnx.checker.check_model(model)
+    temper(model, arrays)
+    onnx.save(model, str(path))
+    return sum(int(array.size) for array in arrays.values())
+
+
+PASSING = ("Unsqueeze", "Reshape")
+"""What Caffe2's graphs put between a weight and its layer: Unsqueeze before a Scale's Mul and Add, Reshape
+before a Gemm."""
+HOMOGENEOUS = ("Relu", "GlobalAveragePool", "AveragePool", "MaxPool", "Reshape", "Flatten", "Dropout")
+"""Operators f with f(a·x) = a·f(x) for a > 0: a factor on the weights of the layer before them reaches the scores."""
+
+
+def random_weight(shape, readers, name: str, rng: np.random.Generator) -> np.ndarray:
+    """Random values for the weight `name`, by what reads it: He's scale for a Conv's or a Gemm's weights,
+    scales about 1 and positive variances for a batch norm (or Caffe's Scale, a Mul), small shifts elsewhere."""
+    node, slot = readers[name][0]
+    while node.op_type in PASSING:
+        node, slot = readers[node.output[0]][0]
+    op = node.op_type
+    fan_in = int(np.prod(shape)) // shape[0] if shape else 1
+    if op == "Gemm" and slot == 1 and not any(a.name == "transB" and a.i == 1 for a in node.attribute):
+        fan_in = shape[0]
+    if op in ("Conv", "Gemm") and slot == 1:
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape).astype(np.float32)
+    if (op == "BatchNormalization" and slot in (1, 4)) or (op == "Mul" and slot == 1):
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    return rng.normal(0.0, 0.1, shape).astype(np.float32)
+
+
+def temper(model, arrays: dict[str, np.ndarray]) -> None:
+    """Scale the weights of the Conv or Gemm that computes the logits a last Softmax reads, so that the logits
+    spread by about 2 for the image compared. Random weights can make them grow through tens of layers until
+    the Softmax gives one class 1 and the others 0, scores that would hide any difference."""
+    import onnx
+
+    graph = model.graph
+    softmax = [node for node in graph.node if node.op_type == "Softmax"]
+    if not softmax:
+        return
+    producer = {out: node for node in graph.node for out in node.output}
+    layer = producer[softmax[-1].input[0]]
+    while layer.op_type in HOMOGENEOUS:
+        layer = producer[layer.input[0]]
+    if layer.op_type not in ("Conv", "Gemm"):
+        return
+    graph.output.append(onnx.helper.make_tensor_value_info(softmax[-1].input[0], onnx.TensorProto.FLOAT, None))
+    session = one_thread_session(model.SerializeToString())
+    logits = session.run([softmax[-1].input[0]], {session.get_inputs()[0].name: image()})[0]
+    del graph.output[-1]
+    factor = 2.0 / float(logits.std())
+    for name in layer.input[1:]:
+        while name not in arrays:  # a weight passed through a Reshape
+            name = producer[name].input[0]
+        arrays[name] *= factor
+    for tensor in graph.initializer:
+        if tensor.name in arrays:
+            tensor.CopyFrom(onnx.numpy_helper.from_array(arrays[tensor.name], tensor.name))
+
+
+def one_thread_session(model: Path | bytes):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def image() -> np.ndarray:
+    """One seeded random 224×224 RGB image, scaled onto 0..1 and normalised with ImageNet's mean and std."""
+    pixels = np.random.default_rng(1).random((1, 3, SIDE, SIDE), dtype=np.float32)
+    return (pixels - MEAN[:, None, None]) / STD[:, None, None]
+
+
+def check(name: str, folder: Path, rounds: int, dynamic_batch: bool) -> Row:
+    """Export or rewrite `name`, import it, and compare netspec's scores and time with onnxruntime's."""
+    from netspec.interop.importer import import_model
+
+    zoo = name.startswith("zoo-")
+    row = Row(name, "onnx zoo (Caffe2), opset 9" if zoo else "torchvision, opset 17")
+    path = folder / f"{name}.onnx"
+    row.reference_params = zoo_graph(name[4:], path) if zoo else torchvision_graph(name, path, dynamic_batch)
+    spec = folder / f"{name}.yaml"
+    start = time.perf_counter()
+    try:
+        import_model(path, spec, max_params=MAX_PARAMS)
+    except SpecError as err:
+        # without the file's name: a temporary folder's, the same for every model
+        row.refusal = "; ".join(f"{problem.code} {problem.message}" for problem in err.problems)
+        return row
+    row.import_seconds = time.perf_counter() - start
+    row.imported = True
+    validated = subprocess.run(
+        [sys.executable, "-m", "netspec", "validate", str(spec), "--max-params", str(MAX_PARAMS)],
+        capture_output=True,
+        text=True,
+    )
+    row.valid = "yes" if validated.returncode == 0 else (validated.stdout + validated.stderr).strip().splitlines()[0]
+    network = netspec.load(spec, max_params=MAX_PARAMS)
+    summary = network.summary()
+    row.params, row.trainable = summary.params, summary.trainable_params
+    x = image()
+    session = one_thread_session(path)
+    feed = {session.get_inputs()[0].name: x}
+    ours = network.forward(x, threads=1)
+    theirs = session.run(None, feed)[0].reshape(len(x), -1)
+    row.relative_error = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+    row.same_top1 = bool(np.argmax(ours) == np.argmax(theirs))
+    row.top_score = float(np.max(theirs))
+    times = medians_taking_turns(
+        {"netspec": lambda: network.forward(x, threads=1), "onnxruntime": lambda: session.run(None, feed)}, rounds
+    )
+    row.netspec_ms, row.onnxruntime_ms = times["netspec"] * 1000, times["onnxruntime"] * 1000
+    return row
+
+
+def params_cell(row: Row) -> str:
+    """netspec's count next to the reference: trainable for torchvision (whose parameters() leave the running
+    statistics out), all for the zoo's graphs (whose arrays hold them)."""
+    ours = row.params if row.name.startswith("zoo-") else row.trainable
+    if not row.imported:
+        return f"— / {row.reference_params:,}"
+    mark = "" if ours == row.reference_params else " ≠"
+    return f"{ours:,} / {row.reference_params:,}{mark}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| model | source | imports? | validate | params netspec / reference | max rel err | top-1 same | netspec ms | onnxruntime ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        if row.error or row.refusal:
+            # the line up to its first clause: the node, its operator and what is wrong (the console has it whole)
+            why = (row.refusal or row.error).split("; ")[0].replace("|", "\\|")
+            lines.append(f"| {row.name} | {row.source} | no: {why} | | {params_cell(row)} | | | | |")
+            continue
+        error = f"{row.relative_error:.1e}" + ("" if row.relative_error <= TARGET else " ✗")
+        lines.append(
+            f"| {row.name} | {row.source} | yes ({row.import_seconds:.1f} s) | {row.valid} | {params_cell(row)} | "
+            f"{error} | {'yes' if row.same_top1 else 'NO'} | {row.netspec_ms:,.0f} | {row.onnxruntime_ms:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def versions() -> str:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return (
+        f"netspec {netspec.__version__}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"torchvision {torchvision_module().__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"models to check (default: all): {', '.join(NAMES)}")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table to FILE")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the .onnx, specs and .npz in DIR")
+    parser.add_argument("--rounds", type=int, default=3, help="forward passes timed per model (medians)")
+    parser.add_argument(
+        "--dynamic-batch", action="store_true", help="export torchvision's models with a batch left open"
+    )
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in NAMES]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose among {', '.join(NAMES)}")
+    import torch
+
+    torch.set_num_threads(1)
+    header = (
+        f"{versions()}\nthreads: netspec forward(threads=1) (BLAS held at 1); onnxruntime intra_op_num_threads=1, "
+        f"inter_op_num_threads=1, default graph optimisations; torch.set_num_threads(1); medians of {args.rounds} "
+        f"forward passes on one 224×224 image, taking turns; "
+        f"{'batch left open' if args.dynamic_batch else 'batch fixed at 1'} in torchvision's exports"
+    )
+    print(header, flush=True)
+    rows = []
+    for name in args.names or NAMES:
+        folder = Path(tempfile.mkdtemp(prefix=f"netspec-{name}-"))
+        try:
+            try:
+                row = check(name, folder, args.rounds, args.dynamic_batch)
+            except Exception as err:  # noqa: BLE001 - one model's failure is a result of the run, not its end
+                row = Row(
+                    name, "onnx zoo" if name.startswith("zoo-") else "torchvision", error=f"{type(err).__name__}: {err}"
+                )
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for made in folder.iterdir():
+                    shutil.move(str(made), args.keep / made.name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            gc.collect()
+        rows.append(row)
+        if row.refusal or row.error:
+            print(f"{name}: {row.refusal or row.error}", flush=True)
+        else:
+            print(
+                f"{name}: imports, validate {row.valid}, params {params_cell(row)}, max rel err {row.relative_error:.1e}, "
+                f"top-1 {'same' if row.same_top1 else 'DIFFERENT'} (top score {row.top_score:.3g}), netspec {row.netspec_ms:,.0f} ms, "
+                f"onnxruntime {row.onnxruntime_ms:,.0f} ms",
+                flush=True,
+            )
+    text = table(rows)
+    imported = sum(row.imported and row.relative_error is not None and row.relative_error <= TARGET for row in rows)
+    footer = f"{imported} of {len(rows)} import and give onnxruntime's scores to {TARGET:g}"
+    print(f"\n{text}\n\n{footer}")
+    if args.markdown:
+        args.markdown.write_text(f"{header}\n\n{text}\n\n{footer}\n")
+
+
+if __name__ == "__main__":
+    main()
