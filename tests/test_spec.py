@@ -513,7 +513,7 @@ def test_unknown_keys_named_like_a_union_tag_are_still_unknown_keys(problems):
         "spec.yaml:1:1: NS101 float64: unknown key 'float64'; allowed keys are: netspec, name, description, classes, "
         "input, seed, dtype, weights_file, layers, training",
         f"{where(text, 'dense: 3}', 'dense')}: NS101 layers[0].dense: unknown key 'dense'; allowed keys are: type, name, "
-        "inputs, neurons, activation, alpha, weights, bias, seed",
+        "inputs, neurons, activation, alpha, weights, use_bias, bias, seed",
     ]
 
 

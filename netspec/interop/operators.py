@@ -201,9 +201,9 @@ class Operators:
     def _dense(self, node, weights, bias, hint: str) -> None:
         if weights.ndim != 2:
             _fail(node, f"its weights have shape {weights.shape}; a dense layer's weights are a matrix")
-        if bias is None:
-            bias = np.zeros(len(weights), weights.dtype)
-        elif bias.size not in (1, len(weights)) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+        if bias is not None and (
+            bias.size not in (1, len(weights)) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1)
+        ):
             _fail(
                 node,
                 f"a bias of shape {bias.shape} differs between samples; netspec's dense bias has one value "
@@ -213,14 +213,12 @@ class Operators:
         # tensor needs a flatten layer before it.
         if len(self.shape) > 1 and self.layers:
             self.add({"type": "flatten"}, {})
-        self.add(
-            {"type": "dense", "neurons": int(len(weights))},
-            {
-                "weights": weights.reshape(len(weights), -1),
-                "bias": np.broadcast_to(bias.reshape(-1), (len(weights),)).copy(),
-            },
-            hint,
-        )
+        arrays = {"weights": weights.reshape(len(weights), -1)}
+        if bias is not None:
+            arrays["bias"] = np.broadcast_to(bias.reshape(-1), (len(weights),)).copy()
+        # Without a bias (a Gemm of two inputs, a MatMul alone: nn.Linear(bias=False)), none: not zeros.
+        layer = {"type": "dense", "neurons": int(len(weights))} | ({} if bias is not None else {"use_bias": False})
+        self.add(layer, arrays, hint)
         self.shape = [len(weights)]
 
     def _conv(self, node, attrs) -> None:
@@ -239,13 +237,14 @@ class Operators:
                 f"group {groups} with weights of shape {weights.shape} on {self.shape[0]} channels; a convolution's "
                 "weights are (filters, channels / group, kernel height, kernel width), and group divides the filters",
             )
-        bias = (
-            self.constant(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(len(weights), weights.dtype)
-        )
+        # A Conv without a bias (torchvision's, before a batch norm) is use_bias: false: no array, as PyTorch counts.
+        biased = len(node.input) > 2 and bool(node.input[2])
+        arrays = {"weights": weights} | ({"bias": self.constant(node, 2)} if biased else {})
         layer = {"type": "conv2d", "filters": int(len(weights)), "kernel": kernel, "stride": stride}
         self.add(
-            {**layer, "padding": padding, "dilation": dilation, **({"groups": groups} if groups > 1 else {})},
-            {"weights": weights, "bias": bias},
+            {**layer, "padding": padding, "dilation": dilation, **({"groups": groups} if groups > 1 else {})}
+            | ({} if biased else {"use_bias": False}),
+            arrays,
             _prefix(node.input[1]),
         )
         self.shape = _spatial(self.shape, len(weights), kernel, stride, dilation, padding)

@@ -121,6 +121,27 @@ def alpha_problems(activation: str, alpha: float | None) -> list[Problem]:
     return []
 
 
+def bias_problems(layer: Any) -> list[Problem]:
+    """A `bias` given to a layer with `use_bias: false` would never be used: say so, pointing at bias."""
+    if not layer.use_bias and "bias" in layer.model_fields_set:
+        message = (
+            f"the layer has no bias (use_bias is false), but bias is given ({_given(layer.bias)}); "
+            "remove bias, or set use_bias: true"
+        )
+        return [Problem("NS125", message, ("bias",))]
+    return []
+
+
+def _given(value: Any) -> str:
+    """A bias as written, shortly: a number, a list's length, or an initializer's name."""
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    init = getattr(value, "init", None)
+    return f"the initializer {init}" if init else f"the file {value.file}"
+
+
 # What a layer without parameters (flatten, dropout, pooling) answers the builder. Such a module binds
 # these under the protocol's names (param_shapes = no_param_shapes, ...).
 

@@ -54,7 +54,8 @@ def draw(network: Network, address: str):
     """
     plt = pyplot()
     layer, index = find(network, address)
-    weights, bias = layer.params["weights"][index], float(layer.params["bias"][index])
+    weights = layer.params["weights"][index]
+    bias = float(layer.params["bias"][index]) if "bias" in layer.params else 0.0  # none with use_bias: false
     activation = layer.kind.activation(layer.spec)
     title = f"{network.spec.name}: neuron {index} of {layer.name} ({layer.type}, {activation}), bias {bias:.3g}"
     if layer.kind.neurons == "kernel":
