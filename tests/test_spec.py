@@ -210,10 +210,14 @@ def test_softmax_only_last(problems):
 
 
 def test_layer_name_characters(problems):
-    text = VALID.replace("name: hidden", "name: hid.den")
-    assert problems(text) == [
-        f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use ASCII letters, digits, '_' and '-' only, got 'hid.den'"
-    ]
+    rule = "layer names are ASCII letters, digits, '_' and '-', in parts joined by dots (as layer1.0.conv1)"
+    for bad in ("hid den", "hid..den", ".hidden", "hidden.", "hid/den"):
+        text = VALID.replace("name: hidden", f"name: '{bad}'")
+        quoted = f"'{bad}'"
+        assert problems(text) == [f"{where(text, quoted)}: NS103 layers[0].name: {rule}, got {quoted}"], bad
+    # Dotted names, as PyTorch names its modules, are names.
+    text = VALID.replace("name: hidden", "name: layer1.0.conv1")
+    assert problems(text) == []
 
 
 def test_image_input_rules(problems):

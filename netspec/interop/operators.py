@@ -61,7 +61,7 @@ class Operators:
             weights = self.constant(node, 1)
             weights = weights if attrs.get("transB", 0) else weights.T
             bias = self.constant(node, 2) if len(node.input) > 2 and node.input[2] else None
-            self._dense(node, weights, bias, _prefix(node.input[1]))
+            self._dense(node, weights, bias, _prefix(node.input[1], node.name))
         elif op == "MatMul":
             if len(self.shape) != 1:
                 _fail(
@@ -69,7 +69,7 @@ class Operators:
                     f"a MatMul on a tensor of shape {tuple(self.shape)} multiplies along its last axis only; "
                     "netspec's dense layer reads a vector (flatten the tensor first)",
                 )
-            weights, bias, hint = self.constant(node, 1).T, None, _prefix(node.input[1])
+            weights, bias, hint = self.constant(node, 1).T, None, _prefix(node.input[1], node.name)
             after = self.following(node)
             if after is not None and after.op_type == "Add" and self._is_constant_add(after, node.output[0]):
                 bias = self.constants[_other(after, node.output[0])]
@@ -245,7 +245,7 @@ class Operators:
             {**layer, "padding": padding, "dilation": dilation, **({"groups": groups} if groups > 1 else {})}
             | ({} if biased else {"use_bias": False}),
             arrays,
-            _prefix(node.input[1]),
+            _prefix(node.input[1], node.name),
         )
         self.shape = _spatial(self.shape, len(weights), kernel, stride, dilation, padding)
 
@@ -419,9 +419,14 @@ def _decimal(value) -> float:
     return float(f"{float(value):.7g}")
 
 
-def _prefix(name: str) -> str:
-    """'hidden1' from 'hidden1.weights', the way netspec's export names arrays."""
-    return name.rsplit(".", 1)[0] if name.endswith(".weights") else ""
+def _prefix(name: str, node: str = "") -> str:
+    """The layer a weights array names: 'hidden1' from 'hidden1.weights' (netspec's export),
+    'layer1.0.conv1' from 'layer1.0.conv1.weight' (PyTorch's); else the node's name if PyTorch wrote
+    it as a module path ('/layer1/layer1.0/conv1/Conv', where batch norms were folded into the weights)."""
+    for suffix in (".weights", ".weight"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return node if node.startswith("/") else ""
 
 
 def _spatial(shape, channels, kernel, stride, dilation, padding, ceil_mode: bool = False) -> list[int]:

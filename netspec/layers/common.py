@@ -11,21 +11,22 @@ from pydantic_core import PydanticCustomError
 from netspec.errors import Problem
 from netspec.fields import Count, SpecModel, rule_error
 
-NAME_PATTERN = "^[A-Za-z0-9_-]+$"
-"""What a layer name may be; the JSON Schema gives editors the same pattern."""
+NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+"""What a layer name may be: parts joined by dots, as PyTorch names modules (layer1.0.conv1); the JSON
+Schema gives editors the same pattern."""
+
+NAME_RULE = "layer names are ASCII letters, digits, '_' and '-', in parts joined by dots (as layer1.0.conv1)"
+"""The rule said in words, by netspec's message and by the editor's."""
 
 _NAME = re.compile(NAME_PATTERN)
 
 
 def _check_name(name: str) -> str:
-    # Names become keys such as "hidden1.weights" in weight files, so a dot would be ambiguous.
-    # fullmatch: `$` alone would let a name end in a newline.
+    # Names become keys such as "layer1.0.conv1.weights" in weight files: a parameter's name has no dot,
+    # so the last dot separates the two, and no part is empty. fullmatch: `$` alone would let a name end
+    # in a newline.
     if not _NAME.fullmatch(name):
-        raise PydanticCustomError(
-            "NS103",
-            "layer names use ASCII letters, digits, '_' and '-' only, got '{name}'",
-            {"name": name},
-        )
+        raise PydanticCustomError("NS103", NAME_RULE + ", got '{name}'", {"name": name})
     return name
 
 
