@@ -196,3 +196,16 @@ def test_export_writes_conv_and_gemm_without_a_bias_input_and_imports_back(write
     ]
     assert again.summary().trainable_params == network.summary().trainable_params
     np.testing.assert_allclose(again.forward(x), network.forward(x), rtol=1e-6, atol=1e-7)
+
+
+def test_a_neuron_without_bias_is_drawn_without_one(write_spec):
+    pytest.importorskip("matplotlib")
+    from netspec.pictures import neuron
+
+    text = (
+        "netspec: 1\nclasses: [a, b]\ninput: {features: 1}\nlayers:\n"
+        "  - {name: n, type: dense, neurons: 2, activation: tanh, weights: [[-0.5], [1]], use_bias: false}\n"
+    )
+    (ax,) = neuron.draw(netspec.load(write_spec(text)), "n:0").axes
+    assert ax.get_title().endswith("neuron 0 of n (dense, tanh), no bias")
+    assert ax.get_legend().get_texts()[0].get_text() == "Weight·Input = −0.5·x0"
