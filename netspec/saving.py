@@ -22,13 +22,19 @@ if TYPE_CHECKING:
 
 
 def save(
-    network: Network, path: str | Path, source: Source | None = None, features: dict | None = None
+    network: Network,
+    path: str | Path,
+    source: Source | None = None,
+    features: dict | None = None,
+    *,
+    flow: bool = False,
 ) -> tuple[Path, Path]:
     """Write the network as a spec (`path`, YAML) plus a .npz of its arrays beside it; return the two paths.
 
     With the `source` the spec was read from (`netspec train -o`), the spec is that file with its
     comments and key order kept (see `_edited`; `features`, the input's new value where training
-    measured it); without, it is written anew from the spec's data. The spec's text is made before
+    measured it); without, it is written anew from the spec's data: one key a line, or with `flow`,
+    one layer a line (see `flow_text`), as import writes a graph. The spec's text is made before
     anything is written, so that a problem in making it leaves nothing behind; then the .npz and the
     spec are written, each atomically: a failure leaves any earlier files as they were.
 
@@ -41,7 +47,8 @@ def save(
     arrays_path = path.with_suffix(".npz")
     if source is None:
         document = spec_document(network, arrays_path.name)
-        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+        text = flow_text(document, str(path)) if flow else None
+        text = text or yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     else:
         text = _edited(network, source, path, arrays_path.name, features)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +71,70 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _text)
+
+
+class _FlowDumper(_Dumper):
+    """Indents a sequence under its key ("layers:" then "  - {...}"), as the docs write specs."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+_WRAP = 100
+"""Where a long list of labels wraps."""
+_ONE_LINE = 1 << 30
+"""A width no line reaches: a layer is never wrapped."""
+
+
+def flow_text(document: dict, file: str) -> str | None:
+    """The spec with one layer a line, each in flow style (`- {name: fc, type: dense, neurons: 1000}`).
+
+    Each value under a top-level mapping is one flow line too (`image: {width: 224, ...}`), the labels
+    one flow list, after the layers (a thousand labels would stand between the name and the layers),
+    and `[3, 3]` is written `3` where the layer reads one number as both: a network of a hundred layers
+    reads in a screen or two, its arrays being in the .npz. None if the text would not read back as the
+    same spec (the caller writes the usual layout then).
+    """
+    document = {**document, "layers": [_compact(layer) for layer in document["layers"]]}
+    order = [key for key in document if key not in ("layers", "classes")] + ["layers", "classes"]
+    parts = []
+    for key in order:
+        value = document[key]
+        if key in ("layers", "classes"):
+            parts.append("\n")  # a blank line before each long section
+        dumper = _FlowDumper(None, sort_keys=False, allow_unicode=True)  # one each: no aliases across keys
+        node = dumper.represent_data({key: value})
+        inner = node.value[0][1]
+        if key == "layers":
+            lines = inner.value
+        elif isinstance(inner, yaml.MappingNode):
+            lines = [each for _, each in inner.value]
+        else:
+            lines = [inner]
+        for line in lines:
+            if isinstance(line, yaml.CollectionNode):
+                line.flow_style = True
+        width = _WRAP if key != "layers" else _ONE_LINE
+        parts.append(yaml.serialize(node, Dumper=_FlowDumper, width=width, allow_unicode=True))
+    text = "".join(parts)
+    return text if read_yaml(text, file).data == document else None
+
+
+def _compact(layer: dict) -> dict:
+    """The layer with `[n, n]` written `n` where its model reads `n` as `[n, n]` (kernel, stride, size...)."""
+    from netspec.layers import KINDS  # here: the layers are not needed to save in the usual layout
+
+    model = KINDS[layer["type"]].model
+    written = dict(layer)
+    for key, value in layer.items():
+        if isinstance(value, list) and len(value) == 2 and value[0] == value[1] and type(value[0]) is int:
+            try:
+                same = getattr(model.model_validate({**written, key: value[0]}), key) == value
+            except ValueError:  # pydantic's ValidationError: the one number is not read so
+                same = False
+            if same:
+                written[key] = value[0]
+    return written
 
 
 def save_arrays(network: Network, path: Path) -> None:

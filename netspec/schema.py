@@ -7,7 +7,7 @@ from typing import Any
 
 from netspec.fields import SpecModel, field_descriptions
 from netspec.layers import KINDS
-from netspec.layers.common import ALPHA_DEFAULTS, NAME_PATTERN
+from netspec.layers.common import ALPHA_DEFAULTS, NAME_PATTERN, NAME_RULE
 from netspec.spec import FORMAT_VERSION, ImageInput, Spec
 
 SCHEMA_ID = f"urn:netspec:spec-format:{FORMAT_VERSION}"
@@ -153,7 +153,7 @@ def _require_type(layer: dict[str, Any]) -> None:
     names = next(form["oneOf"] for form in layer["properties"]["inputs"]["anyOf"] if "oneOf" in form)
     for one in (name, *(form.get("items", form) for form in names)):
         one["pattern"] = NAME_PATTERN
-        one["patternErrorMessage"] = "layer names use ASCII letters, digits, '_' and '-' only"
+        one["patternErrorMessage"] = NAME_RULE
 
 
 def _alpha_needs_its_activation(layer: dict[str, Any]) -> None:

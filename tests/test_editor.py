@@ -43,7 +43,7 @@ EXPECTED = {
     "input-empty.yaml": ["Object has fewer properties than the required number of 1"],
     "input-image-and-features.yaml": ["Object has more properties than limit of 1"],
     "key-typo.yaml": ["Property nuerons is not allowed"],
-    "layer-name-dot.yaml": ["layer names use ASCII letters, digits, '_' and '-' only"],
+    "layer-name-space.yaml": ["layer names are ASCII letters, digits, '_' and '-', in parts joined by dots"],
     "layer-only-name.yaml": ['Missing property "type"'],
     "neurons-zero.yaml": ["Value is below the minimum of 1"],
     "rose-typos.yaml": ["Property nuerons is not allowed", '"he_uniform"', "Value is below the minimum of 1"],

@@ -58,7 +58,7 @@ def test_the_schema_takes_inputs_as_a_name_or_a_list_of_names():
         data["layers"][2]["inputs"] = inputs if isinstance(inputs, list) else [inputs, "h2"]
         data["layers"][1]["inputs"] = inputs if isinstance(inputs, str) else "input"
         jsonschema.validate(data, json_schema())
-    for bad in (3, [], ["a.b"], {"a": 1}):
+    for bad in (3, [], ["a..b"], {"a": 1}):
         data = yaml.safe_load(RESIDUAL_MLP)
         data["layers"][1]["inputs"] = bad
         with pytest.raises(jsonschema.ValidationError):
@@ -189,14 +189,14 @@ def test_inputs_that_are_not_names(problems):
         + """\
   - {name: h1, type: dense, neurons: 4, inputs: 3}
   - {name: h2, type: dense, neurons: 4, inputs: []}
-  - {name: out, type: dense, neurons: 2, inputs: [h1.x]}
+  - {name: out, type: dense, neurons: 2, inputs: [h1..x]}
 """
     )
     assert problems(text) == [
         f"{where(text, 'inputs: 3', '3')}: NS103 layers[0].inputs: must be a layer name or a list of layer names, got 3",
         f"{where(text, '[]')}: NS108 layers[1].inputs: must have at least 1 item, got 0",
-        f"{where(text, 'h1.x')}: NS103 layers[2].inputs[0]: layer names use ASCII letters, digits, '_' and '-' only, "
-        "got 'h1.x'",
+        f"{where(text, 'h1..x')}: NS103 layers[2].inputs[0]: layer names are ASCII letters, digits, '_' and '-', "
+        "in parts joined by dots (as layer1.0.conv1), got 'h1..x'",
     ]
 
 

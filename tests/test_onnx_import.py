@@ -96,7 +96,8 @@ def test_a_residual_connection_imports_as_an_add_layer(tmp_path):
     ]
     assert network.layers[0].spec.activation == "linear"
     text = (tmp_path / "model.yaml").read_text()
-    assert "  inputs:\n  - dense_0\n  - relu\n" in text and text.count("inputs") == 1  # a chain's layers name no inputs
+    # One layer a line, and a chain's layers name no inputs.
+    assert "  - {name: add, type: add, inputs: [dense_0, relu]}\n" in text and text.count("inputs") == 1
 
 
 def test_a_layer_reading_the_graph_input_in_the_middle_reads_input(tmp_path):

@@ -177,9 +177,9 @@ VARIANTS = [
     ("inputs as a number", "type: dense, neurons: 2, activation: softmax", "type: dense, neurons: 2, inputs: 3"),
     ("inputs as an empty list", "type: dense, neurons: 2, activation: softmax", "type: dense, neurons: 2, inputs: []"),
     (
-        "inputs with a dotted name",
+        "inputs with an empty part in a dotted name",
         "type: dense, neurons: 2, activation: softmax",
-        "type: dense, neurons: 2, inputs: [a.b]",
+        "type: dense, neurons: 2, inputs: [a..b]",
     ),
     # The rules below JSON Schema cannot state; they are EXCEPTIONS.
     ("output size differs from the classes", "neurons: 2", "neurons: 3"),

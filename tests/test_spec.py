@@ -210,10 +210,14 @@ def test_softmax_only_last(problems):
 
 
 def test_layer_name_characters(problems):
-    text = VALID.replace("name: hidden", "name: hid.den")
-    assert problems(text) == [
-        f"{where(text, 'hid.den')}: NS103 layers[0].name: layer names use ASCII letters, digits, '_' and '-' only, got 'hid.den'"
-    ]
+    rule = "layer names are ASCII letters, digits, '_' and '-', in parts joined by dots (as layer1.0.conv1)"
+    for bad in ("hid den", "hid..den", ".hidden", "hidden.", "hid/den"):
+        text = VALID.replace("name: hidden", f"name: '{bad}'")
+        quoted = f"'{bad}'"
+        assert problems(text) == [f"{where(text, quoted)}: NS103 layers[0].name: {rule}, got {quoted}"], bad
+    # Dotted names, as PyTorch names its modules, are names.
+    text = VALID.replace("name: hidden", "name: layer1.0.conv1")
+    assert problems(text) == []
 
 
 def test_image_input_rules(problems):
@@ -513,7 +517,7 @@ def test_unknown_keys_named_like_a_union_tag_are_still_unknown_keys(problems):
         "spec.yaml:1:1: NS101 float64: unknown key 'float64'; allowed keys are: netspec, name, description, classes, "
         "input, seed, dtype, weights_file, layers, training",
         f"{where(text, 'dense: 3}', 'dense')}: NS101 layers[0].dense: unknown key 'dense'; allowed keys are: type, name, "
-        "inputs, neurons, activation, alpha, weights, bias, seed",
+        "inputs, neurons, activation, alpha, weights, use_bias, bias, seed",
     ]
 
 

@@ -10,16 +10,16 @@ is refused, naming it, never mapped approximately.
 from __future__ import annotations
 
 import math
-import re
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from netspec.interop.naming import blocks, layer_name, unique
 from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
 from netspec.interop.patterns import ONE_PIXEL_READERS, Patterns
 from netspec.layers.common import NETWORK_INPUT as INPUT
 
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MERGES = ("add", "concat", "multiply")
 
 
@@ -400,9 +400,11 @@ class Chain(Patterns, Operators):
                 )
 
     def add(self, layer: dict[str, Any], arrays: dict[str, np.ndarray], hint: str = "") -> None:
-        # Keep the names netspec's export gave ("hidden1.weights", node "pool1"); invent the rest.
+        # Keep the names netspec's export gave ("hidden1.weights", node "pool1") and PyTorch's module paths
+        # (node "/layer1/layer1.0/conv1/Conv" is layer1.0.conv1: netspec.interop.naming); invent the rest.
         taken = {existing["name"] for existing in self.layers}
-        name = hint if _NAME.fullmatch(hint or "") and hint not in taken else f"{layer['type']}_{len(self.layers)}"
+        what = layer["activation"] if layer["type"] == "activation" else layer["type"]
+        name = layer_name(hint, what, self.blocks, taken) or unique(f"{layer['type']}_{len(self.layers)}", taken)
         entry = {"name": name, "type": layer["type"]}
         previous = self.layers[-1]["name"] if self.layers else INPUT
         if layer["type"] in _MERGES:
@@ -414,6 +416,11 @@ class Chain(Patterns, Operators):
             self.params[f"{name}.{key}"] = value
         self.sources = [name]
         self.layer_shapes[name] = list(self.shape)
+
+    @cached_property
+    def blocks(self) -> set[str]:
+        """PyTorch's modules that hold others, for naming what they compute themselves ("layer1.0.add")."""
+        return blocks(node.name for node in self.graph.node)
 
     def following(self, node):
         """The one node that reads `node`'s output, or None."""

@@ -25,14 +25,29 @@ class _Emitter:
     def __init__(self, helper, numpy_helper, dtype: np.dtype):
         self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
         self.nodes, self.initializers = [], []
+        self.used = {INPUT}  # every tensor name written, each once (ONNX's graphs are single assignment)
+        self.layers: set[str] = set()  # the layers' names, which their own nodes keep
+        self.layer = ""  # the layer being written
 
     def node(self, op: str, inputs: list[str], name: str, **attributes) -> str:
+        name = self._unused(name)
         self.nodes.append(self.helper.make_node(op, inputs, [name], name=name, **attributes))
         return name
 
     def constant(self, name: str, array: np.ndarray) -> str:
+        name = self._unused(name)
         self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
         return name
+
+    def _unused(self, name: str) -> str:
+        """`name`, or `name_2`, `name_3`... if it is written already or names another layer: a dotted layer
+        name can be another layer's inner name (layer `block` writes its activation as `block.relu`, which may
+        name a layer too); the layer keeps its name, which import reads back."""
+        fresh, number = name, 2
+        while fresh in self.used or (fresh in self.layers and fresh != self.layer):
+            fresh, number = f"{name}_{number}", number + 1
+        self.used.add(fresh)
+        return fresh
 
 
 def onnx_module():
@@ -72,7 +87,9 @@ def to_model(network: Network):
     element = onnx.helper.np_dtype_to_tensor_dtype(network.dtype)
     emit = _Emitter(helper, numpy_helper, network.dtype)
     tensors = {NETWORK_INPUT: INPUT}  # each layer's output tensor, by the layer's name
+    emit.layers = {layer.name for layer in network.layers}
     for layer in network.layers:
+        emit.layer = layer.name
         tensors[layer.name] = layer.kind.to_onnx(layer, [tensors[name] for name in layer.inputs], emit)
     nodes, initializers = emit.nodes, emit.initializers
     nodes[-1].output[0] = OUTPUT  # the last layer is the output, and no layer reads it

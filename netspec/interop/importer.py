@@ -138,6 +138,7 @@ def import_model(
     from pydantic import ValidationError
 
     from netspec.builder import build
+    from netspec.saving import save
     from netspec.spec import Spec
     from netspec.validation import problems_from
 
@@ -165,4 +166,4 @@ def import_model(
         network = build(spec, arrays=arrays, max_params=max_params)  # the same checks as a spec's own weight files
     except SpecError as err:
         raise SpecError([problem.located(str(path), None, None) for problem in err.problems]) from None
-    return network.save(out)
+    return save(network, out, flow=True)  # one layer a line: a large network reads in a screen or two

@@ -63,7 +63,7 @@ class Operators:
             weights = self.constant(node, 1)
             weights = weights if attrs.get("transB", 0) else weights.T
             bias = self.constant(node, 2) if len(node.input) > 2 and node.input[2] else None
-            self._dense(node, weights, bias, _prefix(node.input[1]))
+            self._dense(node, weights, bias, _prefix(node.input[1], node.name))
         elif op == "MatMul":
             if len(self.shape) != 1:
                 _fail(
@@ -71,7 +71,7 @@ class Operators:
                     f"a MatMul on a tensor of shape {tuple(self.shape)} multiplies along its last axis only; "
                     "netspec's dense layer reads a vector (flatten the tensor first)",
                 )
-            weights, bias, hint = self.constant(node, 1).T, None, _prefix(node.input[1])
+            weights, bias, hint = self.constant(node, 1).T, None, _prefix(node.input[1], node.name)
             after = self.following(node)
             if after is not None and after.op_type == "Add" and self._is_constant_add(after, node.output[0]):
                 bias = self.constants[_other(after, node.output[0])]
@@ -202,9 +202,9 @@ class Operators:
     def _dense(self, node, weights, bias, hint: str) -> None:
         if weights.ndim != 2:
             _fail(node, f"its weights have shape {weights.shape}; a dense layer's weights are a matrix")
-        if bias is None:
-            bias = np.zeros(len(weights), weights.dtype)
-        elif bias.size not in (1, len(weights)) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+        if bias is not None and (
+            bias.size not in (1, len(weights)) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1)
+        ):
             _fail(
                 node,
                 f"a bias of shape {bias.shape} differs between samples; netspec's dense bias has one value "
@@ -214,14 +214,12 @@ class Operators:
         # tensor needs a flatten layer before it.
         if len(self.shape) > 1 and self.layers:
             self.add({"type": "flatten"}, {})
-        self.add(
-            {"type": "dense", "neurons": int(len(weights))},
-            {
-                "weights": weights.reshape(len(weights), -1),
-                "bias": np.broadcast_to(bias.reshape(-1), (len(weights),)).copy(),
-            },
-            hint,
-        )
+        arrays = {"weights": weights.reshape(len(weights), -1)}
+        if bias is not None:
+            arrays["bias"] = np.broadcast_to(bias.reshape(-1), (len(weights),)).copy()
+        # Without a bias (a Gemm of two inputs, a MatMul alone: nn.Linear(bias=False)), none: not zeros.
+        layer = {"type": "dense", "neurons": int(len(weights))} | ({} if bias is not None else {"use_bias": False})
+        self.add(layer, arrays, hint)
         self.shape = [len(weights)]
 
     def _conv(self, node, attrs) -> None:
@@ -240,14 +238,15 @@ class Operators:
                 f"group {groups} with weights of shape {weights.shape} on {self.shape[0]} channels; a convolution's "
                 "weights are (filters, channels / group, kernel height, kernel width), and group divides the filters",
             )
-        bias = (
-            self.constant(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(len(weights), weights.dtype)
-        )
+        # A Conv without a bias (torchvision's, before a batch norm) is use_bias: false: no array, as PyTorch counts.
+        biased = len(node.input) > 2 and bool(node.input[2])
+        arrays = {"weights": weights} | ({"bias": self.constant(node, 2)} if biased else {})
         layer = {"type": "conv2d", "filters": int(len(weights)), "kernel": kernel, "stride": stride}
         self.add(
-            {**layer, "padding": padding, "dilation": dilation, **({"groups": groups} if groups > 1 else {})},
-            {"weights": weights, "bias": bias},
-            _prefix(node.input[1]),
+            {**layer, "padding": padding, "dilation": dilation, **({"groups": groups} if groups > 1 else {})}
+            | ({} if biased else {"use_bias": False}),
+            arrays,
+            _prefix(node.input[1], node.name),
         )
         self.shape = _spatial(self.shape, len(weights), kernel, stride, dilation, padding)
 
@@ -421,9 +420,14 @@ def _decimal(value) -> float:
     return float(f"{float(value):.7g}")
 
 
-def _prefix(name: str) -> str:
-    """'hidden1' from 'hidden1.weights', the way netspec's export names arrays."""
-    return name.rsplit(".", 1)[0] if name.endswith(".weights") else ""
+def _prefix(name: str, node: str = "") -> str:
+    """The layer a weights array names: 'hidden1' from 'hidden1.weights' (netspec's export),
+    'layer1.0.conv1' from 'layer1.0.conv1.weight' (PyTorch's); else the node's name if PyTorch wrote
+    it as a module path ('/layer1/layer1.0/conv1/Conv', where batch norms were folded into the weights)."""
+    for suffix in (".weights", ".weight"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return node if node.startswith("/") else ""
 
 
 def _spatial(shape, channels, kernel, stride, dilation, padding, ceil_mode: bool = False) -> list[int]:

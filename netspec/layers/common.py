@@ -11,21 +11,22 @@ from pydantic_core import PydanticCustomError
 from netspec.errors import Problem
 from netspec.fields import Count, SpecModel, rule_error
 
-NAME_PATTERN = "^[A-Za-z0-9_-]+$"
-"""What a layer name may be; the JSON Schema gives editors the same pattern."""
+NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+"""What a layer name may be: parts joined by dots, as PyTorch names modules (layer1.0.conv1); the JSON
+Schema gives editors the same pattern."""
+
+NAME_RULE = "layer names are ASCII letters, digits, '_' and '-', in parts joined by dots (as layer1.0.conv1)"
+"""The rule said in words, by netspec's message and by the editor's."""
 
 _NAME = re.compile(NAME_PATTERN)
 
 
 def _check_name(name: str) -> str:
-    # Names become keys such as "hidden1.weights" in weight files, so a dot would be ambiguous.
-    # fullmatch: `$` alone would let a name end in a newline.
+    # Names become keys such as "layer1.0.conv1.weights" in weight files: a parameter's name has no dot,
+    # so the last dot separates the two, and no part is empty. fullmatch: `$` alone would let a name end
+    # in a newline.
     if not _NAME.fullmatch(name):
-        raise PydanticCustomError(
-            "NS103",
-            "layer names use ASCII letters, digits, '_' and '-' only, got '{name}'",
-            {"name": name},
-        )
+        raise PydanticCustomError("NS103", NAME_RULE + ", got '{name}'", {"name": name})
     return name
 
 
@@ -119,6 +120,27 @@ def alpha_problems(activation: str, alpha: float | None) -> list[Problem]:
         )
         return [Problem("NS125", message, ("alpha",))]
     return []
+
+
+def bias_problems(layer: Any) -> list[Problem]:
+    """A `bias` given to a layer with `use_bias: false` would never be used: say so, pointing at bias."""
+    if not layer.use_bias and "bias" in layer.model_fields_set:
+        message = (
+            f"the layer has no bias (use_bias is false), but bias is given ({_given(layer.bias)}); "
+            "remove bias, or set use_bias: true"
+        )
+        return [Problem("NS125", message, ("bias",))]
+    return []
+
+
+def _given(value: Any) -> str:
+    """A bias as written, shortly: a number, a list's length, or an initializer's name."""
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    init = getattr(value, "init", None)
+    return f"the initializer {init}" if init else f"the file {value.file}"
 
 
 # What a layer without parameters (flatten, dropout, pooling) answers the builder. Such a module binds

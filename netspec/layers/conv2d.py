@@ -16,7 +16,7 @@ from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, param_source
 from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
-from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of
+from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
 
 
@@ -44,15 +44,19 @@ class Conv2D(ActivatedLayer):
     """leaky_relu's slope below 0 (default 0.01), or elu's alpha·(e^z − 1) below 0 (default 1); only they take it."""
     weights: param_source(4) = Field(default_factory=lambda: GlorotUniform(init="glorot_uniform"))
     """Shaped (filters, input channels / groups, kernel height, kernel width), as PyTorch and ONNX store them."""
+    use_bias: bool = True
+    """Whether the layer adds a bias (Keras's use_bias); false: Weight·Window alone and no bias array, as
+    before a batchnorm, whose shift does the bias's job (PyTorch's nn.Conv2d(bias=False))."""
     bias: param_source(1) = 0.0
     """One value per filter, or any other form."""
     seed: Seed | None = None
     """Seed for this layer's initializers (default: derived from the spec's seed and the layer name)."""
 
     def _own_problems(self) -> list[Problem]:
+        problems = bias_problems(self)
         if self.filters % self.groups:
-            return [Problem("NS131", _not_divided(self.groups, self.filters, "filters"), ("groups",))]
-        return []
+            problems.append(Problem("NS131", _not_divided(self.groups, self.filters, "filters"), ("groups",)))
+        return problems
 
 
 def _not_divided(groups: int, count: int, what: str) -> str:
@@ -94,7 +98,8 @@ def output_shape(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, ...]
 
 
 def param_shapes(layer: Conv2D, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    return {"weights": (layer.filters, input_shape[0] // layer.groups, *layer.kernel), "bias": (layer.filters,)}
+    shapes = {"weights": (layer.filters, input_shape[0] // layer.groups, *layer.kernel)}
+    return shapes | {"bias": (layer.filters,)} if layer.use_bias else shapes
 
 
 def fans(layer: Conv2D, input_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -154,7 +159,8 @@ class _Products:
             self.z = np.empty((rows, filters), dtype=np.result_type(x, w))
             for g, each in enumerate(self._slices(filters, groups)):
                 self.z[:, each] = self.columns[g] @ self.matrix[g].T
-        self.z += params["bias"]
+        if "bias" in params:  # none with use_bias: false
+            self.z += params["bias"]
         self.batch, self.out_hw, self.channels = batch, (out_h, out_w), channels
         self.layer, self.filters = layer, filters
 
@@ -202,7 +208,8 @@ class _Depthwise:
         z = np.zeros((batch, out_h, out_w, channels, self.each), dtype=np.result_type(x, w))
         for i, j in np.ndindex(*kernel):
             z += self.view[..., i, j][..., None] * self.taps[i, j]
-        z += params["bias"].reshape(channels, self.each)
+        if "bias" in params:
+            z += params["bias"].reshape(channels, self.each)
         self.z = z.reshape(-1, len(w))
         self.kernel, self.filters, self.out_hw = kernel, len(w), (out_h, out_w)
 
@@ -252,7 +259,7 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
         dweights, piece = done.backward(dz, input_grad)
-        grads = {"weights": dweights, "bias": dz.sum(axis=0)}
+        grads = {"weights": dweights} | ({"bias": dz.sum(axis=0)} if "bias" in params else {})
         if not input_grad:
             return None, grads
         dx = windows.scatter(
@@ -264,16 +271,14 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
 
 
 def to_onnx(node, x: str, emit) -> str:
-    """Conv with the padding written out per side (ONNX orders pads as all the starts, then all the ends)."""
+    """Conv with the padding written out per side (ONNX orders pads as all the starts, then all the ends);
+    without a bias (use_bias: false), a Conv of two inputs."""
     layer, name = node.spec, node.name
     (top, bottom), (left, right) = _geometry(layer, node.input_shape)[0]
-    weights, bias = (
-        emit.constant(f"{name}.weights", node.params["weights"]),
-        emit.constant(f"{name}.bias", node.params["bias"]),
-    )
+    arrays = [emit.constant(f"{name}.{key}", node.params[key]) for key in ("weights", "bias") if key in node.params]
     z = emit.node(
         "Conv",
-        [x, weights, bias],
+        [x, *arrays],
         f"{name}.conv",
         kernel_shape=list(layer.kernel),
         strides=list(layer.stride),

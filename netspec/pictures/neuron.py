@@ -54,9 +54,11 @@ def draw(network: Network, address: str):
     """
     plt = pyplot()
     layer, index = find(network, address)
-    weights, bias = layer.params["weights"][index], float(layer.params["bias"][index])
+    weights = layer.params["weights"][index]
+    bias = float(layer.params["bias"][index]) if "bias" in layer.params else None  # none with use_bias: false
     activation = layer.kind.activation(layer.spec)
-    title = f"{network.spec.name}: neuron {index} of {layer.name} ({layer.type}, {activation}), bias {bias:.3g}"
+    said = "no bias" if bias is None else f"bias {bias:.3g}"
+    title = f"{network.spec.name}: neuron {index} of {layer.name} ({layer.type}, {activation}), {said}"
     if layer.kind.neurons == "kernel":
         # A filter of a grouped convolution reads its own group's channels only: number them as the input does.
         groups = getattr(layer.spec, "groups", 1)
@@ -174,38 +176,32 @@ def _output(z: np.ndarray, activation: str, layer) -> np.ndarray:
     return ACTIVATIONS[activation].forward(z, alpha)
 
 
-def formula(weights, bias: float) -> str:
-    """Weight·Input + Bias written out with the inputs numbered from 0: '0.5·x0 − 2·x1 − 1'."""
+def formula(weights, bias: float | None) -> str:
+    """Weight·Input + Bias written out with the inputs numbered from 0: '0.5·x0 − 2·x1 − 1' (no bias: none)."""
     text = ""
     for i, w in enumerate(weights):
         sign = ("−" if w < 0 else "") if i == 0 else (" − " if w < 0 else " + ")
         text += f"{sign}{abs(float(w)):.3g}·x{i}"
-    return text + (" − " if bias < 0 else " + ") + f"{abs(bias):.3g}"
+    return text if bias is None else text + (" − " if bias < 0 else " + ") + f"{abs(bias):.3g}"
 
 
-def _line(plt, weight: float, bias: float, activation: str, layer, title: str):
+def _line(plt, weight: float, bias: float | None, activation: str, layer, title: str):
     x = np.linspace(-3, 3, 301)
+    z = weight * x + (bias or 0.0)
     figure, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(
-        x,
-        weight * x + bias,
-        color="#999999",
-        linestyle="--",
-        label=f"Weight·Input + Bias = {formula([weight], bias)}",
-    )
-    ax.plot(
-        x, _output(weight * x + bias, activation, layer), color=POSITIVE, linewidth=2, label=f"Output ({activation})"
-    )
+    what = "Weight·Input" if bias is None else "Weight·Input + Bias"
+    ax.plot(x, z, color="#999999", linestyle="--", label=f"{what} = {formula([weight], bias)}")
+    ax.plot(x, _output(z, activation, layer), color=POSITIVE, linewidth=2, label=f"Output ({activation})")
     ax.set(title=title, xlabel="input x0", ylabel="output")
     ax.axhline(0, color="#333333", linewidth=0.6)
     ax.legend(fontsize=8)
     return figure
 
 
-def _surface(plt, weights: np.ndarray, bias: float, activation: str, layer, title: str):
+def _surface(plt, weights: np.ndarray, bias: float | None, activation: str, layer, title: str):
     grid = np.linspace(-3, 3, 121)
     x0, x1 = np.meshgrid(grid, grid)
-    output = _output(weights[0] * x0 + weights[1] * x1 + bias, activation, layer)
+    output = _output(weights[0] * x0 + weights[1] * x1 + (bias or 0.0), activation, layer)
     figure, ax = plt.subplots(figsize=(5.5, 4.5))
     shown = ax.imshow(output, extent=(-3, 3, -3, 3), origin="lower", cmap="viridis")
     ax.set(
