@@ -565,3 +565,25 @@ def test_threads_limit_blas_while_running(colours, tmp_path, monkeypatch):
         == 0
     )
     assert seen[-1][0] == 1 and seen[-1][1] <= {1}
+
+
+def test_run_lists_the_best_five_of_many_classes_and_says_how_to_see_all(write_spec, tmp_path):
+    # Class k's score is k + 1 (a bias alone): the order is known without computing anything.
+    labels = [f"c{k}" for k in range(12)]
+    spec = write_spec(f"""\
+        netspec: 1
+        name: many
+        classes: [{", ".join(labels)}]
+        input:
+          image: {{width: 1, height: 1, color: grayscale}}
+        layers:
+          - {{name: scores, type: dense, neurons: 12, weights: 0.0, bias: {[float(k + 1) for k in range(12)]}}}
+        """)
+    Image.new("L", (1, 1)).save(tmp_path / "dot.png")
+    result = invoke("run", spec, tmp_path / "dot.png")
+    lines = result.output.splitlines()
+    assert lines[0] == f"{tmp_path / 'dot.png'}: c11"
+    assert [line.split()[0] for line in lines[1:6]] == ["c11", "c10", "c9", "c8", "c7"]
+    assert lines[6:] == ["  (7 more classes; --top-k 12 lists them all)"]
+    assert len(invoke("run", spec, tmp_path / "dot.png", "--top-k", "12").output.splitlines()) == 13
+    assert len(json.loads(invoke("run", spec, tmp_path / "dot.png", "--json").output)["scores"]) == 12

@@ -24,12 +24,21 @@ BAR_WIDTH = 20
 STDIN = Path("-")
 """The image argument that stands for standard input, as for cat; printed as `-`."""
 _EIGHTHS = " ▏▎▍▌▋▊▉"
+MANY_CLASSES = 10
+TOP_WHEN_MANY = 5
+"""Text output lists every score up to MANY_CLASSES classes, and the best TOP_WHEN_MANY of more (as Keras's
+decode_predictions shows ImageNet's): a thousand lines an image would bury the answer. --json keeps every score."""
 
 
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Show only the N best classes.")
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Show only the N best classes (default: all, or the best {TOP_WHEN_MANY} of more than {MANY_CLASSES} in text).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per forward pass."
@@ -58,7 +67,8 @@ def run(
 ) -> None:
     """Classify IMAGES (files, or folders of them) with the network SPEC describes.
 
-    For each image prints the predicted label and every class's score, high to low. A folder
+    For each image prints the predicted label and every class's score, high to low (the best 5 of
+    more than 10 classes, unless --top-k or --json says otherwise). A folder
     stands for every image below it, in name order; `-` is one image read from standard input.
     An image that cannot be read is reported on stderr, the others are still classified,
     and the exit code is 1.
@@ -102,8 +112,11 @@ def run(
                 for problem in result.problems:
                     click.echo(str(problem), err=True)
                 continue
-            ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])[:top_k]
-            click.echo(_as_json(where, ranked) if as_json else _as_text(where, ranked))
+            ranked = sorted(zip(network.classes, result.tolist()), key=lambda pair: -pair[1])
+            if as_json or top_k or len(ranked) <= MANY_CLASSES:
+                click.echo(_as_json(where, ranked[:top_k]) if as_json else _as_text(where, ranked[:top_k]))
+            else:  # the best few, and a line saying how to see the rest
+                click.echo(_as_text(where, ranked[:TOP_WHEN_MANY], unshown=len(ranked) - TOP_WHEN_MANY))
     if explain is not None and not failed:
         from netspec.pictures import explain as explain_picture
         from netspec.pictures.canvas import save
@@ -135,7 +148,7 @@ def _as_json(where: Path | Row, ranked: list[tuple[str, float]]) -> str:
     return json.dumps(line, ensure_ascii=undecodable)
 
 
-def _as_text(where: Path | Row, ranked: list[tuple[str, float]]) -> str:
+def _as_text(where: Path | Row, ranked: list[tuple[str, float]], unshown: int = 0) -> str:
     width = max(len(label) for label, _ in ranked)
     scores = [score for _, score in ranked]
     shown = [f"{score:.4f}" for score in scores]
@@ -146,6 +159,8 @@ def _as_text(where: Path | Row, ranked: list[tuple[str, float]]) -> str:
     for (label, score), text in zip(ranked, shown):
         fraction = (score - low) / (high - low) if high > low else 1.0
         lines.append(f"  {label:<{width}}  {text:>{column}}  {_bar(fraction)}".rstrip())
+    if unshown:
+        lines.append(f"  ({unshown:,} more classes; --top-k {len(ranked) + unshown} lists them all)")
     return "\n".join(lines)
 
 
