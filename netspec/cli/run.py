@@ -37,7 +37,7 @@ decode_predictions shows ImageNet's): a thousand lines an image would bury the a
     "--top-k",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Show only the N best classes (default: all, or the best {TOP_WHEN_MANY} of more than {MANY_CLASSES} in text).",
+    help=f"Show only the N best classes (default: all; in text, the best {TOP_WHEN_MANY} of more than {MANY_CLASSES}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
 @click.option(
