@@ -82,6 +82,7 @@ def test_a_resnet_imports_named_as_pytorch_names_its_modules_with_pytorchs_param
     with torch.no_grad():
         np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
     assert [layer.name for layer in network.layers] == NAMES
+    assert network.spec.name == "resnet"  # the file's name: PyTorch names every graph "main_graph"
     # Convolutions before a batch norm have no bias, so the learned parameters are PyTorch's exactly.
     # By hand: conv1 8·3·3·3 = 216, bn1 2·8 = 16, four convs of 8·8·3·3 = 576, four batch norms of 16, fc 8·5 + 5.
     assert network.summary().trainable_params == sum(p.numel() for p in module.parameters()) == 2645

@@ -18,6 +18,10 @@ IMAGE_KEYS = ("width", "height", "color", "scale", "mean", "std")
 GIVE_IMAGE = "give the image it reads (--image WIDTH,HEIGHT,COLOR, or image= in Python)"
 
 
+EXPORTERS_GRAPH_NAMES = ("main_graph", "torch_jit", "torch-jit-export")
+"""Graph names PyTorch's exporters give every model: the file's name says more (resnet18.onnx: resnet18)."""
+
+
 def read_labels(path: Path) -> list[str]:
     """The labels in a file, one a line (as ImageNet's synset files), blank lines at the end ignored.
 
@@ -193,9 +197,10 @@ def document(
         labels = json.loads(metadata["netspec.classes"])
     else:
         labels = [str(i) for i in range(scores)]
+    graph_name = model.graph.name if model.graph.name not in EXPORTERS_GRAPH_NAMES else ""
     spec = {
         "netspec": 1,
-        "name": name if name is not None else (metadata.get("netspec.name") or model.graph.name or Path(source).stem),
+        "name": name if name is not None else (metadata.get("netspec.name") or graph_name or Path(source).stem),
         "classes": labels,
         "input": network_input,
         "layers": layers,
