@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from netspec.interop.folding import Folding
 from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
 from netspec.layers.common import NETWORK_INPUT as INPUT
 
@@ -22,7 +23,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MERGES = ("add", "concat", "multiply")
 
 
-class Chain(Operators):
+class Chain(Folding, Operators):
     """Maps the nodes from the graph input to its output, one layer (or activation) at a time."""
 
     def __init__(self, onnx, graph, arrays, shape, batch: int, opset: int, max_params: int):
@@ -43,43 +44,9 @@ class Chain(Operators):
         self.fold: dict[str, Any] | None = None  # the layer the activation being mapped folds into, if any
         self.folded = False
         self.done: set[int] = set()  # the nodes mapped (ids)
-
-    def _constant(self, node) -> bool:
-        """Record what a node computes from constants alone (PyTorch's shared biases); False for other nodes."""
-        op = node.op_type
-        if op == "Constant":
-            self.node = node
-            self.constants[node.output[0]] = self._constant_value(node)
-        elif op == "Identity" and node.input[0] in self.constants:
-            self.constants[node.output[0]] = self.constants[node.input[0]]
-        elif op == "ConstantOfShape" and node.input[0] in self.constants:
-            self.node = node
-            size = [int(n) for n in self.constants[node.input[0]]]
-            if math.prod(size) > self.max_params:
-                _fail(
-                    node,
-                    f"it makes {math.prod(size):,} values, more than the limit of {self.max_params:,} "
-                    "parameters; raise the limit (--max-params, or max_params= in Python) if the model is that large",
-                    "NS208",
-                )
-            values = self.attributes(node).get("value")
-            fill = self.onnx.numpy_helper.to_array(values) if values is not None else np.zeros(1, np.float32)
-            self.constants[node.output[0]] = np.full(size, fill.reshape(-1)[0], dtype=fill.dtype)
-        else:
-            return False
-        return True
-
-    def _constant_value(self, node) -> np.ndarray:
-        attrs = self.attributes(node)
-        if "value" in attrs:
-            return self.onnx.numpy_helper.to_array(attrs["value"])
-        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
-            if key in attrs:
-                return np.array(attrs[key], dtype=dtype)
-        for key in ("value_int", "value_ints"):
-            if key in attrs:
-                return np.array(attrs[key], dtype=np.int64)
-        _fail(node, f"a constant given as {', '.join(attrs) or 'nothing'}; netspec reads numeric constants only")
+        self.input_shape, self.input_type = list(shape), 1  # the graph input's shape (without the batch), type
+        self.batched: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # tensor name -> its values at BATCHES
+        self.onnx_types: dict[str, Any] = {}  # tensor name -> the type (and shape) ONNX infers for it
 
     def attributes(self, node) -> dict[str, Any]:
         values = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -88,22 +55,21 @@ class Chain(Operators):
 
     def constant(self, node, position: int) -> np.ndarray:
         """The stored array a node reads at `position` (its weights, bias, ratio, new shape)."""
-        name = node.input[position] if position < len(node.input) else ""
-        if name not in self.constants:
-            made = next((other for other in self.nodes if name in other.output), None)
-            origin = f", computed by node {made.name or made.op_type!r} ({made.op_type})" if made else ""
-            _fail(node, f"input {position} ({name!r}{origin}) must be a stored array (an initializer or a constant)")
-        return self.constants[name]
+        return self.stored(node, position)
 
     def run(self, start: str, end: str) -> None:
         """Map the graph from the tensor `start` to the tensor `end`, each node once all it reads is mapped."""
-        self.nodes = [node for node in self.graph.node if not self._constant(node)]
+        self.nodes = self.fold_constants()  # what is left reads the data, or is refused below
         for node in self.nodes:
             for name in dict.fromkeys(node.input):  # a node reading one tensor twice is one reader
                 if name:
                     self.readers.setdefault(name, []).append(node)
         self._all_on_the_path(end)
         self.dependent = self._dependent(start)
+        if end not in self.dependent:  # every node leads to the output: only an input that nothing reads gets here
+            raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
+        self.refuse_stored()
+        self.input_type = next(value.type.tensor_type.elem_type for value in self.graph.input if value.name == start)
         self.tensors[start] = (INPUT, list(self.shape))
         pending = [node for node in self.nodes if any(name in self.dependent for name in node.input)]
         while pending:
@@ -118,7 +84,8 @@ class Chain(Operators):
             )
             if node is None:  # pragma: no cover - a graph whose nodes read each other in a cycle
                 raise Refusal(pending[0], "it reads a tensor computed from its own output: the graph has a cycle")
-            self.visit(node)
+            if not self.evaluated(node):  # a Shape, or arithmetic on shapes: evaluated, not mapped
+                self.visit(node)
             pending = [other for other in pending if id(other) not in self.done]
         if end not in self.tensors:  # every node leads to the output: only an input that nothing reads gets here
             raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")

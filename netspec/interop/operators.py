@@ -92,7 +92,9 @@ class Operators:
                 for position, key in enumerate(("scale", "shift", "mean", "var"), start=1)
             }
             epsilon, momentum = _decimal(attrs.get("epsilon", 1e-5)), _decimal(1 - _decimal(attrs.get("momentum", 0.9)))
+            values, last = self.scaled(node, values)  # Caffe's Scale after it: one batch norm (see interop.folding)
             self.add({"type": "batchnorm", "epsilon": epsilon, "momentum": momentum}, values, node.name)
+            self.node = node = last  # the next node reads the last folded node's output
         elif op == "Dropout":
             if len(node.input) > 2 and node.input[2] and bool(self.constant(node, 2)):
                 _fail(
@@ -106,12 +108,8 @@ class Operators:
             self._slice(node, attrs)
         elif op in _ACTIVATIONS:
             self._activation(node, attrs)
-        elif op == "Add":
-            _fail(
-                node,
-                "an Add of a stored array is netspec's only as the bias of a MatMul before it (an Add of two "
-                "layers' outputs is an add layer)",
-            )
+        elif op in ("Add", "Mul"):  # of a stored array: merges of layers are netspec.interop.chain's
+            _fail(node, self.unscaled(node))
         else:
             _fail(node, f"this operator is not one netspec has; netspec maps {SUPPORTED} ({CHAINS_ONLY})")
         return node.output[0]
