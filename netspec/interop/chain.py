@@ -73,15 +73,12 @@ class Chain(Folding, Operators):
         self.tensors[start] = (INPUT, list(self.shape))
         pending = [node for node in self.nodes if any(name in self.dependent for name in node.input)]
         while pending:
-            # Among the nodes whose data is mapped, the one listed first: the order layers are written in.
-            node = next(
-                (
-                    node
-                    for node in pending
-                    if all(name in self.tensors for name in node.input if name in self.dependent)
-                ),
-                None,
-            )
+            # Among the nodes whose data is mapped, the one listed first: the order layers are written in; but
+            # shapes first, so that a pattern of nodes (a channel shuffle) finds the shapes it reads evaluated.
+            ready = [
+                node for node in pending if all(name in self.tensors for name in node.input if name in self.dependent)
+            ]
+            node = next((node for node in ready if self.evaluable(node)), ready[0] if ready else None)
             if node is None:  # pragma: no cover - a graph whose nodes read each other in a cycle
                 raise Refusal(pending[0], "it reads a tensor computed from its own output: the graph has a cycle")
             if not self.evaluated(node):  # a Shape, or arithmetic on shapes: evaluated, not mapped

@@ -64,12 +64,13 @@ class Folding:
 
         Its outputs are no longer tensors of the data: the nodes reading them read stored arrays.
         """
-        stored = all(not name or name not in self.dependent for name in node.input)
-        if not stored and node.op_type != "Shape":
+        if not self.evaluable(node):
             return False
         self.node = node
         if node.op_type not in FOLDED:
             _fail(node, _unknown(node))
+        if node.op_type == "ConstantOfShape" and node.input[0] in self.batched:
+            self.stored(node, 0)  # an array as large as the batch: refused, not made at two sentinel sizes
         values = [self._evaluate(node, lambda name, k=k: self._at(name, k), BATCHES[k]) for k in range(2)]
         for name, first, second in zip(node.output, *values):
             self.dependent.discard(name)
@@ -79,6 +80,10 @@ class Folding:
                 self.batched[name] = (first, second)
         self.done.add(id(node))
         return True
+
+    def evaluable(self, node) -> bool:
+        """Whether the walk evaluates `node` rather than maps it: a Shape, or a node reading no data."""
+        return node.op_type == "Shape" or all(not name or name not in self.dependent for name in node.input)
 
     def _at(self, name: str, k: int) -> np.ndarray | None:
         """Tensor `name` at the k-th sentinel batch size: a shape, or a value computed from shapes and arrays."""

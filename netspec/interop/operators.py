@@ -352,12 +352,15 @@ class Operators:
         name, alpha = _ACTIVATIONS[op], None
         if op == "Softmax":
             axis = attrs.get("axis", 1 if self.opset < 13 else -1)
-            if len(self.shape) != 1 or axis not in (1, -1):
+            # After a GlobalAveragePool, ONNX's tensor is (batch, classes, 1, 1) where netspec's is a vector:
+            # axis -1 is then an axis of one value (every score 1), so count the axes ONNX has.
+            dims = self.onnx_shape(node.input[0]) if axis < 0 else None
+            dims = dims if dims and len(dims) > len(self.shape) else ["batch", *self.shape]
+            if len(self.shape) != 1 or axis + (len(dims) if axis < 0 else 0) != 1:
                 _fail(
                     node,
-                    f"a Softmax over axis {axis} of a tensor of shape (batch, "
-                    f"{', '.join(map(str, self.shape))}); netspec's softmax is over the class scores, axis 1 of "
-                    "(batch, classes)",
+                    f"a Softmax over axis {axis} of a tensor of shape ({', '.join(map(str, dims))}); netspec's "
+                    "softmax is over the class scores, axis 1 of (batch, classes)",
                 )
         elif op == "LeakyRelu":
             alpha = _decimal(attrs.get("alpha", 0.01))
