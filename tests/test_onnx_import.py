@@ -196,8 +196,8 @@ def test_an_add_that_is_no_bias_is_refused(tmp_path):
             "NS503 node 'selu' (Selu): this operator is not one netspec has; netspec maps Gemm, MatMul+Add, Relu, "
             "LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, Conv, MaxPool, "
             "AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, LRN, "
-            "Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape; "
-            "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 "
+            "Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape, "
+            "Shape and arithmetic on shapes and stored arrays (evaluated at import); and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 "
             "(gelu) (graphs that branch and merge import as add, concat and multiply layers; other operators, and "
             "constant arithmetic on the data, are not imported yet)",
         ),

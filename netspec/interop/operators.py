@@ -21,8 +21,9 @@ _TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm", "add", "concat")
 SUPPORTED = (
     "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, "
     "Conv, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to a vector, BatchNormalization, Dropout, "
-    "LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape; "
-    "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 (gelu)"
+    "LRN, Reshape-Transpose-Reshape as a channel shuffle, Slice along axis 1, Identity, Constant, ConstantOfShape, "
+    "Shape and arithmetic on shapes and stored arrays (evaluated at import); and, reading layers, Add and Sum, "
+    "Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 (gelu)"
 )
 """The operators import maps, in the order the docs list them."""
 CHAINS_ONLY = (
