@@ -4,7 +4,8 @@ The walk starts at the graph input and maps each node once every tensor it reads
 remembering which layer computes each tensor: a layer reading another than the one above it gets
 `inputs:`, and Add/Sum, Concat and Mul of computed tensors become add, concat and multiply layers.
 Every node must lie on the path to the graph output. A node that netspec cannot reproduce exactly
-is refused, naming it, never mapped approximately.
+is refused, naming it, never mapped approximately. What the graph computes without its data
+(constants, and the shapes of tensors) is evaluated instead of mapped: netspec.interop.folding.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Chain(Folding, Operators):
         self.dependent = self._dependent(start)
         if end not in self.dependent:  # every node leads to the output: only an input that nothing reads gets here
             raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
-        self.refuse_stored()
+        self.refuse_unevaluated()  # an operator on stored arrays alone that import does not evaluate
         self.input_type = next(value.type.tensor_type.elem_type for value in self.graph.input if value.name == start)
         self.tensors[start] = (INPUT, list(self.shape))
         pending = [node for node in self.nodes if any(name in self.dependent for name in node.input)]

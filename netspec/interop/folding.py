@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from netspec.interop.operators import Refusal, _fail, _other
+from netspec.interop.operators import _fail, _other
 
 BATCHES = (1_000_003, 1_000_033)  # two batch sizes no model has: a value that differs between them depends on it
 FOLDED = (
@@ -237,7 +237,7 @@ class Folding:
             return None
         return np.concatenate([[0], first[1:]]).astype(first.dtype)
 
-    def refuse_stored(self) -> None:
+    def refuse_unevaluated(self) -> None:
         """Refuse a node left reading stored arrays alone: an operator import does not evaluate."""
         for node in self.nodes:
             if all(not name or name not in self.dependent for name in node.input):
@@ -371,6 +371,3 @@ def _unknown(node) -> str:
 
 def _written(dims) -> str:
     return "(" + ", ".join("batch" if d == "batch" else "?" if d is None else str(d) for d in dims) + ")"
-
-
-__all__ = ["BATCHES", "FOLDED", "Folding", "Refusal"]
