@@ -181,13 +181,6 @@ class Chain(Folding, Operators):
 
     def _single(self, node, data: list[str]) -> None:
         """A node of one data input, its first; the others stored arrays."""
-        if node.op_type == "Shape":  # PyTorch's x.view(x.size(0), -1): a chain that reads its own shape
-            _fail(
-                node,
-                f"it reads the shape of {node.input[0]!r} to compute a Reshape (as x.view(x.size(0), -1) "
-                "exports); netspec does not compute shapes from the data yet: export with "
-                "torch.flatten(x, 1) instead",
-            )
         current = data[0]
         if node.input[0] != current:
             position = list(node.input).index(current)
