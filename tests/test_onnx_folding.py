@@ -415,6 +415,21 @@ def test_an_output_of_shape_batch_classes_1_1_imports(tmp_path, opset, softmax):
     assert network.forward(image()).shape == (2, 2)
 
 
+@pytest.mark.parametrize(
+    "softmax, kinds",
+    [(None, ["conv2d", "flatten"]), ({"axis": 1}, ["conv2d", "flatten", "activation"])],
+    ids=["convolution", "convolution-softmax"],
+)
+def test_a_convolution_over_a_1x1_image_at_the_end_gives_the_scores_as_a_vector(tmp_path, softmax, kinds):
+    # A classifier that is all convolutions: the last one over a 1×1 image gives (batch, classes, 1, 1).
+    nodes = [helper.make_node("Conv", ["x", "K"], ["c"], name="conv")]
+    nodes += [] if softmax is None else [helper.make_node("Softmax", ["c"], ["s"], name="softmax", **softmax)]
+    nodes[-1].output[0] = "y"
+    made = model(nodes, inputs=("x", ["batch", 3, 3, 3]), outputs=(("y", ["batch", 2, 1, 1]),), constants={"K": KERNEL})
+    network = imports_as_onnxruntime_runs(save(made, tmp_path), RNG.normal(size=(2, 3, 3, 3)).astype(np.float32))
+    assert [layer.spec.type for layer in network.layers] == kinds
+
+
 def test_a_softmax_over_the_last_of_batch_classes_1_1_is_refused(tmp_path):
     # Opset 13's default axis, -1: each score alone, all 1. netspec's vector would have given the class softmax.
     nodes = [

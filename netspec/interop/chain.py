@@ -97,6 +97,10 @@ class Chain(Folding, Operators):
         self.shape = shape
         if layer != self.layers[-1]["name"]:  # pragma: no cover - the output's node is the last one a walk maps
             raise Refusal(None, f"the graph output {end!r} is not computed last")
+        if len(shape) > 1 and all(n == 1 for n in shape[1:]):  # (batch, classes, 1, 1): the scores, as a vector
+            self.sources = [layer]
+            self.add({"type": "flatten"}, {})
+            self.shape = [shape[0]]
 
     def _dependent(self, start: str) -> set[str]:
         """The tensors computed from the graph input (the rest are stored arrays or computed from them alone)."""

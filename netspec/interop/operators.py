@@ -357,7 +357,12 @@ class Operators:
             # axis -1 is then an axis of one value (every score 1), so count the axes ONNX has.
             dims = self.onnx_shape(node.input[0]) if axis < 0 else None
             dims = dims if dims and len(dims) > len(self.shape) else ["batch", *self.shape]
-            if len(self.shape) != 1 or axis + (len(dims) if axis < 0 else 0) != 1:
+            axis_of_classes = axis + (len(dims) if axis < 0 else 0) == 1
+            if axis_of_classes and len(self.shape) > 1 and all(n == 1 for n in self.shape[1:]):
+                # (batch, classes, 1, 1), as a convolution over a 1×1 image gives it: the scores made a vector.
+                self.add({"type": "flatten"}, {})
+                self.shape, self.fold = [self.shape[0]], None
+            if len(self.shape) != 1 or not axis_of_classes:
                 _fail(
                     node,
                     f"a Softmax over axis {axis} of a tensor of shape ({', '.join(map(str, dims))}); netspec's "
