@@ -170,8 +170,9 @@ def test_a_graph_with_two_outputs_is_refused(tmp_path):
 def test_an_add_that_is_no_bias_is_refused(tmp_path):
     nodes = [gemm("x", "h"), helper.make_node("Add", ["h", "B"], ["y"], name="shift")]
     assert refusal(save(model(nodes), tmp_path)) == (
-        "NS503 node 'shift' (Add): an Add of a stored array is netspec's only as the bias of a MatMul before it (an "
-        "Add of two layers' outputs is an add layer)"
+        "NS503 node 'shift' (Add): an Add of a stored array of shape (4,) is netspec's only as the bias of a MatMul "
+        "before it, or as one value per channel folded into the BatchNormalization before it (Caffe's Scale layer); "
+        "an Add of two layers' outputs is an add layer"
     )
 
 
@@ -198,7 +199,7 @@ def test_an_add_that_is_no_bias_is_refused(tmp_path):
             "global average: dense), MaxPool, AveragePool, GlobalAveragePool, ReduceMean over height and width, "
             "Flatten, Reshape to a vector, Squeeze of (C, 1, 1), BatchNormalization, Dropout, LRN, "
             "Reshape-Transpose-Reshape as a channel shuffle, Slice and Split along axis 1, Identity, Constant, "
-            "ConstantOfShape; "
+            "ConstantOfShape, Shape and arithmetic on shapes and stored arrays (evaluated at import); "
             "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 "
             "(gelu) (graphs that branch and merge import as add, concat and multiply layers; other operators, and "
             "constant arithmetic on the data, are not imported yet)",
@@ -255,13 +256,16 @@ def test_a_constant_of_shape_past_the_limit_is_refused_before_it_is_made(tmp_pat
 
 
 def test_weights_computed_by_another_node_are_refused_naming_it(tmp_path):
+    # Arithmetic on stored arrays is evaluated at import (tests/test_onnx_folding.py); an operator it does not
+    # evaluate is refused, naming the node that computes the weights.
     nodes = [
-        helper.make_node("Transpose", ["W"], ["Wt"], name="turn"),
+        helper.make_node("Sqrt", ["W"], ["Wt"], name="root"),
         helper.make_node("MatMul", ["x", "Wt"], ["y"], name="matmul"),
     ]
     assert refusal(save(model(nodes), tmp_path)) == (
-        "NS503 node 'matmul' (MatMul): input 1 ('Wt', computed by node 'turn' (Transpose)) must be a stored array "
-        "(an initializer or a constant)"
+        "NS503 node 'root' (Sqrt): it computes 'Wt' from stored arrays and shapes alone, with an operator import "
+        "does not evaluate; netspec evaluates Constant, ConstantOfShape, Identity, Shape, Gather, Unsqueeze, "
+        "Squeeze, Concat, Reshape, Transpose, Div, Mul, Add, Sub, Cast, Slice, Floor"
     )
 
 
@@ -439,7 +443,7 @@ def test_pytorch_exports_with_shared_zero_biases_import_and_predict_as_pytorch_d
         np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_a_view_of_the_batch_size_is_refused_with_what_to_write_instead(tmp_path):
+def test_a_view_of_the_batch_size_imports_as_a_flatten(tmp_path):
     torch = pytest.importorskip("torch")
 
     class Viewed(torch.nn.Module):  # the classic forward: x.view(x.size(0), -1) before the classifier
@@ -451,21 +455,13 @@ def test_a_view_of_the_batch_size_is_refused_with_what_to_write_instead(tmp_path
             x = self.conv(x)
             return self.fc(x.view(x.size(0), -1))
 
-    path = tmp_path / "viewed.onnx"
-    torch_export(
-        torch,
-        Viewed(),
-        torch.zeros(1, 1, 4, 4),
-        path,
-        dynamo=False,
-        input_names=["input"],
-        dynamic_axes={"input": {0: "b"}},
-    )
-    assert refusal(path) == (
-        "NS503 node '/Shape' (Shape): it reads the shape of '/conv/Conv_output_0' to compute a Reshape (as "
-        "x.view(x.size(0), -1) exports); netspec does not compute shapes from the data yet: export with "
-        "torch.flatten(x, 1) instead"
-    )
+    path, module, x = tmp_path / "viewed.onnx", Viewed(), torch.randn(3, 1, 4, 4)
+    torch_export(torch, module, x, path, dynamo=False, input_names=["input"], dynamic_axes={"input": {0: "b"}})
+    assert "Shape" in [node.op_type for node in onnx.load(str(path)).graph.node]  # the shape computed from the data
+    network = imports_as_onnxruntime_runs(path, x.numpy())
+    assert [layer.spec.type for layer in network.layers] == ["conv2d", "flatten", "dense"]
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), module(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_the_default_pytorch_exporter_with_onnxscript_imports(tmp_path):

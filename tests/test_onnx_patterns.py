@@ -214,7 +214,7 @@ def test_a_softmax_of_a_global_average_over_another_axis_than_channels_is_refuse
     softmax = helper.make_node("Softmax", ["g"], ["y"], name="softmax", **({} if axis is None else {"axis": axis}))
     assert refusal(se_graph(tmp_path, softmax, ("y", ["batch", 8, 1, 1]))) == (
         f"NS503 node 'softmax' (Softmax): a Softmax over axis {-1 if axis is None else axis} of a tensor of shape "
-        "(batch, 8, 1, 1); netspec's softmax is over the class scores, axis 1"
+        "(batch, 8, 1, 1); netspec's softmax is over the class scores, axis 1 of (batch, classes)"
     )
 
 

@@ -4,7 +4,8 @@ The walk starts at the graph input and maps each node once every tensor it reads
 remembering which layer computes each tensor: a layer reading another than the one above it gets
 `inputs:`, and Add/Sum, Concat and Mul of computed tensors become add, concat and multiply layers.
 Every node must lie on the path to the graph output. A node that netspec cannot reproduce exactly
-is refused, naming it, never mapped approximately.
+is refused, naming it, never mapped approximately. What the graph computes without its data
+(constants, and the shapes of tensors) is evaluated instead of mapped: netspec.interop.folding.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from netspec.interop.folding import Folding
 from netspec.interop.naming import blocks, layer_name, unique
 from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
 from netspec.interop.patterns import ONE_PIXEL_READERS, Patterns
@@ -23,7 +25,7 @@ from netspec.layers.common import NETWORK_INPUT as INPUT
 _MERGES = ("add", "concat", "multiply")
 
 
-class Chain(Patterns, Operators):
+class Chain(Folding, Patterns, Operators):
     """Maps the nodes from the graph input to its output, one layer (or activation) at a time."""
 
     def __init__(self, onnx, graph, arrays, shape, batch: int, opset: int, max_params: int):
@@ -44,43 +46,9 @@ class Chain(Patterns, Operators):
         self.fold: dict[str, Any] | None = None  # the layer the activation being mapped folds into, if any
         self.folded = False
         self.done: set[int] = set()  # the nodes mapped (ids)
-
-    def _constant(self, node) -> bool:
-        """Record what a node computes from constants alone (PyTorch's shared biases); False for other nodes."""
-        op = node.op_type
-        if op == "Constant":
-            self.node = node
-            self.constants[node.output[0]] = self._constant_value(node)
-        elif op == "Identity" and node.input[0] in self.constants:
-            self.constants[node.output[0]] = self.constants[node.input[0]]
-        elif op == "ConstantOfShape" and node.input[0] in self.constants:
-            self.node = node
-            size = [int(n) for n in self.constants[node.input[0]]]
-            if math.prod(size) > self.max_params:
-                _fail(
-                    node,
-                    f"it makes {math.prod(size):,} values, more than the limit of {self.max_params:,} "
-                    "parameters; raise the limit (--max-params, or max_params= in Python) if the model is that large",
-                    "NS208",
-                )
-            values = self.attributes(node).get("value")
-            fill = self.onnx.numpy_helper.to_array(values) if values is not None else np.zeros(1, np.float32)
-            self.constants[node.output[0]] = np.full(size, fill.reshape(-1)[0], dtype=fill.dtype)
-        else:
-            return False
-        return True
-
-    def _constant_value(self, node) -> np.ndarray:
-        attrs = self.attributes(node)
-        if "value" in attrs:
-            return self.onnx.numpy_helper.to_array(attrs["value"])
-        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
-            if key in attrs:
-                return np.array(attrs[key], dtype=dtype)
-        for key in ("value_int", "value_ints"):
-            if key in attrs:
-                return np.array(attrs[key], dtype=np.int64)
-        _fail(node, f"a constant given as {', '.join(attrs) or 'nothing'}; netspec reads numeric constants only")
+        self.input_shape, self.input_type = list(shape), 1  # the graph input's shape (without the batch), type
+        self.batched: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # tensor name -> its values at BATCHES
+        self.onnx_types: dict[str, Any] = {}  # tensor name -> the type (and shape) ONNX infers for it
 
     def attributes(self, node) -> dict[str, Any]:
         values = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -89,37 +57,34 @@ class Chain(Patterns, Operators):
 
     def constant(self, node, position: int) -> np.ndarray:
         """The stored array a node reads at `position` (its weights, bias, ratio, new shape)."""
-        name = node.input[position] if position < len(node.input) else ""
-        if name not in self.constants:
-            made = next((other for other in self.nodes if name in other.output), None)
-            origin = f", computed by node {made.name or made.op_type!r} ({made.op_type})" if made else ""
-            _fail(node, f"input {position} ({name!r}{origin}) must be a stored array (an initializer or a constant)")
-        return self.constants[name]
+        return self.stored(node, position)
 
     def run(self, start: str, end: str) -> None:
         """Map the graph from the tensor `start` to the tensor `end`, each node once all it reads is mapped."""
-        self.nodes = [node for node in self.graph.node if not self._constant(node)]
+        self.nodes = self.fold_constants()  # what is left reads the data, or is refused below
         for node in self.nodes:
             for name in dict.fromkeys(node.input):  # a node reading one tensor twice is one reader
                 if name:
                     self.readers.setdefault(name, []).append(node)
         self._all_on_the_path(end)
         self.dependent = self._dependent(start)
+        if end not in self.dependent:  # every node leads to the output: only an input that nothing reads gets here
+            raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
+        self.refuse_unevaluated()  # an operator on stored arrays alone that import does not evaluate
+        self.input_type = next(value.type.tensor_type.elem_type for value in self.graph.input if value.name == start)
         self.tensors[start] = (INPUT, list(self.shape))
         pending = [node for node in self.nodes if any(name in self.dependent for name in node.input)]
         while pending:
-            # Among the nodes whose data is mapped, the one listed first: the order layers are written in.
-            node = next(
-                (
-                    node
-                    for node in pending
-                    if all(name in self.tensors for name in node.input if name in self.dependent)
-                ),
-                None,
-            )
+            # Among the nodes whose data is mapped, the one listed first: the order layers are written in; but
+            # shapes first, so that a pattern of nodes (a channel shuffle) finds the shapes it reads evaluated.
+            ready = [
+                node for node in pending if all(name in self.tensors for name in node.input if name in self.dependent)
+            ]
+            node = next((node for node in ready if self.evaluable(node)), ready[0] if ready else None)
             if node is None:  # pragma: no cover - a graph whose nodes read each other in a cycle
                 raise Refusal(pending[0], "it reads a tensor computed from its own output: the graph has a cycle")
-            self.visit(node)
+            if not self.evaluated(node):  # a Shape, or arithmetic on shapes: evaluated, not mapped
+                self.visit(node)
             pending = [other for other in pending if id(other) not in self.done]
         if end not in self.tensors:  # every node leads to the output: only an input that nothing reads gets here
             raise Refusal(None, f"the graph output {end!r} does not depend on its input {start!r}")
@@ -133,6 +98,10 @@ class Chain(Patterns, Operators):
         self.shape = self.layer_shapes[layer]
         if layer != self.layers[-1]["name"]:  # pragma: no cover - the output's node is the last one a walk maps
             raise Refusal(None, f"the graph output {end!r} is not computed last")
+        if len(self.shape) > 1 and all(n == 1 for n in self.shape[1:]):  # a layer's (classes, 1, 1): made a vector
+            self.sources = [layer]
+            self.add({"type": "flatten"}, {})
+            self.shape = [self.shape[0]]
 
     def _dependent(self, start: str) -> set[str]:
         """The tensors computed from the graph input (the rest are stored arrays or computed from them alone)."""
@@ -236,13 +205,6 @@ class Chain(Patterns, Operators):
 
     def _single(self, node, data: list[str]) -> None:
         """A node of one data input, its first; the others stored arrays."""
-        if node.op_type == "Shape":  # PyTorch's x.view(x.size(0), -1): a chain that reads its own shape
-            _fail(
-                node,
-                f"it reads the shape of {node.input[0]!r} to compute a Reshape (as x.view(x.size(0), -1) "
-                "exports); netspec does not compute shapes from the data yet: export with "
-                "torch.flatten(x, 1) instead",
-            )
         current = data[0]
         if node.input[0] != current:
             position = list(node.input).index(current)

@@ -23,7 +23,7 @@ SUPPORTED = (
     "Conv (1×1 on a global average: dense), MaxPool, AveragePool, GlobalAveragePool, ReduceMean over height and "
     "width, Flatten, Reshape to a vector, Squeeze of (C, 1, 1), BatchNormalization, Dropout, LRN, "
     "Reshape-Transpose-Reshape as a channel shuffle, Slice and Split along axis 1, Identity, Constant, "
-    "ConstantOfShape; "
+    "ConstantOfShape, Shape and arithmetic on shapes and stored arrays (evaluated at import); "
     "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 (gelu)"
 )
 """The operators import maps, in the order the docs list them."""
@@ -93,7 +93,9 @@ class Operators:
                 for position, key in enumerate(("scale", "shift", "mean", "var"), start=1)
             }
             epsilon, momentum = _decimal(attrs.get("epsilon", 1e-5)), _decimal(1 - _decimal(attrs.get("momentum", 0.9)))
+            values, last = self.scaled(node, values)  # Caffe's Scale after it: one batch norm (see interop.folding)
             self.add({"type": "batchnorm", "epsilon": epsilon, "momentum": momentum}, values, node.name)
+            self.node = node = last  # the next node reads the last folded node's output
         elif op == "Dropout":
             if len(node.input) > 2 and node.input[2] and bool(self.constant(node, 2)):
                 _fail(
@@ -107,12 +109,8 @@ class Operators:
             self._slice(node, attrs)
         elif op in _ACTIVATIONS:
             self._activation(node, attrs)
-        elif op == "Add":
-            _fail(
-                node,
-                "an Add of a stored array is netspec's only as the bias of a MatMul before it (an Add of two "
-                "layers' outputs is an add layer)",
-            )
+        elif op in ("Add", "Mul"):  # of a stored array: merges of layers are netspec.interop.chain's
+            _fail(node, self.unscaled(node))
         else:
             _fail(node, f"this operator is not one netspec has; netspec maps {SUPPORTED} ({CHAINS_ONLY})")
         return node.output[0]
@@ -354,12 +352,20 @@ class Operators:
         name, alpha = _ACTIVATIONS[op], None
         if op == "Softmax":
             axis = attrs.get("axis", 1 if self.opset < 13 else -1)
-            if len(self.shape) != 1 or axis not in (1, -1):
+            # After a GlobalAveragePool, ONNX's tensor is (batch, classes, 1, 1) where netspec's is a vector:
+            # axis -1 is then an axis of one value (every score 1), so count the axes ONNX has.
+            dims = self.onnx_shape(node.input[0]) if axis < 0 else None
+            dims = dims if dims and len(dims) > len(self.shape) else ["batch", *self.shape]
+            axis_of_classes = axis + (len(dims) if axis < 0 else 0) == 1
+            if axis_of_classes and len(self.shape) > 1 and all(n == 1 for n in self.shape[1:]):
+                # (batch, classes, 1, 1), as a convolution over a 1×1 image gives it: the scores made a vector.
+                self.add({"type": "flatten"}, {})
+                self.shape, self.fold = [self.shape[0]], None
+            if len(self.shape) != 1 or not axis_of_classes:
                 _fail(
                     node,
-                    f"a Softmax over axis {axis} of a tensor of shape (batch, "
-                    f"{', '.join(map(str, self.shape))}); netspec's softmax is over the class scores, axis 1 of "
-                    "(batch, classes)",
+                    f"a Softmax over axis {axis} of a tensor of shape ({', '.join(map(str, dims))}); netspec's "
+                    "softmax is over the class scores, axis 1 of (batch, classes)",
                 )
         elif op == "LeakyRelu":
             alpha = _decimal(attrs.get("alpha", 0.01))

@@ -139,7 +139,7 @@ class Patterns:
             _fail(
                 node,
                 f"a Softmax over axis {axis} of a tensor of shape (batch, {self.shape[0]}, 1, 1); netspec's "
-                "softmax is over the class scores, axis 1",
+                "softmax is over the class scores, axis 1 of (batch, classes)",
             )
         self._activate(node, "softmax", {})
 
