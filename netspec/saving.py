@@ -114,10 +114,31 @@ def flow_text(document: dict, file: str) -> str | None:
         for line in lines:
             if isinstance(line, yaml.CollectionNode):
                 line.flow_style = True
-        width = _WRAP if key != "layers" else _ONE_LINE
-        parts.append(yaml.serialize(node, Dumper=_FlowDumper, width=width, allow_unicode=True))
+        if key == "classes" and isinstance(value, list):
+            parts.append(_wrapped_list(key, value))
+            continue
+        parts.append(yaml.serialize(node, Dumper=_FlowDumper, width=_ONE_LINE, allow_unicode=True))
     text = "".join(parts)
     return text if read_yaml(text, file).data == document else None
+
+
+def _wrapped_list(key: str, items: list) -> str:
+    """`key: [a, b, ...]` wrapped at _WRAP between items, never inside one (PyYAML would break
+    'American alligator' across two lines, which reads back alike but not as a person wrote it)."""
+    written = [
+        yaml.dump([item], Dumper=_Dumper, default_flow_style=True, width=_ONE_LINE, allow_unicode=True).strip()[1:-1]
+        for item in items
+    ]
+    lines, line = [], f"{key}: ["
+    for index, item in enumerate(written):
+        piece = item + ("," if index < len(written) - 1 else "]")
+        if len(line) + 1 + len(piece) > _WRAP and not line.endswith("["):
+            lines.append(line)
+            line = "  " + piece
+        else:
+            line += ("" if line.endswith("[") else " ") + piece
+    lines.append(line if written else f"{key}: []")
+    return "\n".join(lines) + "\n"
 
 
 def _compact(layer: dict) -> dict:

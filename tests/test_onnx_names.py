@@ -257,6 +257,33 @@ def test_the_flow_layout_reads_back_as_the_same_network_and_the_usual_layout_is_
     )
 
 
+def test_the_flow_layout_keeps_the_input_on_one_line_and_wraps_labels_between_them(tmp_path, write_spec):
+    labels = [f"American alligator {k}" for k in range(12)]
+    spec = write_spec(f"""\
+        netspec: 1
+        name: wide
+        classes: [{", ".join(labels)}]
+        input:
+          image: {{width: 4, height: 4, color: rgb, scale: [0.0, 1.0], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}}
+        layers:
+          - {{name: fc, type: dense, neurons: 12}}
+        """)
+    text = save(netspec.load(spec), tmp_path / "flow.yaml", flow=True)[0].read_text()
+    lines = text.splitlines()
+    assert (
+        "  image: {width: 4, height: 4, color: rgb, scale: [0.0, 1.0], mean: [0.485, 0.456, 0.406], "
+        "std: [0.229, 0.224, 0.225]}" in lines
+    )
+    start = lines.index(
+        "classes: [American alligator 0, American alligator 1, American alligator 2, American alligator 3,"
+    )
+    assert lines[start + 1 :] == [
+        "  American alligator 4, American alligator 5, American alligator 6, American alligator 7,",
+        "  American alligator 8, American alligator 9, American alligator 10, American alligator 11]",
+    ]
+    assert netspec.load(tmp_path / "flow.yaml").classes == labels
+
+
 def test_dotted_names_that_meet_another_layers_inner_names_export_a_valid_graph(tmp_path, write_spec):
     # Layer 'block' writes its Conv as 'block.conv' and its Relu as 'block.relu', which name layers here too.
     spec = write_spec("""\
