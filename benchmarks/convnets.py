@@ -356,7 +356,10 @@ def torch_step(model, x: np.ndarray, y: np.ndarray, rate: float):
 
 
 def first_step_agrees(network: netspec.Network, model, x: np.ndarray, y: np.ndarray) -> str:
-    """The training-mode loss and the first convolution's weight gradient, netspec next to PyTorch (same weights)."""
+    """The training-mode loss and every learned parameter's gradient of one step, netspec and PyTorch in float32
+    (the same weights) against PyTorch in float64: float32's own error shows beside netspec's."""
+    import copy
+
     from netspec.graph import needs_input_grads
     from netspec.train.fit import logits_of
     from netspec.train.loss import cross_entropy
@@ -367,17 +370,28 @@ def first_step_agrees(network: netspec.Network, model, x: np.ndarray, y: np.ndar
     out, backward = logits_of(network).forward_with_backprop(x, train=True, rng=np.random.default_rng(0))
     loss, grad = cross_entropy(out, y)
     _, grads = backward(grad, False, needs_input_grads(network.layers))
-    model.train()
-    model.zero_grad()
-    theirs = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
-    theirs.backward()
-    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    conv = next(i for i, layer in enumerate(network.layers) if layer.type == "conv2d")
-    gradient = relative(grads[conv]["weights"], first.weight.grad.numpy())
+    reference = {}
+    for dtype, copied in ((torch.float32, model), (torch.float64, copy.deepcopy(model).double())):
+        copied.train()
+        copied.zero_grad()
+        found = torch.nn.functional.cross_entropy(copied(torch.from_numpy(x).to(dtype)), torch.from_numpy(y))
+        found.backward()
+        reference[dtype] = (found.item(), {name: p.grad.numpy() for name, p in copied.named_parameters()})
+    torch_name = {"weights": "weight", "bias": "bias", "scale": "weight", "shift": "bias"}
+    errors: dict[str, list[float]] = {"netspec": [], "PyTorch": []}
+    for layer, layer_grads in zip(network.layers, grads):
+        for key, array in layer_grads.items():
+            name = f"{layer.name}.{torch_name[key]}" if layer.name != "output" else f"fc.{torch_name[key]}"
+            exact = reference[torch.float64][1][name]
+            errors["netspec"].append(relative(array, exact))
+            errors["PyTorch"].append(relative(reference[torch.float32][1][name], exact))
     trainable = "batch norms trainable" if summary.trainable_params == torch_params else "TRAINABLE COUNT DIFFERS"
     return (
-        f"trainable {summary.trainable_params:,} / PyTorch {torch_params:,} ({trainable}); "
-        f"loss {loss:.6f} / {theirs.item():.6f}; first conv's gradient error {gradient:.1e}"
+        f"trainable {summary.trainable_params:,} / PyTorch {torch_params:,} ({trainable}); loss netspec {loss:.6f}, "
+        f"PyTorch {reference[torch.float32][0]:.6f}, float64 {reference[torch.float64][0]:.6f}; gradients of "
+        f"{len(errors['netspec'])} arrays against PyTorch's float64, median / worst: netspec "
+        f"{np.median(errors['netspec']):.1e} / {max(errors['netspec']):.1e}, PyTorch float32 "
+        f"{np.median(errors['PyTorch']):.1e} / {max(errors['PyTorch']):.1e}"
     )
 
 
