@@ -12,6 +12,7 @@
   8. `netspec train` of specs/digits.yaml and specs/digits-cnn.yaml, default settings next to
      OPENBLAS_NUM_THREADS=1, idle and with another process keeping one core busy (also
      python -m benchmarks.threads, which with --products times the products behind netspec.threads' rule).
+Convolutional networks at real sizes, next to onnxruntime and PyTorch (forward, training step, memory): python -m benchmarks.convnets.
 Medians; the machine is shared, so the ratios within one run are the figures that count.
 """
 

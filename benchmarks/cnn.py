@@ -16,7 +16,7 @@ import numpy as np
 import netspec
 from benchmarks.shared import median_seconds
 from netspec.spec import Training
-from netspec.train.fit import _epoch, _optimizer
+from netspec.train.fit import _epoch, _optimizer, logits_of
 
 BATCH = 256
 SPEC = {
@@ -37,11 +37,12 @@ SPEC = {
 def netspec_cases(x, y, repeats):
     network = netspec.build(netspec.Spec.model_validate(SPEC))
     options = Training(batch_size=BATCH, learning_rate=0.001, val_split=0, seed=0)
-    optimizer = _optimizer(options, [layer.params for layer in network.layers])
+    params, decayed = [layer.params for layer in network.layers], [layer.kind.decayed for layer in network.layers]
+    optimizer = _optimizer(options, params, decayed)
     order = np.arange(BATCH)
     noise = np.random.default_rng(0)
     forward = median_seconds(lambda: network.forward(x), repeats)
-    step = median_seconds(lambda: _epoch(network, x, y, order, options, optimizer, True, None, noise), repeats)
+    step = median_seconds(lambda: _epoch(logits_of(network), x, y, order, options, optimizer, None, noise), repeats)
     return forward, step
 
 
