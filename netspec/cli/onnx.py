@@ -99,10 +99,12 @@ def import_command(
     std: list[float] | None,
     max_params: int,
 ) -> None:
-    """Write an ONNX MODEL made of netspec's operators as a spec and its .npz.
+    """Write an ONNX MODEL (an image classifier, say exported from PyTorch) as a spec and its .npz.
 
-    The graph must be a chain from its input to its output (graphs that branch are not imported
-    yet); a node netspec cannot reproduce exactly is named in the error (NS503). See docs/onnx.md.
+    Graphs that branch and merge (ResNet, DenseNet, MobileNet, ShuffleNet...) import as add,
+    concat and multiply layers, named as the model names its modules, one layer a line. A node
+    netspec cannot reproduce exactly is named in the error (NS503), and nothing is written.
+    What import maps and refuses: docs/onnx.md.
     """
     from netspec.interop.importer import import_model
 
