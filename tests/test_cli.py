@@ -587,3 +587,18 @@ def test_run_lists_the_best_five_of_many_classes_and_says_how_to_see_all(write_s
     assert lines[6:] == ["  (7 more classes; --top-k 12 lists them all)"]
     assert len(invoke("run", spec, tmp_path / "dot.png", "--top-k", "12").output.splitlines()) == 13
     assert len(json.loads(invoke("run", spec, tmp_path / "dot.png", "--json").output)["scores"]) == 12
+
+
+def test_run_writes_scores_all_below_a_thousandth_with_their_exponent(write_spec, tmp_path):
+    spec = write_spec("""\
+        netspec: 1
+        name: faint
+        classes: [a, b]
+        input:
+          image: {width: 1, height: 1, color: grayscale}
+        layers:
+          - {name: scores, type: dense, neurons: 2, weights: 0.0, bias: [1.5e-9, -2.0e-10]}
+        """)
+    Image.new("L", (1, 1)).save(tmp_path / "dot.png")
+    lines = invoke("run", spec, tmp_path / "dot.png").output.splitlines()
+    assert lines[1].split()[:2] == ["a", "1.500e-09"] and lines[2].split()[:2] == ["b", "-2.000e-10"]

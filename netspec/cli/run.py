@@ -151,7 +151,10 @@ def _as_json(where: Path | Row, ranked: list[tuple[str, float]]) -> str:
 def _as_text(where: Path | Row, ranked: list[tuple[str, float]], unshown: int = 0) -> str:
     width = max(len(label) for label, _ in ranked)
     scores = [score for _, score in ranked]
-    shown = [f"{score:.4f}" for score in scores]
+    # Four decimals show probabilities and logits; scores all below 0.001 (an untrained model's) would all
+    # show as 0.0000, so they are written with their exponent.
+    tiny = 0 < max(abs(score) for score in scores) < 1e-3
+    shown = [f"{score:.3e}" if tiny else f"{score:.4f}" for score in scores]
     column = max(len(text) for text in shown)
     # Probabilities fill the bar at 1; other scores (logits) are drawn from the lowest to the highest.
     low, high = (0.0, 1.0) if all(0.0 <= s <= 1.0 for s in scores) else (min(min(scores), 0.0), max(scores))
