@@ -72,6 +72,10 @@ def open_image(path: str | Path | io.BytesIO, max_pixels: int = MAX_PIXELS, name
         if _is_empty(source):
             where = "nothing came through standard input" if name == "-" else "the file is empty"
             raise InputError(Problem("NS302", f"{where}; give an image", file=name)) from None
+        begun = _begins_as(source)
+        if begun is not None:  # cut off inside its header: Pillow cannot even tell what it is
+            message = f"image is truncated or corrupt (it begins as a {begun} file, but its header cannot be read)"
+            raise InputError(Problem("NS303", message, file=name)) from None
         formats = ", ".join(FORMATS)
         raise InputError(Problem("NS302", f"not an image netspec reads ({formats})", file=name)) from None
     except Image.DecompressionBombError:
@@ -101,6 +105,30 @@ def _is_empty(source: str | Path | io.BytesIO) -> bool:
         return Path(source).stat().st_size == 0
     except OSError:
         return False
+
+
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+"""How the formats netspec reads begin (BMP's 'BM' and WebP's 'RIFF' begin too many other files to tell)."""
+
+
+def _begins_as(source: str | Path | io.BytesIO) -> str | None:
+    """The image format whose signature the file begins with, or None."""
+    try:
+        if isinstance(source, io.BytesIO):
+            start = source.getvalue()[:8]
+        else:
+            with open(source, "rb") as file:
+                start = file.read(8)
+    except OSError:
+        return None
+    return next((kind for signature, kind in _SIGNATURES.items() if start.startswith(signature)), None)
 
 
 BYTES_PER_PIXEL_AT_MOST = 8

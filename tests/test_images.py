@@ -199,6 +199,17 @@ def test_truncated_image(tmp_path):
     assert error_of(path).startswith(f"{path}: NS303 image is truncated or corrupt")
 
 
+@pytest.mark.parametrize("kind, suffix", [("PNG", "png"), ("GIF", "gif"), ("TIFF", "tif")])  # JPEG opens, then fails
+def test_an_image_cut_inside_its_header_is_truncated_not_unknown(tmp_path, kind, suffix):
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, kind)
+    path = tmp_path / f"cut.{suffix}"
+    path.write_bytes(buffer.getvalue()[:12])  # the signature and a little more: too little for Pillow to open
+    assert error_of(path) == (
+        f"{path}: NS303 image is truncated or corrupt (it begins as a {kind} file, but its header cannot be read)"
+    )
+
+
 def test_malformed_exif_is_read_as_no_orientation_and_says_nothing(tmp_path):
     import warnings
 
