@@ -61,6 +61,16 @@ class ImageInput(SpecModel):
                 got, channels = plural(len(values), "value"), plural(self.channels, "channel")
                 message = f"has {got} but {self.color} images have {channels}; give one value per channel"
                 problems.append(Problem("NS108", message, (key,)))
+        low, high = sorted(self.scale)
+        for index, value in enumerate(self.mean or []):
+            # A mean of pixel values (Caffe's 123.68) on a scale of [0, 1] is a mistake no image could make.
+            if not low <= value <= high:
+                message = (
+                    f"is {value:g}, outside the scale [{self.scale[0]:g}, {self.scale[1]:g}] pixels are mapped onto "
+                    "before it is subtracted; give the mean of the scaled values (ImageNet's red: 0.485 on "
+                    "[0, 1]), or scale: [0, 255] for a mean of pixel values"
+                )
+                problems.append(Problem("NS104", message, ("mean", index)))
         if problems:
             raise rule_error(problems)
         return self

@@ -226,6 +226,16 @@ def test_image_input_rules(problems):
         f"{where(text, '[0.5, 0.5]')}: NS108 input.image.mean: has 2 values but grayscale images have 1 channel; "
         "give one value per channel",
     ]
+    # Caffe's mean of pixel values given with the default scale [0, 1]: every image would be far below it.
+    image = "  image: {width: 4, height: 4, mean: [123.68, 0.456, 0.406], std: [58.4, 57.1, 57.4]}\n"
+    text = VALID.replace("  features: 3\n", image)
+    assert problems(text) == [
+        f"{where(text, '123.68')}: NS104 input.image.mean[0]: is 123.68, outside the scale [0, 1] pixels are mapped "
+        "onto before it is subtracted; give the mean of the scaled values (ImageNet's red: 0.485 on [0, 1]), or "
+        "scale: [0, 255] for a mean of pixel values",
+    ]
+    text = VALID.replace("  features: 3\n", image.replace("height: 4,", "height: 4, scale: [0, 255],"))
+    assert problems(text) == []
     text = VALID.replace("  features: 3\n", "  image: {width: 4, height: 4, scale: [0], std: [1, 0, 1]}\n")
     assert problems(text) == [
         f"{where(text, '[0]')}: NS108 input.image.scale: must have exactly 2 values, got 1",
