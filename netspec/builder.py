@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from math import prod
 from pathlib import Path
@@ -312,6 +313,34 @@ def _given_arrays(
     return checked
 
 
+_KEYS_SHOWN = 8
+"""Expected keys an NS210 lists at most: a ResNet has a hundred."""
+
+
+def _unmatched(layer_keys: list[str], file: str, nodes: list[Node], keys: list[str]) -> Problem:
+    """NS210 for the array keys of one layer name that names no layer parameter: at the layer they were likely
+    meant for (renamed in the spec, so that no array names it now), else with the keys expected."""
+    layer_name = layer_keys[0].rpartition(".")[0]
+    held = " and ".join(repr(key) for key in layer_keys[:2]) + (
+        f" ({len(layer_keys) - 2} more)" if len(layer_keys) > 2 else ""
+    )
+    unfed = [q for q in nodes if q.param_shapes and not any(k.rpartition(".")[0] == q.name for k in keys)]
+    close = difflib.get_close_matches(layer_name, [q.name for q in unfed], n=1)
+    if close:
+        meant = next(q for q in unfed if q.name == close[0])
+        message = (
+            f"{file} holds {held}, but no layer is named {layer_name!r} and layer {meant.name!r} has no arrays "
+            f"there; was it renamed? Name the layer {layer_name!r} again, or rename the arrays"
+        )
+        return Problem("NS210", message, ("layers", meant.index, "name"))
+    expected = [f"{q.name}.{n}" for q in nodes for n in q.param_shapes]
+    more = len(expected) - _KEYS_SHOWN
+    shown = ", ".join(expected[:_KEYS_SHOWN]) + (f", … ({more} more)" if more > 0 else "")
+    which = "which matches" if len(layer_keys) == 1 else "which match"
+    message = f"{file} holds {held}, {which} no layer parameter; expected keys: {shown}"
+    return Problem("NS210", message, ("weights_file",))
+
+
 def _weights_file_arrays(
     spec: Spec, nodes: list[Node], base: Path, problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
@@ -327,22 +356,19 @@ def _weights_file_arrays(
         return {}
     arrays = {}
     with archive:
-        for key in array_names(archive):
+        keys, unmatched = array_names(archive), {}
+        for key in keys:
             p, param = _target(key, nodes)
             if p is None:
-                expected = ", ".join(f"{q.name}.{n}" for q in nodes for n in q.param_shapes)
-                problems.append(
-                    Problem(
-                        "NS210",
-                        f"{path.name} holds {key!r}, which matches no layer parameter; expected keys: {expected}",
-                        where,
-                    )
-                )
+                unmatched.setdefault(key.rpartition(".")[0], []).append(key)
                 continue
             try:
                 arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param], archive)
             except ShapeMismatch as err:
-                problems.append(Problem("NS204", f"layer {p.name!r}: {_misfit(p, param, err.label, err.shape)}", where))
+                # Said at the layer: its numbers (filters, neurons) are what a person changed, not the file.
+                misfit = _misfit(p, param, err.label, err.shape)
+                problems.append(Problem("NS204", f"layer {p.name!r}: {misfit}", ("layers", p.index)))
             except Unlocated as err:
                 problems.append(err.at(where))
+    problems.extend(_unmatched(layer_keys, path.name, nodes, keys) for layer_keys in unmatched.values())
     return arrays

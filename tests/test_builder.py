@@ -202,11 +202,33 @@ def test_weights_file_takes_precedence_and_is_keyed_by_layer(write_spec, tmp_pat
 def test_weights_file_mismatches_are_listed(problems, tmp_path):
     np.savez(tmp_path / "trained.npz", **{"hidden.weights": np.ones((2, 4)), "hiden.bias": np.zeros(2)})
     text = spec_text().replace("classes:", "weights_file: trained.npz\nclasses:")
+    # The misfit is said at the layer (its neurons or inputs changed, most likely), the stray key at the file.
     assert problems(text) == [
-        f"{where(text, 'trained.npz')}: NS204 weights_file: layer 'hidden': trained.npz['hidden.weights'] "
-        "rows have 4 values but the layer receives 3 inputs",
         f"{where(text, 'trained.npz')}: NS210 weights_file: trained.npz holds 'hiden.bias', which matches no layer "
         "parameter; expected keys: hidden.weights, hidden.bias, output.weights, output.bias",
+        f"{where(text, 'name: hidden')}: NS204 layers[0]: layer 'hidden': trained.npz['hidden.weights'] "
+        "rows have 4 values but the layer receives 3 inputs",
+    ]
+
+
+def test_a_layer_renamed_away_from_its_arrays_is_named_at_its_name(problems, tmp_path):
+    np.savez(tmp_path / "trained.npz", **{"hidden.weights": np.ones((2, 3)), "hidden.bias": np.zeros(2)})
+    text = spec_text().replace("name: hidden", "name: hiddn").replace("classes:", "weights_file: trained.npz\nclasses:")
+    assert problems(text) == [
+        f"{where(text, 'hiddn')}: NS210 layers[0].name: trained.npz holds 'hidden.weights' and 'hidden.bias', but "
+        "no layer is named 'hidden' and layer 'hiddn' has no arrays there; was it renamed? Name the layer 'hidden' "
+        "again, or rename the arrays"
+    ]
+
+
+def test_the_keys_expected_are_listed_up_to_eight(problems, tmp_path):
+    np.savez(tmp_path / "trained.npz", **{"stray.weights": np.ones(2)})
+    layers = "".join(f"  - {{name: d{k}, type: dense, neurons: 2}}\n" for k in range(5))
+    text = f"netspec: 1\nclasses: [a, b]\ninput: {{features: 3}}\nweights_file: trained.npz\nlayers:\n{layers}"
+    assert problems(text) == [
+        f"{where(text, 'trained.npz')}: NS210 weights_file: trained.npz holds 'stray.weights', which matches no "
+        "layer parameter; expected keys: d0.weights, d0.bias, d1.weights, d1.bias, d2.weights, d2.bias, d3.weights, "
+        "d3.bias, … (2 more)",
     ]
 
 

@@ -315,7 +315,7 @@ def test_dotted_names_that_meet_another_layers_inner_names_export_a_valid_graph(
 
 
 def test_a_weights_file_key_of_a_dotted_name_that_matches_no_layer_lists_the_keys(tmp_path, write_spec):
-    np.savez(tmp_path / "arrays.npz", **{"layer1.0.conv9.weights": np.zeros((2, 1, 3, 3), np.float32)})
+    np.savez(tmp_path / "arrays.npz", **{"stem.9.weights": np.zeros((2, 1, 3, 3), np.float32)})
     spec = write_spec("""\
         netspec: 1
         name: keys
@@ -330,7 +330,7 @@ def test_a_weights_file_key_of_a_dotted_name_that_matches_no_layer_lists_the_key
     with pytest.raises(netspec.SpecError) as caught:
         netspec.load(spec)
     assert str(caught.value).replace(str(spec), "spec.yaml") == (
-        "spec.yaml:5:15: NS210 weights_file: arrays.npz holds 'layer1.0.conv9.weights', which matches no layer "
+        "spec.yaml:5:15: NS210 weights_file: arrays.npz holds 'stem.9.weights', which matches no layer "
         "parameter; expected keys: layer1.0.conv1.weights, fc.weights, fc.bias"
     )
 
