@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from netspec.interop.activations import Activations
 from netspec.interop.folding import Folding
 from netspec.interop.naming import blocks, layer_name, unique
 from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
@@ -25,7 +26,7 @@ from netspec.layers.common import NETWORK_INPUT as INPUT
 _MERGES = ("add", "concat", "multiply")
 
 
-class Chain(Folding, Patterns, Operators):
+class Chain(Folding, Patterns, Activations, Operators):
     """Maps the nodes from the graph input to its output, one layer (or activation) at a time."""
 
     def __init__(self, onnx, graph, arrays, shape, batch: int, opset: int, max_params: int):
@@ -102,6 +103,13 @@ class Chain(Folding, Patterns, Operators):
             self.sources = [layer]
             self.add({"type": "flatten"}, {})
             self.shape = [self.shape[0]]
+        if len(self.shape) != 1:
+            self.node = next((node for node in self.nodes if end in node.output), None)
+            _fail(
+                self.node,
+                f"the graph output {end!r} has shape (batch, {', '.join(map(str, shape))}); a netspec network "
+                "gives one score per class, (batch, classes): end the graph with a Flatten of it",
+            )
 
     def _dependent(self, start: str) -> set[str]:
         """The tensors computed from the graph input (the rest are stored arrays or computed from them alone)."""
