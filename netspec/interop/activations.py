@@ -34,8 +34,8 @@ class Activations:
             if len(self.shape) != 1 or not axis_of_classes:
                 _fail(
                     node,
-                    f"a Softmax over axis {axis} of a tensor of shape ({', '.join(map(str, dims))}); netspec's "
-                    "softmax is over the class scores, axis 1 of (batch, classes)",
+                    f"a Softmax over axis {axis} of a tensor of shape (batch, {', '.join(map(str, dims[1:]))}); "
+                    "netspec's softmax is over the class scores, axis 1 of (batch, classes)",
                 )
         elif op == "LeakyRelu":
             alpha = _decimal(attrs.get("alpha", 0.01))

@@ -246,7 +246,7 @@ class Operators:
             arrays,
             _prefix(node.input[1], node.name),
         )
-        self.shape = _spatial(self.shape, len(weights), kernel, stride, dilation, padding)
+        self.shape = _fitted(node, self.shape, _spatial(self.shape, len(weights), kernel, stride, dilation, padding))
 
     def _pool(self, node, attrs) -> None:
         size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
@@ -267,7 +267,9 @@ class Operators:
         kind = "maxpool2d" if node.op_type == "MaxPool" else "avgpool2d"
         layer = {"type": kind, "size": size, "stride": stride, "padding": padding}
         self.add({**layer, "ceil_mode": True} if ceil_mode else layer, {}, node.name)
-        self.shape = _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding, ceil_mode)
+        self.shape = _fitted(
+            node, self.shape, _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding, ceil_mode)
+        )
 
     def _padding(self, node, attrs, kernel, stride, dilation):
         """netspec's padding (valid, same, pixels, [height, width] or per side) for the pads ONNX works out."""
@@ -372,6 +374,18 @@ def _prefix(name: str, node: str = "") -> str:
         if name.endswith(suffix):
             return name.removesuffix(suffix)
     return node if node.startswith("/") else ""
+
+
+def _fitted(node, before: list[int], after: list[int]) -> list[int]:
+    """The output shape of a window layer, refused where the window does not fit the image (ONNX's shape
+    inference and onnxruntime round such a size differently from netspec and PyTorch)."""
+    if min(after[1:]) < 1:
+        _fail(
+            node,
+            f"its window does not fit the {before[1]}×{before[2]} image it reads (an output of "
+            f"{after[1]}×{after[2]} pixels); netspec's windows lie on the image, padding included",
+        )
+    return after
 
 
 def _sides(padding) -> list[int] | None:
