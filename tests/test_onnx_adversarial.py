@@ -558,3 +558,14 @@ def test_a_reshape_writing_the_batch_as_1_in_a_model_of_open_batch_is_refused(tm
         "NS503 node 'reshape' (Reshape): a Reshape to [1, 16] is not a flatten to (batch, 16); netspec reads a "
         "Reshape as a flatten, or as part of a channel shuffle"
     )
+
+
+def test_an_add_of_a_stored_array_before_the_data_says_what_netspec_maps(tmp_path):
+    # Add(bias, x) is Add(x, bias): refused for the same reason, not as "x is not its first input (the data)".
+    add = helper.make_node("Add", ["B", "x"], ["y"], name="shift")
+    made = model([add], ("x", ["batch", 4]), (("y", ["batch", 4]),), {"B": np.ones(4, np.float32)})
+    assert refusal(save(made, tmp_path)) == (
+        "NS503 node 'shift' (Add): an Add of a stored array of shape (4,) is netspec's only as the bias of a MatMul "
+        "before it, or as one value per channel folded into the BatchNormalization before it (Caffe's Scale layer); "
+        "an Add of two layers' outputs is an add layer"
+    )

@@ -214,6 +214,8 @@ class Chain(Folding, Patterns, Activations, Operators):
     def _single(self, node, data: list[str]) -> None:
         """A node of one data input, its first; the others stored arrays."""
         current = data[0]
+        if node.op_type in ("Add", "Mul") and len(data) == 1:  # of a stored array, either way round
+            _fail(node, self.unscaled(node))
         if node.input[0] != current:
             position = list(node.input).index(current)
             _fail(node, f"it reads {current!r} as its input {position}, not as its first input (the data)")
