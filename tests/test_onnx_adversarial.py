@@ -20,7 +20,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
-from onnx_graphs import TensorProto, helper, invoke, model, numpy_helper, onnx, ort, refusal, save
+from onnx_graphs import (
+    TensorProto,
+    helper,
+    imports_as_onnxruntime_runs,
+    invoke,
+    model,
+    numpy_helper,
+    onnx,
+    ort,
+    refusal,
+    save,
+)
 
 import netspec
 
@@ -100,7 +111,7 @@ def step(g: Graph, current: str, pool: list[str]) -> str:
     options = ["activation", "constant_arith", "merge", "dropout_identity", "reshape", "flatten", "transpose"]
     options += ["slice", "split", "batchnorm", "shape_reshape", "unused", "reduce_mean"]
     if rank == 4:
-        options += ["conv", "conv", "pool", "pool", "global_pool", "shuffle", "branch"]
+        options += ["conv", "conv", "pool", "pool", "global_pool", "shuffle", "branch", "excite"]
     if rank == 2:
         options += ["gemm", "gemm", "matmul"]
     if rank == 3:
@@ -228,6 +239,19 @@ def step(g: Graph, current: str, pool: list[str]) -> str:
         op = draw(st.sampled_from(["Add", "Concat", "Mul", "Sum"]))
         inputs = [left, right] if draw(st.booleans()) else [right, left]
         return g.node(op, inputs, axis=1)[0] if op == "Concat" else g.node(op, inputs)[0]
+    if kind == "excite":  # squeeze-and-excitation: channels scaled by 1×1 Convs of their global average
+        channels = _sizes(shape)[1]
+        if draw(st.booleans()):
+            (scale,) = g.node("GlobalAveragePool", [current])
+        elif g.opset >= 18:
+            (scale,) = g.node("ReduceMean", [current, g.const(np.array([2, 3], np.int64))], keepdims=1)
+        else:
+            (scale,) = g.node("ReduceMean", [current], axes=draw(st.sampled_from([[2, 3], [-2, -1], [-1, -2]])))
+        for filters in (draw(st.integers(1, 4)), channels):
+            (scale,) = g.node("Conv", [scale, g.weights(filters, _sizes(g.shapes[scale])[1], 1, 1, fan_in=channels)])
+            op = draw(st.sampled_from(["Relu", "Sigmoid", "HardSigmoid", "HardSwish"]))
+            (scale,) = g.node(op, [scale], **({"alpha": 1 / 6} if op == "HardSigmoid" else {}))
+        return g.node("Mul", [current, scale] if draw(st.booleans()) else [scale, current])[0]
     if kind == "unused":
         g.node("Relu", [current])  # a node nobody reads
         return current
@@ -569,3 +593,25 @@ def test_an_add_of_a_stored_array_before_the_data_says_what_netspec_maps(tmp_pat
         "before it, or as one value per channel folded into the BatchNormalization before it (Caffe's Scale layer); "
         "an Add of two layers' outputs is an add layer"
     )
+
+
+def test_squeeze_and_excitation_of_the_input_image_imports_exactly(tmp_path):
+    # The input image scaled by its own channels' gates: was refused as "two vectors made (3, 2, 2) by Unsqueeze".
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"], name="squeeze"),
+        helper.make_node("Conv", ["g", "K"], ["c"], name="fc"),
+        helper.make_node("Sigmoid", ["c"], ["s"], name="gate"),
+        helper.make_node("Mul", ["x", "s"], ["m"], name="excite"),
+        helper.make_node("Flatten", ["m"], ["y"], name="flat"),
+    ]
+    constants = {"K": RNG.normal(0, 0.5, size=(3, 3, 1, 1)).astype(np.float32)}
+    path = save(model(nodes, ("x", ["batch", 3, 2, 2]), (("y", ["batch", 12]),), constants), tmp_path)
+    network = imports_as_onnxruntime_runs(path, RNG.normal(size=(3, 3, 2, 2)).astype(np.float32))
+    gate = network.layers[1].name  # a dense layer, named as netspec names one whose weights are not named
+    assert [(layer.type, layer.inputs) for layer in network.layers] == [
+        ("global_avgpool", ["input"]),
+        ("dense", ["squeeze"]),
+        ("multiply", ["input", gate]),
+        ("flatten", ["excite"]),
+    ]
+    assert network.layers[1].spec.activation == "sigmoid"

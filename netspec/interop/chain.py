@@ -304,7 +304,10 @@ class Chain(Folding, Patterns, Activations, Operators):
                 _fail(node, "a Mul of more than two tensors")
             a, b = shapes
             per_channel = len(a) == 3 and b == [a[0], 1, 1] or len(b) == 3 and a == [b[0], 1, 1]
-            views = [self.tensors[name][1] != self.layer_shapes.get(self.tensors[name][0]) for name in data]
+            views = [  # the input image is no view
+                self.tensors[name][0] != INPUT and self.tensors[name][1] != self.layer_shapes[self.tensors[name][0]]
+                for name in data
+            ]
             if all(views):  # two vectors made (C, 1, 1): netspec's multiply would give (C,), not (C, 1, 1)
                 _fail(node, f"it multiplies two vectors made {tuple(a)} by Unsqueeze; netspec's multiply keeps vectors")
             if a != b and not per_channel:
