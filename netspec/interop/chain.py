@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from netspec.interop.activations import Activations
 from netspec.interop.folding import Folding
 from netspec.interop.naming import blocks, layer_name, unique
 from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
@@ -25,7 +26,7 @@ from netspec.layers.common import NETWORK_INPUT as INPUT
 _MERGES = ("add", "concat", "multiply")
 
 
-class Chain(Folding, Patterns, Operators):
+class Chain(Folding, Patterns, Activations, Operators):
     """Maps the nodes from the graph input to its output, one layer (or activation) at a time."""
 
     def __init__(self, onnx, graph, arrays, shape, batch: int, opset: int, max_params: int):
@@ -102,6 +103,13 @@ class Chain(Folding, Patterns, Operators):
             self.sources = [layer]
             self.add({"type": "flatten"}, {})
             self.shape = [self.shape[0]]
+        if len(self.shape) != 1:
+            self.node = next((node for node in self.nodes if end in node.output), None)
+            _fail(
+                self.node,
+                f"the graph output {end!r} has shape (batch, {', '.join(map(str, shape))}); a netspec network "
+                "gives one score per class, (batch, classes): end the graph with a Flatten of it",
+            )
 
     def _dependent(self, start: str) -> set[str]:
         """The tensors computed from the graph input (the rest are stored arrays or computed from them alone)."""
@@ -206,6 +214,8 @@ class Chain(Folding, Patterns, Operators):
     def _single(self, node, data: list[str]) -> None:
         """A node of one data input, its first; the others stored arrays."""
         current = data[0]
+        if node.op_type in ("Add", "Mul") and len(data) == 1:  # of a stored array, either way round
+            _fail(node, self.unscaled(node))
         if node.input[0] != current:
             position = list(node.input).index(current)
             _fail(node, f"it reads {current!r} as its input {position}, not as its first input (the data)")
@@ -294,7 +304,10 @@ class Chain(Folding, Patterns, Operators):
                 _fail(node, "a Mul of more than two tensors")
             a, b = shapes
             per_channel = len(a) == 3 and b == [a[0], 1, 1] or len(b) == 3 and a == [b[0], 1, 1]
-            views = [self.tensors[name][1] != self.layer_shapes.get(self.tensors[name][0]) for name in data]
+            views = [  # the input image is no view
+                self.tensors[name][0] != INPUT and self.tensors[name][1] != self.layer_shapes[self.tensors[name][0]]
+                for name in data
+            ]
             if all(views):  # two vectors made (C, 1, 1): netspec's multiply would give (C,), not (C, 1, 1)
                 _fail(node, f"it multiplies two vectors made {tuple(a)} by Unsqueeze; netspec's multiply keeps vectors")
             if a != b and not per_channel:

@@ -165,5 +165,15 @@ def import_model(
     try:
         network = build(spec, arrays=arrays, max_params=max_params)  # the same checks as a spec's own weight files
     except SpecError as err:
-        raise SpecError([problem.located(str(path), None, None) for problem in err.problems]) from None
+        # A layer that does not fit its input, or a network breaking a whole-spec rule (NS121-NS131), is a graph
+        # netspec cannot reproduce: NS503, with the builder's reason (naming the layer, named after the node).
+        # Arrays netspec refuses (a negative variance: NS104) and the size (NS208) keep their own codes.
+        raise SpecError(
+            [
+                Problem("NS503", f"the graph maps to a network netspec refuses: {problem.message}", file=str(path))
+                if "NS121" <= problem.code <= "NS131"
+                else problem.located(str(path), None, None)
+                for problem in err.problems
+            ]
+        ) from None
     return save(network, out, flow=True)  # one layer a line: a large network reads in a screen or two

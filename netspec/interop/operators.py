@@ -246,7 +246,7 @@ class Operators:
             arrays,
             _prefix(node.input[1], node.name),
         )
-        self.shape = _spatial(self.shape, len(weights), kernel, stride, dilation, padding)
+        self.shape = _fitted(node, self.shape, _spatial(self.shape, len(weights), kernel, stride, dilation, padding))
 
     def _pool(self, node, attrs) -> None:
         size, stride = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
@@ -254,13 +254,22 @@ class Operators:
             _fail(node, "a dilated pooling; netspec's pooling windows are whole and undilated")
         ceil_mode = bool(attrs.get("ceil_mode", 0))
         padding = self._padding(node, attrs, size, stride, [1, 1])
+        sides = _sides(padding)
+        if sides is not None and any(2 * n > size[i // 2] for i, n in enumerate(sides)):
+            _fail(
+                node,
+                f"it pads (top, bottom, left, right) by {sides} pixels, more than half its {size[0]}×{size[1]} "
+                "window on a side; netspec's pooling pads at most half the window on each side",
+            )
         # Cells a ceil_mode window runs past the edge are never counted (onnxruntime, as PyTorch): padding alone is.
         if node.op_type == "AveragePool" and attrs.get("count_include_pad", 0) and padding not in ("valid", 0):
             _fail(node, "an average that counts padding cells; netspec's leaves them out (count_include_pad 0)")
         kind = "maxpool2d" if node.op_type == "MaxPool" else "avgpool2d"
         layer = {"type": kind, "size": size, "stride": stride, "padding": padding}
         self.add({**layer, "ceil_mode": True} if ceil_mode else layer, {}, node.name)
-        self.shape = _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding, ceil_mode)
+        self.shape = _fitted(
+            node, self.shape, _spatial(self.shape, self.shape[0], size, stride, [1, 1], padding, ceil_mode)
+        )
 
     def _padding(self, node, attrs, kernel, stride, dilation):
         """netspec's padding (valid, same, pixels, [height, width] or per side) for the pads ONNX works out."""
@@ -346,75 +355,6 @@ class Operators:
         self.add({"type": "slice", "start": start, "stop": stop}, {}, node.name)
         self.shape[0] = stop - start
 
-    def _activation(self, node, attrs) -> None:
-        """The activation of the dense, conv2d or batchnorm layer just before, if it has none yet; else a layer."""
-        op = node.op_type
-        name, alpha = _ACTIVATIONS[op], None
-        if op == "Softmax":
-            axis = attrs.get("axis", 1 if self.opset < 13 else -1)
-            # After a GlobalAveragePool, ONNX's tensor is (batch, classes, 1, 1) where netspec's is a vector:
-            # axis -1 is then an axis of one value (every score 1), so count the axes ONNX has.
-            dims = self.onnx_shape(node.input[0]) if axis < 0 else None
-            dims = dims if dims and len(dims) > len(self.shape) else ["batch", *self.shape]
-            axis_of_classes = axis + (len(dims) if axis < 0 else 0) == 1
-            if axis_of_classes and len(self.shape) > 1 and all(n == 1 for n in self.shape[1:]):
-                # (batch, classes, 1, 1), as a convolution over a 1×1 image gives it: the scores made a vector.
-                self.add({"type": "flatten"}, {})
-                self.shape, self.fold = [self.shape[0]], None
-            if len(self.shape) != 1 or not axis_of_classes:
-                _fail(
-                    node,
-                    f"a Softmax over axis {axis} of a tensor of shape ({', '.join(map(str, dims))}); netspec's "
-                    "softmax is over the class scores, axis 1 of (batch, classes)",
-                )
-        elif op == "LeakyRelu":
-            alpha = _decimal(attrs.get("alpha", 0.01))
-        elif op == "Elu":
-            alpha = _decimal(attrs.get("alpha", 1.0))
-            alpha = None if alpha == 1.0 else alpha  # elu's default, left out as a spec would write it
-        elif op == "Clip":
-            name = self._clip(node, attrs)
-        elif op == "HardSigmoid":
-            given = (attrs.get("alpha", 0.2), attrs.get("beta", 0.5))
-            if np.float32(given[0]) != np.float32(1 / 6) or given[1] != 0.5:
-                _fail(
-                    node,
-                    f"a HardSigmoid with alpha {_decimal(given[0]):g} and beta {_decimal(given[1]):g}; netspec's "
-                    "hard_sigmoid is PyTorch's, relu6(x + 3)/6: alpha 1/6 and beta 0.5",
-                )
-        elif op == "Gelu" and attrs.get("approximate", "none") != "none":
-            _fail(node, f"a Gelu approximated by {attrs['approximate']}; netspec's gelu is the exact one (erf)")
-        self._activate(node, name, {} if alpha is None else {"alpha": alpha})
-
-    def _activate(self, node, name: str, extra: dict) -> None:
-        """Fold the activation into the layer computing its input, if that layer takes one and nothing else reads
-        its output; else an activation layer."""
-        if self.fold is not None:
-            self.fold.update({"activation": name, **extra})
-            self.folded = True
-        else:  # after the input, a pooling, or a layer with an activation already
-            self.add({"type": "activation", "activation": name, **extra}, {}, node.name.removesuffix(f".{name}"))
-
-    def _clip(self, node, attrs) -> str:
-        """relu6 for a Clip to [0, 6], relu for a Clip to [0, ∞); any other Clip is refused."""
-        if self.opset < 11:  # the bounds were attributes before opset 11
-            low, high = attrs.get("min", -math.inf), attrs.get("max", math.inf)
-        else:
-            low, high = (self._bound(node, i, default) for i, default in ((1, -math.inf), (2, math.inf)))
-        if (low, high) == (0, 6):
-            return "relu6"
-        if (low, high) == (0, math.inf):
-            return "relu"
-        _fail(node, f"a Clip to [{low:g}, {high:g}]; netspec clips only as relu6, to [0, 6], and relu, to [0, ∞)")
-
-    def _bound(self, node, position: int, default: float) -> float:
-        if len(node.input) <= position or not node.input[position]:  # left out: no bound
-            return default
-        value = np.asarray(self.constant(node, position))
-        if value.size != 1:
-            _fail(node, f"its bound {position} has shape {value.shape}; a Clip's bounds are single numbers")
-        return float(value.reshape(-1)[0])
-
 
 def _other(add, data: str) -> str | None:
     others = [name for name in add.input if name != data]
@@ -434,6 +374,29 @@ def _prefix(name: str, node: str = "") -> str:
         if name.endswith(suffix):
             return name.removesuffix(suffix)
     return node if node.startswith("/") else ""
+
+
+def _fitted(node, before: list[int], after: list[int]) -> list[int]:
+    """The output shape of a window layer, refused where the window does not fit the image (ONNX's shape
+    inference and onnxruntime round such a size differently from netspec and PyTorch)."""
+    if min(after[1:]) < 1:
+        _fail(
+            node,
+            f"its window does not fit the {before[1]}×{before[2]} image it reads (an output of "
+            f"{after[1]}×{after[2]} pixels); netspec's windows lie on the image, padding included",
+        )
+    return after
+
+
+def _sides(padding) -> list[int] | None:
+    """The pixels a netspec padding adds (top, bottom, left, right); None for 'same' (at most half the window)."""
+    if padding == "same":
+        return None
+    if padding == "valid":
+        return [0, 0, 0, 0]
+    if isinstance(padding, int):
+        return [padding] * 4
+    return [padding[0], padding[0], padding[1], padding[1]] if len(padding) == 2 else list(padding)
 
 
 def _spatial(shape, channels, kernel, stride, dilation, padding, ceil_mode: bool = False) -> list[int]:
