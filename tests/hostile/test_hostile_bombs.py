@@ -92,7 +92,7 @@ def test_a_compressed_array_that_would_unpack_to_a_gigabyte(tmp_path):
     found, peak = problems_and_peak_memory(spec)
     assert peak < 20 * 2**20  # the header was read, not the gigabyte behind it
     assert found == [
-        f"{spec}:4:15: NS204 weights_file: layer 'h': bomb.npz['h.weights'] has 16,384 rows but the layer has 2 neurons (one row per neuron)"
+        f"{spec}:6:5: NS204 layers[0]: layer 'h': bomb.npz['h.weights'] has 16,384 rows but the layer has 2 neurons (one row per neuron)"
     ]
 
 
