@@ -210,8 +210,8 @@ def test_an_unmappable_operator_is_named(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     result = invoke("import", path, "-o", tmp_path / "exp.yaml")
     assert result.exit_code == 1
-    assert result.stderr.startswith(
-        f"{path}: NS503 node 'exp1' (Exp): this operator is not one netspec has; netspec maps Gemm, "
+    assert result.stderr == (
+        f"{path}: NS503 node 'exp1' (Exp): this operator is not one netspec has (docs/onnx.md lists what import maps)\n"
     )
     (tmp_path / "junk.onnx").write_text("not onnx")
     result = invoke("import", tmp_path / "junk.onnx", "-o", tmp_path / "junk.yaml")
@@ -307,6 +307,40 @@ def test_external_data_outside_the_models_folder_is_refused(tmp_path):
     assert (
         result.stderr
         == f"{path}: NS504 tensor 'w.weights' keeps its data in '../../etc/passwd', outside the model's folder or missing\n"
+    )
+
+
+def test_an_external_data_file_cut_short_is_refused_saying_so(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((64, 64), dtype=np.float32), "w.weights")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "w.weights"], ["scores"], transB=1)],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 64])],
+        [weights],
+    )
+    path = tmp_path / "ext.onnx"
+    onnx.save(
+        helper.make_model(graph), str(path), save_as_external_data=True, location="ext.onnx.data", size_threshold=0
+    )
+    data = tmp_path / "ext.onnx.data"
+    data.write_bytes(data.read_bytes()[:1000])  # 16,384 bytes written, 1,000 left
+    result = invoke("import", path, "-o", tmp_path / "ext.yaml")
+    assert result.exit_code == 1 and not (tmp_path / "ext.yaml").exists()
+    assert result.stderr.startswith(f"{path}: NS504 the model's external data cannot be read (")
+    assert result.stderr.endswith("); copy the model's data file again\n") and result.stderr.count("\n") == 1
+    assert "16384" in result.stderr  # onnx's words: the length the tensor needs
+
+
+def test_an_empty_file_is_no_model(tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    result = invoke("import", tmp_path / "empty.onnx", "-o", tmp_path / "x.yaml")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{tmp_path / 'empty.onnx'}: NS502 the file is empty; give a model exported to ONNX\n",
     )
 
 

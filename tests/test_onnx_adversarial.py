@@ -591,7 +591,8 @@ def test_an_add_of_a_stored_array_before_the_data_says_what_netspec_maps(tmp_pat
     assert refusal(save(made, tmp_path)) == (
         "NS503 node 'shift' (Add): an Add of a stored array of shape (4,) is netspec's only as the bias of a MatMul "
         "before it, or as one value per channel folded into the BatchNormalization before it (Caffe's Scale layer); "
-        "an Add of two layers' outputs is an add layer"
+        "an Add of two layers' outputs is an add layer; scaling the input image is preprocessing: give it to import "
+        "as --scale, --mean and --std"
     )
 
 

@@ -388,7 +388,7 @@ def test_a_shift_or_a_single_factor_after_a_batch_norm_folds_into_it(tmp_path, a
             ],
             "NS503 node 'scaled' (Mul): a Mul by a stored array of shape (2, 1, 1) is netspec's only as one value per "
             "channel folded into the BatchNormalization before it (Caffe's Scale layer); a Mul of two layers' outputs "
-            "is a multiply layer",
+            "is a multiply layer; fold it into the weights of the layer next to it before exporting",
         ),
     ],
     ids=["not-per-channel", "read-twice", "after-a-convolution"],

@@ -293,9 +293,13 @@ class Folding:
         merge = "an Add of two layers' outputs is an add layer"
         if node.op_type == "Mul":
             merge = "a Mul of two layers' outputs is a multiply layer"
+        if made is None:  # arithmetic on the graph input: preprocessing, which a spec says in its input
+            fix = "scaling the input image is preprocessing: give it to import as --scale, --mean and --std"
+        else:
+            fix = "fold it into the weights of the layer next to it before exporting"
         return (
             f"{what} is netspec's only as {bias}one value per channel folded into the BatchNormalization before it "
-            f"(Caffe's Scale layer); {merge}"
+            f"(Caffe's Scale layer); {merge}; {fix}"
         )
 
 

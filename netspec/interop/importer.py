@@ -27,7 +27,8 @@ def read_model(path: Path):
     """Load an ONNX file, following external-data paths only inside the model's folder.
 
     Raises:
-        SpecError: not an ONNX file (NS502), or external data outside the model's folder (NS504).
+        SpecError: not an ONNX file, or an empty one (NS502); external data outside the model's folder,
+            missing or cut short (NS504).
     """
     onnx = onnx_module()
     name = str(path)
@@ -35,6 +36,9 @@ def read_model(path: Path):
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - onnx raises DecodeError and friends for any bad file
         raise SpecError(Problem("NS502", f"not a readable ONNX model ({type(err).__name__})", file=name)) from None
+    if not model.graph.node and not model.graph.input:  # protobuf reads an empty file as an empty model
+        what = "the file is empty" if path.stat().st_size == 0 else "the file holds no ONNX graph"
+        raise SpecError(Problem("NS502", f"{what}; give a model exported to ONNX", file=name))
     base = path.parent.resolve()
     for tensor in model.graph.initializer:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -44,7 +48,11 @@ def read_model(path: Path):
         if Path(location).is_absolute() or not target.is_relative_to(base) or not target.is_file():
             message = f"tensor {tensor.name!r} keeps its data in {location!r}, outside the model's folder or missing"
             raise SpecError(Problem("NS504", message, file=name))
-    onnx.external_data_helper.load_external_data_for_model(model, str(base))
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(base))
+    except (ValueError, OSError) as err:  # a data file cut short (copied in part): onnx says how much is missing
+        message = f"the model's external data cannot be read ({err}); copy the model's data file again"
+        raise SpecError(Problem("NS504", message, file=name)) from None
     return model
 
 

@@ -18,21 +18,6 @@ from netspec.layers.common import ONNX_ACTIVATIONS
 # arithmetic, and silu as x·Sigmoid(x): patterns the walk in netspec.interop.chain recognises).
 _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()} | {"Gelu": "gelu"}
 _TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm", "add", "concat")
-SUPPORTED = (
-    "Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Clip to [0, 6], HardSigmoid, HardSwish, Elu, Gelu, "
-    "Conv (1×1 on a global average: dense), MaxPool, AveragePool, GlobalAveragePool, ReduceMean over height and "
-    "width, Flatten, Reshape to a vector, Squeeze of (C, 1, 1), BatchNormalization, Dropout, LRN, "
-    "Reshape-Transpose-Reshape as a channel shuffle, Slice and Split along axis 1, Identity, Constant, "
-    "ConstantOfShape, Shape and arithmetic on shapes and stored arrays (evaluated at import); "
-    "and, reading layers, Add and Sum, Concat along axis 1, Mul, x·Sigmoid(x) (silu), x·(1 + Erf(x/√2))/2 (gelu)"
-)
-"""The operators import maps, in the order the docs list them."""
-CHAINS_ONLY = (
-    "graphs that branch and merge import as add, concat and multiply layers; other operators, and "
-    "constant arithmetic on the data, are not imported yet"
-)
-
-
 class Refusal(Exception):
     """A node netspec cannot reproduce exactly (NS503), or too large (NS208); the importer names the node."""
 
@@ -112,7 +97,7 @@ class Operators:
         elif op in ("Add", "Mul"):  # of a stored array: merges of layers are netspec.interop.chain's
             _fail(node, self.unscaled(node))
         else:
-            _fail(node, f"this operator is not one netspec has; netspec maps {SUPPORTED} ({CHAINS_ONLY})")
+            _fail(node, "this operator is not one netspec has (docs/onnx.md lists what import maps)")
         return node.output[0]
 
     def _is_constant_add(self, add, data: str) -> bool:
