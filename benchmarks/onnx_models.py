@@ -30,8 +30,8 @@ For each: import (the Python API, as `netspec import` does; a refusal prints its
 next model follows), `netspec validate` on the spec written (as a process), the summary's parameter
 count, then `Network.forward` on one seeded random image, normalised as ImageNet's are, next to
 onnxruntime on the same graph: the largest difference of the scores relative to the largest score
-(|netspec − onnxruntime| / max |onnxruntime|; the target is 1e-4), whether the top-1 class agrees, and
-the median time of one forward of each, taking turns. Both run on one thread: netspec's BLAS held at
+(|netspec − onnxruntime| / max |onnxruntime|; the target is 1e-4), whether the top-1 class agrees, the
+same difference for the spec exported again (`netspec export`) and run by onnxruntime, and the median time of one forward of each, taking turns. Both run on one thread: netspec's BLAS held at
 1 (`Network.forward(x, threads=1)`), onnxruntime with `intra_op_num_threads=1` and
 `inter_op_num_threads=1` and its default graph optimisations; PyTorch too, while it exports.
 One model at a time, its files in a temporary folder (or `--keep DIR`), freed before the next.
@@ -109,6 +109,8 @@ class Row:
     params: int = 0
     trainable: int = 0
     relative_error: float | None = None
+    round_trip_error: float | None = None
+    """netspec's export of the imported spec, run by onnxruntime, against the original graph's scores."""
     same_top1: bool | None = None
     netspec_ms: float | None = None
     onnxruntime_ms: float | None = None
@@ -338,6 +340,11 @@ def check(name: str, folder: Path, rounds: int, dynamic_batch: bool) -> Row:
     row.relative_error = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
     row.same_top1 = bool(np.argmax(ours) == np.argmax(theirs))
     row.top_score = float(np.max(theirs))
+    from netspec.interop.export import export
+
+    exported = export(network, folder / f"{name}.netspec.onnx")
+    again = one_thread_session(exported).run(None, {"input": x})[0].reshape(len(x), -1)
+    row.round_trip_error = float(np.max(np.abs(again - theirs)) / np.max(np.abs(theirs)))
     times = medians_taking_turns(
         {"netspec": lambda: network.forward(x, threads=1), "onnxruntime": lambda: session.run(None, feed)}, rounds
     )
@@ -361,19 +368,21 @@ def params_cell(row: Row) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| model | source | imports? | validate | params netspec / reference | max rel err | top-1 same | netspec ms | onnxruntime ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | source | imports? | validate | params netspec / reference | max rel err | top-1 same "
+        "| export→onnxruntime err | netspec ms | onnxruntime ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         if row.error or row.refusal:
             # the line up to its first clause: the node, its operator and what is wrong (the console has it whole)
             why = (row.refusal or row.error).split("; ")[0].replace("|", "\\|")
-            lines.append(f"| {row.name} | {row.source} | no: {why} | | {params_cell(row)} | | | | |")
+            lines.append(f"| {row.name} | {row.source} | no: {why} | | {params_cell(row)} | | | | | |")
             continue
         error = f"{row.relative_error:.1e}" + ("" if row.relative_error <= TARGET else " ✗")
+        trip = f"{row.round_trip_error:.1e}" + ("" if row.round_trip_error <= TARGET else " ✗")
         lines.append(
             f"| {row.name} | {row.source} | yes ({row.import_seconds:.1f} s) | {row.valid} | {params_cell(row)} | "
-            f"{error} | {'yes' if row.same_top1 else 'NO'} | {row.netspec_ms:,.0f} | {row.onnxruntime_ms:,.0f} |"
+            f"{error} | {'yes' if row.same_top1 else 'NO'} | {trip} | {row.netspec_ms:,.0f} | {row.onnxruntime_ms:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -436,13 +445,17 @@ def main() -> None:
         else:
             print(
                 f"{name}: imports, validate {row.valid}, params {params_cell(row)}, max rel err {row.relative_error:.1e}, "
+                f"exported again {row.round_trip_error:.1e}, "
                 f"top-1 {'same' if row.same_top1 else 'DIFFERENT'} (top score {row.top_score:.3g}), netspec {row.netspec_ms:,.0f} ms, "
                 f"onnxruntime {row.onnxruntime_ms:,.0f} ms",
                 flush=True,
             )
     text = table(rows)
-    imported = sum(row.imported and row.relative_error is not None and row.relative_error <= TARGET for row in rows)
-    footer = f"{imported} of {len(rows)} import and give onnxruntime's scores to {TARGET:g}"
+    imported = sum(
+        row.imported and row.relative_error is not None and max(row.relative_error, row.round_trip_error) <= TARGET
+        for row in rows
+    )
+    footer = f"{imported} of {len(rows)} import and give onnxruntime's scores to {TARGET:g}, exported again too"
     print(f"\n{text}\n\n{footer}")
     if args.markdown:
         args.markdown.write_text(f"{header}\n\n{text}\n\n{footer}\n")
