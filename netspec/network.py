@@ -34,7 +34,10 @@ class Network:
     def _prepare(self) -> None:
         """Bind each layer's runner to its arrays (so arrays are changed in place, never replaced)."""
         steps, self._folds = fusion.plan(self.layers, self.fuse)
-        self._folded_at = None  # folded lazily, at the first run: arrays set after building are seen
+        # Folded now, so that the folded arrays are part of the network at rest (as its own arrays are),
+        # and again at the first run: arrays set in place after the network was made are seen.
+        self._refold()
+        self._folded_at = None
         self._steps = [step.run for step in steps]  # made once: running is a loop over these
         self._step_layers = [step.layer for step in steps]
         # A chain (each step reads the one before) runs as a bare loop over the steps; a graph runs
