@@ -69,8 +69,9 @@ def folds(nodes: Sequence[Any]) -> dict[int, int]:
         if before is None or before >= index:
             continue
         producer = nodes[before]
-        if producer.type in FOLDS_INTO and producer.spec.activation == "linear" and readers[producer.name] == 1:
-            found[index] = before
+        if producer.type not in FOLDS_INTO or producer.spec.activation != "linear" or readers[producer.name] > 1:
+            continue
+        found[index] = before
     return found
 
 

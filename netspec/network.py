@@ -101,7 +101,7 @@ class Network:
         """
         if type(x) is not np.ndarray or x.dtype != self._dtype or x.shape[1:] != self._input_shape:
             x = self._batch(x)  # the checks and conversions; an array already right skips them
-        if self._folded_at != fusion.generation() and self._folds:
+        if self._folds and self._folded_at != fusion.generation():
             self._refold()
         limit = blas.for_work(len(x) * self._product, self._dtype.itemsize, threads)
         if limit is None:  # no limit to hold (most small batches): not even the `with`

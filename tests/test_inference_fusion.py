@@ -71,7 +71,8 @@ CONV_NO_BIAS_BN_RELU = (
 FEATURES = "input: {features: 5}\n"
 DENSE_BN = (
     "  - {name: hidden, type: dense, neurons: 7}\n  - {name: bn, type: batchnorm, activation: tanh}\n"
-    "  - {name: out, type: dense, neurons: 3, use_bias: false}\n  - {name: bn_out, type: batchnorm}\n"
+    "  - {name: out, type: dense, neurons: 3, use_bias: false}\n"
+    "  - {name: bn_out, type: batchnorm, activation: softmax}\n"
 )
 
 
