@@ -243,3 +243,40 @@ def test_an_imported_pytorch_resnet_runs_fused_as_pytorch(tmp_path):
         expected = module(x).numpy()
     np.testing.assert_allclose(network.forward(x.numpy()), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(network.forward(x[:1].numpy()), expected[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_a_fused_forward_holds_only_the_values_still_to_be_read():
+    import weakref
+
+    blocks = [
+        "  - {name: h0, type: conv2d, filters: 4, kernel: 3, padding: 1, use_bias: false}\n"
+        "  - {name: n0, type: batchnorm, activation: relu}\n"
+    ]
+    for b in range(1, 21):
+        blocks.append(
+            f"  - {{name: c{b}, type: conv2d, filters: 4, kernel: 3, padding: 1, use_bias: false}}\n"
+            f"  - {{name: b{b}, type: batchnorm}}\n"
+            f"  - {{name: n{b}, type: add, inputs: [b{b}, n{b - 1}], activation: relu}}\n"
+        )
+    network = network_of("".join(blocks) + "  - {type: global_avgpool}\n  - {name: out, type: dense, neurons: 3}\n")
+    assert len(folded(network)) == 21 and len(network._program) == 21 + 20 + 2
+    alive: list[weakref.ref] = []
+    most = 0
+
+    def counted(step):
+        def run(*inputs):
+            nonlocal most
+            y = step(*inputs)
+            alive.append(weakref.ref(y))
+            most = max(most, len({id(ref()) for ref in alive if ref() is not None}))
+            return y
+
+        return run
+
+    network._program = [(counted(step), *rest) for step, *rest in network._program]
+    x = batch_of(network)
+    out = network.forward(x)
+    # At any moment: the skip value, the block's convolution (its batch norm inside it), and the sum
+    # written into that convolution's array; never every block's values.
+    assert most <= 2
+    np.testing.assert_allclose(out, network.forward_with_backprop(x)[0], **TOLERANCE["float32"])
