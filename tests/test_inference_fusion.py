@@ -106,6 +106,17 @@ def test_a_batch_norm_whose_input_is_read_twice_is_not_folded():
     assert_runs_as_unfused(network, batch_of(network))
 
 
+def test_a_batch_norm_reading_the_input_runs_as_its_map_and_leaves_the_input_alone():
+    network = network_of(
+        "  - {name: first, type: batchnorm, activation: relu}\n  - {name: conv, type: conv2d, filters: 3, kernel: 3}\n"
+        "  - {name: bn, type: batchnorm}\n  - {type: flatten}\n  - {name: out, type: dense, neurons: 3}\n",
+        "float64",
+    )
+    assert folded(network) == {"bn": "conv"}
+    assert_runs_as_unfused(network, batch_of(network))  # it checks that x is unchanged
+    assert network.forward(batch_of(network, 0)).shape == (0, 3)
+
+
 def test_a_batch_norm_after_an_activated_conv_is_not_folded():
     network = network_of(
         "  - {name: conv, type: conv2d, filters: 3, kernel: 3, activation: relu}\n  - {name: bn, type: batchnorm}\n"
