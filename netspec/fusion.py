@@ -8,10 +8,10 @@ Runtime, TensorRT and torch.fx fold them): weights' = weights·s per filter, bia
 norm's output directly, with no pass over the values for the normalisation.
 
 Only the running steps fuse: the spec, the saved arrays and training (`forward_with_backprop`)
-keep each layer apart. The folded arrays are made from the layers' own arrays when a network
-first runs, and again whenever netspec changed arrays in place since (a training step, fit
-keeping its best epoch): each change calls `arrays_changed`, one counter for the process, so a
-forward pass checks one number, not every array.
+keep each layer apart. The folded arrays are made from the layers' own arrays when a network is
+made and at its first run, and again whenever netspec changed arrays in place since (a training
+step, fit keeping its best epoch): each change calls `arrays_changed`, one counter for the process,
+so a forward pass checks one number, not every array.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from netspec.layers.activations import ACTIVATIONS
 from netspec.layers.common import alpha_of
 
 FOLDS_INTO = ("conv2d", "dense")
-"""Kinds whose arrays a batch norm after them folds into: each output channel is its own weights' product."""
+"""Kinds a batch norm after them folds into: each output channel comes from its own row of weights and its bias."""
 
 FRESH = frozenset({"conv2d", "dense", "batchnorm", "add"})
 """Kinds whose running step returns an array of its own (never a view of an input): a merge reading such a
@@ -85,7 +85,6 @@ class Folded:
         self.params = {"weights": np.empty_like(weights), "bias": np.empty(len(weights), dtype=weights.dtype)}
         fused = layer.spec.model_copy(update={"activation": norm.spec.activation, "alpha": norm.spec.alpha})
         self.run = layer.kind.runner(fused, self.params)
-        self.made = None  # the generation the arrays were folded at
 
     def fold(self) -> None:
         """weights' = weights·s per output channel, bias' = (bias − mean)·s + β, from the arrays as they are now."""
@@ -106,18 +105,17 @@ class Affine:
         self.norm = norm
         self.activation = ACTIVATIONS[norm.spec.activation].in_place
         self.alpha = alpha_of(norm.spec)
+        self.shape = (-1, 1, 1) if len(norm.input_shape) == 3 else (-1,)  # per channel of an image, or per feature
         self.scale = self.shift = None
-        self.made = None
 
     def fold(self) -> None:
         dtype = self.norm.params["scale"].dtype
         scale, shift = _affine(self.norm.params, self.norm.spec.epsilon)
-        self.scale, self.shift = scale.astype(dtype), shift.astype(dtype)
+        self.scale, self.shift = scale.astype(dtype).reshape(self.shape), shift.astype(dtype).reshape(self.shape)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        shape = (-1, 1, 1) if x.ndim == 4 else (-1,)
-        y = x * self.scale.reshape(shape)
-        y += self.shift.reshape(shape)
+        y = x * self.scale
+        y += self.shift
         return self.activation(y, self.alpha)
 
 

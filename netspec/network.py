@@ -91,6 +91,9 @@ class Network:
     def forward(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The output layer's activations, shape (batch, classes), for a batch of inputs.
 
+        Batch norms run folded into the layer before them where they can (netspec.fusion); after
+        changing arrays in place by hand, call netspec.fusion.arrays_changed() (training does).
+
         Args:
             x: shape (batch, features) or (batch, channels, height, width), as the input says.
             threads: BLAS threads for the matrix products (default: NETSPEC_NUM_THREADS if set, else
