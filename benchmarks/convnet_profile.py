@@ -41,8 +41,10 @@ def forward_profile(network: netspec.Network, x: np.ndarray, rounds: int = 5) ->
         return run
 
     saved = (network._steps, network._program)
-    network._steps = [timed(step, kind) for step, kind in zip(network._steps, kinds)]
-    network._program = [(timed(step, kind), *rest) for (step, *rest), kind in zip(network._program, kinds)]
+    # A step stands for a layer; a convolution's step runs the batch norm folded into it (netspec.fusion).
+    step_kinds = [kinds[index] for index in network._step_layers]
+    network._steps = [timed(step, kind) for step, kind in zip(network._steps, step_kinds)]
+    network._program = [(timed(step, kind), *rest) for (step, *rest), kind in zip(network._program, step_kinds)]
     try:
         network.forward(x, threads=1)
         totals.clear()
@@ -53,7 +55,7 @@ def forward_profile(network: netspec.Network, x: np.ndarray, rounds: int = 5) ->
     finally:
         network._steps, network._program = saved
     counts = defaultdict(int)
-    for kind in kinds:
+    for kind in step_kinds:
         counts[kind] += 1
     print(f"    profile of {network.spec.name} batch {len(x)}, 1 thread: {whole * 1000:.1f} ms a forward pass")
     for kind, (seconds, _) in sorted(totals.items(), key=lambda item: -item[1][0]):
@@ -89,10 +91,11 @@ def conv_floor(network: netspec.Network, x: np.ndarray, rounds: int = 5) -> None
         network._steps, network._program = saved
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     with blas.limited(1):
-        for index, layer in enumerate(network.layers):
+        for at, index in enumerate(network._step_layers):
+            layer = network.layers[index]
             if layer.type != "conv2d":
                 continue
-            value, step = inputs[index], network._steps[index]
+            value, step = inputs[at], network._steps[at]
             kind = layer_kind(layer.spec, layer.input_shape[0])
             totals[kind][0] += _best(lambda step=step, value=value: step(value), rounds)
             done = _products(layer.spec, layer.params, value)

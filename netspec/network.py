@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netspec import graph
+from netspec import fusion, graph
 from netspec import threads as blas
 from netspec.errors import InputError, Problem
 from netspec.graph import INPUT
@@ -23,19 +23,28 @@ if TYPE_CHECKING:
 class Network:
     """A network built from a spec; `netspec.load` or `netspec.build` make one."""
 
-    def __init__(self, spec: Spec, layers: list[Node]):
+    def __init__(self, spec: Spec, layers: list[Node], fuse: bool = True):
+        """`fuse`: fold each batch norm into the convolution or dense layer before it when running (see
+        netspec.fusion); False runs every layer by itself, as training does."""
         self.spec = spec
         self.layers = layers
+        self.fuse = fuse
         self._prepare()
 
     def _prepare(self) -> None:
         """Bind each layer's runner to its arrays (so arrays are changed in place, never replaced)."""
-        self._steps = [layer.infer for layer in self.layers]  # made once: running is a loop over these
-        # A chain (each layer reads the one before) runs as a bare loop over the steps; a graph runs
+        steps, self._folds = fusion.plan(self.layers, self.fuse)
+        # Folded now, so that the folded arrays are part of the network at rest (as its own arrays are),
+        # and again at the first run: arrays set in place after the network was made are seen.
+        self._refold()
+        self._folded_at = None
+        self._steps = [step.run for step in steps]  # made once: running is a loop over these
+        self._step_layers = [step.layer for step in steps]
+        # A chain (each step reads the one before) runs as a bare loop over the steps; a graph runs
         # its steps with each one's inputs looked up by name, and drops values no later step reads.
-        self._chain = graph.is_chain(self.layers)
+        self._chain = graph.is_chain(steps)
         self._program = [
-            (step, reads, name, freed) for step, (reads, name, freed) in zip(self._steps, graph.schedule(self.layers))
+            (step.run, reads, name, freed) for step, (reads, name, freed) in zip(steps, graph.schedule(steps))
         ]
         self._input_shape = self.spec.input.shape
         self._dtype = np.dtype(self.spec.dtype)
@@ -43,13 +52,20 @@ class Network:
         # matrix product, which decides how many BLAS threads pay (netspec.threads).
         self._product = max((layer.multiply_adds for layer in self.layers), default=0)
 
+    def _refold(self) -> None:
+        """Fold the batch norms again from the arrays as they are now (they changed since the last fold)."""
+        at = fusion.generation()
+        for each in self._folds:
+            each.fold()
+        self._folded_at = at
+
     def __getstate__(self) -> dict:
         # Pickled as the spec and the arrays alone (cheap to send to workers, e.g. with Dask);
         # the running steps are made again on arrival.
-        return {"spec": self.spec, "layers": self.layers}
+        return {"spec": self.spec, "layers": self.layers, "fuse": self.fuse}
 
     def __setstate__(self, state: dict) -> None:
-        self.spec, self.layers = state["spec"], state["layers"]
+        self.spec, self.layers, self.fuse = state["spec"], state["layers"], state.get("fuse", True)
         self._prepare()
 
     @property
@@ -75,6 +91,9 @@ class Network:
     def forward(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The output layer's activations, shape (batch, classes), for a batch of inputs.
 
+        Batch norms run folded into the layer before them where they can (netspec.fusion); after
+        changing arrays in place by hand, call netspec.fusion.arrays_changed() (training does).
+
         Args:
             x: shape (batch, features) or (batch, channels, height, width), as the input says.
             threads: BLAS threads for the matrix products (default: NETSPEC_NUM_THREADS if set, else
@@ -85,6 +104,8 @@ class Network:
         """
         if type(x) is not np.ndarray or x.dtype != self._dtype or x.shape[1:] != self._input_shape:
             x = self._batch(x)  # the checks and conversions; an array already right skips them
+        if self._folds and self._folded_at != fusion.generation():
+            self._refold()
         limit = blas.for_work(len(x) * self._product, self._dtype.itemsize, threads)
         if limit is None:  # no limit to hold (most small batches): not even the `with`
             if self._chain:
@@ -138,6 +159,8 @@ class Network:
         A layer read by several layers (a shortcut) gets the sum of their gradients, as micrograd
         accumulates into a value read twice.
         """
+        if train:  # batch norms update their running statistics in place
+            fusion.arrays_changed()
         values = {INPUT: x}
         backprops = []
         for layer in self.layers:

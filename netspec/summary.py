@@ -6,13 +6,14 @@ No array is made: a network too large for this machine's memory is summarised as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 import numpy as np
 
 from netspec.builder import plan
-from netspec.errors import size_shown
+from netspec.errors import plural, size_shown
+from netspec.fusion import folds
 from netspec.graph import is_chain
 from netspec.spec import Spec
 
@@ -64,6 +65,9 @@ class Summary:
     dtype: np.dtype
     graph: bool = False
     """Whether some layer reads other than the layer before it: the table then shows what each reads."""
+    folded: dict[str, str] = field(default_factory=dict)
+    """Each batch norm folded into the layer before it when the network runs (netspec.fusion): its name →
+    that layer's type (conv2d or dense)."""
 
     @property
     def non_trainable_params(self) -> int:
@@ -95,8 +99,17 @@ class Summary:
                 f"Non-trainable params: {self.non_trainable_params:,}",
                 f"Mult-adds per input: {self.multiply_adds:,}",
                 f"Input values per sample: {self.input_values:,}",
+                *([folded_line(self.folded)] if self.folded else []),
             ]
         )
+
+
+def folded_line(folded: dict[str, str]) -> str:
+    """'At inference, 19 batch norms are folded into the conv2d layers before them' (Keras and PyTorch say fused)."""
+    kinds = " and ".join(sorted(set(folded.values())))
+    if len(folded) == 1:
+        return f"At inference, 1 batch norm is folded into the {kinds} layer before it"
+    return f"At inference, {plural(len(folded), 'batch norm')} are folded into the {kinds} layers before them"
 
 
 def summarise(spec: Spec) -> Summary:
@@ -123,6 +136,7 @@ def summarise(spec: Spec) -> Summary:
         input_values=prod(spec.input.shape),
         dtype=np.dtype(spec.dtype),
         graph=not is_chain(plans),
+        folded={plans[norm].name: plans[into].type for norm, into in folds(plans).items()},
     )
 
 

@@ -418,7 +418,9 @@ def test_summary_counts_running_statistics_as_not_trainable(write_spec):
     # conv: 2 filters × 3 × 3 + 2 biases = 20; norm: scale, shift, mean, var for 2 channels = 8, of
     # which mean and var (4) are running statistics; out: 2 × 8 inputs + 2 = 18.
     lines = invoke("summary", spec).output.splitlines()
-    assert lines[-5:-2] == ["Total params: 46 (184 B as float32)", "Trainable params: 42", "Non-trainable params: 4"]
+    assert lines[-6:-3] == ["Total params: 46 (184 B as float32)", "Trainable params: 42", "Non-trainable params: 4"]
+    # The conv has no activation and nothing else reads it: the batch norm runs inside it (netspec.fusion).
+    assert lines[-1] == "At inference, 1 batch norm is folded into the conv2d layer before it"
 
 
 def test_summary_of_a_network_too_large_for_memory_makes_no_arrays(write_spec):
