@@ -77,3 +77,105 @@ def test_float32_batchnorm_training_is_as_precise_as_pytorchs():
     worst_ours = max(_error(a, b) for a, b in zip(ours, exact))
     assert worst_ours <= 3 * worst_theirs, (worst_ours, worst_theirs)
     assert _error(ours_dx, exact_dx) <= 3 * _error(theirs_dx, exact_dx), (ours_dx, theirs_dx)
+
+
+# --- convolution and pooling gradients ---------------------------------------------------------------
+
+# (layer, pads (top, bottom, left, right) as PyTorch takes them, input shape): strides 1 to 3, dilation 2,
+# groups and depthwise, padding per side and 'same', batches 1 and 7.
+CONVS = [
+    (Conv2D(filters=5, kernel=3, padding=1), (1, 1, 1, 1), (7, 3, 9, 8)),
+    (Conv2D(filters=4, kernel=3, stride=2, padding=[1, 0, 2, 1], activation="relu"), (1, 0, 2, 1), (1, 3, 9, 10)),
+    (Conv2D(filters=3, kernel=[3, 2], stride=3, padding="same"), (1, 1, 0, 1), (7, 2, 10, 8)),
+    (Conv2D(filters=4, kernel=3, dilation=2, padding="same", activation="tanh"), (2, 2, 2, 2), (1, 3, 7, 9)),
+    (Conv2D(filters=6, kernel=3, groups=3, stride=[2, 1], padding=[0, 2]), (0, 0, 2, 2), (7, 6, 9, 7)),
+    (Conv2D(filters=8, kernel=3, groups=4, padding=1, stride=2, dilation=[2, 1]), (1, 1, 1, 1), (1, 4, 11, 8)),
+    (Conv2D(filters=5, kernel=3, groups=5, padding=1, activation="relu"), (1, 1, 1, 1), (7, 5, 6, 7)),
+    (Conv2D(filters=6, kernel=[2, 3], groups=3, stride=3, padding="same", dilation=2), (0, 1, 1, 1), (1, 3, 8, 9)),
+    (Conv2D(filters=4, kernel=1, stride=2), (0, 0, 0, 0), (7, 3, 7, 6)),
+    (Conv2D(filters=3, kernel=3, use_bias=False, padding=[2, 0, 0, 2]), (2, 0, 0, 2), (7, 2, 5, 5)),
+]
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """The same values laid out as a convolution leaves them, (batch, height, width, channels) in memory."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def _plain_input_grad(layer: Conv2D, pads, dz: np.ndarray, w: np.ndarray, in_shape) -> np.ndarray:
+    """The input gradient the plain way: for each kernel position and group, dz times the weights there,
+    added into the padded input where that position read (no fast path of netspec's)."""
+    top, bottom, left, right = pads
+    batch, channels, height, width = in_shape
+    (kh, kw), (sh, sw), (dh, dw), groups = layer.kernel, layer.stride, layer.dilation, layer.groups
+    padded = np.zeros((batch, channels, height + top + bottom, width + left + right))
+    out_h, out_w = dz.shape[2:]
+    per, filters = channels // groups, len(w) // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                part = np.einsum(
+                    "nfhw,fc->nchw", dz[:, g * filters : (g + 1) * filters], w[g * filters : (g + 1) * filters, :, i, j]
+                )
+                padded[
+                    :,
+                    g * per : (g + 1) * per,
+                    i * dh : i * dh + sh * (out_h - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (out_w - 1) + 1 : sw,
+                ] += part
+    return padded[:, :, top : top + height, left : left + width]
+
+
+@pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
+@pytest.mark.parametrize("layer, pads, shape", CONVS, ids=[f"conv{i}" for i in range(len(CONVS))])
+def test_conv2d_gradients_are_pytorchs_and_the_plain_paths(layer, pads, shape, memory):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=shape)
+    x = _channels_last(x) if memory == "channels-last" else x
+    params = {"weights": rng.normal(size=(layer.filters, shape[1] // layer.groups, *layer.kernel))}
+    params |= {"bias": rng.normal(size=layer.filters)} if layer.use_bias else {}
+    leaves = {key: torch.tensor(a, requires_grad=True) for key, a in (("x", x), *params.items())}
+    top, bottom, left, right = pads
+    z = F.conv2d(
+        F.pad(leaves["x"], (left, right, top, bottom)),
+        leaves["weights"],
+        leaves.get("bias"),
+        stride=tuple(layer.stride),
+        dilation=tuple(layer.dilation),
+        groups=layer.groups,
+    )
+    theirs = {"linear": z, "relu": torch.relu(z), "tanh": torch.tanh(z)}[layer.activation]
+    y, backprop = conv2d.forward(layer, params, x, train=True)
+    np.testing.assert_allclose(y, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = rng.normal(size=y.shape)
+    (theirs * torch.from_numpy(g)).sum().backward()
+    dx, grads = backprop(g)
+    for key, leaf in leaves.items():
+        np.testing.assert_allclose(dx if key == "x" else grads[key], leaf.grad.numpy(), rtol=1e-10, atol=1e-12)
+    dz, _ = backprop(g, preactivation=True)  # the gradient at z, then the plain path from it
+    plain = _plain_input_grad(layer, pads, g, params["weights"], shape)
+    np.testing.assert_allclose(dz, plain, rtol=1e-10, atol=1e-12)
+    assert dx.shape == x.shape and grads["weights"].shape == params["weights"].shape
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_gradient_of_overlapping_windows_with_ties_is_pytorchs(ceil_mode, batch, dtype):
+    """Windows of 3 every 2 share cells, and small whole numbers tie often: each window's gradient goes to
+    the first of its maxima (row by row), as PyTorch's, kept from the forward or found again without it."""
+    from netspec.layers import pooling
+    from netspec.layers.pooling import MaxPool2D
+
+    layer = MaxPool2D(size=3, stride=2, padding=1, ceil_mode=ceil_mode)
+    x = np.random.default_rng(batch).integers(0, 3, size=(batch, 3, 8, 7)).astype(dtype)
+    g = np.random.default_rng(9).normal(size=pooling.forward(layer, {}, x)[0].shape).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    theirs = F.max_pool2d(tx, 3, 2, 1, ceil_mode=ceil_mode)
+    (theirs * torch.from_numpy(g)).sum().backward()
+    for memory in (x, _channels_last(x)):
+        for train in (True, False):
+            y, backprop = pooling.forward(layer, {}, memory, train)
+            np.testing.assert_array_equal(y, theirs.detach().numpy())
+            # Where windows overlap, a cell adds several windows' gradients, in another order than PyTorch's.
+            np.testing.assert_allclose(backprop(g)[0], tx.grad.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12)

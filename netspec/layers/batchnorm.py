@@ -10,6 +10,7 @@ from netspec.fields import Ones, Zeros, param_source
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput, dims
+from netspec.layers.sums import channel_sums
 
 
 class BatchNorm(ActivatedLayer):
@@ -67,7 +68,7 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
 
     While training, the batch's own statistics normalise it and the running statistics are
     updated in place (the unbiased variance, as PyTorch); otherwise the running ones are used.
-    Every sum over the batch is accumulated in float64 (`channel_sums`): in float32 a sum of
+    Every sum over the batch is accumulated in float64 (`sums.channel_sums`): in float32 a sum of
     thousands of values per channel keeps few correct digits, and the backward pass subtracts such
     sums from each other, so a deep float32 network's gradients drifted several times further from
     float64's than PyTorch's do.
@@ -112,32 +113,6 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
         return dx, grads
 
     return y, backprop
-
-
-SUM_BLOCK = 64
-"""Rows a float32 partial sum runs over before the partial sums are added in float64 (see `channel_sums`)."""
-
-
-def channel_sums(a: np.ndarray) -> np.ndarray:
-    """The sum of each channel (axis 1) over the batch and the image, in float64.
-
-    Values a convolution left channels-last are (rows, channels) in memory: numpy's reduction down
-    the rows runs with an inner loop as short as the channels (slow) and adds naively (each sum's
-    error grows with the rows). Instead a product with a ones vector sums each block of SUM_BLOCK
-    rows (BLAS, fast, an error of a few units in the last place) and the blocks' sums are added in
-    float64. Other layouts go to numpy's reduction in float64.
-    """
-    channels = a.shape[1]
-    rows = a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
-    if not rows.flags.c_contiguous:
-        return a.sum(axis=(0, 2, 3) if a.ndim == 4 else 0, dtype=np.float64)
-    rows = rows.reshape(-1, channels)
-    whole = len(rows) // SUM_BLOCK * SUM_BLOCK
-    tail = rows[whole:].sum(axis=0, dtype=np.float64)
-    if not whole:
-        return tail
-    blocks = np.ones(SUM_BLOCK, dtype=a.dtype) @ rows[:whole].reshape(-1, SUM_BLOCK, channels)
-    return blocks.sum(axis=0, dtype=np.float64) + tail
 
 
 def to_onnx(node, x: str, emit) -> str:

@@ -18,6 +18,7 @@ from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
+from netspec.layers.sums import column_sums
 
 
 class Conv2D(ActivatedLayer):
@@ -171,7 +172,13 @@ class _Products:
         return [slice(g * size, (g + 1) * size) for g in range(groups)]
 
     def backward(self, dz: np.ndarray, input_grad: bool):
-        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None)."""
+        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None).
+
+        The slice for kernel position (i, j) is dz times that position's weights: one product of
+        (rows, filters) by (filters, channels), computed when asked, so that it comes out contiguous and
+        the slice-adds of `windows.scatter` read memory in order (the whole (rows, kernel area ×
+        channels) product before made 9× the input's size, and col2im read it with strides).
+        """
         groups, kernel, channels = self.layer.groups, tuple(self.layer.kernel), self.channels
         batch, (out_h, out_w) = self.batch, self.out_hw
         per_group, each = channels // groups, self._slices(self.filters, groups)
@@ -179,15 +186,18 @@ class _Products:
         dweights = dmatrix.reshape(self.filters, *kernel, per_group).transpose(0, 3, 1, 2)
         if not input_grad:
             return dweights, None
-        if groups == 1:
-            dcolumns = (dz @ self.matrix[0]).reshape(batch, out_h, out_w, *kernel, channels)
-        else:
-            dcolumns = np.empty((batch, out_h, out_w, *kernel, groups, per_group), dtype=dz.dtype)
-            for g in range(groups):
-                part = dz[:, each[g]] @ self.matrix[g]
-                dcolumns[..., g, :] = part.reshape(batch, out_h, out_w, *kernel, per_group)
-            dcolumns = dcolumns.reshape(batch, out_h, out_w, *kernel, channels)
-        return dweights, lambda i, j: dcolumns[:, :, :, i, j, :]
+        # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
+        taps = self.matrix.reshape(groups, self.filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
+        part = np.empty((len(dz), channels), dtype=dz.dtype)  # one buffer: scatter adds each piece at once
+
+        def piece(i: int, j: int) -> np.ndarray:
+            if groups == 1:
+                np.matmul(dz, taps[i, j, 0], out=part)
+            for g in range(groups if groups > 1 else 0):
+                part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
+            return part.reshape(batch, out_h, out_w, channels)
+
+        return dweights, piece
 
 
 class _Depthwise:
@@ -259,7 +269,7 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
         dweights, piece = done.backward(dz, input_grad)
-        grads = {"weights": dweights} | ({"bias": dz.sum(axis=0)} if "bias" in params else {})
+        grads = {"weights": dweights} | ({"bias": column_sums(dz).astype(dz.dtype)} if "bias" in params else {})
         if not input_grad:
             return None, grads
         dx = windows.scatter(
