@@ -179,3 +179,44 @@ def test_max_pool_gradient_of_overlapping_windows_with_ties_is_pytorchs(ceil_mod
             np.testing.assert_array_equal(y, theirs.detach().numpy())
             # Where windows overlap, a cell adds several windows' gradients, in another order than PyTorch's.
             np.testing.assert_allclose(backprop(g)[0], tx.grad.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["batch-statistics", "running-statistics"])
+@pytest.mark.parametrize(
+    "shape, memory",
+    [
+        ((7, 3, 5, 3), "channels-first"),
+        ((7, 3, 5, 3), "channels-last"),
+        ((1, 16, 4, 4), "channels-last"),
+        ((7, 5), ""),
+        ((8, 5), ""),
+    ],
+)
+def test_batchnorm_gradients_in_each_layout_are_pytorchs(shape, memory, train):
+    """Channels-last values are worked on as rows of several pixels (sums.Channels), the others as they are."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(2, 3, size=shape)
+    x = _channels_last(x) if memory == "channels-last" else x
+    channels = shape[1]
+    params = {
+        "scale": rng.uniform(0.5, 2, channels),
+        "shift": rng.normal(size=channels),
+        "mean": rng.normal(size=channels),
+        "var": rng.uniform(0.5, 2, channels),
+    }
+    leaves = {key: torch.tensor(params[key], requires_grad=True) for key in ("scale", "shift")}
+    tx = torch.tensor(x, requires_grad=True)
+    running = {key: torch.tensor(params[key]) for key in ("mean", "var")}
+    theirs = torch.tanh(
+        F.batch_norm(tx, running["mean"], running["var"], leaves["scale"], leaves["shift"], training=train)
+    )
+    y, backprop = batchnorm.forward(BatchNorm(activation="tanh"), params, x, train)
+    np.testing.assert_allclose(y, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for key in ("mean", "var"):  # the running statistics, updated in place as PyTorch updates its own
+        np.testing.assert_allclose(params[key], running[key].numpy(), rtol=1e-10)
+    g = rng.normal(size=y.shape)
+    (theirs * torch.from_numpy(g)).sum().backward()
+    dx, grads = backprop(g)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for key, leaf in leaves.items():
+        np.testing.assert_allclose(grads[key], leaf.grad.numpy(), rtol=1e-10, atol=1e-12)
