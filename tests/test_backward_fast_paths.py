@@ -94,6 +94,8 @@ CONVS = [
     (Conv2D(filters=6, kernel=[2, 3], groups=3, stride=3, padding="same", dilation=2), (0, 1, 1, 1), (1, 3, 8, 9)),
     (Conv2D(filters=4, kernel=1, stride=2), (0, 0, 0, 0), (7, 3, 7, 6)),
     (Conv2D(filters=3, kernel=3, use_bias=False, padding=[2, 0, 0, 2]), (2, 0, 0, 2), (7, 2, 5, 5)),
+    (Conv2D(filters=3, kernel=1, activation="relu"), (0, 0, 0, 0), (7, 4, 5, 3)),
+    (Conv2D(filters=2, kernel=[2, 3], dilation=[1, 2]), (0, 0, 0, 0), (1, 3, 6, 9)),
 ]
 
 
@@ -126,9 +128,13 @@ def _plain_input_grad(layer: Conv2D, pads, dz: np.ndarray, w: np.ndarray, in_sha
     return padded[:, :, top : top + height, left : left + width]
 
 
+@pytest.mark.parametrize("grid", ["padded-grid", "slices"])
 @pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
 @pytest.mark.parametrize("layer, pads, shape", CONVS, ids=[f"conv{i}" for i in range(len(CONVS))])
-def test_conv2d_gradients_are_pytorchs_and_the_plain_paths(layer, pads, shape, memory):
+def test_conv2d_gradients_are_pytorchs_and_the_plain_paths(layer, pads, shape, memory, grid, monkeypatch):
+    """Stride-1 convolutions of one group go back on the padded grid where its border is small
+    (conv2d.GRID_GROWTH), through slice-adds otherwise: each is checked on every shape."""
+    monkeypatch.setattr(conv2d, "GRID_GROWTH", np.inf if grid == "padded-grid" else 0.0)
     rng = np.random.default_rng(5)
     x = rng.normal(size=shape)
     x = _channels_last(x) if memory == "channels-last" else x

@@ -217,6 +217,59 @@ def _unrolled(layer: Conv2D, x: np.ndarray, padding, out_hw: tuple[int, int]) ->
     return grouped.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, rows, width)
 
 
+def _backward_on_the_padded_grid(
+    layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, padding, out_hw, input_grad
+):
+    """(weights' gradient, input gradient channels-last) of a stride-1 convolution of one group, neither
+    unrolling the windows nor adding into strided slices.
+
+    With stride 1, put dz on the padded input's grid (zeros where no window starts) and flatten both
+    to rows of pixels: the pixel kernel position (i, j) reads for row r is row r + i·dh·width + j·dw.
+    Each kernel position is then a shift by a constant number of rows, so its weights' gradient is
+    one product of contiguous matrices, dz_grid[:n]ᵀ · x_grid[shift : shift + n], and its share of
+    the input gradient one product added into contiguous rows. The rows of the border (zeros in dz)
+    are the extra work: worth it while the padded grid is not much larger than the output.
+    """
+    (top, bottom), (left, right) = padding
+    batch, channels, height, width = x.shape
+    padded_h, padded_w = height + top + bottom, width + left + right
+    (out_h, out_w), filters = out_hw, len(w)
+    grid_x = np.zeros((batch, padded_h, padded_w, channels), dtype=dz.dtype)
+    grid_x[:, top : top + height, left : left + width] = x.transpose(0, 2, 3, 1)
+    grid_x = grid_x.reshape(-1, channels)
+    grid_dz = np.zeros((batch, padded_h, padded_w, filters), dtype=dz.dtype)
+    grid_dz[:, :out_h, :out_w] = dz.reshape(batch, out_h, out_w, filters)
+    grid_dz = grid_dz.reshape(-1, filters)
+    dh, dw = layer.dilation
+    shifts = [(i, j, i * dh * padded_w + j * dw) for i, j in np.ndindex(*layer.kernel)]
+    rows = len(grid_dz) - shifts[-1][2]  # every window's row, shifted, stays on the grid
+    dweights = np.empty(w.shape, dtype=dz.dtype)
+    for i, j, shift in shifts:
+        dweights[:, :, i, j] = grid_dz[:rows].T @ grid_x[shift : shift + rows]
+    if not input_grad:
+        return dweights, None
+    dgrid = np.zeros_like(grid_x)
+    part = np.empty((rows, channels), dtype=dz.dtype)
+    for i, j, shift in shifts:
+        np.matmul(grid_dz[:rows], np.ascontiguousarray(w[:, :, i, j]), out=part)
+        dgrid[shift : shift + rows] += part
+    dgrid = dgrid.reshape(batch, padded_h, padded_w, channels)
+    return dweights, dgrid[:, top : top + height, left : left + width]
+
+
+GRID_GROWTH = 1.3
+"""Largest ratio of the padded grid's pixels to the output's for `_backward_on_the_padded_grid`."""
+
+
+def _on_the_padded_grid(layer: Conv2D, done, x: np.ndarray) -> bool:
+    """Whether the convolution's backward pass goes through `_backward_on_the_padded_grid`."""
+    if layer.groups != 1 or tuple(layer.stride) != (1, 1) or not len(x) or not isinstance(done, _Products):
+        return False
+    (top, bottom), (left, right) = done.padding
+    out_h, out_w = done.out_hw
+    return (x.shape[2] + top + bottom) * (x.shape[3] + left + right) <= GRID_GROWTH * out_h * out_w
+
+
 class _Depthwise:
     """z as `_Products` gives it, for one group per input channel: a multiply-add over the channels for
     each kernel position (a few passes over the input), never a product with a block-diagonal matrix."""
@@ -276,6 +329,7 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
     done = _products(layer, params, x)
     done.__dict__.pop("columns", None)  # backward unrolls the windows again from x (see _Products.backward)
+    grid = _on_the_padded_grid(layer, done, x)
     z, padding, padded_shape = done.z, done.padding, done.padded_shape
     batch, (out_h, out_w) = x.shape[0], done.out_hw
     act = ACTIVATIONS[layer.activation]
@@ -286,14 +340,17 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
+        bias = {"bias": column_sums(dz).astype(dz.dtype)} if "bias" in params else {}
+        if grid:
+            dweights, dx = _backward_on_the_padded_grid(layer, w, x, dz, padding, (out_h, out_w), input_grad)
+            return (dx.transpose(0, 3, 1, 2) if input_grad else None), {"weights": dweights} | bias
         dweights, piece = done.backward(dz, input_grad, x)
-        grads = {"weights": dweights} | ({"bias": column_sums(dz).astype(dz.dtype)} if "bias" in params else {})
         if not input_grad:
-            return None, grads
+            return None, {"weights": dweights} | bias
         dx = windows.scatter(
             piece, kernel, (out_h, out_w), padded_shape, stride, dilation, padding, axes=(1, 2), dtype=dz.dtype
         )
-        return dx.transpose(0, 3, 1, 2), grads
+        return dx.transpose(0, 3, 1, 2), {"weights": dweights} | bias
 
     return y, backprop
 
