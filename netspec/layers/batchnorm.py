@@ -10,6 +10,7 @@ from netspec.fields import Ones, Zeros, param_source
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput, dims
+from netspec.layers.sums import Channels
 
 
 class BatchNorm(ActivatedLayer):
@@ -67,15 +68,21 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
 
     While training, the batch's own statistics normalise it and the running statistics are
     updated in place (the unbiased variance, as PyTorch); otherwise the running ones are used.
+    Every sum over the batch is accumulated in float64 (`sums.column_sums`): in float32 a sum of
+    thousands of values per channel keeps few correct digits, and the backward pass subtracts such
+    sums from each other, so a deep float32 network's gradients drifted several times further from
+    float64's than PyTorch's do.
     """
-    axes = (0, 2, 3) if x.ndim == 4 else (0,)
-    shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
     count = x.size // max(x.shape[1], 1)
     # One value per channel has no variance: such a batch (say the last, of one example) is
     # normalised with the running statistics and leaves them as they are (PyTorch refuses it).
     train = train and count > 1
+    layout = Channels(x)
+    v, per = layout.flat(x), layout.vector
     if train:
-        mean, var = x.mean(axis=axes), x.var(axis=axes)
+        mean = layout.sums(v) / count
+        normal = v - per(mean.astype(x.dtype))  # the deviations first: two passes, no cancellation
+        var = layout.sums(normal * normal) / count
         m = layer.momentum
         params["mean"] *= 1 - m
         params["mean"] += m * mean
@@ -83,28 +90,31 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
         params["var"] += m * var * (count / (count - 1))
     else:
         mean, var = params["mean"], params["var"]
-    inv_std = (1.0 / np.sqrt(var + layer.epsilon)).astype(x.dtype)
-    normal = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-    z = normal * params["scale"].reshape(shape) + params["shift"].reshape(shape)
+        normal = v - per(mean)
+    inv_std = 1.0 / np.sqrt(var.astype(np.float64) + layer.epsilon)
+    normal *= per(inv_std.astype(x.dtype))
+    z = normal * per(params["scale"])
+    z += per(params["shift"])
     act, alpha = ACTIVATIONS[layer.activation], alpha_of(layer)
     y = act.forward(z, alpha)
 
     def backprop(dy, preactivation: bool = False, input_grad: bool = True):
+        dy = layout.flat(dy)
         dz = dy if preactivation else act.backward(z, y, dy, alpha)
-        grads = {"scale": (dz * normal).sum(axis=axes), "shift": dz.sum(axis=axes)}
+        dshift, dscale = layout.sums(dz), layout.sums(dz * normal)
+        grads = {"scale": dscale.astype(dz.dtype), "shift": dshift.astype(dz.dtype)}
         if not input_grad:
             return None, grads
-        dnormal = dz * params["scale"].reshape(shape)
-        if not train:
-            return dnormal * inv_std.reshape(shape), grads
-        dx = (
-            count * dnormal
-            - dnormal.sum(axis=axes, keepdims=True)
-            - normal * (dnormal * normal).sum(axis=axes, keepdims=True)
-        ) * (inv_std.reshape(shape) / count)
-        return dx, grads
+        # dx = scale·inv_std·(dz − mean(dz) − normal·mean(dz·normal)): the per-channel factors in
+        # float64, then three passes over the values.
+        factor = params["scale"].astype(np.float64) * inv_std
+        dx = dz * per(factor.astype(dz.dtype))
+        if train:
+            dx -= per((factor * dshift / count).astype(dz.dtype))
+            dx -= normal * per((factor * dscale / count).astype(dz.dtype))
+        return layout.shaped(dx), grads
 
-    return y, backprop
+    return layout.shaped(y), backprop
 
 
 def to_onnx(node, x: str, emit) -> str:

@@ -18,6 +18,7 @@ from netspec.layers import windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
+from netspec.layers.sums import column_sums
 
 
 class Conv2D(ActivatedLayer):
@@ -170,24 +171,103 @@ class _Products:
         size = filters // groups
         return [slice(g * size, (g + 1) * size) for g in range(groups)]
 
-    def backward(self, dz: np.ndarray, input_grad: bool):
-        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None)."""
+    def backward(self, dz: np.ndarray, input_grad: bool, x: np.ndarray):
+        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None).
+
+        The weights' gradient is dz against the unrolled windows (im2col), unrolled again here from the
+        input `x`: kept from the forward pass for every convolution, they made most of a training
+        step's memory (ResNet-20 at batch 64: ~430 MB), for an unrolling that costs about a tenth of
+        the backward pass.
+
+        The slice for kernel position (i, j) is dz times that position's weights: one product of
+        (rows, filters) by (filters, channels), computed when asked, so that it comes out contiguous and
+        the slice-adds of `windows.scatter` read memory in order (the whole (rows, kernel area ×
+        channels) product before made 9× the input's size, and col2im read it with strides).
+        """
         groups, kernel, channels = self.layer.groups, tuple(self.layer.kernel), self.channels
         batch, (out_h, out_w) = self.batch, self.out_hw
         per_group, each = channels // groups, self._slices(self.filters, groups)
-        dmatrix = np.concatenate([dz[:, each[g]].T @ self.columns[g] for g in range(groups)])
+        columns = _unrolled(self.layer, x, self.padding, self.out_hw)
+        dmatrix = np.concatenate([dz[:, each[g]].T @ columns[g] for g in range(groups)])
+        del columns
         dweights = dmatrix.reshape(self.filters, *kernel, per_group).transpose(0, 3, 1, 2)
         if not input_grad:
             return dweights, None
-        if groups == 1:
-            dcolumns = (dz @ self.matrix[0]).reshape(batch, out_h, out_w, *kernel, channels)
-        else:
-            dcolumns = np.empty((batch, out_h, out_w, *kernel, groups, per_group), dtype=dz.dtype)
-            for g in range(groups):
-                part = dz[:, each[g]] @ self.matrix[g]
-                dcolumns[..., g, :] = part.reshape(batch, out_h, out_w, *kernel, per_group)
-            dcolumns = dcolumns.reshape(batch, out_h, out_w, *kernel, channels)
-        return dweights, lambda i, j: dcolumns[:, :, :, i, j, :]
+        # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
+        taps = self.matrix.reshape(groups, self.filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
+        part = np.empty((len(dz), channels), dtype=dz.dtype)  # one buffer: scatter adds each piece at once
+
+        def piece(i: int, j: int) -> np.ndarray:
+            if groups == 1:
+                np.matmul(dz, taps[i, j, 0], out=part)
+            for g in range(groups if groups > 1 else 0):
+                part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
+            return part.reshape(batch, out_h, out_w, channels)
+
+        return dweights, piece
+
+
+def _unrolled(layer: Conv2D, x: np.ndarray, padding, out_hw: tuple[int, int]) -> np.ndarray:
+    """The windows of x channels-last as one matrix per group: (groups, rows, (kh, kw, channels of the group))."""
+    kernel, stride, dilation, groups = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation), layer.groups
+    view, _ = windows.view(x.transpose(0, 2, 3, 1), kernel, stride, dilation, padding, axes=(1, 2))
+    batch, channels = x.shape[:2]
+    grouped = view.reshape(batch, *out_hw, groups, channels // groups, *kernel)
+    rows, width = batch * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * (channels // groups)
+    return grouped.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, rows, width)
+
+
+def _backward_on_the_padded_grid(
+    layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, padding, out_hw, input_grad
+):
+    """(weights' gradient, input gradient channels-last) of a stride-1 convolution of one group, neither
+    unrolling the windows nor adding into strided slices.
+
+    With stride 1, put dz on the padded input's grid (zeros where no window starts) and flatten both
+    to rows of pixels: the pixel kernel position (i, j) reads for row r is row r + i·dh·width + j·dw.
+    Each kernel position is then a shift by a constant number of rows, so its weights' gradient is
+    one product of contiguous matrices, dz_grid[:n]ᵀ · x_grid[shift : shift + n], and its share of
+    the input gradient one product added into contiguous rows. The rows of the border (zeros in dz)
+    are the extra work: worth it while the padded grid is not much larger than the output.
+    """
+    (top, bottom), (left, right) = padding
+    batch, channels, height, width = x.shape
+    padded_h, padded_w = height + top + bottom, width + left + right
+    (out_h, out_w), filters = out_hw, len(w)
+    grid_x = np.zeros((batch, padded_h, padded_w, channels), dtype=dz.dtype)
+    grid_x[:, top : top + height, left : left + width] = x.transpose(0, 2, 3, 1)
+    grid_x = grid_x.reshape(-1, channels)
+    grid_dz = np.zeros((batch, padded_h, padded_w, filters), dtype=dz.dtype)
+    grid_dz[:, :out_h, :out_w] = dz.reshape(batch, out_h, out_w, filters)
+    grid_dz = grid_dz.reshape(-1, filters)
+    dh, dw = layer.dilation
+    shifts = [(i, j, i * dh * padded_w + j * dw) for i, j in np.ndindex(*layer.kernel)]
+    rows = len(grid_dz) - shifts[-1][2]  # every window's row, shifted, stays on the grid
+    dweights = np.empty(w.shape, dtype=dz.dtype)
+    for i, j, shift in shifts:
+        dweights[:, :, i, j] = grid_dz[:rows].T @ grid_x[shift : shift + rows]
+    if not input_grad:
+        return dweights, None
+    dgrid = np.zeros_like(grid_x)
+    part = np.empty((rows, channels), dtype=dz.dtype)
+    for i, j, shift in shifts:
+        np.matmul(grid_dz[:rows], np.ascontiguousarray(w[:, :, i, j]), out=part)
+        dgrid[shift : shift + rows] += part
+    dgrid = dgrid.reshape(batch, padded_h, padded_w, channels)
+    return dweights, dgrid[:, top : top + height, left : left + width]
+
+
+GRID_GROWTH = 1.3
+"""Largest ratio of the padded grid's pixels to the output's for `_backward_on_the_padded_grid`."""
+
+
+def _on_the_padded_grid(layer: Conv2D, done, x: np.ndarray) -> bool:
+    """Whether the convolution's backward pass goes through `_backward_on_the_padded_grid`."""
+    if layer.groups != 1 or tuple(layer.stride) != (1, 1) or not len(x) or not isinstance(done, _Products):
+        return False
+    (top, bottom), (left, right) = done.padding
+    out_h, out_w = done.out_hw
+    return (x.shape[2] + top + bottom) * (x.shape[3] + left + right) <= GRID_GROWTH * out_h * out_w
 
 
 class _Depthwise:
@@ -213,8 +293,8 @@ class _Depthwise:
         self.z = z.reshape(-1, len(w))
         self.kernel, self.filters, self.out_hw = kernel, len(w), (out_h, out_w)
 
-    def backward(self, dz: np.ndarray, input_grad: bool):
-        """As `_Products.backward`."""
+    def backward(self, dz: np.ndarray, input_grad: bool, x: np.ndarray):
+        """As `_Products.backward` (the windows are a view of the padded input, kept: no unrolled copy)."""
         dz = dz.reshape(*self.view.shape[:4], self.each)
         dtaps = np.stack([np.einsum("bhwc,bhwce->ce", self.view[..., i, j], dz) for i, j in np.ndindex(*self.kernel)])
         dweights = dtaps.reshape(*self.kernel, self.filters).transpose(2, 0, 1).reshape(self.filters, 1, *self.kernel)
@@ -248,6 +328,8 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     w = params["weights"]
     kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
     done = _products(layer, params, x)
+    done.__dict__.pop("columns", None)  # backward unrolls the windows again from x (see _Products.backward)
+    grid = _on_the_padded_grid(layer, done, x)
     z, padding, padded_shape = done.z, done.padding, done.padded_shape
     batch, (out_h, out_w) = x.shape[0], done.out_hw
     act = ACTIVATIONS[layer.activation]
@@ -258,14 +340,17 @@ def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
-        dweights, piece = done.backward(dz, input_grad)
-        grads = {"weights": dweights} | ({"bias": dz.sum(axis=0)} if "bias" in params else {})
+        bias = {"bias": column_sums(dz).astype(dz.dtype)} if "bias" in params else {}
+        if grid:
+            dweights, dx = _backward_on_the_padded_grid(layer, w, x, dz, padding, (out_h, out_w), input_grad)
+            return (dx.transpose(0, 3, 1, 2) if input_grad else None), {"weights": dweights} | bias
+        dweights, piece = done.backward(dz, input_grad, x)
         if not input_grad:
-            return None, grads
+            return None, {"weights": dweights} | bias
         dx = windows.scatter(
             piece, kernel, (out_h, out_w), padded_shape, stride, dilation, padding, axes=(1, 2), dtype=dz.dtype
         )
-        return dx.transpose(0, 3, 1, 2), grads
+        return dx.transpose(0, 3, 1, 2), {"weights": dweights} | bias
 
     return y, backprop
 
