@@ -20,9 +20,9 @@ CASES = [
     (Conv2D(filters=4, kernel=1, stride=2, activation="relu"), (9, 11)),  # 1×1 stride 2 (a downsample)
     (Conv2D(filters=6, kernel=1, stride=[3, 2], groups=2), (10, 11)),  # 1×1 in groups, stride 3 × 2
     (Conv2D(filters=4, kernel=1, padding=1), (5, 7)),  # 1×1 with padding: not a bare product
-    (Conv2D(filters=4, kernel=[3, 5], stride=[2, 3], padding=[1, 0, 2, 1]), (11, 13)),  # padding per side
+    (Conv2D(filters=4, kernel=[3, 5], stride=[2, 3], padding=[1, 0, 2, 1], activation="tanh"), (11, 13)),
     (Conv2D(filters=6, kernel=[5, 3], dilation=2, padding="same", groups=3), (9, 12)),
-    (Conv2D(filters=3, kernel=7, stride=2, padding=3), (15, 13)),  # a stem
+    (Conv2D(filters=3, kernel=7, stride=2, padding=3, activation="softmax"), (15, 13)),  # a stem
     (Conv2D(filters=4, kernel=[3, 1], stride=3, groups=2, padding="same"), (10, 8)),
     (Conv2D(filters=6, kernel=3, groups=6, padding=1), (9, 11)),  # depthwise
     (Conv2D(filters=6, kernel=3, stride=2, groups=6, padding="same"), (10, 11)),  # depthwise stride 2, odd pad after
@@ -75,7 +75,10 @@ def plain(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> np.nda
                     pixels = data[:, group * per_group + c, i * dh :: sh, j * dw :: sw][:, :out_h, :out_w]
                     z[:, f] += w[f, c, i, j] * pixels.astype(np.float64)
     z += params["bias"][:, None, None]
-    return np.maximum(z, 0) if layer.activation == "relu" else z
+    if layer.activation == "softmax":  # over the filters, at each pixel
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return {"linear": z, "relu": np.maximum(z, 0), "tanh": np.tanh(z)}[layer.activation]
 
 
 def pytorch(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -83,7 +86,12 @@ def pytorch(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> np.n
     tx = F.pad(torch.from_numpy(x).double(), (left, right, top, bottom))
     w, b = (torch.from_numpy(params[key]).double() for key in ("weights", "bias"))
     y = F.conv2d(tx, w, b, stride=tuple(layer.stride), dilation=tuple(layer.dilation), groups=layer.groups)
-    return (F.relu(y) if layer.activation == "relu" else y).numpy()
+    return activated(layer, y).numpy()
+
+
+def activated(layer: Conv2D, y):
+    functions = {"linear": lambda y: y, "relu": F.relu, "tanh": torch.tanh, "softmax": lambda y: y.softmax(dim=1)}
+    return functions[layer.activation](y)
 
 
 def image(batch: int, size: tuple[int, int], dtype, memory: str) -> np.ndarray:
@@ -149,7 +157,7 @@ def test_gradients_through_the_fast_forward_match_pytorch(layer, size):
         dilation=tuple(layer.dilation),
         groups=layer.groups,
     )
-    y = F.relu(y) if layer.activation == "relu" else y
+    y = activated(layer, y)
     mine, backprop = conv2d.forward(layer, params, x)
     g = np.random.default_rng(5).normal(size=mine.shape)
     (y * torch.from_numpy(g)).sum().backward()

@@ -173,8 +173,8 @@ class _Depthwise:
     """z as `_Products` gives it, for one group per input channel: a multiply-add over the channels for
     each kernel position (a few passes over the input), never a product with a block-diagonal matrix."""
 
-    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, keep: bool = True):
-        w, p = params["weights"], _plan(layer, x)
+    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, plan=None, keep: bool = True):
+        w, p = params["weights"], plan or _plan(layer, x)
         self.padding, self.padded_shape, self.plan = p.padding, p.padded_shape, p
         self.padded = conv_forward.padded(x, p)
         channels, kernel = p.channels, p.kernel
@@ -210,18 +210,9 @@ def _products(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> _P
 
 def _plan(layer: Conv2D, x: np.ndarray) -> conv_forward.Plan:
     """The layer's plan for x's shape (made once per shape)."""
-    w = np.result_type(x, np.float32).itemsize
-    return conv_forward.plan(x.shape, layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups, w)
-
-
-def _inferred(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """z (rows, filters) with nothing kept for a backward pass (a runner's)."""
-    if _depthwise(layer, x.shape[1]):
-        return _Depthwise(layer, params, x, keep=False).z
-    z = conv_forward.inferred(x, params["weights"], _plan(layer, x))
-    if "bias" in params:
-        z += params["bias"]
-    return z
+    return conv_forward.plan(
+        x.shape, layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups, x.itemsize
+    )
 
 
 def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -232,10 +223,20 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
     activation = ACTIVATIONS[layer.activation].in_place
     alpha = alpha_of(layer)
 
+    def finish(z: np.ndarray) -> np.ndarray:
+        return activation(z, alpha)
+
+    finished = None if layer.activation == "linear" else finish
+
     def run(x: np.ndarray) -> np.ndarray:
-        z = _inferred(layer, params, x)
-        out_h, out_w = _plan(layer, x).out_hw
-        return activation(z, alpha).reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
+        p = _plan(layer, x)
+        if _depthwise(layer, x.shape[1]):
+            z = _Depthwise(layer, params, x, p, keep=False).z
+            z = finished(z) if finished else z
+        else:
+            z = conv_forward.inferred(x, params["weights"], p, params.get("bias"), finished)
+        out_h, out_w = p.out_hw
+        return z.reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
 
     return run
 

@@ -9,6 +9,7 @@ set-up would otherwise cost as much as the arithmetic.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,9 @@ order, when the weights are this many times larger than the unrolled windows: re
 (deep layers at small sizes: 2.4 million numbers for a 512-filter 3×3) then costs more than unrolling in
 the slower order saves."""
 
+DEPTHWISE_BLOCK_BYTES = 256 << 10
+"""Output of a depthwise convolution computed at a time: every kernel position adds into it while in cache."""
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -42,8 +46,13 @@ class Plan:
     padded_shape: tuple[int, int, int, int]
     """(batch, padded height, padded width, channels)."""
     out_hw: tuple[int, int]
+    itemsize: int
     blocks: tuple[tuple[int, int, int, int], ...]
     """(first image, last image + 1, first output row, last output row + 1) of each block unrolled at inference."""
+    inside: tuple[slice, ...]
+    """Where the input goes in the padded input."""
+    borders: tuple[tuple[slice, ...], ...]
+    """The padded input's borders (zeros)."""
 
     @property
     def rows(self) -> int:
@@ -61,7 +70,7 @@ class Plan:
     @property
     def pointwise(self) -> bool:
         """1×1 and no padding: the (strided) input itself is the unrolled windows."""
-        return self.kernel == (1, 1) and self.padding == ((0, 0), (0, 0))
+        return self.kernel == (1, 1) and not self.borders
 
     def taps(self, rows: tuple[int, int] | None = None) -> list[tuple[int, int, slice, slice]]:
         """(kernel row, kernel column, the padded input's height slice, its width slice) for each kernel
@@ -79,9 +88,27 @@ class Plan:
             for j in range(self.kernel[1])
         ]
 
+    def windows(self, data: np.ndarray, block=None, group: int | None = None, channel_major: bool = False):
+        """The windows of the padded channels-last input `data` (C-contiguous), a view without a copy:
+        (images, out_h, out_w, kh, kw, channels), or (…, channels, kh, kw) when `channel_major`; of the
+        images and output rows of `block` only if given, of one group's channels if `group` is.
 
-DEPTHWISE_BLOCK_BYTES = 256 << 10
-"""Output of a depthwise convolution computed at a time: every kernel position adds into it while in cache."""
+        Made from the strides directly: numpy's sliding_window_view costs tens of microseconds a call,
+        as much as a small layer's arithmetic, and its copies run slower.
+        """
+        first, last, top, bottom = block if block else (0, self.batch, 0, self.out_hw[0])
+        _, height, width, channels = self.padded_shape
+        item = data.itemsize
+        s_pixel, s_row, s_image = channels * item, width * channels * item, height * width * channels * item
+        (sh, sw), (dh, dw), (kh, kw) = self.stride, self.dilation, self.kernel
+        per = channels if group is None else self.per_group
+        offset = first * s_image + top * sh * s_row + (0 if group is None else group * per * item)
+        head, strides = (last - first, bottom - top, self.out_hw[1]), (s_image, sh * s_row, sw * s_pixel)
+        if channel_major:
+            shape, strides = (*head, per, kh, kw), (*strides, item, dh * s_row, dw * s_pixel)
+        else:
+            shape, strides = (*head, kh, kw, per), (*strides, dh * s_row, dw * s_pixel, item)
+        return np.ndarray(shape, data.dtype, data, offset, strides)
 
 
 def plan(shape: tuple[int, ...], kernel, stride, dilation, padding, groups: int, itemsize: int) -> Plan:
@@ -95,7 +122,8 @@ def _plan(shape, kernel, stride, dilation, padding, groups: int, itemsize: int) 
     batch, channels, height, width = shape
     given = padding if isinstance(padding, str | int) else list(padding)
     pads, (out_h, out_w) = windows.geometry(shape[1:], kernel, stride, dilation, given)
-    padded = (batch, height + sum(pads[0]), width + sum(pads[1]), channels)
+    (top, bottom), (left, right) = pads
+    padded = (batch, height + top + bottom, width + left + right, channels)
     row_bytes = out_w * kernel[0] * kernel[1] * channels * itemsize
     image_bytes = out_h * row_bytes
     if image_bytes <= BLOCK_BYTES:
@@ -104,7 +132,19 @@ def _plan(shape, kernel, stride, dilation, padding, groups: int, itemsize: int) 
     else:
         step = max(1, BLOCK_BYTES // row_bytes)
         blocks = tuple((b, b + 1, r, min(r + step, out_h)) for b in range(batch) for r in range(0, out_h, step))
-    return Plan(batch, channels, groups, kernel, stride, dilation, pads, padded, (out_h, out_w), blocks)
+    every = slice(None)
+    rows, cols = slice(top, top + height), slice(left, left + width)
+    sides = [
+        (slice(0, top), every),
+        (slice(top + height, None), every),
+        (rows, slice(0, left)),
+        (rows, slice(left + width, None)),
+    ]
+    borders = tuple((every, *side, every) for side, size in zip(sides, (top, bottom, left, right)) if size)
+    return Plan(
+        batch, channels, groups, kernel, stride, dilation, pads, padded, (out_h, out_w), itemsize, blocks,
+        (every, rows, cols, every), borders,
+    )  # fmt: skip
 
 
 def channels_last(x: np.ndarray) -> np.ndarray:
@@ -114,33 +154,34 @@ def channels_last(x: np.ndarray) -> np.ndarray:
 
 
 def padded(x: np.ndarray, p: Plan) -> np.ndarray:
-    """The channels-last input with the plan's zero padding: x's own view when there is none."""
-    x = channels_last(x)
-    (top, bottom), (left, right) = p.padding
-    if not (top or bottom or left or right):
-        return x
-    return windows.padded(x, p.padding, axes=(1, 2))
+    """The channels-last input with the plan's zero padding, C-contiguous: x's own memory when it needs
+    neither padding nor reordering."""
+    if not p.borders:
+        return np.ascontiguousarray(channels_last(x))
+    out = np.empty(p.padded_shape, dtype=x.dtype)
+    out[p.inside] = channels_last(x)
+    for border in p.borders:
+        out[border] = 0
+    return out
 
 
 def window_view(data: np.ndarray, p: Plan) -> np.ndarray:
     """The windows of the padded channels-last input: (batch, out_h, out_w, channels, kh, kw), a view."""
-    return windows.view(data, p.kernel, p.stride, p.dilation, ((0, 0), (0, 0)), axes=(1, 2))[0]
+    return p.windows(data, channel_major=True)
 
 
 def columns(x: np.ndarray, p: Plan) -> np.ndarray:
     """The unrolled windows, (groups, rows, kh · kw · channels of the group), each row ordered (kernel row,
-    kernel column, channel): a view of the input itself for a 1×1 convolution, else one copy."""
-    if p.pointwise:
-        # The (strided) channels-last input is the matrix: at most one copy (of a strided or NCHW input).
-        (sh, sw), data = p.stride, channels_last(x)
-        flat = np.ascontiguousarray(data[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else data).reshape(p.rows, -1)
-        return flat.reshape(p.rows, p.groups, p.per_group).transpose(1, 0, 2)
-    view = window_view(padded(x, p), p)
-    (out_h, out_w), kernel = p.out_hw, p.kernel
-    if p.groups == 1:  # (batch, out_h, out_w, kh, kw, channels): a copy read in the input's order
-        return np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3)).reshape(1, p.rows, p.width)
-    grouped = view.reshape(p.batch, out_h, out_w, p.groups, p.per_group, *kernel)
-    return np.ascontiguousarray(grouped.transpose(3, 0, 1, 2, 5, 6, 4)).reshape(p.groups, p.rows, p.width)
+    kernel column, channel): a view of the input itself for a 1×1 convolution of stride 1, else one copy."""
+    data = padded(x, p)
+    if p.pointwise and p.stride == (1, 1):
+        return data.reshape(p.rows, p.groups, p.per_group).transpose(1, 0, 2)
+    out = np.empty((p.groups, p.rows, p.width), dtype=data.dtype)
+    (out_h, out_w), (kh, kw) = p.out_hw, p.kernel
+    for g in range(p.groups):
+        shaped = out[g].reshape(p.batch, out_h, out_w, kh, kw, p.per_group)
+        np.copyto(shaped, p.windows(data, group=g if p.groups > 1 else None))
+    return out
 
 
 def matrix(w: np.ndarray, p: Plan) -> np.ndarray:
@@ -163,34 +204,46 @@ def products(cols: np.ndarray, mat: np.ndarray, dtype) -> np.ndarray:
     return z
 
 
-def inferred(x: np.ndarray, w: np.ndarray, p: Plan) -> np.ndarray:
-    """z (rows, filters) as `products(columns(x), matrix(w))` gives it, keeping nothing: the windows are
-    unrolled block by block (`Plan.blocks`) into one reused buffer, each block's product written in place."""
-    dtype = np.result_type(x, w)
-    if p.pointwise:
-        return products(columns(x, p), matrix(w, p), dtype)
+def inferred(
+    x: np.ndarray,
+    w: np.ndarray,
+    p: Plan,
+    bias: np.ndarray | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """z (rows, filters) as `products(columns(x), matrix(w))` gives it, plus `bias` and then `finish` (the
+    activation, in place), keeping nothing: the windows are unrolled block by block (`Plan.blocks`) into
+    one reused buffer, each block's product written in place and finished while still in cache."""
     groups, per_group, filters, size = p.groups, p.per_group, len(w), len(w) // p.groups
-    view = window_view(padded(x, p), p)
-    channel_major = w.size > WEIGHT_HEAVY * p.rows * p.width
-    if channel_major:  # the weights' own order: no reordering of a large weight array
-        mat = w.reshape(groups, size, p.width)
-        order = (0, 1, 2, 3, 4, 5)
-    else:
-        mat = matrix(w, p)
-        order = (0, 1, 2, 4, 5, 3)
-    z = np.empty((p.rows, filters), dtype=dtype)
+    data = padded(x, p)
+    direct = p.pointwise and p.stride == (1, 1)  # the input's own rows are the columns
+    channel_major = not direct and w.size > WEIGHT_HEAVY * p.rows * p.width
+    mat = w.reshape(groups, size, p.width) if channel_major else matrix(w, p)
+    z = np.empty((p.rows, filters), dtype=np.result_type(x, w))
     out_h, out_w = p.out_hw
     image_rows = out_h * out_w
-    buffer = np.empty(_largest_block(p) * p.width, dtype=view.dtype)
-    for first, last, top, bottom in p.blocks:
+    flat = data.reshape(-1, p.channels)
+    buffer = None if direct else np.empty(_largest_block(p) * p.width, dtype=data.dtype)
+    for block in p.blocks:
+        first, last, top, bottom = block
         n = (last - first) * (bottom - top) * out_w
         start = first * image_rows + top * out_w
-        block = buffer[: n * p.width]
+        rows = z[start : start + n]
         for g in range(groups):
-            part = view[first:last, top:bottom, :, g * per_group : (g + 1) * per_group]
-            shaped = block.reshape(last - first, bottom - top, out_w, *(part.shape[i] for i in order[3:]))
-            np.copyto(shaped, part.transpose(order))
-            np.matmul(block.reshape(n, p.width), mat[g].T, out=z[start : start + n, g * size : (g + 1) * size])
+            if direct:
+                cols = flat[start : start + n, g * per_group : (g + 1) * per_group]
+            else:
+                part = p.windows(data, block, g if groups > 1 else None, channel_major)
+                cols = buffer[: n * p.width]
+                np.copyto(cols.reshape(part.shape), part)
+                cols = cols.reshape(n, p.width)
+            np.matmul(cols, mat[g].T, out=rows[:, g * size : (g + 1) * size] if groups > 1 else rows)
+        if bias is not None:
+            rows += bias
+        if finish is not None:
+            done = finish(rows)
+            if done is not rows:
+                rows[...] = done
     return z
 
 
