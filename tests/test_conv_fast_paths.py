@@ -24,10 +24,22 @@ CASES = [
     (Conv2D(filters=6, kernel=[5, 3], dilation=2, padding="same", groups=3), (9, 12)),
     (Conv2D(filters=3, kernel=7, stride=2, padding=3, activation="softmax"), (15, 13)),  # a stem
     (Conv2D(filters=4, kernel=[3, 1], stride=3, groups=2, padding="same"), (10, 8)),
-    (Conv2D(filters=6, kernel=3, groups=6, padding=1), (9, 11)),  # depthwise
+    (Conv2D(filters=6, kernel=3, groups=6, padding=1, activation="relu"), (9, 11)),  # depthwise
     (Conv2D(filters=6, kernel=3, stride=2, groups=6, padding="same"), (10, 11)),  # depthwise stride 2, odd pad after
     (Conv2D(filters=6, kernel=[5, 3], stride=3, groups=6, dilation=2, padding=[2, 0, 1, 3]), (12, 13)),
-    (Conv2D(filters=12, kernel=[3, 5], groups=6, stride=[1, 3], dilation=[2, 1], padding=[2, 1, 0, 2]), (9, 11)),
+    # Depthwise with two filters per channel; softmax over the filters at each pixel.
+    (
+        Conv2D(
+            filters=12,
+            kernel=[3, 5],
+            groups=6,
+            stride=[1, 3],
+            dilation=[2, 1],
+            padding=[2, 1, 0, 2],
+            activation="softmax",
+        ),
+        (9, 11),
+    ),
 ]
 IDS = [f"case{i}" for i in range(len(CASES))]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}

@@ -173,7 +173,9 @@ class _Depthwise:
     """z as `_Products` gives it, for one group per input channel: a multiply-add over the channels for
     each kernel position (a few passes over the input), never a product with a block-diagonal matrix."""
 
-    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, plan=None, keep: bool = True):
+    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, plan=None, finish=None):
+        """`plan` if made already; with `finish` (the activation, in place), z is activated and nothing is
+        kept for a backward pass (a runner's)."""
         w, p = params["weights"], plan or _plan(layer, x)
         self.padding, self.padded_shape, self.plan = p.padding, p.padded_shape, p
         self.padded = conv_forward.padded(x, p)
@@ -181,12 +183,9 @@ class _Depthwise:
         self.each = len(w) // channels  # filters per channel (PyTorch's depth multiplier)
         # Filter f reads channel f // each: by kernel position, (channels, each) weights.
         self.taps = w.reshape(channels, self.each, *kernel).transpose(2, 3, 0, 1)
-        z = conv_forward.depthwise(x, self.taps, p, self.padded)
-        if "bias" in params:
-            z += params["bias"].reshape(channels, self.each)
-        self.z = z.reshape(-1, len(w))
+        self.z = conv_forward.depthwise(x, self.taps, p, self.padded, params.get("bias"), finish).reshape(-1, len(w))
         self.kernel, self.filters, self.out_hw = kernel, len(w), p.out_hw
-        if not keep:  # inference: nothing is kept for a backward pass
+        if finish is not None:
             self.padded = self.taps = None
 
     @property
@@ -226,15 +225,12 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
     def finish(z: np.ndarray) -> np.ndarray:
         return activation(z, alpha)
 
-    finished = None if layer.activation == "linear" else finish
-
     def run(x: np.ndarray) -> np.ndarray:
         p = _plan(layer, x)
         if _depthwise(layer, x.shape[1]):
-            z = _Depthwise(layer, params, x, p, keep=False).z
-            z = finished(z) if finished else z
+            z = _Depthwise(layer, params, x, p, finish).z
         else:
-            z = conv_forward.inferred(x, params["weights"], p, params.get("bias"), finished)
+            z = conv_forward.inferred(x, params["weights"], p, params.get("bias"), finish)
         out_h, out_w = p.out_hw
         return z.reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
 

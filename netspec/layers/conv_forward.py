@@ -251,17 +251,26 @@ def _largest_block(p: Plan) -> int:
     return max(((last - first) * (bottom - top) * p.out_hw[1] for first, last, top, bottom in p.blocks), default=0)
 
 
-def depthwise(x: np.ndarray, taps: np.ndarray, p: Plan, data: np.ndarray | None = None) -> np.ndarray:
+def depthwise(
+    x: np.ndarray,
+    taps: np.ndarray,
+    p: Plan,
+    data: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """z (batch, out_h, out_w, channels, filters per channel) of a depthwise convolution with `taps`
-    (kh, kw, channels, filters per channel): for each kernel position, the strided slice of the padded
+    (kh, kw, channels, filters per channel), plus `bias` (one per filter) and then `finish` (the
+    activation, in place, on rows of filters): for each kernel position, the strided slice of the padded
     input times its taps, added in place; `data` is the padded input if already made.
 
-    The output goes in blocks of rows small enough to stay in cache while every kernel position adds in.
+    The output goes in blocks of rows small enough to stay in cache while every kernel position adds in
+    and the bias and activation follow.
     """
     data = padded(x, p) if data is None else data
     each = taps.shape[-1]
     if each == 1:
-        return _one_per_channel(data, taps[..., 0], p)[..., None]
+        return _one_per_channel(data, taps[..., 0], p, bias, finish)[..., None]
     out_h, out_w = p.out_hw
     z = np.empty((p.batch, out_h, out_w, p.channels, each), dtype=np.result_type(data, taps))
     step = max(1, DEPTHWISE_BLOCK_BYTES // max(z[0, 0].nbytes, 1))
@@ -274,10 +283,21 @@ def depthwise(x: np.ndarray, taps: np.ndarray, p: Plan, data: np.ndarray | None 
                 np.multiply(data[b, rows, cols, :, None], taps[i, j], out=tmp if n else out)
                 if n:
                     out += tmp
+            _finished(out.reshape(-1, p.channels * each), bias, finish)
     return z
 
 
-def _one_per_channel(data: np.ndarray, taps: np.ndarray, p: Plan) -> np.ndarray:
+def _finished(rows: np.ndarray, bias: np.ndarray | None, finish) -> None:
+    """rows (pixels, filters) plus the bias, then finished in place."""
+    if bias is not None:
+        rows += bias
+    if finish is not None:
+        done = finish(rows)
+        if done is not rows:
+            rows[...] = done
+
+
+def _one_per_channel(data: np.ndarray, taps: np.ndarray, p: Plan, bias, finish) -> np.ndarray:
     """z (batch, out_h, out_w, channels) for one filter per channel, `taps` (kh, kw, channels).
 
     Each kernel position's pixels are taken as rows of out_w · channels contiguous numbers and its taps
@@ -309,4 +329,5 @@ def _one_per_channel(data: np.ndarray, taps: np.ndarray, p: Plan) -> np.ndarray:
                 np.multiply(pixels, tap, out=tmp if n else out)
                 if n:
                     out += tmp
+            _finished(out.reshape(-1, channels), bias, finish)
     return z.reshape(p.batch, out_h, out_w, channels)
