@@ -206,3 +206,13 @@ def test_the_runner_unrolls_a_large_input_in_bounded_blocks():
         conv_forward._plan.cache_clear()
     assert peak < whole / 3, f"peak {peak:,} bytes for {whole:,} bytes of unrolled windows"
     assert_close(y, pytorch(layer, params, x), np.float64)
+
+
+@pytest.mark.parametrize("layer, size", CASES, ids=IDS)
+def test_an_empty_batch_gives_an_empty_output(layer, size):
+    params = params_for(layer, np.float32)
+    x = np.zeros((0, C, *size), dtype=np.float32)
+    expected = pytorch(layer, params, np.zeros((1, C, *size), dtype=np.float32)).shape[1:]
+    y, backprop = conv2d.forward(layer, params, x)
+    assert y.shape == conv2d.runner(layer, params)(x).shape == (0, *expected)
+    assert backprop(y)[0].shape == x.shape

@@ -108,6 +108,8 @@ class Plan:
             shape, strides = (*head, per, kh, kw), (*strides, item, dh * s_row, dw * s_pixel)
         else:
             shape, strides = (*head, kh, kw, per), (*strides, dh * s_row, dw * s_pixel, item)
+        if not data.size:  # an empty batch: no memory to view
+            return np.empty(shape, data.dtype)
         return np.ndarray(shape, data.dtype, data, offset, strides)
 
 
@@ -273,7 +275,7 @@ def depthwise(
         return _one_per_channel(data, taps[..., 0], p, bias, finish)[..., None]
     out_h, out_w = p.out_hw
     z = np.empty((p.batch, out_h, out_w, p.channels, each), dtype=np.result_type(data, taps))
-    step = max(1, DEPTHWISE_BLOCK_BYTES // max(z[0, 0].nbytes, 1))
+    step = max(1, DEPTHWISE_BLOCK_BYTES // max(out_w * p.channels * each * z.itemsize, 1))
     spare = np.empty((min(step, out_h), *z.shape[2:]), dtype=z.dtype)
     for b in range(p.batch):
         for top in range(0, out_h, step):
