@@ -124,6 +124,7 @@ def blocks(request, monkeypatch):
     """Unrolling at inference in one block, or in blocks of a few output rows (several per image)."""
     if request.param == "in small blocks":
         monkeypatch.setattr(conv_forward, "BLOCK_BYTES", 1)  # one output row per block
+        monkeypatch.setattr(conv_forward, "BLOCK_PER_WEIGHT", 0)
         monkeypatch.setattr(conv_forward, "DEPTHWISE_BLOCK_BYTES", 1)
     conv_forward._plan.cache_clear()
     yield request.param

@@ -209,9 +209,8 @@ def _products(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> _P
 
 def _plan(layer: Conv2D, x: np.ndarray) -> conv_forward.Plan:
     """The layer's plan for x's shape (made once per shape)."""
-    return conv_forward.plan(
-        x.shape, layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups, x.itemsize
-    )
+    kernel, stride, dilation, padding = layer.kernel, layer.stride, layer.dilation, layer.padding
+    return conv_forward.plan(x.shape, kernel, stride, dilation, padding, layer.groups, x.itemsize, layer.filters)
 
 
 def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:

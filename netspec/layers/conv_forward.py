@@ -27,6 +27,11 @@ order, when the weights are this many times larger than the unrolled windows: re
 (deep layers at small sizes: 2.4 million numbers for a 512-filter 3×3) then costs more than unrolling in
 the slower order saves."""
 
+BLOCK_PER_WEIGHT = 2.0
+"""A block's unrolled windows are at least this many times the weights: each block's product reads
+(and BLAS packs) all the weights again, which for deep layers (9.4 MB for a 512-filter 3×3) would cost
+more than a larger block."""
+
 DEPTHWISE_BLOCK_BYTES = 256 << 10
 """Output of a depthwise convolution computed at a time: every kernel position adds into it while in cache."""
 
@@ -113,26 +118,31 @@ class Plan:
         return np.ndarray(shape, data.dtype, data, offset, strides)
 
 
-def plan(shape: tuple[int, ...], kernel, stride, dilation, padding, groups: int, itemsize: int) -> Plan:
-    """The plan for an input of `shape` (batch, channels, height, width); `padding` as the layer gives it."""
+def plan(
+    shape: tuple[int, ...], kernel, stride, dilation, padding, groups: int, itemsize: int, filters: int = 0
+) -> Plan:
+    """The plan for an input of `shape` (batch, channels, height, width) and `filters` filters; `padding` as
+    the layer gives it."""
     key = padding if isinstance(padding, str | int) else tuple(padding)
-    return _plan(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), key, groups, itemsize)
+    return _plan(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), key, groups, itemsize, filters)
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan(shape, kernel, stride, dilation, padding, groups: int, itemsize: int) -> Plan:
+def _plan(shape, kernel, stride, dilation, padding, groups: int, itemsize: int, filters: int) -> Plan:
     batch, channels, height, width = shape
+    weight_bytes = filters * channels // groups * kernel[0] * kernel[1] * itemsize
+    budget = max(BLOCK_BYTES, int(BLOCK_PER_WEIGHT * weight_bytes))
     given = padding if isinstance(padding, str | int) else list(padding)
     pads, (out_h, out_w) = windows.geometry(shape[1:], kernel, stride, dilation, given)
     (top, bottom), (left, right) = pads
     padded = (batch, height + top + bottom, width + left + right, channels)
     row_bytes = out_w * kernel[0] * kernel[1] * channels * itemsize
     image_bytes = out_h * row_bytes
-    if image_bytes <= BLOCK_BYTES:
-        step = max(1, BLOCK_BYTES // max(image_bytes, 1))
+    if image_bytes <= budget:
+        step = max(1, budget // max(image_bytes, 1))
         blocks = tuple((b, min(b + step, batch), 0, out_h) for b in range(0, batch, step))
     else:
-        step = max(1, BLOCK_BYTES // row_bytes)
+        step = max(1, budget // row_bytes)
         blocks = tuple((b, b + 1, r, min(r + step, out_h)) for b in range(batch) for r in range(0, out_h, step))
     every = slice(None)
     rows, cols = slice(top, top + height), slice(left, left + width)
