@@ -14,7 +14,7 @@ from pydantic import Field
 
 from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, param_source
-from netspec.layers import windows
+from netspec.layers import conv_forward, windows
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
@@ -125,11 +125,6 @@ def _depthwise(layer: Conv2D, channels: int) -> bool:
     return layer.groups == channels and channels > 1
 
 
-def _channels_last(x: np.ndarray) -> np.ndarray:
-    """x as (batch, height, width, channels), contiguous: what a convolution leaves is so already (no copy)."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
 class _Products:
     """z = Weight·Window + Bias for every window as rows (batch · out_h · out_w, filters), channels-last.
 
@@ -140,30 +135,14 @@ class _Products:
     """
 
     def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
-        w, groups = params["weights"], layer.groups
-        kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-        self.padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
-        view, self.padded_shape = windows.view(
-            x.transpose(0, 2, 3, 1), kernel, stride, dilation, self.padding, axes=(1, 2)
-        )
-        batch, channels = x.shape[0], x.shape[1]
-        rows, per_group, filters = batch * out_h * out_w, channels // groups, len(w)
-        width = kernel[0] * kernel[1] * per_group  # not -1: empty batches too
-        # (batch, out_h, out_w, channels, kh, kw) → (group, rows of (kh, kw, channels of the group))
-        grouped = view.reshape(batch, out_h, out_w, groups, per_group, *kernel)
-        self.columns = grouped.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, rows, width)
-        self.matrix = w.reshape(groups, filters // groups, per_group, *kernel).transpose(0, 1, 3, 4, 2)
-        self.matrix = self.matrix.reshape(groups, filters // groups, width)
-        if groups == 1:
-            self.z = self.columns[0] @ self.matrix[0].T
-        else:
-            self.z = np.empty((rows, filters), dtype=np.result_type(x, w))
-            for g, each in enumerate(self._slices(filters, groups)):
-                self.z[:, each] = self.columns[g] @ self.matrix[g].T
+        w, p = params["weights"], _plan(layer, x)
+        self.padding, self.padded_shape = p.padding, p.padded_shape
+        self.columns, self.matrix = conv_forward.columns(x, p), conv_forward.matrix(w, p)
+        self.z = conv_forward.products(self.columns, self.matrix, np.result_type(x, w))
         if "bias" in params:  # none with use_bias: false
             self.z += params["bias"]
-        self.batch, self.out_hw, self.channels = batch, (out_h, out_w), channels
-        self.layer, self.filters = layer, filters
+        self.batch, self.out_hw, self.channels = p.batch, p.out_hw, p.channels
+        self.layer, self.filters = layer, len(w)
 
     @staticmethod
     def _slices(filters: int, groups: int) -> list[slice]:
@@ -274,24 +253,25 @@ class _Depthwise:
     """z as `_Products` gives it, for one group per input channel: a multiply-add over the channels for
     each kernel position (a few passes over the input), never a product with a block-diagonal matrix."""
 
-    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
-        w = params["weights"]
-        kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-        self.padding, (out_h, out_w) = _geometry(layer, x.shape[1:])
-        self.view, self.padded_shape = windows.view(
-            _channels_last(x), kernel, stride, dilation, self.padding, axes=(1, 2)
-        )
-        batch, channels = x.shape[0], x.shape[1]
+    def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, plan=None, finish=None):
+        """`plan` if made already; with `finish` (the activation, in place), z is activated and nothing is
+        kept for a backward pass (a runner's)."""
+        w, p = params["weights"], plan or _plan(layer, x)
+        self.padding, self.padded_shape, self.plan = p.padding, p.padded_shape, p
+        self.padded = conv_forward.padded(x, p)
+        channels, kernel = p.channels, p.kernel
         self.each = len(w) // channels  # filters per channel (PyTorch's depth multiplier)
         # Filter f reads channel f // each: by kernel position, (channels, each) weights.
         self.taps = w.reshape(channels, self.each, *kernel).transpose(2, 3, 0, 1)
-        z = np.zeros((batch, out_h, out_w, channels, self.each), dtype=np.result_type(x, w))
-        for i, j in np.ndindex(*kernel):
-            z += self.view[..., i, j][..., None] * self.taps[i, j]
-        if "bias" in params:
-            z += params["bias"].reshape(channels, self.each)
-        self.z = z.reshape(-1, len(w))
-        self.kernel, self.filters, self.out_hw = kernel, len(w), (out_h, out_w)
+        self.z = conv_forward.depthwise(x, self.taps, p, self.padded, params.get("bias"), finish).reshape(-1, len(w))
+        self.kernel, self.filters, self.out_hw = kernel, len(w), p.out_hw
+        if finish is not None:
+            self.padded = self.taps = None
+
+    @property
+    def view(self) -> np.ndarray:
+        """The windows of the padded channels-last input, (batch, out_h, out_w, channels, kh, kw): a view."""
+        return conv_forward.window_view(self.padded, self.plan)
 
     def backward(self, dz: np.ndarray, input_grad: bool, x: np.ndarray):
         """As `_Products.backward` (the windows are a view of the padded input, kept: no unrolled copy)."""
@@ -307,6 +287,12 @@ def _products(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray) -> _P
     return _Depthwise(layer, params, x) if _depthwise(layer, x.shape[1]) else _Products(layer, params, x)
 
 
+def _plan(layer: Conv2D, x: np.ndarray) -> conv_forward.Plan:
+    """The layer's plan for x's shape (made once per shape)."""
+    kernel, stride, dilation, padding = layer.kernel, layer.stride, layer.dilation, layer.padding
+    return conv_forward.plan(x.shape, kernel, stride, dilation, padding, layer.groups, x.itemsize, layer.filters)
+
+
 def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     """The function that runs the layer on a batch: the activation in place, nothing kept for backprop.
 
@@ -315,10 +301,17 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
     activation = ACTIVATIONS[layer.activation].in_place
     alpha = alpha_of(layer)
 
+    def finish(z: np.ndarray) -> np.ndarray:
+        return activation(z, alpha)
+
     def run(x: np.ndarray) -> np.ndarray:
-        done = _products(layer, params, x)
-        out_h, out_w = done.out_hw
-        return activation(done.z, alpha).reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
+        p = _plan(layer, x)
+        if _depthwise(layer, x.shape[1]):
+            z = _Depthwise(layer, params, x, p, finish).z
+        else:
+            z = conv_forward.inferred(x, params["weights"], p, params.get("bias"), finish)
+        out_h, out_w = p.out_hw
+        return z.reshape(x.shape[0], out_h, out_w, layer.filters).transpose(0, 3, 1, 2)
 
     return run
 

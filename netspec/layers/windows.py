@@ -126,17 +126,43 @@ def geometry(
     return tuple(found_pads), tuple(found_out)
 
 
+def padded(x: np.ndarray, padding: tuple[Pair, Pair], fill=0.0, axes: Pair = (2, 3)) -> np.ndarray:
+    """x with `padding` ((top, bottom), (left, right)) around its `axes`, filled with `fill`: x itself if none.
+
+    One new array, its inside copied once and only its borders filled (np.pad does several passes).
+    """
+    (top, bottom), (left, right) = padding
+    if not (top or bottom or left or right):
+        return x
+    shape = list(x.shape)
+    height, width = shape[axes[0]], shape[axes[1]]
+    shape[axes[0]], shape[axes[1]] = height + top + bottom, width + left + right
+    out = np.empty(shape, dtype=x.dtype)
+
+    def part(rows: slice, cols: slice) -> tuple[slice, ...]:
+        where = [slice(None)] * x.ndim
+        where[axes[0]], where[axes[1]] = rows, cols
+        return tuple(where)
+
+    everything, inside = slice(None), slice(left, left + width)
+    out[part(slice(top, top + height), inside)] = x
+    for border in (
+        part(slice(0, top), everything),
+        part(slice(top + height, None), everything),
+        part(slice(top, top + height), slice(0, left)),
+        part(slice(top, top + height), slice(left + width, None)),
+    ):
+        out[border] = fill
+    return out
+
+
 def view(x, kernel: Pair, stride: Pair, dilation: Pair, padding: tuple[Pair, Pair], fill=0.0, axes: Pair = (2, 3)):
     """The windows of a batch, and the padded input's shape.
 
     `axes` are the height and width axes: (2, 3) for (batch, channels, height, width), (1, 2) for
     (batch, height, width, channels). The window's own two axes are added last.
     """
-    (top, bottom), (left, right) = padding
-    if top or bottom or left or right:
-        widths = [(0, 0)] * x.ndim
-        widths[axes[0]], widths[axes[1]] = (top, bottom), (left, right)
-        x = np.pad(x, widths, constant_values=fill)
+    x = padded(x, padding, fill, axes)
     spans = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
     windows = sliding_window_view(x, spans, axis=axes)
     steps = [slice(None)] * x.ndim + [slice(None, None, dilation[0]), slice(None, None, dilation[1])]

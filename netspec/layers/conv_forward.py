@@ -1,0 +1,345 @@
+"""A convolution's forward kernels, channels-last: the input padded once, windows unrolled into columns,
+1×1 convolutions as bare products, depthwise convolutions as in-place multiply-adds.
+
+Everything that depends on the input's shape alone (pads, output size, slices, blocks) is worked out once
+per shape and kept (`plan`): a small layer at batch 1 runs in tens of microseconds, where Python-level
+set-up would otherwise cost as much as the arithmetic.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from netspec.layers import windows
+
+BLOCK_BYTES = 4 << 20
+"""Largest unrolled block made at inference: the windows of a batch go through in blocks of this size, so
+memory stays bounded (the 7×7 stem of ResNet-18 at batch 8 would unroll to ~59 MB) and the block is still
+in cache when the product reads it."""
+
+WEIGHT_HEAVY = 2.0
+"""At inference, unroll the windows channel-major (channel, kernel row, kernel column), the weights' own
+order, when the weights are this many times larger than the unrolled windows: reordering the weights
+(deep layers at small sizes: 2.4 million numbers for a 512-filter 3×3) then costs more than unrolling in
+the slower order saves."""
+
+BLOCK_PER_WEIGHT = 2.0
+"""A block's unrolled windows are at least this many times the weights: each block's product reads
+(and BLAS packs) all the weights again, which for deep layers (9.4 MB for a 512-filter 3×3) would cost
+more than a larger block."""
+
+DEPTHWISE_BLOCK_BYTES = 256 << 10
+"""Output of a depthwise convolution computed at a time: every kernel position adds into it while in cache."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a convolution's forward needs to know about its input's shape, worked out once for each shape."""
+
+    batch: int
+    channels: int
+    groups: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    """((top, bottom), (left, right)): the pads a window view needs."""
+    padded_shape: tuple[int, int, int, int]
+    """(batch, padded height, padded width, channels)."""
+    out_hw: tuple[int, int]
+    itemsize: int
+    blocks: tuple[tuple[int, int, int, int], ...]
+    """(first image, last image + 1, first output row, last output row + 1) of each block unrolled at inference."""
+    inside: tuple[slice, ...]
+    """Where the input goes in the padded input."""
+    borders: tuple[tuple[slice, ...], ...]
+    """The padded input's borders (zeros)."""
+
+    @property
+    def rows(self) -> int:
+        return self.batch * self.out_hw[0] * self.out_hw[1]
+
+    @property
+    def per_group(self) -> int:
+        return self.channels // self.groups
+
+    @property
+    def width(self) -> int:
+        """Columns of one group's unrolled windows: kernel area × the group's channels."""
+        return self.kernel[0] * self.kernel[1] * self.per_group
+
+    @property
+    def pointwise(self) -> bool:
+        """1×1 and no padding: the (strided) input itself is the unrolled windows."""
+        return self.kernel == (1, 1) and not self.borders
+
+    def taps(self, rows: tuple[int, int] | None = None) -> list[tuple[int, int, slice, slice]]:
+        """(kernel row, kernel column, the padded input's height slice, its width slice) for each kernel
+        position: the input pixels that position reads, one per output pixel (of output `rows` if given)."""
+        (sh, sw), (dh, dw), (out_h, out_w) = self.stride, self.dilation, self.out_hw
+        first, last = rows if rows else (0, out_h)
+        return [
+            (
+                i,
+                j,
+                slice(i * dh + first * sh, i * dh + (last - 1) * sh + 1, sh),
+                slice(j * dw, j * dw + (out_w - 1) * sw + 1, sw),
+            )
+            for i in range(self.kernel[0])
+            for j in range(self.kernel[1])
+        ]
+
+    def windows(self, data: np.ndarray, block=None, group: int | None = None, channel_major: bool = False):
+        """The windows of the padded channels-last input `data` (C-contiguous), a view without a copy:
+        (images, out_h, out_w, kh, kw, channels), or (…, channels, kh, kw) when `channel_major`; of the
+        images and output rows of `block` only if given, of one group's channels if `group` is.
+
+        Made from the strides directly: numpy's sliding_window_view costs tens of microseconds a call,
+        as much as a small layer's arithmetic, and its copies run slower.
+        """
+        first, last, top, bottom = block if block else (0, self.batch, 0, self.out_hw[0])
+        _, height, width, channels = self.padded_shape
+        item = data.itemsize
+        s_pixel, s_row, s_image = channels * item, width * channels * item, height * width * channels * item
+        (sh, sw), (dh, dw), (kh, kw) = self.stride, self.dilation, self.kernel
+        per = channels if group is None else self.per_group
+        offset = first * s_image + top * sh * s_row + (0 if group is None else group * per * item)
+        head, strides = (last - first, bottom - top, self.out_hw[1]), (s_image, sh * s_row, sw * s_pixel)
+        if channel_major:
+            shape, strides = (*head, per, kh, kw), (*strides, item, dh * s_row, dw * s_pixel)
+        else:
+            shape, strides = (*head, kh, kw, per), (*strides, dh * s_row, dw * s_pixel, item)
+        if not data.size:  # an empty batch: no memory to view
+            return np.empty(shape, data.dtype)
+        return np.ndarray(shape, data.dtype, data, offset, strides)
+
+
+def plan(
+    shape: tuple[int, ...], kernel, stride, dilation, padding, groups: int, itemsize: int, filters: int = 0
+) -> Plan:
+    """The plan for an input of `shape` (batch, channels, height, width) and `filters` filters; `padding` as
+    the layer gives it."""
+    key = padding if isinstance(padding, str | int) else tuple(padding)
+    return _plan(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), key, groups, itemsize, filters)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(shape, kernel, stride, dilation, padding, groups: int, itemsize: int, filters: int) -> Plan:
+    batch, channels, height, width = shape
+    weight_bytes = filters * channels // groups * kernel[0] * kernel[1] * itemsize
+    budget = max(BLOCK_BYTES, int(BLOCK_PER_WEIGHT * weight_bytes))
+    given = padding if isinstance(padding, str | int) else list(padding)
+    pads, (out_h, out_w) = windows.geometry(shape[1:], kernel, stride, dilation, given)
+    (top, bottom), (left, right) = pads
+    padded = (batch, height + top + bottom, width + left + right, channels)
+    row_bytes = out_w * kernel[0] * kernel[1] * channels * itemsize
+    image_bytes = out_h * row_bytes
+    if image_bytes <= budget:
+        step = max(1, budget // max(image_bytes, 1))
+        blocks = tuple((b, min(b + step, batch), 0, out_h) for b in range(0, batch, step))
+    else:
+        step = max(1, budget // row_bytes)
+        blocks = tuple((b, b + 1, r, min(r + step, out_h)) for b in range(batch) for r in range(0, out_h, step))
+    every = slice(None)
+    rows, cols = slice(top, top + height), slice(left, left + width)
+    sides = [
+        (slice(0, top), every),
+        (slice(top + height, None), every),
+        (rows, slice(0, left)),
+        (rows, slice(left + width, None)),
+    ]
+    borders = tuple((every, *side, every) for side, size in zip(sides, (top, bottom, left, right)) if size)
+    return Plan(
+        batch, channels, groups, kernel, stride, dilation, pads, padded, (out_h, out_w), itemsize, blocks,
+        (every, rows, cols, every), borders,
+    )  # fmt: skip
+
+
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """x (batch, channels, height, width) as (batch, height, width, channels): a view, contiguous when x
+    is stored as a convolution leaves it."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def padded(x: np.ndarray, p: Plan) -> np.ndarray:
+    """The channels-last input with the plan's zero padding, C-contiguous: x's own memory when it needs
+    neither padding nor reordering."""
+    if not p.borders:
+        return np.ascontiguousarray(channels_last(x))
+    out = np.empty(p.padded_shape, dtype=x.dtype)
+    out[p.inside] = channels_last(x)
+    for border in p.borders:
+        out[border] = 0
+    return out
+
+
+def window_view(data: np.ndarray, p: Plan) -> np.ndarray:
+    """The windows of the padded channels-last input: (batch, out_h, out_w, channels, kh, kw), a view."""
+    return p.windows(data, channel_major=True)
+
+
+def columns(x: np.ndarray, p: Plan) -> np.ndarray:
+    """The unrolled windows, (groups, rows, kh · kw · channels of the group), each row ordered (kernel row,
+    kernel column, channel): a view of the input itself for a 1×1 convolution of stride 1, else one copy."""
+    data = padded(x, p)
+    if p.pointwise and p.stride == (1, 1):
+        return data.reshape(p.rows, p.groups, p.per_group).transpose(1, 0, 2)
+    out = np.empty((p.groups, p.rows, p.width), dtype=data.dtype)
+    (out_h, out_w), (kh, kw) = p.out_hw, p.kernel
+    for g in range(p.groups):
+        shaped = out[g].reshape(p.batch, out_h, out_w, kh, kw, p.per_group)
+        np.copyto(shaped, p.windows(data, group=g if p.groups > 1 else None))
+    return out
+
+
+def matrix(w: np.ndarray, p: Plan) -> np.ndarray:
+    """The weights as (groups, filters of the group, kh · kw · channels of the group), ordered as `columns`."""
+    groups, filters = p.groups, len(w)
+    if p.kernel == (1, 1):
+        return w.reshape(groups, filters // groups, p.per_group)
+    ordered = w.reshape(groups, filters // groups, p.per_group, *p.kernel).transpose(0, 1, 3, 4, 2)
+    return ordered.reshape(groups, filters // groups, p.width)
+
+
+def products(cols: np.ndarray, mat: np.ndarray, dtype) -> np.ndarray:
+    """(rows, filters): each group's columns times its filters, side by side."""
+    if len(cols) == 1:
+        return cols[0] @ mat[0].T
+    size = mat.shape[1]
+    z = np.empty((cols.shape[1], len(mat) * size), dtype=dtype)
+    for g in range(len(mat)):
+        np.matmul(cols[g], mat[g].T, out=z[:, g * size : (g + 1) * size])
+    return z
+
+
+def inferred(
+    x: np.ndarray,
+    w: np.ndarray,
+    p: Plan,
+    bias: np.ndarray | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """z (rows, filters) as `products(columns(x), matrix(w))` gives it, plus `bias` and then `finish` (the
+    activation, in place), keeping nothing: the windows are unrolled block by block (`Plan.blocks`) into
+    one reused buffer, each block's product written in place and finished while still in cache."""
+    groups, per_group, filters, size = p.groups, p.per_group, len(w), len(w) // p.groups
+    data = padded(x, p)
+    direct = p.pointwise and p.stride == (1, 1)  # the input's own rows are the columns
+    channel_major = not direct and w.size > WEIGHT_HEAVY * p.rows * p.width
+    mat = w.reshape(groups, size, p.width) if channel_major else matrix(w, p)
+    z = np.empty((p.rows, filters), dtype=np.result_type(x, w))
+    out_h, out_w = p.out_hw
+    image_rows = out_h * out_w
+    flat = data.reshape(-1, p.channels)
+    buffer = None if direct else np.empty(_largest_block(p) * p.width, dtype=data.dtype)
+    for block in p.blocks:
+        first, last, top, bottom = block
+        n = (last - first) * (bottom - top) * out_w
+        start = first * image_rows + top * out_w
+        rows = z[start : start + n]
+        for g in range(groups):
+            if direct:
+                cols = flat[start : start + n, g * per_group : (g + 1) * per_group]
+            else:
+                part = p.windows(data, block, g if groups > 1 else None, channel_major)
+                cols = buffer[: n * p.width]
+                np.copyto(cols.reshape(part.shape), part)
+                cols = cols.reshape(n, p.width)
+            np.matmul(cols, mat[g].T, out=rows[:, g * size : (g + 1) * size] if groups > 1 else rows)
+        if bias is not None:
+            rows += bias
+        if finish is not None:
+            done = finish(rows)
+            if done is not rows:
+                rows[...] = done
+    return z
+
+
+def _largest_block(p: Plan) -> int:
+    return max(((last - first) * (bottom - top) * p.out_hw[1] for first, last, top, bottom in p.blocks), default=0)
+
+
+def depthwise(
+    x: np.ndarray,
+    taps: np.ndarray,
+    p: Plan,
+    data: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """z (batch, out_h, out_w, channels, filters per channel) of a depthwise convolution with `taps`
+    (kh, kw, channels, filters per channel), plus `bias` (one per filter) and then `finish` (the
+    activation, in place, on rows of filters): for each kernel position, the strided slice of the padded
+    input times its taps, added in place; `data` is the padded input if already made.
+
+    The output goes in blocks of rows small enough to stay in cache while every kernel position adds in
+    and the bias and activation follow.
+    """
+    data = padded(x, p) if data is None else data
+    each = taps.shape[-1]
+    if each == 1:
+        return _one_per_channel(data, taps[..., 0], p, bias, finish)[..., None]
+    out_h, out_w = p.out_hw
+    z = np.empty((p.batch, out_h, out_w, p.channels, each), dtype=np.result_type(data, taps))
+    step = max(1, DEPTHWISE_BLOCK_BYTES // max(out_w * p.channels * each * z.itemsize, 1))
+    spare = np.empty((min(step, out_h), *z.shape[2:]), dtype=z.dtype)
+    for b in range(p.batch):
+        for top in range(0, out_h, step):
+            bottom = min(top + step, out_h)
+            out, tmp = z[b, top:bottom], spare[: bottom - top]
+            for n, (i, j, rows, cols) in enumerate(p.taps((top, bottom))):
+                np.multiply(data[b, rows, cols, :, None], taps[i, j], out=tmp if n else out)
+                if n:
+                    out += tmp
+            _finished(out.reshape(-1, p.channels * each), bias, finish)
+    return z
+
+
+def _finished(rows: np.ndarray, bias: np.ndarray | None, finish) -> None:
+    """rows (pixels, filters) plus the bias, then finished in place."""
+    if bias is not None:
+        rows += bias
+    if finish is not None:
+        done = finish(rows)
+        if done is not rows:
+            rows[...] = done
+
+
+def _one_per_channel(data: np.ndarray, taps: np.ndarray, p: Plan, bias, finish) -> np.ndarray:
+    """z (batch, out_h, out_w, channels) for one filter per channel, `taps` (kh, kw, channels).
+
+    Each kernel position's pixels are taken as rows of out_w · channels contiguous numbers and its taps
+    repeated along a row, so that NumPy's inner loops run over whole rows, not over the channels alone:
+    with a stride along the width, the input is first split by column phase (every stride-th column), a
+    copy each, in which every kernel position reads contiguous runs.
+    """
+    out_h, out_w = p.out_hw
+    (sh, sw), (dh, dw), channels = p.stride, p.dilation, p.channels
+    if sw == 1:
+        phases = [np.ascontiguousarray(data)]
+    else:
+        phases = [np.ascontiguousarray(data[:, :, q::sw]) for q in range(sw)]
+    z = np.empty((p.batch, out_h, out_w * channels), dtype=np.result_type(data, taps))
+    row = out_w * channels
+    step = max(1, DEPTHWISE_BLOCK_BYTES // max(row * z.itemsize, 1))
+    spare = np.empty((min(step, out_h), row), dtype=z.dtype)
+    reads = []
+    for i in range(p.kernel[0]):
+        for j in range(p.kernel[1]):
+            phase, start = phases[j * dw % sw], j * dw // sw
+            reads.append((i * dh, phase[:, :, start : start + out_w], np.tile(taps[i, j], out_w).astype(z.dtype)))
+    for b in range(p.batch):
+        for top in range(0, out_h, step):
+            bottom = min(top + step, out_h)
+            out, tmp = z[b, top:bottom], spare[: bottom - top]
+            for n, (first, columns, tap) in enumerate(reads):
+                pixels = columns[b, first + top * sh : first + (bottom - 1) * sh + 1 : sh].reshape(bottom - top, row)
+                np.multiply(pixels, tap, out=tmp if n else out)
+                if n:
+                    out += tmp
+            _finished(out.reshape(-1, channels), bias, finish)
+    return z.reshape(p.batch, out_h, out_w, channels)
