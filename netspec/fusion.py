@@ -8,10 +8,12 @@ Runtime, TensorRT and torch.fx fold them): weights' = weights·s per filter, bia
 norm's output directly, with no pass over the values for the normalisation.
 
 Only the running steps fuse: the spec, the saved arrays and training (`forward_with_backprop`)
-keep each layer apart. The folded arrays are made from the layers' own arrays when a network is
-made and at its first run, and again whenever netspec changed arrays in place since (a training
-step, fit keeping its best epoch): each change calls `arrays_changed`, one counter for the process,
-so a forward pass checks one number, not every array.
+keep each layer apart. A fused step reads the arrays as they are at each run, so arrays changed in
+place (by training, or by hand) are always what runs: its batch norm's (s, t) are computed anew
+(one value a channel), and then, whichever costs less for the batch at hand, the weights are folded
+anew into a buffer the fused runner holds (a pass over the weights), or the layer runs as it is and
+(s, t) and the activation are applied in place to its output (a pass over the output). Deep layers
+of a small batch take the second way, wide layers of a large batch the first.
 """
 
 from __future__ import annotations
@@ -32,22 +34,6 @@ FOLDS_INTO = ("conv2d", "dense")
 FRESH = frozenset({"conv2d", "dense", "batchnorm", "add"})
 """Kinds whose running step returns an array of its own (never a view of an input): a merge reading such a
 value, as its last reader, may write its result into it."""
-
-_generation = [0]
-
-
-def arrays_changed() -> None:
-    """Say that some network's arrays were changed in place: folded arrays are made again before the next run.
-
-    netspec's training calls it (a training step, fit keeping its best epoch); call it after changing
-    the arrays of a convolution or dense layer followed by a batch norm by hand.
-    """
-    _generation[0] += 1
-
-
-def generation() -> int:
-    """How many times arrays were said to change: folded arrays made at another count are out of date."""
-    return _generation[0]
 
 
 def folds(nodes: Sequence[Any]) -> dict[int, int]:
@@ -80,17 +66,35 @@ class Folded:
 
     def __init__(self, layer: Any, norm: Any):
         self.layer, self.norm = layer, norm
-        weights = layer.params["weights"]
-        # The fused layer's own arrays, refolded in place: a runner holding them sees each refold.
-        self.params = {"weights": np.empty_like(weights), "bias": np.empty(len(weights), dtype=weights.dtype)}
-        fused = layer.spec.model_copy(update={"activation": norm.spec.activation, "alpha": norm.spec.alpha})
-        self.run = layer.kind.runner(fused, self.params)
+        # The fused layer's own arrays and its runner, made the first time that way is taken (a layer whose
+        # batches never take it costs no copy of its weights), then folded anew in place at each run.
+        self.params: dict[str, np.ndarray] = {}
+        self.fused = layer.spec.model_copy(update={"activation": norm.spec.activation, "alpha": norm.spec.alpha})
+        self.run_folded: Callable[[np.ndarray], np.ndarray] | None = None
+        self.run_plain = layer.infer  # the layer as it is (no activation: it folds only so), arrays as they are
+        self.activation = ACTIVATIONS[norm.spec.activation].in_place
+        self.alpha = alpha_of(norm.spec)
+        self.per_channel = (-1, 1, 1) if len(norm.input_shape) == 3 else (-1,)
+        self.values = int(np.prod(norm.input_shape))  # of the layer's output, per example
 
-    def fold(self) -> None:
+    def run(self, x: np.ndarray) -> np.ndarray:
+        scale, shift = _affine(self.norm.params, self.norm.spec.epsilon)
+        if self.layer.params["weights"].size <= len(x) * self.values:  # folding the weights costs less
+            self._fold(scale, shift)
+            return self.run_folded(x)
+        y = self.run_plain(x)  # an array of its own: the map is applied in place
+        dtype = y.dtype
+        y *= scale.astype(dtype).reshape(self.per_channel)
+        y += shift.astype(dtype).reshape(self.per_channel)  # the layer's bias is in y: (Wx + b)·s + (β − mean·s)
+        return self.activation(y, self.alpha)
+
+    def _fold(self, scale: np.ndarray, shift: np.ndarray) -> None:
         """weights' = weights·s per output channel, bias' = (bias − mean)·s + β, from the arrays as they are now."""
-        own, norm = self.layer.params, self.norm.params
-        scale, shift = _affine(norm, self.norm.spec.epsilon)
+        own = self.layer.params
         weights = own["weights"]
+        if self.run_folded is None:  # runners bind their arrays as they are made: the arrays first
+            self.params.update(weights=np.empty_like(weights), bias=np.empty(len(weights), dtype=weights.dtype))
+            self.run_folded = self.layer.kind.runner(self.fused, self.params)
         np.multiply(
             weights, scale.astype(weights.dtype).reshape(-1, *[1] * (weights.ndim - 1)), out=self.params["weights"]
         )
@@ -106,16 +110,12 @@ class Affine:
         self.activation = ACTIVATIONS[norm.spec.activation].in_place
         self.alpha = alpha_of(norm.spec)
         self.shape = (-1, 1, 1) if len(norm.input_shape) == 3 else (-1,)  # per channel of an image, or per feature
-        self.scale = self.shift = None
-
-    def fold(self) -> None:
-        dtype = self.norm.params["scale"].dtype
-        scale, shift = _affine(self.norm.params, self.norm.spec.epsilon)
-        self.scale, self.shift = scale.astype(dtype).reshape(self.shape), shift.astype(dtype).reshape(self.shape)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        y = x * self.scale
-        y += self.shift
+        dtype = self.norm.params["scale"].dtype
+        scale, shift = _affine(self.norm.params, self.norm.spec.epsilon)  # one value a channel: anew each run
+        y = x * scale.astype(dtype).reshape(self.shape)
+        y += shift.astype(dtype).reshape(self.shape)
         return self.activation(y, self.alpha)
 
 
@@ -151,8 +151,8 @@ class Step:
     """Index of the layer whose step it is (for a fused step, the layer folded into)."""
 
 
-def plan(nodes: Sequence[Any], fuse: bool = True) -> tuple[list[Step], list[Folded | Affine]]:
-    """The running steps of `nodes` in order, and the steps whose arrays are folded before they run.
+def plan(nodes: Sequence[Any], fuse: bool = True) -> list[Step]:
+    """The running steps of `nodes` in order.
 
     With `fuse`, each batch norm that folds runs inside the layer before it, one that does not runs
     as its per-channel map, and an add writes into an input that dies there; without, each layer
@@ -160,7 +160,7 @@ def plan(nodes: Sequence[Any], fuse: bool = True) -> tuple[list[Step], list[Fold
     """
     found = folds(nodes) if fuse else {}
     into = {before: index for index, before in found.items()}
-    steps, folded = [], []
+    steps = []
     for index, node in enumerate(nodes):
         if index in found:
             continue  # it runs inside the layer before it
@@ -168,11 +168,9 @@ def plan(nodes: Sequence[Any], fuse: bool = True) -> tuple[list[Step], list[Fold
             norm = nodes[into[index]]
             each = Folded(node, norm)
             steps.append(Step(each.run, list(node.inputs), norm.name, norm.type, index))
-            folded.append(each)
         elif fuse and node.type == "batchnorm":
             each = Affine(node)
             steps.append(Step(each.run, list(node.inputs), node.name, node.type, index))
-            folded.append(each)
         else:
             steps.append(Step(node.infer, list(node.inputs), node.name, node.type, index))
     if fuse:
@@ -183,7 +181,7 @@ def plan(nodes: Sequence[Any], fuse: bool = True) -> tuple[list[Step], list[Fold
                 into_input = _dying_input(step, at, last, kinds)
                 if into_input is not None:
                     step.run = add_into(nodes[step.layer].spec, into_input)
-    return steps, folded
+    return steps
 
 
 def _dying_input(step: Step, at: int, last: dict[str, int], kinds: dict[str, str]) -> int | None:

@@ -33,11 +33,7 @@ class Network:
 
     def _prepare(self) -> None:
         """Bind each layer's runner to its arrays (so arrays are changed in place, never replaced)."""
-        steps, self._folds = fusion.plan(self.layers, self.fuse)
-        # Folded now, so that the folded arrays are part of the network at rest (as its own arrays are),
-        # and again at the first run: arrays set in place after the network was made are seen.
-        self._refold()
-        self._folded_at = None
+        steps = fusion.plan(self.layers, self.fuse)
         self._steps = [step.run for step in steps]  # made once: running is a loop over these
         self._step_layers = [step.layer for step in steps]
         # A chain (each step reads the one before) runs as a bare loop over the steps; a graph runs
@@ -51,13 +47,6 @@ class Network:
         # Per example, the multiply-adds of the largest layer: times the batch, the size of the largest
         # matrix product, which decides how many BLAS threads pay (netspec.threads).
         self._product = max((layer.multiply_adds for layer in self.layers), default=0)
-
-    def _refold(self) -> None:
-        """Fold the batch norms again from the arrays as they are now (they changed since the last fold)."""
-        at = fusion.generation()
-        for each in self._folds:
-            each.fold()
-        self._folded_at = at
 
     def __getstate__(self) -> dict:
         # Pickled as the spec and the arrays alone (cheap to send to workers, e.g. with Dask);
@@ -91,8 +80,8 @@ class Network:
     def forward(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The output layer's activations, shape (batch, classes), for a batch of inputs.
 
-        Batch norms run folded into the layer before them where they can (netspec.fusion); after
-        changing arrays in place by hand, call netspec.fusion.arrays_changed() (training does).
+        Batch norms run folded into the layer before them where they can (netspec.fusion), from the
+        arrays as they are at each call.
 
         Args:
             x: shape (batch, features) or (batch, channels, height, width), as the input says.
@@ -104,8 +93,6 @@ class Network:
         """
         if type(x) is not np.ndarray or x.dtype != self._dtype or x.shape[1:] != self._input_shape:
             x = self._batch(x)  # the checks and conversions; an array already right skips them
-        if self._folds and self._folded_at != fusion.generation():
-            self._refold()
         limit = blas.for_work(len(x) * self._product, self._dtype.itemsize, threads)
         if limit is None:  # no limit to hold (most small batches): not even the `with`
             if self._chain:
@@ -159,8 +146,6 @@ class Network:
         A layer read by several layers (a shortcut) gets the sum of their gradients, as micrograd
         accumulates into a value read twice.
         """
-        if train:  # batch norms update their running statistics in place
-            fusion.arrays_changed()
         values = {INPUT: x}
         backprops = []
         for layer in self.layers:

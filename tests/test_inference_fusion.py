@@ -203,13 +203,20 @@ def test_the_best_epoch_kept_by_fit_is_what_the_fused_forward_runs():
     np.testing.assert_allclose(network.forward(x), start, **TOLERANCE["float64"])
 
 
-def test_arrays_changed_by_hand_are_seen_once_said():
+@pytest.mark.parametrize("batch", [1, 7])
+def test_arrays_changed_by_hand_are_what_runs_next(batch):
+    # Whichever way the fused step takes for the batch (fold the weights anew, or scale the layer's output),
+    # it reads the arrays as they are: nothing to call after changing them.
     network = network_of(CONV_BN, "float64")
-    x = batch_of(network)
+    conv = network.layers[0]
+    # 108 weights against 32 output values an example: batch 1 scales the output, batch 7 folds the weights.
+    assert (conv.params["weights"].size <= batch * np.prod(conv.output_shape)) == (batch == 7)
+    x = batch_of(network, batch)
     network.forward(x)
     network.layers[0].params["weights"] *= 2
     network.layers[1].params["mean"] += 1
-    fusion.arrays_changed()
+    assert_runs_as_unfused(network, x)
+    network.layers[1].params["scale"][0] = -3.0
     assert_runs_as_unfused(network, x)
 
 

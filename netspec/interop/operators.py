@@ -18,6 +18,8 @@ from netspec.layers.common import ONNX_ACTIVATIONS
 # arithmetic, and silu as x·Sigmoid(x): patterns the walk in netspec.interop.chain recognises).
 _ACTIVATIONS = {operator: name for name, operator in ONNX_ACTIVATIONS.items()} | {"Gelu": "gelu"}
 _TAKES_ACTIVATION = ("dense", "conv2d", "batchnorm", "add", "concat")
+
+
 class Refusal(Exception):
     """A node netspec cannot reproduce exactly (NS503), or too large (NS208); the importer names the node."""
 

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from netspec import threads as blas
 from netspec.errors import DataError, Problem, SpecError
-from netspec.fusion import arrays_changed
 from netspec.graph import needs_input_grads
 from netspec.spec import Spec, Training
 from netspec.train.loss import cross_entropy
@@ -164,7 +163,6 @@ def _train(network, x, y, options, on_batch, on_epoch) -> History:
     for layer, best in zip(params, best_params):
         for key, array in best.items():
             np.copyto(layer[key], array)  # in place: the running steps keep the arrays they were bound to
-    arrays_changed()  # the best epoch's arrays: batch norms folded for running are folded again
     return history
 
 

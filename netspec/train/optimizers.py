@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from netspec.fusion import arrays_changed
-
 Params = list[dict[str, np.ndarray]]
 Decayed = list[frozenset[str]] | None
 """For each layer, the parameters weight decay shrinks (its kind's `decayed`); None: those named "weights"."""
@@ -21,7 +19,6 @@ class SGD:
         self.scratch = [{k: np.empty_like(a) for k, a in layer.items()} for layer in params]
 
     def step(self, params: Params, grads: Params) -> None:
-        arrays_changed()  # batch norms folded for running are folded again
         # In place, through one scratch array per parameter: no temporaries in the inner loop.
         for layer, layer_grads, velocity, scratch, decayed in zip(
             params, grads, self.velocity, self.scratch, self.decayed
@@ -57,7 +54,6 @@ class Adam:
         self.scratch = [{k: np.empty_like(a) for k, a in layer.items()} for layer in params]
 
     def step(self, params: Params, grads: Params) -> None:
-        arrays_changed()  # batch norms folded for running are folded again
         self.steps += 1
         correction1 = 1 - self.beta1**self.steps
         correction2 = 1 - self.beta2**self.steps
