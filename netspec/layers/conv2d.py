@@ -14,7 +14,7 @@ from pydantic import Field
 
 from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, param_source
-from netspec.layers import conv_forward, windows
+from netspec.layers import conv_forward, windows, winograd
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
@@ -308,6 +308,8 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
         p = _plan(layer, x)
         if _depthwise(layer, x.shape[1]):
             z = _Depthwise(layer, params, x, p, finish).z
+        elif winograd.eligible(p, layer.filters):
+            z = winograd.inferred(x, params["weights"], p, params.get("bias"), finish)
         else:
             z = conv_forward.inferred(x, params["weights"], p, params.get("bias"), finish)
         out_h, out_w = p.out_hw
