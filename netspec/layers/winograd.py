@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from netspec import threads as blas
 from netspec.layers import conv_forward
 
 BLOCK_BYTES = 4 << 20
@@ -88,12 +89,17 @@ def inferred(
     z = np.empty((batch, 2 * tiles_h, 2 * tiles_w, filters), dtype=dtype)
     per_tile = 16 * max(channels, filters) * data.itemsize
     step = max(1, BLOCK_BYTES // per_tile)  # tiles per block
-    for first, last, r0, r1 in _blocks(batch, tiles_h, tiles_w, step):
-        v = _input_transform(data[first:last, 2 * r0 : 2 * r1 + 2], tiles_w)
-        images, rows = last - first, r1 - r0
-        m = np.matmul(v.reshape(16, -1, channels), u)  # (16, tiles, filters)
-        y = z[first:last, 2 * r0 : 2 * r1].reshape(images, rows, 2, tiles_w, 2, filters)
-        _output_transform(m.reshape(4, 4, images, rows, tiles_w, filters), y)
+    blocks = _blocks(batch, tiles_h, tiles_w, step)
+    # The 16 products of a block are small: BLAS threads as netspec.threads chooses for one of them (one
+    # thread, unless the caller holds a limit already), not as for the direct product, 9 / 16 × 16 × larger.
+    largest = max((last - first) * (r1 - r0) for first, last, r0, r1 in blocks) * tiles_w * channels * filters
+    with blas.limited(blas.for_work(largest, dtype.itemsize)):
+        for first, last, r0, r1 in blocks:
+            v = _input_transform(data[first:last, 2 * r0 : 2 * r1 + 2], tiles_w)
+            images, rows = last - first, r1 - r0
+            m = np.matmul(v.reshape(16, -1, channels), u)  # (16, tiles, filters)
+            y = z[first:last, 2 * r0 : 2 * r1].reshape(images, rows, 2, tiles_w, 2, filters)
+            _output_transform(m.reshape(4, 4, images, rows, tiles_w, filters), y)
     if (2 * tiles_h, 2 * tiles_w) != (out_h, out_w):
         z = np.ascontiguousarray(z[:, :out_h, :out_w])
     rows = z.reshape(-1, filters)
