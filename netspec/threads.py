@@ -169,16 +169,20 @@ def workers() -> int:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_pid = 0
+"""The process that made the pool: a child made by fork has none of its threads, so it makes its own."""
 
 
 def pool(size: int) -> ThreadPoolExecutor:
     """A pool of at least `size` threads, made at the first call that needs it and kept."""
-    global _pool
+    global _pool, _pool_size, _pool_pid
     with _lock:
-        if _pool is None or _pool._max_workers < size:
-            if _pool is not None:
+        if _pool is None or _pool_size < size or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="netspec")
+            _pool_size, _pool_pid = size, os.getpid()
         return _pool
 
 

@@ -107,3 +107,23 @@ def test_netspec_rule_of_one_blas_thread_still_lets_the_pool_run(split_always, m
         assert blas.workers() == 1
     with blas.limited(3):
         assert blas.workers() == 3
+
+
+def test_a_forked_child_makes_its_own_pool(split_always):
+    """A process forked after the pool was made (multiprocessing's default on Linux) has none of the
+    pool's threads: it makes its own rather than waiting for threads that do not exist."""
+    import multiprocessing
+
+    *_, expected = run(CASES[4], np.float64, 1)
+    run(CASES[4], np.float64, None)  # the pool is made here, in the parent
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as children:
+        result = children.apply_async(_split_in_a_child, (CASES[4],))
+        np.testing.assert_allclose(result.get(), expected, rtol=1e-12)
+
+
+def _split_in_a_child(case):
+    conv_forward.THREADS_FROM, conv_forward.THREADS_FROM_BATCH, conv_forward.ROWS_PER_FILTER = 0, 1, 0
+    blas.CORES = 2
+    *_, z = run(case, np.float64, None)
+    return z
