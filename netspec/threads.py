@@ -20,6 +20,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 ENVVAR = "NETSPEC_NUM_THREADS"
 """The variable that fixes the number of BLAS threads for all of netspec's work (as `--threads` does)."""
@@ -67,7 +70,17 @@ def for_work(multiply_adds: int, itemsize: int = 4, threads: int | None = None) 
     threads = chosen()
     if threads is not None:
         return threads
-    return 1 if multiply_adds * itemsize < ONE_THREAD_BELOW * 4 else None
+    return AUTOMATIC_ONE if multiply_adds * itemsize < ONE_THREAD_BELOW * 4 else None
+
+
+class _Automatic(int):
+    """One BLAS thread chosen by netspec's rule for the work's size, not by the user: BLAS is held at
+    one thread, but work split into parts of its own (netspec.layers.conv_forward) may still use the cores."""
+
+    __slots__ = ()
+
+
+AUTOMATIC_ONE = _Automatic(1)
 
 
 class limited:
@@ -87,9 +100,10 @@ class limited:
 
     def __enter__(self) -> limited:
         if self.threads is not None:
-            global _depth, _saved
+            global _depth, _saved, _outer
             with _lock:
                 if _depth == 0:
+                    _outer = self.threads
                     _saved = [(library, library.num_threads) for library in _blas_libraries()]
                     for library, now in _saved:
                         if now != self.threads:
@@ -100,7 +114,7 @@ class limited:
 
     def __exit__(self, *exc: object) -> None:
         if self.held:
-            global _depth, _saved
+            global _depth, _saved, _outer
             with _lock:
                 _depth -= 1
                 self.held = False
@@ -109,11 +123,14 @@ class limited:
                         if library.num_threads != before:
                             library.set_num_threads(before)
                     _saved = None
+                    _outer = None
 
 
 _lock = threading.Lock()
 _depth = 0
 _saved: list | None = None
+_outer: int | None = None
+"""The limit held by the outermost `limited` block, while one is."""
 _libraries: list | None = None
 _modules_seen = 0
 
@@ -131,3 +148,57 @@ def _blas_libraries() -> list:
         _libraries = ThreadpoolController().select(user_api="blas").lib_controllers
         _modules_seen = len(sys.modules)
     return _libraries
+
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+"""The cores this process may run on."""
+
+
+def workers() -> int:
+    """How many Python threads may share a piece of work that splits into parts of its own (the
+    blocks of a convolution), each part's products on one BLAS thread.
+
+    The user's choice held (a `threads` argument, NETSPEC_NUM_THREADS): that many. Else the cores
+    this process may use, also while netspec's rule holds BLAS at one thread: that rule is about
+    OpenBLAS splitting one small product, not about parts of milliseconds each.
+    """
+    outer = _outer
+    if outer is not None and type(outer) is int:
+        return outer
+    return chosen() or CORES
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_pid = 0
+"""The process that made the pool: a child made by fork has none of its threads, so it makes its own."""
+
+
+def pool(size: int) -> ThreadPoolExecutor:
+    """A pool of at least `size` threads, made at the first call that needs it and kept."""
+    global _pool, _pool_size, _pool_pid
+    with _lock:
+        if _pool is None or _pool_size < size or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="netspec")
+            _pool_size, _pool_pid = size, os.getpid()
+        return _pool
+
+
+@contextmanager
+def one_each() -> Iterator[None]:
+    """BLAS held at one thread while Python threads share the work, whatever limit is held outside;
+    the setting before comes back after."""
+    with _lock:
+        before = [(library, library.num_threads) for library in _blas_libraries()]
+        for library, now in before:
+            if now != 1:
+                library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _lock:
+            for library, now in before:
+                if now != 1:
+                    library.set_num_threads(now)

@@ -9,11 +9,13 @@ set-up would otherwise cost as much as the arithmetic.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from netspec import threads as blas
 from netspec.layers import windows
 
 BLOCK_BYTES = 4 << 20
@@ -225,18 +227,75 @@ def inferred(
 ) -> np.ndarray:
     """z (rows, filters) as `products(columns(x), matrix(w))` gives it, plus `bias` and then `finish` (the
     activation, in place), keeping nothing: the windows are unrolled block by block (`Plan.blocks`) into
-    one reused buffer, each block's product written in place and finished while still in cache."""
-    groups, per_group, filters, size = p.groups, p.per_group, len(w), len(w) // p.groups
+    one reused buffer, each block's product written in place and finished while still in cache.
+
+    Where more than one thread may run (netspec.threads.workers) and the layer has work enough to pay
+    for the hand-offs (THREADS_FROM), the output rows are split evenly between the threads, each
+    unrolling and multiplying its own blocks into its own buffer, BLAS on one thread in each.
+    """
+    groups, filters, size = p.groups, len(w), len(w) // p.groups
     data = padded(x, p)
     direct = p.pointwise and p.stride == (1, 1)  # the input's own rows are the columns
     channel_major = not direct and w.size > WEIGHT_HEAVY * p.rows * p.width
     mat = w.reshape(groups, size, p.width) if channel_major else matrix(w, p)
     z = np.empty((p.rows, filters), dtype=np.result_type(x, w))
+    n = blas.workers() if p.batch >= THREADS_FROM_BATCH and p.rows * p.width * filters >= THREADS_FROM else 1
+    if n > 1:
+        # No more pieces than the rows allow: each piece's product reads (and BLAS packs) all the weights.
+        count = min(n * PIECES_PER_THREAD, p.rows // max(ROWS_PER_FILTER * filters, 1))
+        pieces = _shares(p.blocks, p.out_hw[0], count) if count > 1 else ()
+        if len(pieces) > 1:
+            # Each thread takes the next piece until none is left: a thread slowed by other work on its
+            # core (a shared machine) takes fewer, rather than the others waiting for its fixed share.
+            turns = itertools.count()
+            run = functools.partial(_taking_turns, data, mat, z, p, direct, channel_major, bias, finish, pieces, turns)
+            helpers = min(n, len(pieces)) - 1
+            with blas.one_each():
+                pending = [blas.pool(helpers).submit(run) for _ in range(helpers)]
+                run()
+                for done in pending:
+                    done.result()
+            return z
+    _blocks(data, mat, z, p, direct, channel_major, bias, finish, p.blocks)
+    return z
+
+
+THREADS_FROM = 1 << 22
+"""Multiply-adds of a convolution from which it is split between threads: a hand-off costs 20-50 µs."""
+
+THREADS_FROM_BATCH = 8
+"""Batches from which a convolution is split between threads. Measured (docs/performance.md): at batch 1
+threads gain on an idle machine (ResNet-18 68 → 46-56 ms) but lose 10-15% while another process keeps a
+core busy, and lose even idle on MobileNet V2 and SqueezeNet; from batch 8 they gain idle and break even
+or gain with a core busy. Batches 2-7 were not measured."""
+
+PIECES_PER_THREAD = 1
+"""Pieces of the output rows per thread, taken in turn. More (4) would let a thread on a busy core take
+fewer, but the smaller products measured slower (ResNet-20 at batch 64: 143 against 89 ms)."""
+
+ROWS_PER_FILTER = 2
+"""A piece has at least this many output rows per filter: deep layers at small sizes (49 rows, 512
+filters, 9.4 MB of weights) would otherwise spend more packing the weights again than they gain."""
+
+
+def _taking_turns(data, mat, z, p: Plan, direct, channel_major, bias, finish, pieces, turns) -> None:
+    """The pieces (lists of blocks) this thread takes from `turns`, the shared count, one after another."""
+    buffer = None if direct else np.empty(max(_largest_block(p, piece) for piece in pieces) * p.width, data.dtype)
+    for k in turns:
+        if k >= len(pieces):
+            return
+        _blocks(data, mat, z, p, direct, channel_major, bias, finish, pieces[k], buffer)
+
+
+def _blocks(data, mat, z, p: Plan, direct: bool, channel_major: bool, bias, finish, blocks, buffer=None) -> None:
+    """`blocks`' rows of z: their windows unrolled block by block into one buffer, multiplied, finished."""
+    groups, per_group, size = p.groups, p.per_group, mat.shape[1]
     out_h, out_w = p.out_hw
     image_rows = out_h * out_w
     flat = data.reshape(-1, p.channels)
-    buffer = None if direct else np.empty(_largest_block(p) * p.width, dtype=data.dtype)
-    for block in p.blocks:
+    if buffer is None and not direct:
+        buffer = np.empty(_largest_block(p, blocks) * p.width, dtype=data.dtype)
+    for block in blocks:
         first, last, top, bottom = block
         n = (last - first) * (bottom - top) * out_w
         start = first * image_rows + top * out_w
@@ -250,17 +309,35 @@ def inferred(
                 np.copyto(cols.reshape(part.shape), part)
                 cols = cols.reshape(n, p.width)
             np.matmul(cols, mat[g].T, out=rows[:, g * size : (g + 1) * size] if groups > 1 else rows)
-        if bias is not None:
-            rows += bias
-        if finish is not None:
-            done = finish(rows)
-            if done is not rows:
-                rows[...] = done
-    return z
+        _finished(rows, bias, finish)
 
 
-def _largest_block(p: Plan) -> int:
-    return max(((last - first) * (bottom - top) * p.out_hw[1] for first, last, top, bottom in p.blocks), default=0)
+@functools.lru_cache(maxsize=1024)
+def _shares(blocks: tuple, out_h: int, n: int) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
+    """A plan's blocks (of images of `out_h` output rows) split into (at most) `n` pieces of nearly equal
+    output rows: each block's output rows (image by image, row by row) cut into n runs, each run as
+    blocks again (a partial image, whole images, a partial image)."""
+    shares: list[list[tuple[int, int, int, int]]] = [[] for _ in range(n)]
+    for first, last, top, bottom in blocks:
+        start, end = first * out_h + top, (last - 1) * out_h + bottom  # rows of the batch's stacked images
+        cuts = [start + (end - start) * k // n for k in range(n + 1)]
+        for k in range(n):
+            a, b = cuts[k], cuts[k + 1]
+            while a < b:
+                image, row = divmod(a, out_h)
+                if row or b - a < out_h:  # a partial image
+                    stop = min(b, (image + 1) * out_h)
+                    shares[k].append((image, image + 1, row, stop - image * out_h))
+                else:  # whole images
+                    stop = b - (b - a) % out_h
+                    shares[k].append((image, stop // out_h, 0, out_h))
+                a = stop
+    return tuple(tuple(share) for share in shares if share)
+
+
+def _largest_block(p: Plan, blocks=None) -> int:
+    blocks = p.blocks if blocks is None else blocks
+    return max(((last - first) * (bottom - top) * p.out_hw[1] for first, last, top, bottom in blocks), default=0)
 
 
 def depthwise(
