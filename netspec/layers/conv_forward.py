@@ -309,7 +309,7 @@ def _blocks(data, mat, z, p: Plan, direct: bool, channel_major: bool, bias, fini
                 np.copyto(cols.reshape(part.shape), part)
                 cols = cols.reshape(n, p.width)
             np.matmul(cols, mat[g].T, out=rows[:, g * size : (g + 1) * size] if groups > 1 else rows)
-        _finished(rows, bias, finish)
+        finished(rows, bias, finish)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -372,11 +372,11 @@ def depthwise(
                 np.multiply(data[b, rows, cols, :, None], taps[i, j], out=tmp if n else out)
                 if n:
                     out += tmp
-            _finished(out.reshape(-1, p.channels * each), bias, finish)
+            finished(out.reshape(-1, p.channels * each), bias, finish)
     return z
 
 
-def _finished(rows: np.ndarray, bias: np.ndarray | None, finish) -> None:
+def finished(rows: np.ndarray, bias: np.ndarray | None, finish) -> None:
     """rows (pixels, filters) plus the bias, then finished in place."""
     if bias is not None:
         rows += bias
@@ -418,5 +418,5 @@ def _one_per_channel(data: np.ndarray, taps: np.ndarray, p: Plan, bias, finish) 
                 np.multiply(pixels, tap, out=tmp if n else out)
                 if n:
                     out += tmp
-            _finished(out.reshape(-1, channels), bias, finish)
+            finished(out.reshape(-1, channels), bias, finish)
     return z.reshape(p.batch, out_h, out_w, channels)
