@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from netspec.layers import Conv2D, conv2d, conv_forward
+from netspec.layers import Conv2D, conv2d, conv_forward, depthwise
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -125,7 +125,7 @@ def blocks(request, monkeypatch):
     if request.param == "in small blocks":
         monkeypatch.setattr(conv_forward, "BLOCK_BYTES", 1)  # one output row per block
         monkeypatch.setattr(conv_forward, "BLOCK_PER_WEIGHT", 0)
-        monkeypatch.setattr(conv_forward, "DEPTHWISE_BLOCK_BYTES", 1)
+        monkeypatch.setattr(depthwise, "DEPTHWISE_BLOCK_BYTES", 1)
     conv_forward._plan.cache_clear()
     yield request.param
     conv_forward._plan.cache_clear()

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, param_source
-from netspec.layers import conv_forward, windows, winograd
+from netspec.layers import conv_forward, depthwise, windows, winograd
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
@@ -263,7 +263,7 @@ class _Depthwise:
         self.each = len(w) // channels  # filters per channel (PyTorch's depth multiplier)
         # Filter f reads channel f // each: by kernel position, (channels, each) weights.
         self.taps = w.reshape(channels, self.each, *kernel).transpose(2, 3, 0, 1)
-        self.z = conv_forward.depthwise(x, self.taps, p, self.padded, params.get("bias"), finish).reshape(-1, len(w))
+        self.z = depthwise.depthwise(x, self.taps, p, self.padded, params.get("bias"), finish).reshape(-1, len(w))
         self.kernel, self.filters, self.out_hw = kernel, len(w), p.out_hw
         if finish is not None:
             self.padded = self.taps = None
