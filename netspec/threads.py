@@ -21,8 +21,11 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 ENVVAR = "NETSPEC_NUM_THREADS"
 """The variable that fixes the number of BLAS threads for all of netspec's work (as `--threads` does)."""
@@ -181,6 +184,8 @@ def pool(size: int) -> ThreadPoolExecutor:
         if _pool is None or _pool_size < size or _pool_pid != os.getpid():
             if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
+            from concurrent.futures import ThreadPoolExecutor  # here: `netspec run` on one image never needs it
+
             _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="netspec")
             _pool_size, _pool_pid = size, os.getpid()
         return _pool

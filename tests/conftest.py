@@ -70,3 +70,25 @@ def numeric_gradient(loss, array) -> np.ndarray:
         array[i] = keep
         numeric[i] = (up - down) / 2e-6
     return numeric
+
+
+def forward_counting_arrays(network, x):
+    """network.forward(x), and the most arrays its steps' outputs kept alive at once (a graph's values are
+    freed once their last reader ran; an add may write its sum into an input that dies there)."""
+    import weakref
+
+    alive: list = []
+    most = 0
+
+    def counted(step):
+        def run(*inputs):
+            nonlocal most
+            y = step(*inputs)
+            alive.append(weakref.ref(y))
+            most = max(most, len({id(ref()) for ref in alive if ref() is not None}))
+            return y
+
+        return run
+
+    network._program = [(counted(step), *rest) for step, *rest in network._program]
+    return network.forward(x), most

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import pytest
 import yaml
@@ -12,6 +10,8 @@ import netspec
 from netspec.explain import attribution
 from netspec.graph import needs_input_grads
 from netspec.spec import Spec
+
+from conftest import forward_counting_arrays
 
 try:
     import torch
@@ -372,23 +372,8 @@ def add_chain(blocks: int) -> str:
 def test_a_forward_pass_holds_only_the_values_still_to_be_read():
     network = netspec.build(Spec.model_validate(yaml.safe_load(add_chain(30))))
     assert not network._chain
-    alive: list[weakref.ref] = []
-    most = 0
-
-    def counted(step):
-        def run(*inputs):
-            nonlocal most
-            y = step(*inputs)
-            alive.append(weakref.ref(y))
-            # Arrays, not values: an add writes its sum into an input that dies there (netspec.fusion).
-            most = max(most, len({id(ref()) for ref in alive if ref() is not None}))
-            return y
-
-        return run
-
-    network._program = [(counted(step), *rest) for step, *rest in network._program]
     x = np.ones((3, 8), dtype=np.float32)
-    out = network.forward(x)
+    out, most = forward_counting_arrays(network, x)
     assert out.shape == (3, 2)
     # 61 layers run; at any moment at most the skip value, the block's dense output and the value
     # just made (plus the inputs being read) are alive, whatever the depth.

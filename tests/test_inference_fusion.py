@@ -12,6 +12,8 @@ import netspec
 from netspec import fusion
 from netspec.spec import Spec
 
+from conftest import forward_counting_arrays
+
 torch = pytest.importorskip("torch")
 
 TOLERANCE = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-12, "atol": 1e-13}}
@@ -264,7 +266,6 @@ def test_an_imported_pytorch_resnet_runs_fused_as_pytorch(tmp_path):
 
 
 def test_a_fused_forward_holds_only_the_values_still_to_be_read():
-    import weakref
 
     blocks = [
         "  - {name: h0, type: conv2d, filters: 4, kernel: 3, padding: 1, use_bias: false}\n"
@@ -278,22 +279,8 @@ def test_a_fused_forward_holds_only_the_values_still_to_be_read():
         )
     network = network_of("".join(blocks) + "  - {type: global_avgpool}\n  - {name: out, type: dense, neurons: 3}\n")
     assert len(folded(network)) == 21 and len(network._program) == 21 + 20 + 2
-    alive: list[weakref.ref] = []
-    most = 0
-
-    def counted(step):
-        def run(*inputs):
-            nonlocal most
-            y = step(*inputs)
-            alive.append(weakref.ref(y))
-            most = max(most, len({id(ref()) for ref in alive if ref() is not None}))
-            return y
-
-        return run
-
-    network._program = [(counted(step), *rest) for step, *rest in network._program]
     x = batch_of(network)
-    out = network.forward(x)
+    out, most = forward_counting_arrays(network, x)
     # At any moment: the skip value, the block's convolution (its batch norm inside it), and the sum
     # written into that convolution's array; never every block's values.
     assert most <= 2

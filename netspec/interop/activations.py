@@ -1,7 +1,8 @@
 """How ONNX's activations become netspec's: folded into the layer before them, or an activation layer.
 
 `Activations` is mixed into netspec.interop.chain.Chain with netspec.interop.operators' mappings:
-Softmax on the class axis only, Clip as relu or relu6, HardSigmoid as PyTorch's, Gelu exact.
+Softmax on the class axis only, Clip as relu or relu6, HardSigmoid as PyTorch's, Gelu exact; and the
+patterns of nodes that exporters write for silu and gelu at opset 17, which the walk tries first.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 import numpy as np
 
-from netspec.interop.operators import _ACTIVATIONS, _decimal, _fail
+from netspec.interop.operators import _ACTIVATIONS, _decimal, _fail, _other
 
 
 class Activations:
@@ -84,3 +85,39 @@ class Activations:
         if value.size != 1:
             _fail(node, f"its bound {position} has shape {value.shape}; a Clip's bounds are single numbers")
         return float(value.reshape(-1)[0])
+
+    def _silu(self, node):
+        """x·Sigmoid(x) starting at the Sigmoid: ("silu", [sigmoid, mul]), or None."""
+        if node.op_type != "Sigmoid" or not node.input or node.input[0] not in self.dependent:
+            return None
+        mul = self.following(node)
+        if mul is None or mul.op_type != "Mul" or sorted(mul.input) != sorted([node.input[0], node.output[0]]):
+            return None
+        return "silu", [node, mul]
+
+    def _gelu(self, node):
+        """x·(1 + Erf(x/√2))·0.5 starting at the Div, as netspec and PyTorch export gelu: ("gelu", nodes), or None."""
+        if node.op_type != "Div" or len(node.input) != 2 or node.input[0] not in self.dependent:
+            return None
+        x = node.input[0]
+        erf = self.following(node)
+        plus = self.following(erf) if erf is not None and erf.op_type == "Erf" else None
+        times = self.following(plus) if plus is not None and plus.op_type == "Add" else None
+        half = self.following(times) if times is not None and times.op_type == "Mul" else None
+        if half is None or half.op_type != "Mul":
+            return None
+        if (
+            not self._is(node.input[1], math.sqrt(2))
+            or not self._is(_other(plus, erf.output[0]), 1.0)
+            or sorted(times.input) != sorted([x, plus.output[0]])
+            or not self._is(_other(half, times.output[0]), 0.5)
+        ):
+            return None
+        return "gelu", [node, erf, plus, times, half]
+
+    def _is(self, name: str | None, value: float) -> bool:
+        """Whether `name` is a stored single number equal to `value` in float32."""
+        array = self.constants.get(name) if name else None
+        if array is None or np.asarray(array).size != 1:
+            return False
+        return bool(np.float32(np.asarray(array).reshape(-1)[0]) == np.float32(value))

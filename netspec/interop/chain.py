@@ -10,7 +10,6 @@ is refused, naming it, never mapped approximately. What the graph computes witho
 
 from __future__ import annotations
 
-import math
 from functools import cached_property
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 from netspec.interop.activations import Activations
 from netspec.interop.folding import Folding
 from netspec.interop.naming import blocks, layer_name, unique
-from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail, _other
+from netspec.interop.operators import _TAKES_ACTIVATION, Operators, Refusal, _fail
 from netspec.interop.patterns import ONE_PIXEL_READERS, Patterns
 from netspec.layers.common import NETWORK_INPUT as INPUT
 
@@ -319,42 +318,6 @@ class Chain(Folding, Patterns, Activations, Operators):
             self.add({"type": "multiply"}, {}, node.name)
             self.shape = a if len(a) >= len(b) and a != [b[0], 1, 1] else b
             self.shape = [int(n) for n in self.shape]
-
-    def _silu(self, node):
-        """x·Sigmoid(x) starting at the Sigmoid: ("silu", [sigmoid, mul]), or None."""
-        if node.op_type != "Sigmoid" or not node.input or node.input[0] not in self.dependent:
-            return None
-        mul = self.following(node)
-        if mul is None or mul.op_type != "Mul" or sorted(mul.input) != sorted([node.input[0], node.output[0]]):
-            return None
-        return "silu", [node, mul]
-
-    def _gelu(self, node):
-        """x·(1 + Erf(x/√2))·0.5 starting at the Div, as netspec and PyTorch export gelu: ("gelu", nodes), or None."""
-        if node.op_type != "Div" or len(node.input) != 2 or node.input[0] not in self.dependent:
-            return None
-        x = node.input[0]
-        erf = self.following(node)
-        plus = self.following(erf) if erf is not None and erf.op_type == "Erf" else None
-        times = self.following(plus) if plus is not None and plus.op_type == "Add" else None
-        half = self.following(times) if times is not None and times.op_type == "Mul" else None
-        if half is None or half.op_type != "Mul":
-            return None
-        if (
-            not self._is(node.input[1], math.sqrt(2))
-            or not self._is(_other(plus, erf.output[0]), 1.0)
-            or sorted(times.input) != sorted([x, plus.output[0]])
-            or not self._is(_other(half, times.output[0]), 0.5)
-        ):
-            return None
-        return "gelu", [node, erf, plus, times, half]
-
-    def _is(self, name: str | None, value: float) -> bool:
-        """Whether `name` is a stored single number equal to `value` in float32."""
-        array = self.constants.get(name) if name else None
-        if array is None or np.asarray(array).size != 1:
-            return False
-        return bool(np.float32(np.asarray(array).reshape(-1)[0]) == np.float32(value))
 
     def _all_on_the_path(self, end: str) -> None:
         """Refuse a node whose result never reaches the output: netspec would drop it without a word."""
