@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import netspec
-from benchmarks.onnx_models import torchvision_module
+from benchmarks.model_graphs import torchvision_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = {"train-resnet20": 64, "train-digits-cnn": 32}

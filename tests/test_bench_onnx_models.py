@@ -7,7 +7,8 @@ import numpy as np
 from onnx_graphs import helper, invoke, model, numpy_helper, save
 
 import netspec
-from benchmarks.onnx_models import Row, params_cell, scale_values
+from benchmarks.model_graphs import scale_values
+from benchmarks.onnx_models import Row, params_cell
 
 RNG = np.random.default_rng(5)
 ARRAYS = {
