@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from netspec.errors import Unlocated, size_shown
+from netspec.errors import Unlocated
 from netspec.weights import ShapeMismatch, finite
 
 MAX_HEADER_BYTES = 100_000_000
@@ -137,12 +137,13 @@ def _header(stream: BinaryIO, name: str, size: int) -> tuple[dict[str, Entry], i
         raise Unlocated(
             "NS203", f"{name} is cut short: its header should take {length:,} bytes but the file has {size - 8:,} more"
         )
+    question = "is it a .safetensors file?"
     try:
         header = json.loads(stream.read(length).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
-        raise Unlocated("NS203", f"{name}'s header is not valid JSON ({err}); is it a .safetensors file?") from None
+        raise Unlocated("NS203", f"the header of {name} is not valid JSON ({err}); {question}") from None
     if not isinstance(header, dict):
-        raise Unlocated("NS203", f"{name}'s header is JSON but not an object of arrays; is it a .safetensors file?")
+        raise Unlocated("NS203", f"the header of {name} is JSON but not an object of arrays; {question}")
     header.pop("__metadata__", None)  # free-form text (the framework's name, say): nothing netspec uses
     entries = {key: _entry(name, key, value) for key, value in header.items()}
     _check_offsets(name, entries, size - 8 - length)
@@ -150,7 +151,7 @@ def _header(stream: BinaryIO, name: str, size: int) -> tuple[dict[str, Entry], i
 
 
 def _entry(name: str, key: str, value: object) -> Entry:
-    wrong = f"{name}'s header is wrong: array {key!r}"
+    wrong = f"the header of {name} is wrong: array {key!r}"
     if not isinstance(value, dict) or not {"dtype", "shape", "data_offsets"} <= value.keys():
         raise Unlocated("NS203", f"{wrong} lacks its dtype, shape or data_offsets")
     dtype, shape, offsets = value["dtype"], value["shape"], value["data_offsets"]
@@ -184,7 +185,7 @@ def _check_offsets(name: str, entries: dict[str, Entry], data_size: int) -> None
         if b.begin < a.end:
             raise Unlocated(
                 "NS203",
-                f"{name}'s header is wrong: arrays {key_a!r} and {key_b!r} overlap (bytes {b.begin:,}–{a.end:,})",
+                f"the header of {name} is wrong: arrays {key_a!r} and {key_b!r} overlap (bytes {b.begin:,}–{a.end:,})",
             )
     past = [(key, entry) for key, entry in ordered if entry.end > data_size]
     if not past:
@@ -194,14 +195,14 @@ def _check_offsets(name: str, entries: dict[str, Entry], data_size: int) -> None
         total = ordered[-1][1].end
         raise Unlocated(
             "NS203",
-            f"{name} is cut short: its header declares {size_shown(total)} of arrays but the file holds "
-            f"{size_shown(data_size)} after the header (an interrupted download or copy?)",
+            f"{name} is cut short: its header declares {total:,} bytes of arrays but the file holds "
+            f"{data_size:,} after the header (an interrupted download or copy?)",
         )
     key, entry = past[0]
     raise Unlocated(
         "NS203",
-        f"{name}'s header is wrong: array {key!r} lies at bytes {entry.begin:,}–{entry.end:,}, "
-        f"past the end of its {data_size:,} bytes of data",
+        f"the header of {name} is wrong: array {key!r} lies at bytes {entry.begin:,}–{entry.end:,}, "
+        f"past the end of the data ({data_size:,} bytes)",
     )
 
 

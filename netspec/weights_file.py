@@ -93,8 +93,26 @@ def _by_own_names(
             problems.append(Problem("NS204", f"layer {p.name!r}: {misfit(p, param, err.label, err.shape)}", _at(p)))
         except Unlocated as err:
             problems.append(err.at(WHERE))
-    problems.extend(_unmatched(layer_keys, source.name, nodes, keys) for layer_keys in unmatched.values())
+    torch_like = [key for group in unmatched.values() for key in group if key.rpartition(".")[2] in TORCH_ONLY]
+    if torch_like:
+        problems.append(_torch_names_given(source.name, torch_like))
+    else:
+        problems.extend(_unmatched(layer_keys, source.name, nodes, keys) for layer_keys in unmatched.values())
     return arrays
+
+
+TORCH_ONLY = frozenset({"weight", "running_mean", "running_var", IGNORED})
+"""Names after "<layer>." that PyTorch's state dicts use and netspec's own names never do."""
+
+
+def _torch_names_given(file: str, keys: list[str]) -> Problem:
+    """One NS210 for a state dict read by netspec's names, rather than one per layer it names."""
+    shown = ", ".join(map(repr, keys[:2])) + (", …" if len(keys) > 2 else "")
+    message = (
+        f"{file} holds PyTorch's names ({shown}), which are not netspec's; "
+        f"write weights_file: {{file: {file}, names: pytorch}}"
+    )
+    return Problem("NS210", message, WHERE)
 
 
 def _by_torch_names(
@@ -120,8 +138,8 @@ def _by_torch_names(
         if shape != p.param_shapes[param]:
             axes = " × ".join(p.kind.axis_meanings(p.spec)[param])
             message = (
-                f"layer {p.name!r}: {source.name} holds {key!r} of shape {shape}, but the layer's {param} "
-                f"has shape {p.param_shapes[param]} ({axes})"
+                f"layer {p.name!r}: {source.name} holds {key!r} of shape {shape}, but the layer needs "
+                f"{p.param_shapes[param]} for its {param} ({axes})"
             )
             problems.append(Problem("NS204", message, _at(p)))
     if len(problems) > found:
