@@ -405,3 +405,22 @@ def test_the_reader_agrees_with_the_safetensors_package_on_netspec_written_files
         assert sorted(opened.keys()) == sorted(arrays)
         for key, array in arrays.items():
             np.testing.assert_array_equal(opened.read(key, array.shape), array)
+
+
+def test_a_dataparallel_prefix_is_named_and_convert_strips_it(problems, tmp_path):
+    net = trained_net()
+    wrapped = nn.DataParallel(net)  # its state dict's keys start with "module."
+    torch.save(wrapped.state_dict(), tmp_path / "net.pth")
+    assert invoke("convert", tmp_path / "net.pth", tmp_path / "net.safetensors").exit_code == 0
+    found = problems(SPEC)
+    assert len(found) == 1 and found[0].startswith(
+        f"{where(SPEC, '{file: net')}: NS211 weights_file: net.safetensors does not match the spec's layers by "
+        "PyTorch's names (13 keys missing, 15 unexpected): Missing key(s): 'conv1.weight', "
+    )
+    assert found[0].endswith(
+        "; every key of the file starts with 'module.', which no layer name does (a model saved inside "
+        "torch.nn.DataParallel?): convert the .pth again with --strip-prefix module."
+    )
+    result = invoke("convert", tmp_path / "net.pth", tmp_path / "net.safetensors", "--strip-prefix", "module.")
+    assert result.exit_code == 0 and problems(SPEC) == []
+    assert safetensors_torch.load_file(tmp_path / "net.safetensors").keys() == net.state_dict().keys()
