@@ -103,8 +103,11 @@ class SafetensorsFile:
         entry, label = self.entries[key], f"{self.name}[{key!r}]"
         if self.shape(key) != tuple(expected):
             raise ShapeMismatch(label, entry.shape, tuple(expected))
-        self._stream.seek(self._data_start + entry.begin)
-        data = self._stream.read(entry.end - entry.begin)
+        try:
+            self._stream.seek(self._data_start + entry.begin)
+            data = self._stream.read(entry.end - entry.begin)
+        except OSError as err:  # a disk or network file system failing mid-read
+            raise Unlocated("NS203", f"cannot read {label}: {err.strerror or err}") from None
         if len(data) != entry.end - entry.begin:  # the file shrank since its header was checked
             raise Unlocated("NS203", f"{label} is cut short: the file changed while it was read")
         return finite(_values(data, entry), label)
