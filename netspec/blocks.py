@@ -360,12 +360,13 @@ class _Expander:
         if isinstance(name, str) and name in defined:
             return name  # defined with a problem of its own, reported already
         choices = list(defined)
+        shown = repr(name) if isinstance(name, str) else show(name)
         if not choices:
-            message = f"no block named {show(name)}: the spec defines no blocks; define it under blocks:"
+            message = f"no block named {shown}: the spec defines no blocks; define it under blocks:"
         else:
             close = closest(name, choices) if isinstance(name, str) else None
             hint = f"did you mean {close!r}?" if close else f"the blocks are {', '.join(choices)}"
-            message = f"no block named {show(name)}; {hint}"
+            message = f"no block named {shown}; {hint}"
         self.problem("NS105", message, path, chain)
         return "" if not isinstance(name, str) else name
 
