@@ -469,3 +469,28 @@ def test_nesting_deeper_than_the_bound_is_refused(problems):
         f"{uses}blocks.b{MAX_DEPTH - 1}.layers[0]: blocks are nested {MAX_DEPTH + 1} deep here, more than the "
         f"{MAX_DEPTH} allowed; nest fewer blocks"
     ]
+
+
+def test_a_layer_after_the_uses_is_located_where_it_is_written(problems):
+    text = BLOCKS.replace("neurons: 3, activation: softmax", "neurons: 5, activation: softmax")
+    assert problems(text) == [
+        f"{at(text, 'neurons: 5', '5')}: NS123 layers[4].neurons: the output layer has 5 neurons but there are "
+        "3 classes; give the last layer one neuron per class",
+    ]
+
+
+def test_a_use_reads_a_layer_above_it(problems):
+    text = BLOCKS.replace("repeat: 2, filters: 4}", "repeat: 2, filters: 4, inputs: conv9}")
+    assert problems(text) == [
+        f"{at(text, 'inputs: conv9', 'conv9')}: NS127 layers[1].inputs: 'conv9' names no layer above this use; "
+        "did you mean 'conv1'?",
+    ]
+    assert problems(text.replace("conv9", "conv1")) == []
+
+
+def test_a_use_and_a_layer_cannot_share_a_name(problems):
+    text = BLOCKS.replace("{name: pool, type: global_avgpool, inputs: layer2}", "{name: layer1, type: global_avgpool}")
+    assert problems(text) == [
+        f"{at(text, '{name: layer1, type', 'layer1')}: NS121 layers[3].name: name 'layer1' is already used by "
+        "layers[1]; give each layer and use its own name",
+    ]
