@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import textwrap
 import tracemalloc
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import netspec
 from netspec.blocks import MAX_DEPTH, Origin, Use
@@ -494,3 +497,58 @@ def test_a_use_and_a_layer_cannot_share_a_name(problems):
         f"{at(text, '{name: layer1, type', 'layer1')}: NS121 layers[3].name: name 'layer1' is already used by "
         "layers[1]; give each layer and use its own name",
     ]
+
+
+# Any mutation of a spec with blocks gives a valid spec or located problems, never another exception.
+_BASE = yaml.safe_load(BLOCKS)
+
+
+def _places(document, prefix=()):
+    yield prefix
+    items = (
+        document.items() if isinstance(document, dict) else enumerate(document) if isinstance(document, list) else ()
+    )
+    for key, value in items:
+        yield from _places(value, (*prefix, key))
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.text(max_size=8),
+    st.sampled_from(["$filters", "$nope", "input", "basic", "conv_bn", "layer1", "0", "bn2"]),
+    st.lists(st.sampled_from(["$filters", "input", "bn2", 3]), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["block", "name", "stride", "filters", "repeat"]),
+        st.sampled_from(["basic", 2, None, "$stride"]),
+        max_size=3,
+    ),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    place=st.sampled_from([p for p in _places(_BASE) if p]),
+    action=st.sampled_from(["delete", "replace", "rename"]),
+    value=_values,
+    name=st.sampled_from(["name", "block", "repeat", "start", "first", "inputs", "params", "layers", "stride", "type"]),
+)
+def test_a_mutated_spec_with_blocks_is_valid_or_located_problems(tmp_path, place, action, value, name):
+    document = copy.deepcopy(_BASE)
+    *parents, last = place
+    holder = document
+    for part in parents:
+        holder = holder[part]
+    if action == "delete":
+        del holder[last]
+    elif action == "replace":
+        holder[last] = value
+    elif isinstance(holder, dict):
+        holder[name] = holder.pop(last)
+    path = tmp_path / "mutated.yaml"
+    path.write_text(yaml.safe_dump(document))
+    for problem in netspec.check(path):
+        assert problem.code.startswith("NS") and problem.file == str(path) and problem.line is not None
