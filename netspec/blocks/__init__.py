@@ -9,14 +9,26 @@ so validation, building, export and training need to know nothing of blocks.
 Each expanded layer keeps its `Origin`: where it is written, and the chain of `Use`s that made it.
 `netspec.read_spec` returns an `ExpandedSource`, which shows a problem of the flat spec at the line
 of the block's definition with the uses that led there, and sets `Spec.origins` (one `Origin` per
-layer, in order) for whoever shows a use as one unit (summary, draw).
+layer, in order) for whoever shows a use as one unit (summary, draw). A spec made in code
+(`Spec.model_validate(data)`) has its blocks expanded by `expand_data`, without positions.
 
 The bounds are counted before any layer is made: a use's size is found from one copy of its block
 (times `repeat`), so `repeat: 1000000000` is refused at once, without building anything.
 """
 
-from netspec.blocks.expansion import MAX_DEPTH, MAX_LAYERS, expand
+from netspec.blocks.expansion import MAX_DEPTH, MAX_LAYERS, expand, expand_data, uses_blocks
 from netspec.blocks.origins import ExpandedSource, Origin, Use
 from netspec.blocks.reading import BLOCK_KEYS, USE_KEYS
 
-__all__ = ["BLOCK_KEYS", "MAX_DEPTH", "MAX_LAYERS", "USE_KEYS", "ExpandedSource", "Origin", "Use", "expand"]
+__all__ = [
+    "BLOCK_KEYS",
+    "MAX_DEPTH",
+    "MAX_LAYERS",
+    "USE_KEYS",
+    "ExpandedSource",
+    "Origin",
+    "Use",
+    "expand",
+    "expand_data",
+    "uses_blocks",
+]

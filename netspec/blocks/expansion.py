@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from netspec.blocks.origins import ExpandedSource, Origin, Use
 from netspec.blocks.reading import Failed, Reader, Resolved, local_name
-from netspec.errors import plural
+from netspec.errors import SpecError, plural
 from netspec.layers.common import NETWORK_INPUT
 from netspec.validation import closest
 from netspec.yaml_source import Source
@@ -27,8 +28,7 @@ def expand(source: Source) -> ExpandedSource | None:
     """
     data = source.data
     layers = data.get("layers")
-    uses_any = isinstance(layers, list) and any(isinstance(item, dict) and "block" in item for item in layers)
-    if "blocks" not in data and not uses_any:
+    if "blocks" not in data and not uses_blocks(data):
         return None
     expander = _Expander(source)
     flat = dict(data)
@@ -36,6 +36,25 @@ def expand(source: Source) -> ExpandedSource | None:
         flat["layers"] = expander.run(layers)
     expander.raise_problems()
     return ExpandedSource(source.file, data, source.root, source.text, flat=flat, origins=expander.origins)
+
+
+def expand_data(data: dict) -> dict:
+    """A spec made in code (plain data, no file) with its blocks expanded; unchanged if it uses none.
+
+    Raises:
+        SpecError: the problems of its blocks and uses, with paths but no file or line.
+    """
+    try:
+        expanded = expand(Source("", data, None))
+    except SpecError as err:
+        raise SpecError([replace(p, file=None, line=None, column=None) for p in err.problems]) from None
+    return expanded.flat if expanded is not None else data
+
+
+def uses_blocks(data: Any) -> bool:
+    """Whether spec data has a layer that uses a block."""
+    layers = data.get("layers") if isinstance(data, dict) else None
+    return isinstance(layers, list) and any(_is_use(item) for item in layers)
 
 
 def _is_use(item: Any) -> bool:
@@ -77,7 +96,7 @@ class _Expander(Reader):
         return total
 
     def use_size(self, use: Resolved, path: tuple, chain: tuple[Use, ...], budget: int) -> int:
-        line = self.source.position(path)[0]
+        line = self.line(path)
         first_chain = (*chain, Use(path, use.first_block, _copy_name(use, 0, chain), line))
         if not self.can_enter(use.first_block, path, chain, first_chain):
             return 0
@@ -175,7 +194,7 @@ class _Expander(Reader):
 
     def make_use(self, use: Resolved, path: tuple, chain: tuple[Use, ...], input_name: str, given: bool) -> str:
         """Add the layers of every copy of `use`, the first reading `input_name`; returns the last one's name."""
-        line = self.source.position(path)[0]
+        line = self.line(path)
         for i in range(use.repeat or 1):
             block, params = (use.first_block, use.first_params) if i == 0 else (use.block, use.params)
             copy = _copy_name(use, i, chain)

@@ -18,11 +18,12 @@ class Use:
     """The block this copy is made of (the use's `first: {block: ...}` for its first copy)."""
     copy: str
     """The copy's name, the prefix of its layers' names: "layer2.0", or "layer2.0.downsample"."""
-    line: int
-    """The line the use is written on."""
+    line: int | None
+    """The line the use is written on (None for a spec made in code)."""
 
     def __str__(self) -> str:
-        return f"{Problem('', '', self.path).dotted_path} (use of {self.block!r}, copy {self.copy}, line {self.line})"
+        line = f", line {self.line}" if self.line is not None else ""
+        return f"{Problem('', '', self.path).dotted_path} (use of {self.block!r}, copy {self.copy}{line})"
 
 
 def via(uses: tuple[Use, ...]) -> str:

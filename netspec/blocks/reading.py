@@ -77,6 +77,10 @@ class Reader:
         found = self.source.locate(Problem(code, message, path, via=via(chain)), key)
         self.problems.setdefault((code, path), found)  # a problem seen from two copies is one problem
 
+    def line(self, path: tuple) -> int | None:
+        """The line `path` is written on (None for a spec made in code, which has no file)."""
+        return self.source.position(path)[0] if self.source.root is not None else None
+
     def raise_problems(self) -> None:
         if self.problems:
             raise SpecError(sorted(self.problems.values(), key=lambda p: (p.line or 0, p.column or 0)))
