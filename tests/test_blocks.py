@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import textwrap
 import tracemalloc
 from pathlib import Path
@@ -614,3 +615,20 @@ layers:
         "layer counted); move large arrays to a .npy/.npz weight file, or write fewer copies"
     ]
     assert peak < 20_000_000  # the copies share the one list: nothing like 1,000 lists of 6,000 floats (~200 MB)
+
+
+def test_validate_formats_name_the_uses_too(write_spec):
+    path = write_spec(BLOCKS.replace("kernel: 1, stride: $stride", "kernel: 1, stride: $strde"))
+    uses = (
+        "layers[2] (use of 'basic_down', copy layer2.0, line 33) → blocks.basic_down.layers[4] "
+        "(use of 'conv_bn', copy layer2.0.downsample, line 23) → "
+    )
+    record = json.loads(invoke("validate", "--format", "json", path).output.splitlines()[0])
+    assert (record["line"], record["code"], record["path"], record["via"]) == (
+        28,
+        "NS134",
+        "blocks.conv_bn.layers[0].stride",
+        uses,
+    )
+    github = invoke("validate", "--format", "github", path).output.splitlines()[0]
+    assert github.startswith(f"::error file={path},line=28,col=73,title=NS134::{uses}blocks.conv_bn.layers[0].stride: ")
