@@ -34,6 +34,9 @@ CODES: dict[str, str] = {
     "NS129": "layer whose output no layer reads",
     "NS130": "layer given more or fewer inputs than its type reads",
     "NS131": "groups do not divide a convolution's channels or filters",
+    "NS132": "block that uses itself, directly or through other blocks",
+    "NS133": "blocks nested too deeply, or expanding to too many layers",
+    "NS134": "$parameter that the block does not declare",
     # Weights and biases.
     "NS201": "explicit array has the wrong shape",
     "NS202": "weight file not found",
@@ -116,7 +119,8 @@ class Problem:
     """One thing wrong with a spec or an input, with where it is.
 
     `path` is the route to the value inside the spec, e.g. ("layers", 1, "neurons");
-    `file`, `line` and `column` (1-based) are filled in when the YAML source is known.
+    `file`, `line` and `column` (1-based) are filled in when the YAML source is known; `via` says
+    which uses of blocks led to a problem inside a block.
     """
 
     code: str
@@ -125,6 +129,9 @@ class Problem:
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    via: str = ""
+    """For a problem inside a block: the uses that led to it, outermost first, each ending in " → "
+    (see netspec.blocks); shown before the path, which is then the block definition's."""
 
     @property
     def dotted_path(self) -> str:
@@ -145,7 +152,7 @@ class Problem:
                 where += f":{self.line}:{self.column or 1}"
             where += ": "
         path = f"{self.dotted_path}: " if self.path else ""
-        return f"{where}{self.code} {path}{self.message}"
+        return f"{where}{self.code} {self.via}{path}{self.message}"
 
 
 class NetspecError(Exception):

@@ -8,6 +8,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     create_model,
     field_validator,
@@ -16,7 +17,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netspec import graph
-from netspec.errors import Problem, plural
+from netspec.blocks import expand_data, uses_blocks
+from netspec.errors import Problem, SpecError, plural
 from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
 from netspec.layers import KINDS, Layer
 from netspec.layers.kind import layer_union
@@ -254,6 +256,16 @@ class Training(SpecModel):
         return self
 
 
+class Block(SpecModel):
+    """A named group of layers with parameters, used as one layer: `{name: layer1, block: basic, repeat: 2}`."""
+
+    params: dict[str, Any] = {}
+    """The block's parameters and their defaults; ~ (null) makes a parameter required at every use."""
+    layers: list[dict[str, Any]] = Field(min_length=1)
+    """The block's layers, in order: `$param` stands for a parameter's value, `input` for what the block reads;
+    its last layer is its output."""
+
+
 class Spec(SpecModel):
     """A network: its input, its layers in order, its class labels and its initial parameters."""
 
@@ -274,10 +286,37 @@ class Spec(SpecModel):
     weights_file: WeightsFileField | None = None
     """A .npz or .safetensors file beside the spec whose arrays replace what the layers say: its name (arrays
     named "<layer>.weights", "<layer>.bias", …), or {file: ..., names: pytorch} for a PyTorch state dict."""
+    blocks: dict[str, Block] | None = None
+    """Named blocks of layers, used in `layers` by a layer with `block:` instead of `type:` (expanded as read)."""
     layers: list[Layer] = Field(min_length=1)
     """The layers, from the input to the output; each reads the layer before it, or the layers its `inputs` names."""
     training: Training | None = None
     """How `netspec train` learns the weights."""
+
+    _origins: tuple | None = PrivateAttr(default=None)
+
+    @property
+    def origins(self) -> tuple | None:
+        """Where each layer was written, for a spec read from a file with blocks (None otherwise).
+
+        One `netspec.blocks.Origin` per layer, in order: `origin.path` is its definition
+        (("layers", 5), or ("blocks", "basic", "layers", 0) inside a block) and `origin.uses` the
+        chain of uses that made it, outermost first (each a `netspec.blocks.Use` with the use's
+        `path`, `block`, `copy` name and `line`); empty for a layer written at top level.
+        """
+        return self._origins
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks_expanded(cls, data: Any) -> Any:
+        # A file's blocks are expanded as it is read, with positions (netspec.loader.read_spec); a spec
+        # made in code is expanded here, its problems said by path.
+        if not uses_blocks(data):
+            return data
+        try:
+            return expand_data(data)
+        except SpecError as err:
+            raise rule_error(err.problems) from None
 
     @field_validator("netspec")
     @classmethod
