@@ -66,9 +66,12 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
         )
     model = model_for(source.data)
     try:
-        spec = model.model_validate(source.data)
+        # The folder is where `classes: {file: ...}` is read from, as weight files are.
+        spec = model.model_validate(source.data, context={"base_dir": path.parent})
     except ValidationError as err:
         raise located(source, problems_from(err, model)) from None
+    except SpecError as err:  # the classes file: its path is in the spec, its labels' problems in the file
+        raise located(source, err.problems) from None
     return spec, source
 
 
@@ -143,6 +146,6 @@ def _in_file(source: Source, work: Callable[[], T]) -> T:
 
 
 def located(source: Source, problems: list[Problem]) -> SpecError:
-    located = [source.locate(p, key=p.code in _KEY_CODES) for p in problems]
+    located = [p if p.file else source.locate(p, key=p.code in _KEY_CODES) for p in problems]
     located.sort(key=lambda p: (p.line or 0, p.column or 0))
     return SpecError(located)
