@@ -375,8 +375,11 @@ def test_a_trained_spec_keeps_its_classes_file_beside_it_and_inlines_the_labels_
 
 def test_no_output_may_replace_the_classes_file(spec_and_photo, tmp_path):
     spec, path = spec_and_photo
-    result = invoke("run", spec, path, "--explain", tmp_path / "labels.txt")
-    assert result.exit_code != 0 and (tmp_path / "labels.txt").read_text() == "rose\nlotus\n"
+    (tmp_path / "labels.png").write_text("rose\nlotus\n")  # a name a picture could be written to
+    spec.write_text(SPEC.replace("labels.txt", "labels.png"))
+    result = invoke("run", spec, path, "--explain", tmp_path / "labels.png")
+    assert result.exit_code == 2 and "--explain" in result.stderr and str(tmp_path / "labels.png") in result.stderr
+    assert (tmp_path / "labels.png").read_text() == "rose\nlotus\n"
 
 
 def test_the_imagenet_labels_are_torchvisions_in_its_order():
