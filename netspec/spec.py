@@ -121,7 +121,7 @@ class ImageInput(SpecModel):
             if value != wanted:
                 message = (
                     f"is {value}, but crop: {written} makes the network's input {crop_width} wide and "
-                    f"{crop_height} high; the {key} is the cropped image's: write {key}: {wanted}"
+                    f"{crop_height} high; the network reads the cropped image: write {key}: {wanted}, or change crop"
                 )
                 yield Problem("NS104", message, (key,))
 

@@ -231,7 +231,7 @@ def test_width_and_height_must_be_the_crops_with_the_fix_said(tmp_path):
     text = SPEC.replace("width: 8, height: 6", "width: 224, height: 6")
     assert located(tmp_path, text) == [
         "spec.yaml:4:18: NS104 input.image.width: is 224, but crop: [6, 8] makes the network's input 8 wide and "
-        "6 high; the width is the cropped image's: write width: 8"
+        "6 high; the network reads the cropped image: write width: 8, or change crop"
     ]
     text = SPEC.replace("width: 8, height: 6", "width: 6, height: 8")
     assert [line[:38] for line in located(tmp_path, text)] == [
@@ -278,6 +278,20 @@ def test_every_reader_of_classes_sees_the_files_labels(spec_and_photo, tmp_path)
     invoke("import", tmp_path / "model.onnx", "-o", tmp_path / "back.yaml")
     back = netspec.load(tmp_path / "back.yaml")
     assert back.classes == ["rose", "lotus"] and back.spec.input.image == network.spec.input.image
+
+
+def test_an_imported_model_is_given_resize_and_crop_in_python(spec_and_photo, tmp_path):
+    pytest.importorskip("onnx")
+    from netspec.interop.importer import import_model
+
+    spec, _ = spec_and_photo
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(SPEC.replace(", resize: 9, crop: [6, 8]", ""))
+    assert invoke("export", plain, "-o", tmp_path / "plain.onnx").exit_code == 0
+    import_model(tmp_path / "plain.onnx", tmp_path / "cropped.yaml", image={"resize": 9, "crop": [6, 8]})
+    assert netspec.load(tmp_path / "cropped.yaml").spec.input.image == netspec.load(spec).spec.input.image
+    with pytest.raises(SpecError, match=r"NS104 input.image.width: is 8, but crop: 6 makes"):
+        import_model(tmp_path / "plain.onnx", tmp_path / "bad.yaml", image={"resize": 9, "crop": 6})
 
 
 def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_path, monkeypatch):
