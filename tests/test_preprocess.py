@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -326,7 +327,11 @@ def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_pat
                 "spec.yaml:2:17: NS207 classes.file: '/etc/hostname' is an absolute path; give a path relative to the spec's folder"
             ],
         ),
-        ("sub", "folder", ["spec.yaml:2:17: NS203 classes.file: 'sub' is a folder, not a text file of labels"]),
+        (
+            "sub",
+            "folder",
+            ["spec.yaml:2:17: NS203 classes.file: 'sub' is a folder; give a text file of labels, one a line"],
+        ),
         ("empty.txt", "\n\n", ["empty.txt: NS109 the file holds no labels; write one class label a line"]),
         (
             "twice.txt",
@@ -337,6 +342,21 @@ def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_pat
             ],
         ),
         ("latin1.txt", b"ros\xe9\n", ["latin1.txt: NS103 the labels are not UTF-8 text (byte 0xe9 at offset 3)"]),
+        (
+            "huge.txt",
+            b"a\n" * (8 * 2**20 + 1),
+            [
+                "huge.txt: NS103 the file holds more than 16,777,216 bytes, more than any list of labels; give a labels file"
+            ],
+        ),
+        (
+            "pipe",
+            "fifo",
+            [
+                "spec.yaml:2:17: NS203 classes.file: 'pipe' is not a plain file (a pipe or a device); give a text file of labels, "
+                "one a line"
+            ],
+        ),
     ],
 )
 def test_a_bad_classes_file_is_refused_located(tmp_path, name, content, expected):
@@ -344,6 +364,8 @@ def test_a_bad_classes_file_is_refused_located(tmp_path, name, content, expected
     work.mkdir()
     if content == "folder":
         (work / name).mkdir()
+    elif content == "fifo":
+        os.mkfifo(work / name)  # reading it would wait for a writer that never comes
     elif isinstance(content, bytes):
         (work / name).write_bytes(content)
     elif content is not None:
