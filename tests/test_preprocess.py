@@ -141,6 +141,19 @@ def test_the_size_arithmetic_is_torchvisions_for_every_size():
             assert cut.tolist() == ours, (size, crop)
 
 
+def test_a_resize_past_the_pixel_limit_is_refused_before_it_is_made(tmp_path):
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (4000, 1), (9, 9, 9)).save(strip)
+    with pytest.raises(netspec.InputError) as caught:
+        images.read(strip, image_input(resize=256, crop=224))
+    assert str(caught.value) == (
+        f"{strip}: NS304 image is 4000×1 pixels: resizing its shorter side to 256 makes it 1024000×256, more than "
+        "the limit of 64,000,000; crop it nearer to a square, or raise the limit with --max-pixels 262144000 if "
+        "you trust the file"
+    )
+    assert images.read(strip, image_input(resize=256, crop=224), max_pixels=262_144_000).shape == (3, 224, 224)
+
+
 def test_without_resize_or_crop_images_are_resized_to_width_by_height_as_before():
     image = photo(40, 30)
     x = images.to_array(image, ImageInput.model_validate({"width": 16, "height": 12}))
