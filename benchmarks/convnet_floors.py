@@ -159,14 +159,16 @@ def product_shapes(network: netspec.Network, batch: int) -> list[tuple[str, int,
 def products_floor(shapes, rng) -> dict[str, object]:
     """A function per kind running every product of that kind as netspec cuts it at inference: rows of the
     unrolled windows in blocks of at most max(BLOCK_BYTES, BLOCK_PER_WEIGHT × the weights' bytes), each
-    block np.matmul(a, b, out=rows of c), the block's operand made beforehand (one buffer a layer, as
-    netspec reuses one) — the products alone: no unrolling, padding, bias or activation. Blocks are
-    faster than one whole product at batch 8 (they stay in cache)."""
+    block np.matmul(a, w.T, out=rows of c) as netspec calls it, the block's operand made beforehand (one
+    buffer a layer, as netspec reuses one): the products alone, no unrolling, padding, bias or
+    activation. Blocks are faster than one whole product at batch 8 (they stay in cache)."""
     by_kind: dict[str, list] = defaultdict(list)
     for kind, groups, m, k, n in shapes:
         step = max(1, min(m, max(BLOCK_BYTES, int(BLOCK_PER_WEIGHT * k * n * 4)) // (k * 4)))
         a = rng.standard_normal((step, k), dtype=np.float32)
-        b = rng.standard_normal((k, n), dtype=np.float32)
+        b = rng.standard_normal(
+            (n, k), dtype=np.float32
+        ).T  # the weights as netspec holds them: (filters, k), read transposed
         c = np.empty((m, n), np.float32)
         blocks = [(a[: min(step, m - top)], c[top : top + step]) for top in range(0, m, step)]
         by_kind[kind] += [(b, blocks)] * groups
@@ -411,7 +413,7 @@ def floors_of(name, network, runtime, onnx_path, x, rounds, rng, speed, folder) 
             f"{winograd} of the 3×3 convolutions run in netspec as Winograd F(2×2, 3×3) (2.25× fewer multiplies "
             "than the direct product whose floor is above)."
         )
-    if name == "resnet20":
+    if name == "resnet20" and batch == 1:
         lines.append(fixed_costs(network, x, steps, shapes))
     return "\n".join(lines)
 
