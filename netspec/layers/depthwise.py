@@ -1,31 +1,17 @@
 """Depthwise convolutions (one group per input channel) at inference and in training's forward: in-place
 multiply-adds over whole rows of the padded channels-last input, a kernel tap at a time, block by block while
-the block is in cache, never a product with a block-diagonal matrix.
-
-At batch ≥ THREADS_FROM_BATCH the images are shared between the cores (netspec.threads.workers): NumPy's
-element-wise loops release the GIL, and each image's output is written by one thread only.
-"""
+the block is in cache, never a product with a block-diagonal matrix."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import numpy as np
 
-from netspec import threads as blas
 from netspec.layers.conv_forward import Plan, finished, padded
 
 DEPTHWISE_BLOCK_BYTES = 256 << 10
 """Output of a depthwise convolution computed at a time: every kernel position adds into it while in cache."""
-
-THREADS_FROM_BATCH = 8
-"""Batches from which a depthwise convolution's images are shared between threads, as ordinary convolutions'
-rows are (netspec.layers.conv_forward.THREADS_FROM_BATCH); measured in docs/performance.md."""
-
-THREADS_FROM = 1 << 20
-"""Multiply-adds (output numbers × kernel area) from which a depthwise convolution is split: a hand-off
-costs 20-50 µs, a million multiply-adds here about 0.5 ms on one core."""
 
 
 def depthwise(
@@ -51,20 +37,16 @@ def depthwise(
     out_h, out_w = p.out_hw
     z = np.empty((p.batch, out_h, out_w, p.channels, each), dtype=np.result_type(data, taps))
     step = max(1, DEPTHWISE_BLOCK_BYTES // max(out_w * p.channels * each * z.itemsize, 1))
-
-    def images(first: int, last: int) -> None:
-        spare = np.empty((min(step, out_h), *z.shape[2:]), dtype=z.dtype)
-        for b in range(first, last):
-            for top in range(0, out_h, step):
-                bottom = min(top + step, out_h)
-                out, tmp = z[b, top:bottom], spare[: bottom - top]
-                for n, (i, j, rows, cols) in enumerate(p.taps((top, bottom))):
-                    np.multiply(data[b, rows, cols, :, None], taps[i, j], out=tmp if n else out)
-                    if n:
-                        out += tmp
-                finished(out.reshape(-1, p.channels * each), bias, finish)
-
-    _shared(images, p, z.size)
+    spare = np.empty((min(step, out_h), *z.shape[2:]), dtype=z.dtype)
+    for b in range(p.batch):
+        for top in range(0, out_h, step):
+            bottom = min(top + step, out_h)
+            out, tmp = z[b, top:bottom], spare[: bottom - top]
+            for n, (i, j, rows, cols) in enumerate(p.taps((top, bottom))):
+                np.multiply(data[b, rows, cols, :, None], taps[i, j], out=tmp if n else out)
+                if n:
+                    out += tmp
+            finished(out.reshape(-1, p.channels * each), bias, finish)
     return z
 
 
@@ -85,60 +67,20 @@ def _one_per_channel(data: np.ndarray, taps: np.ndarray, p: Plan, bias, finish) 
     z = np.empty((p.batch, out_h, out_w * channels), dtype=np.result_type(data, taps))
     row = out_w * channels
     step = max(1, DEPTHWISE_BLOCK_BYTES // max(row * z.itemsize, 1))
+    spare = np.empty((min(step, out_h), row), dtype=z.dtype)
     reads = []
     for i in range(p.kernel[0]):
         for j in range(p.kernel[1]):
             phase, start = phases[j * dw % sw], j * dw // sw
             reads.append((i * dh, phase[:, :, start : start + out_w], np.tile(taps[i, j], out_w).astype(z.dtype)))
-
-    def images(first: int, last: int) -> None:
-        spare = np.empty((min(step, out_h), row), dtype=z.dtype)
-        for b in range(first, last):
-            for top in range(0, out_h, step):
-                bottom = min(top + step, out_h)
-                out, tmp = z[b, top:bottom], spare[: bottom - top]
-                for n, (first_row, columns, tap) in enumerate(reads):
-                    rows = slice(first_row + top * sh, first_row + (bottom - 1) * sh + 1, sh)
-                    pixels = columns[b, rows].reshape(bottom - top, row)
-                    np.multiply(pixels, tap, out=tmp if n else out)
-                    if n:
-                        out += tmp
-                finished(out.reshape(-1, channels), bias, finish)
-
-    _shared(images, p, z.size)
+    for b in range(p.batch):
+        for top in range(0, out_h, step):
+            bottom = min(top + step, out_h)
+            out, tmp = z[b, top:bottom], spare[: bottom - top]
+            for n, (first, columns, tap) in enumerate(reads):
+                pixels = columns[b, first + top * sh : first + (bottom - 1) * sh + 1 : sh].reshape(bottom - top, row)
+                np.multiply(pixels, tap, out=tmp if n else out)
+                if n:
+                    out += tmp
+            finished(out.reshape(-1, channels), bias, finish)
     return z.reshape(p.batch, out_h, out_w, channels)
-
-
-def _shared(images: Callable[[int, int], None], p: Plan, outputs: int) -> None:
-    """images(first, last) over the whole batch: on this thread alone, or, where more than one thread may run
-    and the batch and the work are large enough, in runs of images that the threads take in turn.
-
-    Each thread takes the next run until none is left, so a thread slowed by other work on its core (a
-    shared machine) takes fewer. The runs are contiguous images: each writes its own images' output only.
-    """
-    work = outputs * p.kernel[0] * p.kernel[1]
-    n = blas.workers() if p.batch >= THREADS_FROM_BATCH and work >= THREADS_FROM else 1
-    if n <= 1:
-        images(0, p.batch)
-        return
-    count = min(p.batch, n * RUNS_PER_THREAD)
-    cuts = [p.batch * k // count for k in range(count + 1)]
-    turns = itertools.count()
-
-    def run() -> None:
-        for k in turns:
-            if k >= count:
-                return
-            images(cuts[k], cuts[k + 1])
-
-    helpers = min(n, count) - 1
-    pending = [blas.pool(helpers).submit(run) for _ in range(helpers)]
-    try:
-        run()
-    finally:
-        for done in pending:
-            done.result()
-
-
-RUNS_PER_THREAD = 2
-"""Runs of images per thread, taken in turn: a thread on a busy core takes fewer."""
