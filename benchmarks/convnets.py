@@ -38,6 +38,11 @@ Targets (issue 15): forward at most 1.3× the faster of onnxruntime and PyTorch 
 PyTorch; training step at most 1.5× PyTorch; forward memory at most 1.5× PyTorch's; the dense chain
 as docs/performance.md states (batch 1 at most 1.2× plain NumPy, batch 64 at most 1.0×).
 
+floors (only when named; benchmarks/convnet_floors.py): for each forward target not met, the floor that
+NumPy on this machine's BLAS sets (bare matrix products of the convolutions' unrolled shapes, depthwise
+multiply-adds, per-call costs), next to netspec's and onnxruntime's time for the same layers and whole
+forward pass, all on one thread: a markdown table per model and batch.
+
 --profile: where netspec's forward time goes for each forward case's batch-1 model, on 1 thread (time
 by layer kind, convolutions split by kernel, depthwise and stride; each convolution kind next to its
 bare matrix product; cProfile's functions), and of resnet20's training step (forward and backward
@@ -81,6 +86,8 @@ TOLERANCE = 1e-4
 FORWARD = {"resnet18": (1, 8), "mobilenet_v2": (1, 8), "squeezenet1_1": (1, 8), "vgg11": (1,), "resnet20": (1, 64)}
 GROUPS = {"forward": tuple(FORWARD), "train": tuple(TRAIN), "memory": tuple(MEMORY), "dense": ("dense",)}
 CASES = (*FORWARD, *TRAIN, *MEMORY, "dense")
+ON_REQUEST = ("floors",)
+"""Cases run only when named: `floors` (benchmarks/convnet_floors.py) is the floors under the unmet targets."""
 FORWARD_TARGET, TORCH_TARGET, TRAIN_TARGET = 1.3, 1.0, 1.5
 LABELS = {"1": "1 thread", "default": "default"}
 
@@ -353,9 +360,11 @@ def chosen_cases(names: list[str], parser) -> list[str]:
     picked = []
     for name in names or CASES:
         found = GROUPS.get(name, (name,))
-        unknown = [case for case in found if case not in CASES]
+        unknown = [case for case in found if case not in CASES + ON_REQUEST]
         if unknown:
-            parser.error(f"unknown case {name!r}; choose among {', '.join(CASES)}, or a group: {', '.join(GROUPS)}")
+            parser.error(
+                f"unknown case {name!r}; choose among {', '.join(CASES + ON_REQUEST)}, or a group: {', '.join(GROUPS)}"
+            )
         picked += [case for case in found if case not in picked]
     return picked
 
@@ -366,7 +375,7 @@ def main() -> None:
         "cases",
         nargs="*",
         metavar="CASE",
-        help=f"cases (default: all): {', '.join(CASES)}; groups: {', '.join(GROUPS)}",
+        help=f"cases (default: all): {', '.join(CASES)}; groups: {', '.join(GROUPS)}; named only: floors",
     )
     parser.add_argument("--threads", choices=("1", "default", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each engine taking turns (medians)")
@@ -407,7 +416,13 @@ def main() -> None:
         if "dense" in cases:
             print("\nthe dense chain, default threads (µs per call; × plain NumPy)")
             dense = dense_case(folder, args.rounds)
-    table = markdown(forward, train, memory, dense)
+        floors = []
+        if "floors" in cases:
+            from benchmarks.convnet_floors import floors_case
+
+            print("\nfloors: what NumPy on this BLAS cannot go below, next to netspec and onnxruntime, 1 thread")
+            floors = floors_case(folder, args.rounds)
+    table = "\n\n".join(part for part in (markdown(forward, train, memory, dense), *floors) if part)
     print(f"\n{table}\n\n({time.perf_counter() - started:,.0f} s)")
     if args.markdown:
         args.markdown.write_text(f"{text}\n\n{table}\n")
