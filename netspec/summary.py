@@ -124,7 +124,8 @@ class Summary:
     def _blocks_line(self) -> str:
         uses = [row for row in self.units if row.type.startswith(BLOCK)]
         layers = len(self.rows) - len(self.units) + len(uses)
-        return f"Blocks: {plural(len(uses), 'use')} shown as one row each ({layers:,} layers); --expand shows every layer"
+        shown = f"{plural(len(uses), 'use')} shown as one row each ({layers:,} layers)"
+        return f"Blocks: {shown}; --expand shows every layer"
 
 
 def _reads_row_above(rows: list[LayerRow]) -> bool:

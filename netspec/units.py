@@ -7,9 +7,9 @@ layer its copies expanded to, nested uses included, which the expansion lists on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Sequence
 
 from netspec.node import INPUT
 from netspec.spec import Spec

@@ -8,8 +8,9 @@ rows, around the boxes between (down an empty column, else down a lane to the ri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from netspec.layers.kind import dims
 from netspec.node import INPUT
@@ -92,7 +93,8 @@ def _unit_boxes(network: Network, found: list[Unit]) -> Iterator[Box]:
     by_layer = owners(found, names)
     inputs = [node.inputs for node in network.layers]
     for unit in found:
-        read = list(dict.fromkeys(by_layer[name].name if name in by_layer else name for name in reads(unit, inputs, names)))
+        outside = reads(unit, inputs, names)
+        read = list(dict.fromkeys(by_layer[name].name if name in by_layer else name for name in outside))
         if not unit.is_use:
             box = next(layers)
             box.inputs = read
@@ -101,7 +103,9 @@ def _unit_boxes(network: Network, found: list[Unit]) -> Iterator[Box]:
         for _ in unit.layers:
             next(layers)
         shape = dims(network.layers[unit.stop - 1].output_shape)
-        copies = unit.copies if len(unit.copies) <= WIDEST_LINE else f"{len(unit.blocks)} copies of {unit.blocks[-1]}, …"
+        copies = unit.copies
+        if len(copies) > WIDEST_LINE:  # long block names: the count and the last block, which most copies are
+            copies = f"{len(unit.blocks)} copies of {unit.blocks[-1]}, …"
         detail = f"{copies}\n{len(unit.layers)} layers → {shape}"
         yield Box(unit.name, unit.name, detail, FILLS["unit"], read)
 
