@@ -44,13 +44,13 @@ class Unit:
 
 
 def units(spec: Spec) -> list[Unit] | None:
-    """The spec's layers grouped by top-level use, in order; None for a spec without blocks.
+    """The spec's layers grouped by top-level use, in order; None for a spec that uses no block.
 
     The layers of one use are contiguous (a use is expanded in place), so each run of layers made by
     the same top-level use (the same `uses[0].path`; each copy is its own `Use`) is one unit.
     """
     origins = spec.origins
-    if origins is None:
+    if origins is None or not any(origin.uses for origin in origins):  # blocks defined but none used: flat
         return None
     found: list[Unit] = []
     index = 0

@@ -101,6 +101,19 @@ def test_network_summary_has_the_rows_of_the_units_and_of_every_layer(both):
     assert twin.units == [] and str(twin) == str(netspec.load(flat).summary(expand=True))
 
 
+def test_a_spec_that_defines_blocks_but_uses_none_is_shown_flat(write_spec):
+    from netspec.pictures import diagram
+
+    head, layers = BRANCHES.split("layers:\n  - {name: stem")
+    layers = "layers:\n  - {name: stem, type: conv2d, filters: 4, kernel: 3, padding: 1}\n"
+    layers += "  - {name: flat, type: flatten}\n  - {name: out, type: dense, neurons: 2, activation: softmax}\n"
+    defined = write_spec(head + layers, "defined.yaml")
+    plain = write_spec(head.split("blocks:")[0] + layers, "plain.yaml")  # the same without `blocks:`
+    assert netspec.read_spec(defined)[0].origins is not None and units(netspec.read_spec(defined)[0]) is None
+    assert invoke("summary", defined).stdout == invoke("summary", plain).stdout
+    assert box_names(diagram.draw(netspec.load(defined))) == box_names(diagram.draw(netspec.load(plain))) == []
+
+
 def test_a_spec_without_blocks_summarises_as_before():
     spec = ROOT / "examples" / "residual-block.yaml"
     plain = invoke("summary", spec).stdout

@@ -12,6 +12,7 @@ from netspec.graph import is_chain
 from netspec.layers.kind import dims
 from netspec.pictures import boxes
 from netspec.pictures.canvas import NEGATIVE, NEUTRAL, POSITIVE, pyplot
+from netspec.units import units
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -62,7 +63,7 @@ def draw(network: Network, expand: bool = False):
 
     A spec with blocks is drawn as boxes, one per use of a block, unless `expand` (then as the flat spec).
     """
-    if network.spec.origins is not None and not expand:
+    if not expand and units(network.spec) is not None:
         return boxes.draw(network)
     if len(network.layers) > MOST_LAYERS or not is_chain(network.layers):
         return boxes.draw(network, expand=True)
