@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -22,6 +23,14 @@ def invoke(*args):
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output + result.stderr
     return result
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures drawn here are looked at, not kept: closed so that matplotlib holds no more than it should."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture
