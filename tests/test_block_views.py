@@ -111,7 +111,7 @@ def test_network_summary_has_the_rows_of_the_units_and_of_every_layer(both):
 
 
 def test_a_spec_that_defines_blocks_but_uses_none_is_shown_flat(write_spec):
-    from netspec.pictures import diagram
+    diagram = pictures()
 
     head, layers = BRANCHES.split("layers:\n  - {name: stem")
     layers = "layers:\n  - {name: stem, type: conv2d, filters: 4, kernel: 3, padding: 1}\n"
@@ -194,6 +194,14 @@ def test_a_use_is_shown_by_its_name_whatever_its_copies_are_numbered(write_spec)
     assert netspec.read_spec(spec)[0].layers[6].name == "layer4.0.a"  # the copy is numbered, the use is not
 
 
+def pictures():
+    """netspec.pictures.diagram, or a skip where matplotlib (the plot extra) is not installed."""
+    pytest.importorskip("matplotlib", reason="pip install 'matplotlib>=3.7' (netspec's plot extra)")
+    from netspec.pictures import diagram
+
+    return diagram
+
+
 # Draw --------------------------------------------------------------------------------------------------
 
 
@@ -210,7 +218,7 @@ def texts(figure) -> set[str]:
 
 
 def test_draw_shows_each_use_as_one_box(both):
-    from netspec.pictures import diagram
+    diagram = pictures()
 
     figure = diagram.draw(netspec.load(both[0]))
     assert box_names(figure) == ["input", "conv1", "layer1", "layer2", "pool", "fc"]
@@ -227,7 +235,7 @@ def test_draw_shows_each_use_as_one_box(both):
 
 
 def test_draw_expand_draws_every_layer_as_the_flat_twin(both):
-    from netspec.pictures import diagram
+    diagram = pictures()
 
     blocks, flat = both
     expanded, twin = diagram.draw(netspec.load(blocks), expand=True), diagram.draw(netspec.load(flat))
@@ -237,7 +245,7 @@ def test_draw_expand_draws_every_layer_as_the_flat_twin(both):
 
 
 def test_draw_of_branches_arrows_each_use_from_what_its_layers_read(write_spec):
-    from netspec.pictures import diagram
+    diagram = pictures()
 
     figure = diagram.draw(netspec.load(write_spec(BRANCHES)))
     assert box_names(figure) == ["input", "stem", "left", "right", "mid", "join", "flat", "both", "out"]
@@ -260,6 +268,7 @@ def test_draw_of_branches_arrows_each_use_from_what_its_layers_read(write_spec):
 
 
 def test_draw_writes_the_boxes_into_the_svg(both, tmp_path):
+    pictures()
     svg = tmp_path / "net.svg"
     assert invoke("draw", both[0], "-o", svg).stdout == f"wrote {svg}\n"
     text = svg.read_text()
@@ -270,7 +279,7 @@ def test_draw_writes_the_boxes_into_the_svg(both, tmp_path):
 
 
 def test_a_spec_without_blocks_draws_as_before():
-    from netspec.pictures import diagram
+    diagram = pictures()
 
     network = netspec.load(ROOT / "examples" / "residual-block.yaml")
     figure = diagram.draw(network)
