@@ -294,15 +294,16 @@ class Network:
 
         return evaluate(self, *self._examples(x, y), threads)
 
-    def summary(self) -> Summary:
+    def summary(self, expand: bool = False) -> Summary:
         """The table of layers and totals that `netspec summary` prints; `print(network.summary())` shows it.
 
         Its `rows` (name, type, output_shape, params, multiply_adds, activation, inputs) and totals are numbers;
-        for a graph (`graph`), the table shows what each layer reads.
+        for a graph (`graph`), the table shows what each layer reads. A spec with blocks also has `units`,
+        one row per use of a block, which the table shows unless `expand`.
         """
         from netspec.summary import summarise
 
-        return summarise(self.spec)
+        return summarise(self.spec, expand)
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write this network as a spec (`path`) plus a `.npz` of its arrays beside it.

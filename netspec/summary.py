@@ -6,7 +6,7 @@ No array is made: a network too large for this machine's memory is summarised as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import prod
 
 import numpy as np
@@ -16,10 +16,13 @@ from netspec.errors import plural, size_shown
 from netspec.fusion import folds
 from netspec.graph import is_chain
 from netspec.spec import Spec
+from netspec.units import owners, reads, shown, units
 
 HEADERS = ("Layer", "Type", "Output shape", "Params", "Mult-adds", "Activation")
 CONNECTED = "Connected to"
 """The column a graph's table adds: what each layer reads (a chain's table leaves it out: always the row above)."""
+BLOCK = "block "
+"""How a use's type starts in the table: "block identity ×2", "block basic + identity"."""
 CLASSES_WIDTH = 100
 """Characters of the classes line; longer lists (ImageNet's 1,000 labels) show their first labels and a count."""
 
@@ -68,14 +71,28 @@ class Summary:
     folded: dict[str, str] = field(default_factory=dict)
     """Each batch norm folded into the layer before it when the network runs (netspec.fusion): its name →
     that layer's type (conv2d or dense)."""
+    units: list[LayerRow] = field(default_factory=list)
+    """For a spec with blocks: the input, then one row per layer or use of a block written at top level
+    (a use's row: its name, type "block <its copies' blocks>", its last layer's output shape, the sums of
+    its layers' parameters and multiply-adds, and what it reads from outside). Empty without blocks."""
+    expand: bool = False
+    """Whether the table shows every layer (`rows`) rather than one row per use of a block (`units`)."""
 
     @property
     def non_trainable_params(self) -> int:
         return self.params - self.trainable_params
 
+    @property
+    def shown(self) -> list[LayerRow]:
+        """The rows the table shows: one per use of a block, or every layer (with `expand`, or without blocks)."""
+        return self.units if self.units and not self.expand else self.rows
+
     def __str__(self) -> str:
-        headers = (*HEADERS, CONNECTED) if self.graph else HEADERS
-        table = [headers, *(row.cells(self.graph) for row in self.rows)]
+        rows = self.shown
+        # The units of a ResNet read one another in a chain: what each reads is then the row above.
+        graph = self.graph if rows is self.rows else not _reads_row_above(rows)
+        headers = (*HEADERS, CONNECTED) if graph else HEADERS
+        table = [headers, *(row.cells(graph) for row in rows)]
         widths = [max(len(cells[i]) for cells in table) for i in range(len(headers))]
         numeric = {3, 4}
 
@@ -100,8 +117,19 @@ class Summary:
                 f"Mult-adds per input: {self.multiply_adds:,}",
                 f"Input values per sample: {self.input_values:,}",
                 *([folded_line(self.folded)] if self.folded else []),
+                *([self._blocks_line()] if rows is self.units else []),
             ]
         )
+
+    def _blocks_line(self) -> str:
+        uses = [row for row in self.units if row.type.startswith(BLOCK)]
+        layers = len(self.rows) - len(self.units) + len(uses)
+        shown = f"{plural(len(uses), 'use')} shown as one row each ({layers:,} layers)"
+        return f"Blocks: {shown}; --expand shows every layer"
+
+
+def _reads_row_above(rows: list[LayerRow]) -> bool:
+    return all(row.inputs == (above.name,) for above, row in zip(rows, rows[1:]))
 
 
 def folded_line(folded: dict[str, str]) -> str:
@@ -112,8 +140,10 @@ def folded_line(folded: dict[str, str]) -> str:
     return f"At inference, {plural(len(folded), 'batch norm')} are folded into the {kinds} layers before them"
 
 
-def summarise(spec: Spec) -> Summary:
+def summarise(spec: Spec, expand: bool = False) -> Summary:
     """The summary of a valid spec, from the shapes its plan gives (no array is made).
+
+    A spec with blocks shows one row per use of a block, unless `expand` (every layer, as written flat).
 
     Raises:
         SpecError: a layer that does not fit its input (NS126), as building would say.
@@ -137,7 +167,30 @@ def summarise(spec: Spec) -> Summary:
         dtype=np.dtype(spec.dtype),
         graph=not is_chain(plans),
         folded={plans[norm].name: plans[into].type for norm, into in folds(plans).items()},
+        units=_unit_rows(spec, rows),
+        expand=expand,
     )
+
+
+def _unit_rows(spec: Spec, rows: list[LayerRow]) -> list[LayerRow]:
+    """The input's row, then one row per top-level layer (as in `rows`) or use of a block (summed)."""
+    found = units(spec)
+    if found is None:
+        return []
+    layers = rows[1:]
+    names = [row.name for row in layers]
+    inputs = [row.inputs for row in layers]
+    by_layer = owners(found, names)
+    result = [rows[0]]
+    for unit in found:
+        read = tuple(shown(name, by_layer, names) for name in reads(unit, inputs, names))
+        if not unit.is_use:
+            result.append(replace(layers[unit.start], inputs=read))
+            continue
+        members = layers[unit.start : unit.stop]
+        params, adds = sum(row.params for row in members), sum(row.multiply_adds for row in members)
+        result.append(LayerRow(unit.name, BLOCK + unit.copies, members[-1].output_shape, params, adds, "", read))
+    return result
 
 
 def classes_line(classes: list[str], width: int = CLASSES_WIDTH) -> str:

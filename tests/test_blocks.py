@@ -154,18 +154,20 @@ def test_each_layer_knows_the_uses_it_came_from(both):
     origins = dict(zip([layer.name for layer in spec.layers], spec.origins))
     assert origins["conv1"] == Origin(("layers", 0))
     assert origins["layer1.1.conv2"] == Origin(
-        ("blocks", "basic", "layers", 2), (Use(("layers", 1), "basic", "layer1.1", line_of(BLOCKS, "name: layer1,")),)
+        ("blocks", "basic", "layers", 2),
+        (Use(("layers", 1), "basic", "layer1.1", line_of(BLOCKS, "name: layer1,"), "layer1"),),
     )
     layer2 = line_of(BLOCKS, "name: layer2,")
     assert origins["layer2.0.downsample.1"] == Origin(
         ("blocks", "conv_bn", "layers", 1),
         (
-            Use(("layers", 2), "basic_down", "layer2.0", layer2),
+            Use(("layers", 2), "basic_down", "layer2.0", layer2, "layer2"),
             Use(
                 ("blocks", "basic_down", "layers", 4),
                 "conv_bn",
                 "layer2.0.downsample",
                 line_of(BLOCKS, "downsample, block"),
+                "downsample",
             ),
         ),
     )

@@ -99,14 +99,14 @@ class _Expander(Reader):
 
     def use_size(self, use: Resolved, path: tuple, chain: tuple[Use, ...], budget: int) -> int:
         line = self.line(path)
-        first_chain = (*chain, Use(path, use.first_block, _copy_name(use, 0, chain), line))
+        first_chain = (*chain, Use(path, use.first_block, _copy_name(use, 0, chain), line, use.name))
         if not self.can_enter(use.first_block, path, chain, first_chain):
             return 1
         first = self.size(use.first_block, use.first_params, first_chain, budget)
         if (use.repeat or 1) == 1 or first > budget:
             self.cut = self.cut or (use.repeat or 1) > 1
             return first
-        rest_chain = (*chain, Use(path, use.block, _copy_name(use, 1, chain), line))
+        rest_chain = (*chain, Use(path, use.block, _copy_name(use, 1, chain), line, use.name))
         if not self.can_enter(use.block, path, chain, rest_chain):
             return first
         return first + (use.repeat - 1) * self.size(use.block, use.params, rest_chain, budget - first)
@@ -201,7 +201,7 @@ class _Expander(Reader):
             block, params = (use.first_block, use.first_params) if i == 0 else (use.block, use.params)
             copy = _copy_name(use, i, chain)
             inputs_path = (*path, "inputs") if given and i == 0 else None
-            inner = (*chain, Use(path, block, copy, line))
+            inner = (*chain, Use(path, block, copy, line, use.name))
             input_name = self.make_copy(block, params, copy, inner, input_name, inputs_path)
         return input_name
 

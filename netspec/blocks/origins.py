@@ -20,6 +20,8 @@ class Use:
     """The copy's name, the prefix of its layers' names: "layer2.0", or "layer2.0.downsample"."""
     line: int | None
     """The line the use is written on (None for a spec made in code)."""
+    name: str = ""
+    """The use's own name as written (`layer2`): what later layers read it by, and what views show it as."""
 
     def __str__(self) -> str:
         line = f", line {self.line}" if self.line is not None else ""

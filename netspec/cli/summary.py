@@ -13,11 +13,13 @@ from netspec.summary import summarise
 
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--expand", is_flag=True, help="Show every layer of each use of a block, not one row per use.")
 @max_params_option
-def summary(spec: Path, max_params: int) -> None:
+def summary(spec: Path, expand: bool, max_params: int) -> None:
     """Print a table of SPEC's layers with shapes, parameters and multiply-adds.
 
-    The spec is checked as `validate` checks it, but no array is made: a network too large for this
-    machine's memory is summarised as readily as a small one.
+    A use of a block is one row (its name, its blocks, its output shape, its layers' totals) unless
+    --expand. The spec is checked as `validate` checks it, but no array is made: a network too large
+    for this machine's memory is summarised as readily as a small one.
     """
-    click.echo(str(summarise(read_checked(spec, max_params))))
+    click.echo(str(summarise(read_checked(spec, max_params), expand)))

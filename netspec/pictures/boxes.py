@@ -8,12 +8,14 @@ rows, around the boxes between (down an empty column, else down a lane to the ri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from netspec.layers.kind import dims
 from netspec.node import INPUT
 from netspec.pictures.canvas import NEUTRAL, pyplot
+from netspec.units import Unit, owners, reads, units
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -26,9 +28,11 @@ LANE_PITCH = 0.16  # between side arrows running side by side
 MARGIN, TITLE = 0.3, 0.7
 WIDEST = 13.0  # inches: about 1,600 px at the 120 dpi pictures are saved at
 NAME_SIZE, DETAIL_SIZE = 9, 8  # points: legible at that dpi
+WIDEST_LINE = 38  # characters of detail that fit in a box at DETAIL_SIZE
 EDGE = "#333333"
-FILLS = {"kernel": "#D6E9F5", "fan": "#D6E9F5", "merge": "#FBE3D2", "input": "#FFFFFF"}
+FILLS = {"kernel": "#D6E9F5", "fan": "#D6E9F5", "merge": "#FBE3D2", "input": "#FFFFFF", "unit": "#DCEFD9"}
 OTHER_FILL = "#EDEDED"
+UNITS_NOTE = "green: a use of a block, one box; --expand draws its layers"
 MERGES = ("add", "concat", "multiply")
 
 
@@ -45,32 +49,65 @@ class Box:
     column: int = 0
 
 
-def boxes(network: Network) -> dict[str, Box]:
-    """Every node's box, placed: rows by longest path from the input, columns so that branches stand apart."""
+def boxes(network: Network, expand: bool = False) -> dict[str, Box]:
+    """Every node's box, placed: rows by longest path from the input, columns so that branches stand apart.
+
+    A spec with blocks has one box per use of a block (netspec.units), unless `expand`.
+    """
     placed = {INPUT: Box(INPUT, "input", dims(network.input_shape), FILLS["input"], [])}
     readers: dict[str, list[str]] = {}
     taken: set[tuple[int, int]] = {(0, 0)}
-    for node in network.layers:
-        caption = node.kind.caption(node.spec, node.output_shape).split("\n")
-        shape = dims(node.output_shape)
-        detail = ", ".join(caption) if shape in caption else f"{', '.join(caption)} → {shape}"
-        fill = FILLS["merge"] if node.type in MERGES else FILLS.get(node.kind.neurons or "", OTHER_FILL)
-        box = Box(node.name, node.name, detail, fill, list(node.inputs))
-        sources = [placed[name] for name in node.inputs]
+    found = None if expand else units(network.spec)
+    for box in _layer_boxes(network) if found is None else _unit_boxes(network, found):
+        sources = [placed[name] for name in box.inputs]
         box.row = 1 + max(source.row for source in sources)
         first = sources[0]
         if len(sources) > 1:  # a merge: under the leftmost branch it joins
             wanted = min(source.column for source in sources)
         else:  # the first reader continues its input's column; later readers are branches beside it
             wanted = first.column + (1 if readers.get(first.name) else 0)
-        for name in node.inputs:
-            readers.setdefault(name, []).append(node.name)
+        for name in box.inputs:
+            readers.setdefault(name, []).append(box.name)
         while (box.row, wanted) in taken:
             wanted += 1
         box.column = wanted
         taken.add((box.row, box.column))
-        placed[node.name] = box
+        placed[box.name] = box
     return placed
+
+
+def _layer_boxes(network: Network) -> Iterator[Box]:
+    for node in network.layers:
+        caption = node.kind.caption(node.spec, node.output_shape).split("\n")
+        shape = dims(node.output_shape)
+        detail = ", ".join(caption) if shape in caption else f"{', '.join(caption)} → {shape}"
+        fill = FILLS["merge"] if node.type in MERGES else FILLS.get(node.kind.neurons or "", OTHER_FILL)
+        yield Box(node.name, node.name, detail, fill, list(node.inputs))
+
+
+def _unit_boxes(network: Network, found: list[Unit]) -> Iterator[Box]:
+    """A box per layer written at top level, as for a flat spec, and one per use of a block, whose arrows
+    come from whatever its layers read outside it (a layer inside another use: from that use's box)."""
+    layers = _layer_boxes(network)
+    names = [node.name for node in network.layers]
+    by_layer = owners(found, names)
+    inputs = [node.inputs for node in network.layers]
+    for unit in found:
+        outside = reads(unit, inputs, names)
+        read = list(dict.fromkeys(by_layer[name].name if name in by_layer else name for name in outside))
+        if not unit.is_use:
+            box = next(layers)
+            box.inputs = read
+            yield box
+            continue
+        for _ in unit.layers:
+            next(layers)
+        shape = dims(network.layers[unit.stop - 1].output_shape)
+        copies = unit.copies
+        if len(copies) > WIDEST_LINE:  # long block names: the count and the last block, which most copies are
+            copies = f"{len(unit.blocks)} copies of {unit.blocks[-1]}, …"
+        detail = f"{copies}\n{len(unit.layers)} layers → {shape}"
+        yield Box(unit.name, unit.name, detail, FILLS["unit"], read)
 
 
 def x_at(column: int) -> float:
@@ -153,13 +190,16 @@ def routes(placed: dict[str, Box]) -> tuple[list[Route], float]:
     return found, farthest
 
 
-def draw(network: Network):
-    """The boxes diagram as a matplotlib figure, sized in inches to its rows and columns."""
+def draw(network: Network, expand: bool = False):
+    """The boxes diagram as a matplotlib figure, sized in inches to its rows and columns.
+
+    A spec with blocks is drawn with one box per use of a block, unless `expand`.
+    """
     plt = pyplot()
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path
 
-    placed = boxes(network)
+    placed = boxes(network, expand)
     columns = 1 + max(box.column for box in placed.values())
     rows = 1 + max(box.row for box in placed.values())
     left = x_at(0)
@@ -173,9 +213,11 @@ def draw(network: Network):
     ax.axis("off")
     title = network.spec.name + (f" — {network.spec.description}" if network.spec.description else "")
     ax.text(MARGIN, MARGIN, title, ha="left", va="top", fontsize=10, fontweight="bold", wrap=True)
+    if any(box.fill == FILLS["unit"] for box in placed.values()):
+        ax.text(MARGIN, MARGIN + 0.2, UNITS_NOTE, ha="left", va="top", fontsize=DETAIL_SIZE, color=EDGE)
     for box in placed.values():
         x, y = x_of(box), y_of(box)
-        ax.add_patch(
+        patch = ax.add_patch(
             FancyBboxPatch(
                 (x - BOX_WIDTH / 2, y - BOX_HEIGHT / 2),
                 BOX_WIDTH,
@@ -187,8 +229,12 @@ def draw(network: Network):
                 zorder=3,
             )
         )
-        ax.text(x, y - 0.07, box.title, ha="center", va="bottom", fontsize=NAME_SIZE, fontweight="bold", zorder=4)
-        ax.text(x, y + 0.03, box.detail, ha="center", va="top", fontsize=DETAIL_SIZE, color=EDGE, zorder=4)
+        patch.set_gid(f"box {box.name}")
+        # A use's box says two lines under its name (its blocks; its layers and shape): set closer, and higher.
+        title_y, detail_y = (y - 0.08, y - 0.05) if "\n" in box.detail else (y - 0.07, y + 0.03)
+        ax.text(x, title_y, box.title, ha="center", va="bottom", fontsize=NAME_SIZE, fontweight="bold", zorder=4)
+        detail = ax.text(x, detail_y, box.detail, ha="center", va="top", fontsize=DETAIL_SIZE, color=EDGE, zorder=4)
+        detail.set_linespacing(1.05)
     for route in found:
         codes = [Path.MOVETO] + [Path.LINETO] * (len(route.points) - 1)
         arrow = FancyArrowPatch(

@@ -12,6 +12,7 @@ from netspec.graph import is_chain
 from netspec.layers.kind import dims
 from netspec.pictures import boxes
 from netspec.pictures.canvas import NEGATIVE, NEUTRAL, POSITIVE, pyplot
+from netspec.units import units
 
 if TYPE_CHECKING:
     from netspec.network import Network
@@ -57,10 +58,15 @@ def columns(network: Network) -> list[Column]:
     return cols
 
 
-def draw(network: Network):
-    """The diagram as a matplotlib figure: neurons and weights for a short chain, else boxes (pictures.boxes)."""
-    if len(network.layers) > MOST_LAYERS or not is_chain(network.layers):
+def draw(network: Network, expand: bool = False):
+    """The diagram as a matplotlib figure: neurons and weights for a short chain, else boxes (pictures.boxes).
+
+    A spec with blocks is drawn as boxes, one per use of a block, unless `expand` (then as the flat spec).
+    """
+    if not expand and units(network.spec) is not None:
         return boxes.draw(network)
+    if len(network.layers) > MOST_LAYERS or not is_chain(network.layers):
+        return boxes.draw(network, expand=True)
     plt = pyplot()
     cols = columns(network)
     tallest = max((len(c.shown) + (1 if c.size > MOST_DRAWN else 0)) for c in cols)
