@@ -5,6 +5,7 @@ PyTorch's Conv2d): a grouped convolution is one matrix product per group; with o
 input channel (depthwise), it is a multiply-add over the channels for each kernel position.
 """
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Literal
@@ -14,7 +15,7 @@ from pydantic import Field
 
 from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, param_source
-from netspec.layers import conv_forward, depthwise, windows, winograd
+from netspec.layers import conv_backward, conv_forward, depthwise, windows, winograd
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
@@ -141,8 +142,7 @@ class _Products:
         self.z = conv_forward.products(self.columns, self.matrix, np.result_type(x, w))
         if "bias" in params:  # none with use_bias: false
             self.z += params["bias"]
-        self.batch, self.out_hw, self.channels = p.batch, p.out_hw, p.channels
-        self.layer, self.filters = layer, len(w)
+        self.layer, self.weights = layer, w
 
     @staticmethod
     def _slices(filters: int, groups: int) -> list[slice]:
@@ -151,39 +151,60 @@ class _Products:
         return [slice(g * size, (g + 1) * size) for g in range(groups)]
 
     def backward(self, dz: np.ndarray, input_grad: bool, x: np.ndarray):
-        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None).
+        """(weights' gradient, the input gradient channels-last or None): `_gradients`."""
+        return _gradients(self.layer, self.weights, x, dz, input_grad)
 
-        The weights' gradient is dz against the unrolled windows (im2col), unrolled again here from the
-        input `x`: kept from the forward pass for every convolution, they made most of a training
-        step's memory (ResNet-20 at batch 64: ~430 MB), for an unrolling that costs about a tenth of
-        the backward pass.
 
-        The slice for kernel position (i, j) is dz times that position's weights: one product of
-        (rows, filters) by (filters, channels), computed when asked, so that it comes out contiguous and
-        the slice-adds of `windows.scatter` read memory in order (the whole (rows, kernel area ×
-        channels) product before made 9× the input's size, and col2im read it with strides).
-        """
-        groups, kernel, channels = self.layer.groups, tuple(self.layer.kernel), self.channels
-        batch, (out_h, out_w) = self.batch, self.out_hw
-        per_group, each = channels // groups, self._slices(self.filters, groups)
-        columns = _unrolled(self.layer, x, self.padding, self.out_hw)
-        dmatrix = np.concatenate([dz[:, each[g]].T @ columns[g] for g in range(groups)])
-        del columns
-        dweights = dmatrix.reshape(self.filters, *kernel, per_group).transpose(0, 3, 1, 2)
-        if not input_grad:
-            return dweights, None
-        # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
-        taps = self.matrix.reshape(groups, self.filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
-        part = np.empty((len(dz), channels), dtype=dz.dtype)  # one buffer: scatter adds each piece at once
+def _gradients(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, input_grad: bool):
+    """(weights' gradient, the input gradient channels-last (batch, height, width, channels) or None) of a
+    convolution of more than one channel a group, on one thread: on the padded grid where that is
+    worth it (`_on_the_padded_grid`), else through the unrolled windows and slice-adds."""
+    p = _plan(layer, x)
+    if _on_the_padded_grid(layer, p, x):
+        return _backward_on_the_padded_grid(layer, w, x, dz, p.padding, p.out_hw, input_grad)
+    dweights, piece = _unrolled_backward(layer, w, x, dz, p, input_grad)
+    if not input_grad:
+        return dweights, None
+    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+    dx = windows.scatter(piece, kernel, p.out_hw, p.padded_shape, stride, dilation, p.padding, (1, 2), dz.dtype)
+    return dweights, dx
 
-        def piece(i: int, j: int) -> np.ndarray:
-            if groups == 1:
-                np.matmul(dz, taps[i, j, 0], out=part)
-            for g in range(groups if groups > 1 else 0):
-                part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
-            return part.reshape(batch, out_h, out_w, channels)
 
-        return dweights, piece
+def _unrolled_backward(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, p, input_grad: bool):
+    """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None).
+
+    The weights' gradient is dz against the unrolled windows (im2col), unrolled again here from the
+    input `x`: kept from the forward pass for every convolution, they made most of a training
+    step's memory (ResNet-20 at batch 64: ~430 MB), for an unrolling that costs about a tenth of
+    the backward pass.
+
+    The slice for kernel position (i, j) is dz times that position's weights: one product of
+    (rows, filters) by (filters, channels), computed when asked, so that it comes out contiguous and
+    the slice-adds of `windows.scatter` read memory in order (the whole (rows, kernel area ×
+    channels) product before made 9× the input's size, and col2im read it with strides).
+    """
+    groups, kernel, channels, filters = layer.groups, tuple(layer.kernel), p.channels, len(w)
+    batch, (out_h, out_w) = p.batch, p.out_hw
+    per_group, each = channels // groups, _Products._slices(filters, groups)
+    columns = _unrolled(layer, x, p.padding, p.out_hw)
+    dmatrix = np.concatenate([dz[:, each[g]].T @ columns[g] for g in range(groups)])
+    del columns
+    dweights = dmatrix.reshape(filters, *kernel, per_group).transpose(0, 3, 1, 2)
+    if not input_grad:
+        return dweights, None
+    # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
+    matrix = conv_forward.matrix(w, p)
+    taps = matrix.reshape(groups, filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
+    part = np.empty((len(dz), channels), dtype=dz.dtype)  # one buffer: scatter adds each piece at once
+
+    def piece(i: int, j: int) -> np.ndarray:
+        if groups == 1:
+            np.matmul(dz, taps[i, j, 0], out=part)
+        for g in range(groups if groups > 1 else 0):
+            part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
+        return part.reshape(batch, out_h, out_w, channels)
+
+    return dweights, piece
 
 
 def _unrolled(layer: Conv2D, x: np.ndarray, padding, out_hw: tuple[int, int]) -> np.ndarray:
@@ -240,12 +261,13 @@ GRID_GROWTH = 1.3
 """Largest ratio of the padded grid's pixels to the output's for `_backward_on_the_padded_grid`."""
 
 
-def _on_the_padded_grid(layer: Conv2D, done, x: np.ndarray) -> bool:
-    """Whether the convolution's backward pass goes through `_backward_on_the_padded_grid`."""
-    if layer.groups != 1 or tuple(layer.stride) != (1, 1) or not len(x) or not isinstance(done, _Products):
+def _on_the_padded_grid(layer: Conv2D, p: conv_forward.Plan, x: np.ndarray) -> bool:
+    """Whether the backward pass of a convolution (not depthwise) of plan `p` goes through
+    `_backward_on_the_padded_grid`."""
+    if layer.groups != 1 or tuple(layer.stride) != (1, 1) or not len(x):
         return False
-    (top, bottom), (left, right) = done.padding
-    out_h, out_w = done.out_hw
+    (top, bottom), (left, right) = p.padding
+    out_h, out_w = p.out_hw
     return (x.shape[2] + top + bottom) * (x.shape[3] + left + right) <= GRID_GROWTH * out_h * out_w
 
 
@@ -319,32 +341,36 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
 
 
 def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
-    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward)."""
-    w = params["weights"]
-    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-    done = _products(layer, params, x)
-    done.__dict__.pop("columns", None)  # backward unrolls the windows again from x (see _Products.backward)
-    grid = _on_the_padded_grid(layer, done, x)
-    z, padding, padded_shape = done.z, done.padding, done.padded_shape
-    batch, (out_h, out_w) = x.shape[0], done.out_hw
+    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward).
+
+    z goes through the blocked runner (conv_forward.inferred, split between threads where that pays),
+    its gradients through conv_backward (split over the batch); a depthwise convolution on one thread."""
+    w, p = params["weights"], _plan(layer, x)
+    if _depthwise(layer, x.shape[1]):
+        done = _Depthwise(layer, params, x, p)
+        z = done.z
+    else:
+        done, z = None, conv_forward.inferred(x, w, p, params.get("bias"))
+    batch, (out_h, out_w) = x.shape[0], p.out_hw
     act = ACTIVATIONS[layer.activation]
     alpha = alpha_of(layer)
     y_rows = act.forward(z, alpha)
     y = y_rows.reshape(batch, out_h, out_w, len(w)).transpose(0, 3, 1, 2)  # not -1: empty batches too
+    work = 2 * p.rows * p.width * len(w)  # the backward's multiply-adds: weights' and input gradients
 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
         bias = {"bias": column_sums(dz).astype(dz.dtype)} if "bias" in params else {}
-        if grid:
-            dweights, dx = _backward_on_the_padded_grid(layer, w, x, dz, padding, (out_h, out_w), input_grad)
-            return (dx.transpose(0, 3, 1, 2) if input_grad else None), {"weights": dweights} | bias
+        if done is None:
+            part = functools.partial(_gradients, layer, w)
+            dweights, dx = conv_backward.gradients(part, x, dz, input_grad, work)
+            return (None if dx is None else dx.transpose(0, 3, 1, 2)), {"weights": dweights} | bias
         dweights, piece = done.backward(dz, input_grad, x)
         if not input_grad:
             return None, {"weights": dweights} | bias
-        dx = windows.scatter(
-            piece, kernel, (out_h, out_w), padded_shape, stride, dilation, padding, axes=(1, 2), dtype=dz.dtype
-        )
+        kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+        dx = windows.scatter(piece, kernel, p.out_hw, p.padded_shape, stride, dilation, p.padding, (1, 2), dz.dtype)
         return dx.transpose(0, 3, 1, 2), {"weights": dweights} | bias
 
     return y, backprop

@@ -1,0 +1,166 @@
+"""A convolution's training step split between threads (the forward's output rows, the backward's images)
+gives the gradients one thread gives and PyTorch's, on odd shapes; BLAS's setting comes back after it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from threadpoolctl import threadpool_info
+
+from netspec import threads as blas
+from netspec.layers import conv2d, conv_backward, conv_forward
+from netspec.layers.conv2d import Conv2D
+
+CASES = [
+    # layer, input shape (batch, channels, height, width)
+    (Conv2D(filters=5, kernel=3, padding=1, activation="relu"), (7, 4, 9, 8)),  # stride 1: the padded grid
+    (Conv2D(filters=6, kernel=3, stride=2, padding=[1, 2, 0, 1], groups=2), (3, 4, 11, 10)),
+    (Conv2D(filters=4, kernel=[3, 2], stride=[2, 1], dilation=[1, 2], padding=[2, 0, 1, 1]), (7, 3, 10, 9)),
+    (Conv2D(filters=8, kernel=1, stride=2, use_bias=False), (3, 6, 7, 7)),  # a shortcut's 1×1
+    (Conv2D(filters=6, kernel=1, activation="tanh"), (7, 5, 5, 6)),  # 1×1 stride 1: the input as its columns
+    (Conv2D(filters=6, kernel=3, padding=[0, 1, 2, 0], groups=3, activation="relu"), (3, 6, 6, 7)),
+]
+IDS = ["grid", "stride2-groups", "dilation", "1x1-stride2", "1x1", "groups3"]
+
+
+@pytest.fixture
+def split_always(monkeypatch):
+    """Every convolution split between two threads, whatever its size and batch."""
+    monkeypatch.setattr(conv_forward, "THREADS_FROM", 0)
+    monkeypatch.setattr(conv_forward, "THREADS_FROM_BATCH", 1)
+    monkeypatch.setattr(conv_forward, "ROWS_PER_FILTER", 0)
+    monkeypatch.setattr(conv_backward, "THREADS_FROM", 0)
+    monkeypatch.setattr(blas, "CORES", 2)
+    monkeypatch.delenv(blas.ENVVAR, raising=False)
+
+
+def arrays(layer: Conv2D, shape, dtype):
+    rng = np.random.default_rng(shape[0] * 100 + layer.filters)
+    x = rng.standard_normal(shape).astype(dtype)
+    params = {"weights": rng.standard_normal((layer.filters, shape[1] // layer.groups, *layer.kernel)).astype(dtype)}
+    if layer.use_bias:
+        params["bias"] = rng.standard_normal(layer.filters).astype(dtype)
+    return x, params
+
+
+def step(layer: Conv2D, x, params, threads, input_grad=True):
+    """y, dx and the parameters' gradients of one training step under `threads` (None: automatic)."""
+    with blas.limited(blas.for_work(1 << 30, threads=threads) if threads else blas.AUTOMATIC_ONE):
+        y, backprop = conv2d.forward(layer, params, x, train=True)
+        g = np.random.default_rng(3).standard_normal(y.shape).astype(x.dtype)
+        dx, grads = backprop(g, input_grad=input_grad)
+    return y, dx, grads, g
+
+
+def counting_runs(monkeypatch) -> list:
+    """The list of (first, last) image runs each backward was split into."""
+    seen = []
+    runs = conv_backward.runs
+
+    def counted(*args):
+        seen.append(runs(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(conv_backward, "runs", counted)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer, shape", CASES, ids=IDS)
+def test_split_gradients_are_one_threads(split_always, layer, shape, dtype, monkeypatch):
+    x, params = arrays(layer, shape, dtype)
+    seen = counting_runs(monkeypatch)
+    alone = step(layer, x, params, 1)
+    assert seen == [[(0, shape[0])]]  # the user's one thread: one run, no pool
+    tight = {"rtol": 2e-5, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for threads in (2, None):
+        seen.clear()
+        y, dx, grads, _ = step(layer, x, params, threads)
+        half = shape[0] // 2
+        assert seen == [[(0, half), (half, shape[0])]]  # it did split, over the images
+        assert y.dtype == dx.dtype == grads["weights"].dtype == dtype
+        np.testing.assert_allclose(y, alone[0], **tight)
+        np.testing.assert_allclose(dx, alone[1], **tight)
+        assert grads.keys() == alone[2].keys()
+        for key, value in grads.items():
+            np.testing.assert_allclose(value, alone[2][key], **tight)
+
+
+@pytest.mark.parametrize("layer, shape", CASES, ids=IDS)
+def test_split_gradients_are_pytorchs(split_always, layer, shape):
+    x, params = arrays(layer, shape, np.float64)
+    y, dx, grads, g = step(layer, x, params, None)
+    leaves = {key: torch.tensor(a, requires_grad=True) for key, a in (("x", x), *params.items())}
+    (top, bottom), (left, right) = conv_forward.plan(
+        shape, layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups, 8
+    ).padding
+    z = F.conv2d(
+        F.pad(leaves["x"], (left, right, top, bottom)),
+        leaves["weights"],
+        leaves.get("bias"),
+        stride=tuple(layer.stride),
+        dilation=tuple(layer.dilation),
+        groups=layer.groups,
+    )
+    theirs = {"linear": z, "relu": torch.relu(z), "tanh": torch.tanh(z)}[layer.activation]
+    (theirs * torch.from_numpy(g)).sum().backward()
+    np.testing.assert_allclose(y, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for key, leaf in leaves.items():
+        np.testing.assert_allclose(dx if key == "x" else grads[key], leaf.grad.numpy(), rtol=1e-11, atol=1e-11)
+
+
+def test_without_the_input_gradient_the_split_weights_gradient_is_the_same(split_always):
+    layer, shape = CASES[1]
+    x, params = arrays(layer, shape, np.float64)
+    _, dx, grads, _ = step(layer, x, params, None, input_grad=False)
+    _, _, alone, _ = step(layer, x, params, 1)
+    assert dx is None
+    np.testing.assert_allclose(grads["weights"], alone["weights"], rtol=1e-12, atol=1e-12)
+
+
+def test_more_threads_than_images_split_into_one_run_an_image(split_always, monkeypatch):
+    monkeypatch.setattr(blas, "CORES", 4)
+    layer, shape = CASES[3]
+    x, params = arrays(layer, shape, np.float64)
+    seen = counting_runs(monkeypatch)
+    _, dx, grads, _ = step(layer, x, params, None)
+    assert seen == [[(0, 1), (1, 2), (2, 3)]]
+    _, dx_alone, alone, _ = step(layer, x, params, 1)
+    np.testing.assert_allclose(dx, dx_alone, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads["weights"], alone["weights"], rtol=1e-12, atol=1e-12)
+
+
+def test_a_small_convolution_is_not_split():
+    """Below conv_backward.THREADS_FROM the hand-offs would cost more than the work: one run."""
+    assert conv_backward.runs(64, conv_backward.THREADS_FROM - 1) == [(0, 64)]
+    with blas.limited(blas.AUTOMATIC_ONE):
+        assert len(conv_backward.runs(64, conv_backward.THREADS_FROM)) == min(blas.CORES, 64)
+
+
+def _blas_threads() -> list[int]:
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_blas_threads_come_back_after_a_split_backward_even_after_an_error(split_always, monkeypatch):
+    layer, shape = CASES[0]
+    x, params = arrays(layer, shape, np.float32)
+    before = _blas_threads()
+    step(layer, x, params, None)
+    assert _blas_threads() == before
+    with blas.limited(blas.AUTOMATIC_ONE):
+        y, backprop = conv2d.forward(layer, params, x, train=True)
+    calls, gradients = [], conv2d._gradients
+
+    def failing(*args):
+        calls.append(args)
+        if len(calls) == 2:  # the second run fails, in a pool thread
+            raise MemoryError("no room for this run")
+        return gradients(*args)
+
+    monkeypatch.setattr(conv2d, "_gradients", failing)
+    with pytest.raises(MemoryError, match="no room for this run"):
+        backprop(np.ones_like(y))
+    assert len(calls) == 2
+    assert _blas_threads() == before
