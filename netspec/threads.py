@@ -163,12 +163,32 @@ def workers() -> int:
 
     The user's choice held (a `threads` argument, NETSPEC_NUM_THREADS): that many. Else the cores
     this process may use, also while netspec's rule holds BLAS at one thread: that rule is about
-    OpenBLAS splitting one small product, not about parts of milliseconds each.
+    OpenBLAS splitting one small product, not about parts of milliseconds each. Inside one part of
+    work already split (`one_part`): 1.
     """
+    if getattr(_parts, "inside", False):
+        return 1
     outer = _outer
     if outer is not None and type(outer) is int:
         return outer
     return chosen() or CORES
+
+
+_parts = threading.local()
+"""`inside`: this thread runs one part of work already split between threads (`one_part`)."""
+
+
+@contextmanager
+def one_part() -> Iterator[None]:
+    """Marks the work inside as one thread's part of work already split: `workers()` is 1 in it, so work
+    that would split again (a convolution inside a part) runs on this thread rather than waiting for
+    pool threads that are busy with the other parts."""
+    before = getattr(_parts, "inside", False)
+    _parts.inside = True
+    try:
+        yield
+    finally:
+        _parts.inside = before
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -157,41 +157,37 @@ class _Products:
 
 def _gradients(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, input_grad: bool):
     """(weights' gradient, the input gradient channels-last (batch, height, width, channels) or None) of a
-    convolution of more than one channel a group, on one thread: on the padded grid where that is
-    worth it (`_on_the_padded_grid`), else through the unrolled windows and slice-adds."""
+    convolution of more than one channel a group: the weights' from the windows unrolled block by block;
+    the input's as a convolution of dz where the stride is 1, else by slice-adds (`_pieces`)."""
     p = _plan(layer, x)
-    if _on_the_padded_grid(layer, p, x):
-        return _backward_on_the_padded_grid(layer, w, x, dz, p.padding, p.out_hw, input_grad)
-    dweights, piece = _unrolled_backward(layer, w, x, dz, p, input_grad)
+    dweights = conv_backward.weight_gradient(x, dz, len(w), p)
     if not input_grad:
         return dweights, None
+    pads = _transposed_padding(p)
+    if pads is not None:
+        return dweights, conv_backward.input_gradient(dz, w, p, pads)
     kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+    piece = _pieces(w, dz, p)
     dx = windows.scatter(piece, kernel, p.out_hw, p.padded_shape, stride, dilation, p.padding, (1, 2), dz.dtype)
     return dweights, dx
 
 
-def _unrolled_backward(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, p, input_grad: bool):
-    """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None).
+def _transposed_padding(p: conv_forward.Plan) -> list[int] | None:
+    """conv_backward.transposed_padding: here, so that tests can take the slice-adds path instead."""
+    return conv_backward.transposed_padding(p)
 
-    The weights' gradient is dz against the unrolled windows (im2col), unrolled again here from the
-    input `x`: kept from the forward pass for every convolution, they made most of a training
-    step's memory (ResNet-20 at batch 64: ~430 MB), for an unrolling that costs about a tenth of
-    the backward pass.
 
-    The slice for kernel position (i, j) is dz times that position's weights: one product of
-    (rows, filters) by (filters, channels), computed when asked, so that it comes out contiguous and
-    the slice-adds of `windows.scatter` read memory in order (the whole (rows, kernel area ×
-    channels) product before made 9× the input's size, and col2im read it with strides).
+def _pieces(w: np.ndarray, dz: np.ndarray, p: conv_forward.Plan):
+    """The function giving the input gradient's slice for kernel position (i, j), for `windows.scatter`.
+
+    The slice is dz times that position's weights: one product of (rows, filters) by (filters,
+    channels), computed when asked, so that it comes out contiguous and the slice-adds read memory in
+    order (the whole (rows, kernel area × channels) product before made 9× the input's size, and
+    col2im read it with strides).
     """
-    groups, kernel, channels, filters = layer.groups, tuple(layer.kernel), p.channels, len(w)
+    groups, kernel, channels, filters = p.groups, p.kernel, p.channels, len(w)
     batch, (out_h, out_w) = p.batch, p.out_hw
     per_group, each = channels // groups, _Products._slices(filters, groups)
-    columns = _unrolled(layer, x, p.padding, p.out_hw)
-    dmatrix = np.concatenate([dz[:, each[g]].T @ columns[g] for g in range(groups)])
-    del columns
-    dweights = dmatrix.reshape(filters, *kernel, per_group).transpose(0, 3, 1, 2)
-    if not input_grad:
-        return dweights, None
     # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
     matrix = conv_forward.matrix(w, p)
     taps = matrix.reshape(groups, filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
@@ -204,71 +200,7 @@ def _unrolled_backward(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarr
             part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
         return part.reshape(batch, out_h, out_w, channels)
 
-    return dweights, piece
-
-
-def _unrolled(layer: Conv2D, x: np.ndarray, padding, out_hw: tuple[int, int]) -> np.ndarray:
-    """The windows of x channels-last as one matrix per group: (groups, rows, (kh, kw, channels of the group))."""
-    kernel, stride, dilation, groups = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation), layer.groups
-    view, _ = windows.view(x.transpose(0, 2, 3, 1), kernel, stride, dilation, padding, axes=(1, 2))
-    batch, channels = x.shape[:2]
-    grouped = view.reshape(batch, *out_hw, groups, channels // groups, *kernel)
-    rows, width = batch * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * (channels // groups)
-    return grouped.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, rows, width)
-
-
-def _backward_on_the_padded_grid(
-    layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, padding, out_hw, input_grad
-):
-    """(weights' gradient, input gradient channels-last) of a stride-1 convolution of one group, neither
-    unrolling the windows nor adding into strided slices.
-
-    With stride 1, put dz on the padded input's grid (zeros where no window starts) and flatten both
-    to rows of pixels: the pixel kernel position (i, j) reads for row r is row r + i·dh·width + j·dw.
-    Each kernel position is then a shift by a constant number of rows, so its weights' gradient is
-    one product of contiguous matrices, dz_grid[:n]ᵀ · x_grid[shift : shift + n], and its share of
-    the input gradient one product added into contiguous rows. The rows of the border (zeros in dz)
-    are the extra work: worth it while the padded grid is not much larger than the output.
-    """
-    (top, bottom), (left, right) = padding
-    batch, channels, height, width = x.shape
-    padded_h, padded_w = height + top + bottom, width + left + right
-    (out_h, out_w), filters = out_hw, len(w)
-    grid_x = np.zeros((batch, padded_h, padded_w, channels), dtype=dz.dtype)
-    grid_x[:, top : top + height, left : left + width] = x.transpose(0, 2, 3, 1)
-    grid_x = grid_x.reshape(-1, channels)
-    grid_dz = np.zeros((batch, padded_h, padded_w, filters), dtype=dz.dtype)
-    grid_dz[:, :out_h, :out_w] = dz.reshape(batch, out_h, out_w, filters)
-    grid_dz = grid_dz.reshape(-1, filters)
-    dh, dw = layer.dilation
-    shifts = [(i, j, i * dh * padded_w + j * dw) for i, j in np.ndindex(*layer.kernel)]
-    rows = len(grid_dz) - shifts[-1][2]  # every window's row, shifted, stays on the grid
-    dweights = np.empty(w.shape, dtype=dz.dtype)
-    for i, j, shift in shifts:
-        dweights[:, :, i, j] = grid_dz[:rows].T @ grid_x[shift : shift + rows]
-    if not input_grad:
-        return dweights, None
-    dgrid = np.zeros_like(grid_x)
-    part = np.empty((rows, channels), dtype=dz.dtype)
-    for i, j, shift in shifts:
-        np.matmul(grid_dz[:rows], np.ascontiguousarray(w[:, :, i, j]), out=part)
-        dgrid[shift : shift + rows] += part
-    dgrid = dgrid.reshape(batch, padded_h, padded_w, channels)
-    return dweights, dgrid[:, top : top + height, left : left + width]
-
-
-GRID_GROWTH = 1.3
-"""Largest ratio of the padded grid's pixels to the output's for `_backward_on_the_padded_grid`."""
-
-
-def _on_the_padded_grid(layer: Conv2D, p: conv_forward.Plan, x: np.ndarray) -> bool:
-    """Whether the backward pass of a convolution (not depthwise) of plan `p` goes through
-    `_backward_on_the_padded_grid`."""
-    if layer.groups != 1 or tuple(layer.stride) != (1, 1) or not len(x):
-        return False
-    (top, bottom), (left, right) = p.padding
-    out_h, out_w = p.out_hw
-    return (x.shape[2] + top + bottom) * (x.shape[3] + left + right) <= GRID_GROWTH * out_h * out_w
+    return piece
 
 
 class _Depthwise:
