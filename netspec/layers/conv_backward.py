@@ -13,6 +13,7 @@ work) it is the plain path, unchanged.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from concurrent.futures import wait
 
@@ -31,42 +32,61 @@ Part = Callable[[np.ndarray, np.ndarray, bool], tuple[np.ndarray, np.ndarray | N
 channels-last (images, height, width, channels), or None)."""
 
 
+RUNS_PER_THREAD = 4
+"""Runs of images per thread, taken in turn: a thread slowed by other work on its core (a shared machine)
+takes fewer, rather than the others waiting for its fixed half. Each run still has thousands of rows
+at the batches that are split (ResNet-20 at batch 64: 8 images, 8,192 rows in its first stage)."""
+
+
 def runs(batch: int, multiply_adds: int) -> list[tuple[int, int]]:
-    """(first image, last image + 1) of each thread's run: one run where one thread is to do it all."""
-    n = max(1, min(blas.workers(), batch)) if multiply_adds >= THREADS_FROM else 1
+    """(first image, last image + 1) of each run the batch is cut into: one run where one thread is to do
+    it all, else RUNS_PER_THREAD runs per thread (at most one an image)."""
+    threads = blas.workers() if multiply_adds >= THREADS_FROM else 1
+    n = max(1, min(batch, threads * RUNS_PER_THREAD if threads > 1 else 1))
     cuts = [batch * k // n for k in range(n + 1)]
     return [(cuts[k], cuts[k + 1]) for k in range(n)]
 
 
 def gradients(part: Part, x: np.ndarray, dz: np.ndarray, input_grad: bool, multiply_adds: int):
     """(weights' gradient, input gradient channels-last or None) of the whole batch, `part` run on each
-    thread's images (see `runs`); dz has one row per output pixel, the images' rows one after another."""
+    run of images (see `runs`), the threads taking the runs in turn; dz has one row per output pixel,
+    the images' rows one after another. The runs' weight gradients are added in the runs' order, so
+    the result does not depend on which thread took which."""
     batch = len(x)
     each = runs(batch, multiply_adds)
     if len(each) == 1:
         return part(x, dz, input_grad)
     pixels = len(dz) // batch
     dx = np.empty((batch, *x.shape[2:], x.shape[1]), dtype=dz.dtype) if input_grad else None
-    work = functools.partial(_run, part, x, dz, pixels, input_grad, dx)
+    found: list[np.ndarray | None] = [None] * len(each)
+    turns = itertools.count()
+    work = functools.partial(_taking_turns, part, x, dz, pixels, input_grad, dx, each, found, turns)
+    helpers = min(blas.workers(), len(each)) - 1
     with blas.one_each():
-        pending = [blas.pool(len(each) - 1).submit(work, run) for run in each[1:]]
+        pending = [blas.pool(helpers).submit(work) for _ in range(helpers)]
         try:
-            dweights = work(each[0])
+            work()
         finally:  # every run ends before BLAS's setting comes back, also after an error
             wait(pending)
         for done in pending:
-            dweights += done.result()  # in order: the same sum whatever thread ends first
+            done.result()  # raises a helper's error
+    dweights = found[0]
+    for more in found[1:]:
+        dweights += more
     return dweights, dx
 
 
-def _run(part: Part, x, dz, pixels: int, input_grad: bool, dx, run: tuple[int, int]) -> np.ndarray:
-    """One run's weight gradient; its images' input gradient written into dx."""
-    first, last = run
+def _taking_turns(part: Part, x, dz, pixels: int, input_grad: bool, dx, each, found, turns) -> None:
+    """The runs this thread takes from `turns`, the shared count: each run's weight gradient into `found`,
+    its images' input gradient into dx."""
     with blas.one_part():
-        dweights, mine = part(x[first:last], dz[first * pixels : last * pixels], input_grad)
-    if input_grad:
-        dx[first:last] = mine
-    return dweights
+        for k in turns:
+            if k >= len(each):
+                return
+            first, last = each[k]
+            found[k], mine = part(x[first:last], dz[first * pixels : last * pixels], input_grad)
+            if input_grad:
+                dx[first:last] = mine
 
 
 def weight_gradient(x: np.ndarray, dz: np.ndarray, filters: int, p: Plan) -> np.ndarray:
