@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from threadpoolctl import threadpool_info
 
+from netspec import busy
 from netspec import threads as blas
 from netspec.layers import conv2d, conv_backward, conv_forward
 from netspec.layers.conv2d import Conv2D
@@ -33,6 +34,7 @@ def split_always(monkeypatch):
     monkeypatch.setattr(conv_forward, "ROWS_PER_FILTER", 0)
     monkeypatch.setattr(conv_backward, "THREADS_FROM", 0)
     monkeypatch.setattr(blas, "CORES", 2)
+    monkeypatch.setattr(busy, "others", lambda: 0.0)  # whatever else runs on the machine meanwhile
     monkeypatch.delenv(blas.ENVVAR, raising=False)
 
 
@@ -136,6 +138,7 @@ def test_more_threads_than_images_split_into_one_run_an_image(split_always, monk
 def test_a_small_convolution_is_not_split(monkeypatch):
     """Below conv_backward.THREADS_FROM the hand-offs would cost more than the work: one run."""
     monkeypatch.delenv(blas.ENVVAR, raising=False)
+    monkeypatch.setattr(busy, "others", lambda: 0.0)
     assert conv_backward.runs(64, conv_backward.THREADS_FROM - 1) == [(0, 64)]
     with blas.limited(blas.AUTOMATIC_ONE):
         runs = conv_backward.runs(64, conv_backward.THREADS_FROM)
@@ -168,3 +171,44 @@ def test_blas_threads_come_back_after_a_split_backward_even_after_an_error(split
         backprop(np.ones_like(y))
     assert 2 <= len(calls) <= shape[0]  # the other thread may go on with the runs left
     assert _blas_threads() == before
+
+
+def test_a_core_kept_busy_by_other_processes_is_not_counted_on(split_always, monkeypatch):
+    """On two cores with another job using most of one, netspec's automatic choice runs on one thread
+    (a split would wait for the thread that gets a fraction of its core); the user's choice still splits."""
+    layer, shape = CASES[0]
+    x, params = arrays(layer, shape, np.float32)
+    seen = counting_runs(monkeypatch)
+    for load, expected in ((0.4, 2), (0.6, 1), (1.0, 1), (2.0, 1)):
+        monkeypatch.setattr(busy, "others", lambda load=load: load)
+        with blas.limited(blas.AUTOMATIC_ONE):
+            assert blas.workers() == expected
+        seen.clear()
+        step(layer, x, params, None)
+        assert (len(seen[0]) > 1) == (expected == 2)
+        seen.clear()
+        step(layer, x, params, 2)
+        assert len(seen[0]) > 1
+
+
+def test_other_processes_use_is_the_machines_busy_time_less_this_process(monkeypatch):
+    """busy.others: over the interval between two reads, all cores' busy seconds less this process's CPU
+    seconds, per second of wall clock; not read again within busy.SAMPLE seconds."""
+    reads = iter([(100.0, 50.0, 3.0), (100.5, 50.9, 3.4), (101.5, 51.9, 4.4)])
+    clock = iter([100.0, 100.5, 100.6, 101.5])
+    monkeypatch.setattr(busy, "counters", lambda: next(reads))
+    monkeypatch.setattr(busy.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(busy, "_last", None)
+    monkeypatch.setattr(busy, "_others", 0.0)
+    assert busy.others() == 0.0  # one read: nothing to compare yet
+    assert busy.others() == pytest.approx((0.9 - 0.4) / 0.5)  # another job used one core
+    assert busy.others() == pytest.approx(1.0)  # 0.1 s later: the same figure, no read
+    assert busy.others() == pytest.approx(0.0)  # all the busy time was this process's
+
+
+def test_busy_reads_this_machine():
+    read = busy.counters()
+    if read is None:
+        pytest.skip("no /proc/stat here")
+    wall, cores_busy, own = read
+    assert cores_busy > 0 and own > 0
