@@ -114,8 +114,9 @@ def test_split_gradients_are_pytorchs(split_always, layer, shape):
         np.testing.assert_allclose(dx if key == "x" else grads[key], leaf.grad.numpy(), rtol=1e-11, atol=1e-11)
 
 
-def test_without_the_input_gradient_the_split_weights_gradient_is_the_same(split_always):
-    layer, shape = CASES[1]
+@pytest.mark.parametrize("layer, shape", CASES[:2], ids=IDS[:2])
+def test_without_the_input_gradient_the_split_weights_gradient_is_the_same(split_always, layer, shape):
+    """A first layer needs no input gradient: its weights' gradient comes from the input's windows."""
     x, params = arrays(layer, shape, np.float64)
     _, dx, grads, _ = step(layer, x, params, None, input_grad=False)
     _, _, alone, _ = step(layer, x, params, 1)

@@ -157,15 +157,16 @@ class _Products:
 
 def _gradients(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, input_grad: bool):
     """(weights' gradient, the input gradient channels-last (batch, height, width, channels) or None) of a
-    convolution of more than one channel a group: the weights' from the windows unrolled block by block;
-    the input's as a convolution of dz where the stride is 1, else by slice-adds (`_pieces`)."""
+    convolution of more than one channel a group, on one thread: where the stride is 1, both from dz's
+    windows (conv_backward.both_gradients); else the weights' from the input's windows unrolled block by
+    block and the input's by slice-adds (`_pieces`)."""
     p = _plan(layer, x)
+    pads = _transposed_padding(p) if input_grad else None
+    if pads is not None:
+        return conv_backward.both_gradients(x, dz, w, p, pads)
     dweights = conv_backward.weight_gradient(x, dz, len(w), p)
     if not input_grad:
         return dweights, None
-    pads = _transposed_padding(p)
-    if pads is not None:
-        return dweights, conv_backward.input_gradient(dz, w, p, pads)
     kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
     piece = _pieces(w, dz, p)
     dx = windows.scatter(piece, kernel, p.out_hw, p.padded_shape, stride, dilation, p.padding, (1, 2), dz.dtype)

@@ -1,6 +1,7 @@
-"""A convolution's gradients: the weights' gradient from the windows unrolled block by block, the input
-gradient of a stride-1 convolution as a convolution of the output gradient, and both split over the batch
-between threads.
+"""A convolution's gradients: for stride 1, both from the output gradient's windows unrolled block by block
+(the input gradient as a convolution of the output gradient, with no scatter-adds); else the weights'
+gradient from the input's windows unrolled block by block; and all of it split over the batch between
+threads.
 
 The images of a batch go back independently: the weights' gradient is a sum over the images, the input
 gradient of an image reads that image's output gradient only. So the batch is cut into one run of images
@@ -125,18 +126,39 @@ def transposed_padding(p: Plan) -> list[int] | None:
     return pads if min(pads) >= 0 else None
 
 
-def input_gradient(dz: np.ndarray, w: np.ndarray, p: Plan, pads: list[int]) -> np.ndarray:
-    """The input gradient, channels-last (batch, height, width, channels), of a stride-1 convolution: the
-    output gradient padded by `pads` (`transposed_padding`) convolved with each group's weights flipped
-    and transposed, through the blocked runner (conv_forward.inferred), with no scatter-adds."""
-    groups, (kh, kw) = p.groups, p.kernel
-    filters, per_group = len(w), p.per_group
-    size = filters // groups
-    # Group g's filters read its channels; backward, its channels read its filters: (channels, filters of the group).
-    flipped = w.reshape(groups, size, per_group, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
-    flipped = np.ascontiguousarray(flipped).reshape(groups * per_group, size, kh, kw)
-    (out_h, out_w), batch = p.out_hw, p.batch
-    image = dz.reshape(batch, out_h, out_w, filters).transpose(0, 3, 1, 2)  # channels-last in memory: a view
+def both_gradients(x: np.ndarray, dz: np.ndarray, w: np.ndarray, p: Plan, pads: list[int]):
+    """(weights' gradient, input gradient channels-last) of a stride-1 convolution from ONE unrolling:
+    the output gradient's windows (padded by `pads`), block by block, each block multiplied by the
+    flipped weights (its rows of the input gradient, as `input_gradient`) and by the input pixels those
+    rows stand for (their share of the weights' gradient: dW[f, c, i, j] = Σ_pixel x[pixel, c] ·
+    dz[pixel − (i, j) + pads, f]). The input's windows are never unrolled, nor the input padded."""
+    groups, (kh, kw), filters, per_group = p.groups, p.kernel, len(w), p.per_group
+    size, batch, (out_h, out_w) = filters // groups, p.batch, p.out_hw
+    flipped = w.reshape(groups, size, per_group, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 3, 4, 1)
+    flipped = np.ascontiguousarray(flipped).reshape(groups, per_group, kh * kw * size)  # columns (kh, kw, filter)
+    image = dz.reshape(batch, out_h, out_w, filters).transpose(0, 3, 1, 2)
     q = conv_forward.plan(image.shape, p.kernel, (1, 1), p.dilation, pads, groups, dz.itemsize, p.channels)
-    height, width = p.padded_shape[1] - sum(p.padding[0]), p.padded_shape[2] - sum(p.padding[1])
-    return conv_forward.inferred(image, flipped, q).reshape(batch, height, width, p.channels)
+    data = conv_forward.padded(image, q)
+    pixels = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1, p.channels)
+    dx = np.empty((len(pixels), p.channels), dtype=dz.dtype)
+    dmatrix = np.zeros((groups, per_group, q.width), dtype=np.float64)
+    part = np.empty((per_group, q.width), dtype=dz.dtype)
+    buffer = np.empty(conv_forward._largest_block(q) * q.width, dtype=dz.dtype)
+    height, width = q.out_hw
+    for block in q.blocks:
+        first, last, top, bottom = block
+        n = (last - first) * (bottom - top) * width
+        start = first * height * width + top * width
+        for g in range(groups):
+            windows = q.windows(data, block, g if groups > 1 else None)
+            cols = buffer[: n * q.width]
+            np.copyto(cols.reshape(windows.shape), windows)
+            cols = cols.reshape(n, q.width)
+            channels = slice(g * per_group, (g + 1) * per_group)
+            np.matmul(cols, flipped[g].T, out=dx[start : start + n, channels])
+            np.matmul(pixels[start : start + n, channels].T, cols, out=part)
+            dmatrix[g] += part
+    # dmatrix[g]: (channels of the group, flipped kernel row, flipped kernel column, filter of the group)
+    dweights = dmatrix.astype(dz.dtype).reshape(groups, per_group, kh, kw, size)[:, :, ::-1, ::-1]
+    dweights = dweights.transpose(0, 4, 1, 2, 3).reshape(filters, per_group, kh, kw)
+    return dweights, dx.reshape(batch, height, width, p.channels)
