@@ -213,3 +213,37 @@ def test_busy_reads_this_machine():
         pytest.skip("no /proc/stat here")
     wall, cores_busy, own = read
     assert cores_busy > 0 and own > 0
+
+
+def test_training_on_two_threads_learns_what_one_thread_learns(split_always, tmp_path, monkeypatch):
+    """`fit` over a few batches of 7 (every convolution split, forward and backward) ends with the arrays
+    training on one thread gives, in float64 to rounding, and on the automatic setting too."""
+    import netspec
+    from netspec.spec import Training
+    from netspec.train.fit import fit
+
+    spec = tmp_path / "small.yaml"
+    spec.write_text(
+        "netspec: 1\nname: small\nclasses: [a, b, c]\ninput: {image: {width: 8, height: 9, color: rgb}}\nseed: 4\ndtype: float64\nlayers:\n"
+        "  - {type: conv2d, filters: 6, kernel: 3, padding: 1, activation: relu}\n"
+        "  - {type: conv2d, filters: 8, kernel: 3, stride: 2, padding: [1, 0, 0, 1], groups: 2, use_bias: false}\n"
+        "  - {type: batchnorm, activation: relu}\n"
+        "  - {type: conv2d, filters: 4, kernel: 1}\n"
+        "  - {type: flatten}\n"
+        "  - {type: dense, neurons: 3, activation: softmax}\n"
+    )
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((21, 3, 9, 8))
+    y = rng.integers(0, 3, 21)
+    options = Training(optimizer="sgd", batch_size=7, epochs=2, val_split=0, seed=0, learning_rate=0.05)
+    learned, seen = {}, counting_runs(monkeypatch)
+    for threads in (1, 2, None):
+        network = netspec.load(spec)
+        seen.clear()
+        fit(network, x, y, options, threads=threads)
+        learned[threads] = [dict(layer.params) for layer in network.layers]
+        assert seen and all((len(runs) > 1) == (threads != 1) for runs in seen)  # split unless one thread
+    for threads in (2, None):
+        for mine, alone in zip(learned[threads], learned[1]):
+            for key in alone:
+                np.testing.assert_allclose(mine[key], alone[key], rtol=1e-10, atol=1e-12)
