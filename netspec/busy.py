@@ -2,10 +2,10 @@
 
 On a machine shared with other jobs, splitting work between two threads pays only while the second
 core is free: with another process on it, the thread there runs a fraction of the time and the
-split waits for it (ResNet-20's training step at batch 64, load average 4-8 on 2 cores: 1.3× slower
-split than on one thread). The kernel's count of busy time over all cores (/proc/stat), minus this
-process's own CPU time over the same interval, is what the others used. Read at most every SAMPLE
-seconds (a read costs ~20 µs), over the interval since the read before.
+split waits for it (ResNet-20's training step at batch 64, load average 5-7 on 2 cores: 1.2-1.35×
+slower split than on one thread). The kernel's count of busy time on the cores this process may use
+(/proc/stat), minus this process's own CPU time over the same interval, is what the others used.
+Read at most every SAMPLE seconds (a read costs ~25 µs), over the interval since the read before.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SAMPLE = 0.25
 """Seconds between two reads of the machine's counters; the figure is the average over that interval."""
 
 _TICK = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+_MINE = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
 _lock = threading.Lock()
 _last: tuple[float, float, float] | None = None
 """(wall clock, busy seconds of all cores, this process's CPU seconds) at the last read."""
@@ -25,17 +26,22 @@ _others = 0.0
 
 
 def counters() -> tuple[float, float, float] | None:
-    """(wall clock, busy seconds of all cores since boot, this process's CPU seconds); None where the
-    kernel does not say (not Linux)."""
+    """(wall clock, busy seconds since boot of the cores this process may run on, this process's CPU
+    seconds); None where the kernel does not say (not Linux). Only those cores count: in a container
+    pinned to 2 cores of a 64-core host, the other 62 are not ours to wait for."""
     try:
         with open("/proc/stat", "rb") as stat:
-            fields = stat.readline().split()
+            lines = stat.read().split(b"\n")
     except OSError:
         return None
-    if fields[:1] != [b"cpu"]:
-        return None
-    ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    busy = sum(ticks) - ticks[3] - ticks[4]  # steal counts: a core the hypervisor gave to another machine
+    busy = 0
+    for line in lines:
+        fields = line.split()
+        if not fields or not fields[0].startswith(b"cpu") or fields[0] == b"cpu":
+            continue
+        if int(fields[0][3:]) in _MINE:
+            ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            busy += sum(ticks) - ticks[3] - ticks[4]  # steal counts: the hypervisor gave the core to another machine
     return time.monotonic(), busy * _TICK, time.process_time()
 
 
