@@ -33,26 +33,27 @@ Part = Callable[[np.ndarray, np.ndarray, bool], tuple[np.ndarray, np.ndarray | N
 channels-last (images, height, width, channels), or None)."""
 
 
-RUNS_PER_THREAD = 4
-"""Runs of images per thread, taken in turn: a thread slowed by other work on its core (a shared machine)
-takes fewer, rather than the others waiting for its fixed half. Each run still has thousands of rows
-at the batches that are split (ResNet-20 at batch 64: 8 images, 8,192 rows in its first stage)."""
+RUNS = 8
+"""Runs of images a convolution's backward cuts its batch into (at most one an image), whatever the
+threads: the threads take them in turn (a thread slowed by other work on its core takes fewer, rather
+than the others waiting for its fixed half), and one thread does them one after another, so that the
+gradients are the same numbers however many threads there are and however loaded the machine is
+(training stays reproducible). ResNet-20 at batch 64: 8 images, 8,192 rows a run in its first stage."""
 
 
 def runs(batch: int, multiply_adds: int) -> list[tuple[int, int]]:
-    """(first image, last image + 1) of each run the batch is cut into: one run where one thread is to do
-    it all, else RUNS_PER_THREAD runs per thread (at most one an image)."""
-    threads = blas.workers() if multiply_adds >= THREADS_FROM else 1
-    n = max(1, min(batch, threads * RUNS_PER_THREAD if threads > 1 else 1))
+    """(first image, last image + 1) of each run the batch is cut into: RUNS runs (at most one an image)
+    from THREADS_FROM multiply-adds, one run below. It depends on the work's shape alone."""
+    n = max(1, min(batch, RUNS)) if multiply_adds >= THREADS_FROM else 1
     cuts = [batch * k // n for k in range(n + 1)]
     return [(cuts[k], cuts[k + 1]) for k in range(n)]
 
 
 def gradients(part: Part, x: np.ndarray, dz: np.ndarray, input_grad: bool, multiply_adds: int):
     """(weights' gradient, input gradient channels-last or None) of the whole batch, `part` run on each
-    run of images (see `runs`), the threads taking the runs in turn; dz has one row per output pixel,
-    the images' rows one after another. The runs' weight gradients are added in the runs' order, so
-    the result does not depend on which thread took which."""
+    run of images (see `runs`), the threads (netspec.threads.workers) taking the runs in turn; dz has
+    one row per output pixel, the images' rows one after another. The runs' weight gradients are added
+    in the runs' order, so the result does not depend on which thread took which, nor on how many."""
     batch = len(x)
     each = runs(batch, multiply_adds)
     if len(each) == 1:
@@ -63,14 +64,17 @@ def gradients(part: Part, x: np.ndarray, dz: np.ndarray, input_grad: bool, multi
     turns = itertools.count()
     work = functools.partial(_taking_turns, part, x, dz, pixels, input_grad, dx, each, found, turns)
     helpers = min(blas.workers(), len(each)) - 1
-    with blas.one_each():
-        pending = [blas.pool(helpers).submit(work) for _ in range(helpers)]
-        try:
-            work()
-        finally:  # every run ends before BLAS's setting comes back, also after an error
-            wait(pending)
-        for done in pending:
-            done.result()  # raises a helper's error
+    if helpers < 1:
+        work()
+    else:
+        with blas.one_each():
+            pending = [blas.pool(helpers).submit(work) for _ in range(helpers)]
+            try:
+                work()
+            finally:  # every run ends before BLAS's setting comes back, also after an error
+                wait(pending)
+            for done in pending:
+                done.result()  # raises a helper's error
     dweights = found[0]
     for more in found[1:]:
         dweights += more
