@@ -133,6 +133,9 @@ class _Products:
     product (2-D, which BLAS takes with its operands transposed in place; numpy's stacked products
     copy or loop instead). It is done channels-last, where each window row is a run of contiguous
     channel values: the unrolling then reads memory in order, which is what makes it fast.
+
+    The whole unrolled matrix at once: the plain path that the blocked runner (conv_forward.inferred,
+    which training and inference use) is checked against, and the benchmarks' floor.
     """
 
     def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
@@ -142,17 +145,12 @@ class _Products:
         self.z = conv_forward.products(self.columns, self.matrix, np.result_type(x, w))
         if "bias" in params:  # none with use_bias: false
             self.z += params["bias"]
-        self.layer, self.weights = layer, w
 
     @staticmethod
     def _slices(filters: int, groups: int) -> list[slice]:
         """The filters of each group, in order."""
         size = filters // groups
         return [slice(g * size, (g + 1) * size) for g in range(groups)]
-
-    def backward(self, dz: np.ndarray, input_grad: bool, x: np.ndarray):
-        """(weights' gradient, the input gradient channels-last or None): `_gradients`."""
-        return _gradients(self.layer, self.weights, x, dz, input_grad)
 
 
 def _gradients(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, input_grad: bool):
