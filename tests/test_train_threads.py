@@ -264,3 +264,18 @@ def test_training_on_two_threads_learns_what_one_thread_learns(split_always, tmp
         for mine, alone in zip(learned[threads], learned[1]):
             for key in alone:
                 np.testing.assert_allclose(mine[key], alone[key], rtol=1e-13, atol=1e-15)
+
+
+def test_work_inside_a_part_of_split_work_does_not_split_again(split_always):
+    """A part already on a pool thread that split again would wait for pool threads busy with the other
+    parts: inside `one_part` netspec's choice is one thread, and outside it again what it was."""
+    with blas.limited(blas.AUTOMATIC_ONE):
+        assert blas.workers() == 2
+        with blas.one_part():
+            assert blas.workers() == 1
+            with blas.one_part():
+                assert blas.workers() == 1
+            assert blas.workers() == 1
+        assert blas.workers() == 2
+    with blas.limited(2), blas.one_part():
+        assert blas.workers() == 1  # the user's 2 threads are already both at work
