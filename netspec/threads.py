@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from netspec import busy
+
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -162,13 +164,39 @@ def workers() -> int:
     blocks of a convolution), each part's products on one BLAS thread.
 
     The user's choice held (a `threads` argument, NETSPEC_NUM_THREADS): that many. Else the cores
-    this process may use, also while netspec's rule holds BLAS at one thread: that rule is about
-    OpenBLAS splitting one small product, not about parts of milliseconds each.
+    this process may use, also while netspec's rule holds BLAS at one thread (that rule is about
+    OpenBLAS splitting one small product, not about parts of milliseconds each), less those other
+    processes kept busy lately (netspec.busy: at least half a core's use takes a core). Inside one
+    part of work already split (`one_part`): 1.
     """
+    if getattr(_parts, "inside", False):
+        return 1
     outer = _outer
     if outer is not None and type(outer) is int:
         return outer
-    return chosen() or CORES
+    given = chosen()
+    if given is not None:
+        return given
+    # The cores other processes leave free: a thread on a core another job keeps busy runs a fraction of
+    # the time, and split work waits for it.
+    return max(1, min(CORES, round(CORES - busy.others())))
+
+
+_parts = threading.local()
+"""`inside`: this thread runs one part of work already split between threads (`one_part`)."""
+
+
+@contextmanager
+def one_part() -> Iterator[None]:
+    """Marks the work inside as one thread's part of work already split: `workers()` is 1 in it, so work
+    that would split again (a convolution inside a part) runs on this thread rather than waiting for
+    pool threads that are busy with the other parts."""
+    before = getattr(_parts, "inside", False)
+    _parts.inside = True
+    try:
+        yield
+    finally:
+        _parts.inside = before
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -128,13 +128,14 @@ def _plain_input_grad(layer: Conv2D, pads, dz: np.ndarray, w: np.ndarray, in_sha
     return padded[:, :, top : top + height, left : left + width]
 
 
-@pytest.mark.parametrize("grid", ["padded-grid", "slices"])
+@pytest.mark.parametrize("path", ["as-a-convolution", "slices"])
 @pytest.mark.parametrize("memory", ["channels-first", "channels-last"])
 @pytest.mark.parametrize("layer, pads, shape", CONVS, ids=[f"conv{i}" for i in range(len(CONVS))])
-def test_conv2d_gradients_are_pytorchs_and_the_plain_paths(layer, pads, shape, memory, grid, monkeypatch):
-    """Stride-1 convolutions of one group go back on the padded grid where its border is small
-    (conv2d.GRID_GROWTH), through slice-adds otherwise: each is checked on every shape."""
-    monkeypatch.setattr(conv2d, "GRID_GROWTH", np.inf if grid == "padded-grid" else 0.0)
+def test_conv2d_gradients_are_pytorchs_and_the_plain_paths(layer, pads, shape, memory, path, monkeypatch):
+    """The input gradient of a stride-1 convolution is a convolution of the output gradient (where the
+    padding is within the kernel's reach), through slice-adds otherwise: each is checked on every shape."""
+    if path == "slices":
+        monkeypatch.setattr(conv2d, "_transposed_padding", lambda p: None)
     rng = np.random.default_rng(5)
     x = rng.normal(size=shape)
     x = _channels_last(x) if memory == "channels-last" else x

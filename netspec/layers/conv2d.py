@@ -5,6 +5,7 @@ PyTorch's Conv2d): a grouped convolution is one matrix product per group; with o
 input channel (depthwise), it is a multiply-add over the channels for each kernel position.
 """
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Literal
@@ -14,7 +15,7 @@ from pydantic import Field
 
 from netspec.errors import Problem, Unlocated, plural, with_article
 from netspec.fields import Count, GlorotUniform, Seed, param_source
-from netspec.layers import conv_forward, depthwise, windows, winograd
+from netspec.layers import conv_backward, conv_forward, depthwise, windows, winograd
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, Size2D, activation_to_onnx, alpha_of, bias_problems
 from netspec.layers.kind import OneInput, dims
@@ -132,6 +133,9 @@ class _Products:
     product (2-D, which BLAS takes with its operands transposed in place; numpy's stacked products
     copy or loop instead). It is done channels-last, where each window row is a run of contiguous
     channel values: the unrolling then reads memory in order, which is what makes it fast.
+
+    The whole unrolled matrix at once: the plain path that the blocked runner (conv_forward.inferred,
+    which training and inference use) is checked against, and the benchmarks' floor.
     """
 
     def __init__(self, layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray):
@@ -141,8 +145,6 @@ class _Products:
         self.z = conv_forward.products(self.columns, self.matrix, np.result_type(x, w))
         if "bias" in params:  # none with use_bias: false
             self.z += params["bias"]
-        self.batch, self.out_hw, self.channels = p.batch, p.out_hw, p.channels
-        self.layer, self.filters = layer, len(w)
 
     @staticmethod
     def _slices(filters: int, groups: int) -> list[slice]:
@@ -150,103 +152,54 @@ class _Products:
         size = filters // groups
         return [slice(g * size, (g + 1) * size) for g in range(groups)]
 
-    def backward(self, dz: np.ndarray, input_grad: bool, x: np.ndarray):
-        """(weights' gradient, a function giving the input gradient's slice for each kernel position, or None).
 
-        The weights' gradient is dz against the unrolled windows (im2col), unrolled again here from the
-        input `x`: kept from the forward pass for every convolution, they made most of a training
-        step's memory (ResNet-20 at batch 64: ~430 MB), for an unrolling that costs about a tenth of
-        the backward pass.
-
-        The slice for kernel position (i, j) is dz times that position's weights: one product of
-        (rows, filters) by (filters, channels), computed when asked, so that it comes out contiguous and
-        the slice-adds of `windows.scatter` read memory in order (the whole (rows, kernel area ×
-        channels) product before made 9× the input's size, and col2im read it with strides).
-        """
-        groups, kernel, channels = self.layer.groups, tuple(self.layer.kernel), self.channels
-        batch, (out_h, out_w) = self.batch, self.out_hw
-        per_group, each = channels // groups, self._slices(self.filters, groups)
-        columns = _unrolled(self.layer, x, self.padding, self.out_hw)
-        dmatrix = np.concatenate([dz[:, each[g]].T @ columns[g] for g in range(groups)])
-        del columns
-        dweights = dmatrix.reshape(self.filters, *kernel, per_group).transpose(0, 3, 1, 2)
-        if not input_grad:
-            return dweights, None
-        # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
-        taps = self.matrix.reshape(groups, self.filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
-        part = np.empty((len(dz), channels), dtype=dz.dtype)  # one buffer: scatter adds each piece at once
-
-        def piece(i: int, j: int) -> np.ndarray:
-            if groups == 1:
-                np.matmul(dz, taps[i, j, 0], out=part)
-            for g in range(groups if groups > 1 else 0):
-                part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
-            return part.reshape(batch, out_h, out_w, channels)
-
-        return dweights, piece
-
-
-def _unrolled(layer: Conv2D, x: np.ndarray, padding, out_hw: tuple[int, int]) -> np.ndarray:
-    """The windows of x channels-last as one matrix per group: (groups, rows, (kh, kw, channels of the group))."""
-    kernel, stride, dilation, groups = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation), layer.groups
-    view, _ = windows.view(x.transpose(0, 2, 3, 1), kernel, stride, dilation, padding, axes=(1, 2))
-    batch, channels = x.shape[:2]
-    grouped = view.reshape(batch, *out_hw, groups, channels // groups, *kernel)
-    rows, width = batch * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * (channels // groups)
-    return grouped.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, rows, width)
-
-
-def _backward_on_the_padded_grid(
-    layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, padding, out_hw, input_grad
-):
-    """(weights' gradient, input gradient channels-last) of a stride-1 convolution of one group, neither
-    unrolling the windows nor adding into strided slices.
-
-    With stride 1, put dz on the padded input's grid (zeros where no window starts) and flatten both
-    to rows of pixels: the pixel kernel position (i, j) reads for row r is row r + i·dh·width + j·dw.
-    Each kernel position is then a shift by a constant number of rows, so its weights' gradient is
-    one product of contiguous matrices, dz_grid[:n]ᵀ · x_grid[shift : shift + n], and its share of
-    the input gradient one product added into contiguous rows. The rows of the border (zeros in dz)
-    are the extra work: worth it while the padded grid is not much larger than the output.
-    """
-    (top, bottom), (left, right) = padding
-    batch, channels, height, width = x.shape
-    padded_h, padded_w = height + top + bottom, width + left + right
-    (out_h, out_w), filters = out_hw, len(w)
-    grid_x = np.zeros((batch, padded_h, padded_w, channels), dtype=dz.dtype)
-    grid_x[:, top : top + height, left : left + width] = x.transpose(0, 2, 3, 1)
-    grid_x = grid_x.reshape(-1, channels)
-    grid_dz = np.zeros((batch, padded_h, padded_w, filters), dtype=dz.dtype)
-    grid_dz[:, :out_h, :out_w] = dz.reshape(batch, out_h, out_w, filters)
-    grid_dz = grid_dz.reshape(-1, filters)
-    dh, dw = layer.dilation
-    shifts = [(i, j, i * dh * padded_w + j * dw) for i, j in np.ndindex(*layer.kernel)]
-    rows = len(grid_dz) - shifts[-1][2]  # every window's row, shifted, stays on the grid
-    dweights = np.empty(w.shape, dtype=dz.dtype)
-    for i, j, shift in shifts:
-        dweights[:, :, i, j] = grid_dz[:rows].T @ grid_x[shift : shift + rows]
+def _gradients(layer: Conv2D, w: np.ndarray, x: np.ndarray, dz: np.ndarray, input_grad: bool):
+    """(weights' gradient, the input gradient channels-last (batch, height, width, channels) or None) of a
+    convolution of more than one channel a group, on one thread: where the stride is 1, both from dz's
+    windows (conv_backward.both_gradients); else the weights' from the input's windows unrolled block by
+    block and the input's by slice-adds (`_pieces`)."""
+    p = _plan(layer, x)
+    pads = _transposed_padding(p) if input_grad else None
+    if pads is not None:
+        return conv_backward.both_gradients(x, dz, w, p, pads)
+    dweights = conv_backward.weight_gradient(x, dz, len(w), p)
     if not input_grad:
         return dweights, None
-    dgrid = np.zeros_like(grid_x)
-    part = np.empty((rows, channels), dtype=dz.dtype)
-    for i, j, shift in shifts:
-        np.matmul(grid_dz[:rows], np.ascontiguousarray(w[:, :, i, j]), out=part)
-        dgrid[shift : shift + rows] += part
-    dgrid = dgrid.reshape(batch, padded_h, padded_w, channels)
-    return dweights, dgrid[:, top : top + height, left : left + width]
+    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+    piece = _pieces(w, dz, p)
+    dx = windows.scatter(piece, kernel, p.out_hw, p.padded_shape, stride, dilation, p.padding, (1, 2), dz.dtype)
+    return dweights, dx
 
 
-GRID_GROWTH = 1.3
-"""Largest ratio of the padded grid's pixels to the output's for `_backward_on_the_padded_grid`."""
+def _transposed_padding(p: conv_forward.Plan) -> list[int] | None:
+    """conv_backward.transposed_padding: here, so that tests can take the slice-adds path instead."""
+    return conv_backward.transposed_padding(p)
 
 
-def _on_the_padded_grid(layer: Conv2D, done, x: np.ndarray) -> bool:
-    """Whether the convolution's backward pass goes through `_backward_on_the_padded_grid`."""
-    if layer.groups != 1 or tuple(layer.stride) != (1, 1) or not len(x) or not isinstance(done, _Products):
-        return False
-    (top, bottom), (left, right) = done.padding
-    out_h, out_w = done.out_hw
-    return (x.shape[2] + top + bottom) * (x.shape[3] + left + right) <= GRID_GROWTH * out_h * out_w
+def _pieces(w: np.ndarray, dz: np.ndarray, p: conv_forward.Plan):
+    """The function giving the input gradient's slice for kernel position (i, j), for `windows.scatter`.
+
+    The slice is dz times that position's weights: one product of (rows, filters) by (filters,
+    channels), computed when asked, so that it comes out contiguous and the slice-adds read memory in
+    order (the whole (rows, kernel area × channels) product before made 9× the input's size, and
+    col2im read it with strides).
+    """
+    groups, kernel, channels, filters = p.groups, p.kernel, p.channels, len(w)
+    batch, (out_h, out_w) = p.batch, p.out_hw
+    per_group, each = channels // groups, _Products._slices(filters, groups)
+    # (kh, kw, group, filters of the group, channels of the group), contiguous for each product
+    matrix = conv_forward.matrix(w, p)
+    taps = matrix.reshape(groups, filters // groups, *kernel, per_group).transpose(2, 3, 0, 1, 4).copy()
+    part = np.empty((len(dz), channels), dtype=dz.dtype)  # one buffer: scatter adds each piece at once
+
+    def piece(i: int, j: int) -> np.ndarray:
+        if groups == 1:
+            np.matmul(dz, taps[i, j, 0], out=part)
+        for g in range(groups if groups > 1 else 0):
+            part[:, g * per_group : (g + 1) * per_group] = dz[:, each[g]] @ taps[i, j, g]
+        return part.reshape(batch, out_h, out_w, channels)
+
+    return piece
 
 
 class _Depthwise:
@@ -319,32 +272,36 @@ def runner(layer: Conv2D, params: dict[str, np.ndarray]) -> Callable[[np.ndarray
 
 
 def forward(layer: Conv2D, params: dict[str, np.ndarray], x: np.ndarray, train: bool = False, rng=None):
-    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward)."""
-    w = params["weights"]
-    kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
-    done = _products(layer, params, x)
-    done.__dict__.pop("columns", None)  # backward unrolls the windows again from x (see _Products.backward)
-    grid = _on_the_padded_grid(layer, done, x)
-    z, padding, padded_shape = done.z, done.padding, done.padded_shape
-    batch, (out_h, out_w) = x.shape[0], done.out_hw
+    """Outputs (batch, filters, out_height, out_width), and the backprop function (see dense.forward).
+
+    z goes through the blocked runner (conv_forward.inferred, split between threads where that pays),
+    its gradients through conv_backward (split over the batch); a depthwise convolution on one thread."""
+    w, p = params["weights"], _plan(layer, x)
+    if _depthwise(layer, x.shape[1]):
+        done = _Depthwise(layer, params, x, p)
+        z = done.z
+    else:
+        done, z = None, conv_forward.inferred(x, w, p, params.get("bias"))
+    batch, (out_h, out_w) = x.shape[0], p.out_hw
     act = ACTIVATIONS[layer.activation]
     alpha = alpha_of(layer)
     y_rows = act.forward(z, alpha)
     y = y_rows.reshape(batch, out_h, out_w, len(w)).transpose(0, 3, 1, 2)  # not -1: empty batches too
+    work = 2 * p.rows * p.width * len(w)  # the backward's multiply-adds: weights' and input gradients
 
     def backprop(dy: np.ndarray, preactivation: bool = False, input_grad: bool = True):
         flat_dy = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
         dz = flat_dy if preactivation else act.backward(z, y_rows, flat_dy, alpha)
         bias = {"bias": column_sums(dz).astype(dz.dtype)} if "bias" in params else {}
-        if grid:
-            dweights, dx = _backward_on_the_padded_grid(layer, w, x, dz, padding, (out_h, out_w), input_grad)
-            return (dx.transpose(0, 3, 1, 2) if input_grad else None), {"weights": dweights} | bias
+        if done is None:
+            part = functools.partial(_gradients, layer, w)
+            dweights, dx = conv_backward.gradients(part, x, dz, input_grad, work)
+            return (None if dx is None else dx.transpose(0, 3, 1, 2)), {"weights": dweights} | bias
         dweights, piece = done.backward(dz, input_grad, x)
         if not input_grad:
             return None, {"weights": dweights} | bias
-        dx = windows.scatter(
-            piece, kernel, (out_h, out_w), padded_shape, stride, dilation, padding, axes=(1, 2), dtype=dz.dtype
-        )
+        kernel, stride, dilation = tuple(layer.kernel), tuple(layer.stride), tuple(layer.dilation)
+        dx = windows.scatter(piece, kernel, p.out_hw, p.padded_shape, stride, dilation, p.padding, (1, 2), dz.dtype)
         return dx.transpose(0, 3, 1, 2), {"weights": dweights} | bias
 
     return y, backprop
