@@ -24,9 +24,12 @@ from netspec import threads as blas
 from netspec.layers import conv_forward
 from netspec.layers.conv_forward import Plan
 
-THREADS_FROM = 1 << 22
+THREADS_FROM = 1 << 25
 """Multiply-adds of a convolution's backward (its forward's, twice) from which it is split between
-threads: a hand-off costs 20-50 µs (as netspec.layers.conv_forward.THREADS_FROM)."""
+threads. A hand-off costs 20-50 µs, and below this the runs are small products that lose more to their
+own overheads than a second core gives back: the digits CNN's second convolution (19M for a batch of 32)
+trained 1.4-2.3× slower on the default setting split than on one thread; ResNet-20's (302M at batch 64)
+gain."""
 
 Part = Callable[[np.ndarray, np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
 """(x of some images, their dz rows, input_grad) → (their weights' gradient, their input gradient
