@@ -113,7 +113,8 @@ class Problem:
     """One thing wrong with a spec or an input, with where it is.
 
     `path` is the route to the value inside the spec, e.g. ("layers", 1, "neurons");
-    `file`, `line` and `column` (1-based) are filled in when the YAML source is known.
+    `file`, `line` and `column` (1-based) are filled in when the YAML source is known; `via` says
+    which uses of blocks led to a problem inside a block.
     """
 
     code: str
@@ -122,6 +123,9 @@ class Problem:
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    via: str = ""
+    """For a problem inside a block: the uses that led to it, outermost first, each ending in " → "
+    (see netspec.blocks); shown before the path, which is then the block definition's."""
 
     @property
     def dotted_path(self) -> str:
@@ -142,7 +146,7 @@ class Problem:
                 where += f":{self.line}:{self.column or 1}"
             where += ": "
         path = f"{self.dotted_path}: " if self.path else ""
-        return f"{where}{self.code} {path}{self.message}"
+        return f"{where}{self.code} {self.via}{path}{self.message}"
 
 
 class NetspecError(Exception):

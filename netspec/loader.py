@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from netspec.blocks import expand
 from netspec.builder import DEFAULT_MAX_PARAMS, build
 from netspec.builder import check as check_spec
 from netspec.errors import Problem, SpecError
@@ -44,7 +45,10 @@ def read_text(path: Path) -> str:
 
 
 def read_spec(path: str | Path) -> tuple[Spec, Source]:
-    """Parse and validate a spec file.
+    """Parse and validate a spec file; its blocks are expanded first (netspec.blocks).
+
+    The source returned locates problems of the spec in the file; for a spec with blocks it is a
+    netspec.blocks.ExpandedSource, and `spec.origins` says where each layer was written.
 
     Raises:
         SpecError: every problem in the file, each with its line and column.
@@ -64,11 +68,17 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
                 Problem("NS102", "not a netspec spec: it has none of the keys netspec, classes, input, layers")
             )
         )
-    model = model_for(source.data)
+    expanded = expand(source)  # blocks become the layers they stand for, before anything else reads them
+    data = source.data
+    if expanded is not None:
+        source, data = expanded, expanded.flat
+    model = model_for(data)
     try:
-        spec = model.model_validate(source.data)
+        spec = model.model_validate(data)
     except ValidationError as err:
         raise located(source, problems_from(err, model)) from None
+    if expanded is not None:
+        spec._origins = tuple(expanded.origins)
     return spec, source
 
 
@@ -144,5 +154,7 @@ def _in_file(source: Source, work: Callable[[], T]) -> T:
 
 def located(source: Source, problems: list[Problem]) -> SpecError:
     located = [source.locate(p, key=p.code in _KEY_CODES) for p in problems]
-    located.sort(key=lambda p: (p.line or 0, p.column or 0))
+    # A mistake in a block used many times is one mistake: shown once, with the first use that shows it.
+    once = {(p.file, p.line, p.column, p.code, p.message): p for p in reversed(located)}
+    located = sorted(once.values(), key=lambda p: (p.line or 0, p.column or 0))
     return SpecError(located)

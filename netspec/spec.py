@@ -8,6 +8,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     create_model,
     field_validator,
@@ -248,6 +249,19 @@ class Spec(SpecModel):
     """The layers, from the input to the output; each reads the layer before it, or the layers its `inputs` names."""
     training: Training | None = None
     """How `netspec train` learns the weights."""
+
+    _origins: tuple | None = PrivateAttr(default=None)
+
+    @property
+    def origins(self) -> tuple | None:
+        """Where each layer was written, for a spec read from a file with blocks (None otherwise).
+
+        One `netspec.blocks.Origin` per layer, in order: `origin.path` is its definition
+        (("layers", 5), or ("blocks", "basic", "layers", 0) inside a block) and `origin.uses` the
+        chain of uses that made it, outermost first (each a `netspec.blocks.Use` with the use's
+        `path`, `block`, `copy` name and `line`); empty for a layer written at top level.
+        """
+        return self._origins
 
     @field_validator("netspec")
     @classmethod

@@ -1,0 +1,67 @@
+"""The zoo (specs/zoo/): each spec validates, counts torchvision's parameters, and the small ones reproduce
+torchvision's scores from its state dict (random weights) on the same photos (tests/zoo_oracle.py).
+The large ones are reproduced by `python -m benchmarks.zoo` (docs/zoo.md records its results)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from zoo_oracle import TOLERANCE, ZOO, ZOO_FOLDER, prepare, torchvision_counts
+
+import netspec
+from netspec.cli import main
+from netspec.loader import read_checked
+from netspec.summary import summarise
+
+pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[test]')")
+pytest.importorskip("safetensors", reason="pip install safetensors")
+
+SPECS = sorted(ZOO_FOLDER.glob("*.yaml"))
+SMALL = [name for name, row in ZOO.items() if row.in_tests]
+
+
+def test_the_zoo_has_a_row_for_every_spec_and_a_spec_for_every_row():
+    assert {path.stem for path in SPECS} == set(ZOO)
+    assert {"resnet18", "resnet50"} <= set(ZOO)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda path: path.stem)
+def test_a_zoo_spec_validates_and_counts_torchvision_s_parameters(path: Path):
+    pytest.importorskip("torchvision", reason="pip install -e '.[test]' (torchvision is the zoo's oracle)")
+    assert netspec.check(path, warnings=[]) == []
+    params, buffers = torchvision_counts(path.stem)
+    assert params == ZOO[path.stem].params  # the count the issue and docs/zoo.md quote
+    summary = summarise(read_checked(path))
+    assert summary.trainable_params == params
+    assert summary.params == params + buffers  # the running means and variances, non-trainable
+
+
+def test_netspec_summary_prints_resnet18_s_parameter_count():
+    result = CliRunner().invoke(main, ["summary", str(ZOO_FOLDER / "resnet18.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "Trainable params: 11,689,512\n" in result.output
+    assert "Total params: 11,699,112 (" in result.output  # and 4,800 batch-norm channels' running mean and var
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_a_zoo_spec_with_torchvision_s_state_dict_gives_torchvision_s_scores(name: str, tmp_path: Path):
+    pytest.importorskip("torchvision", reason="pip install -e '.[test]' (torchvision is the zoo's oracle)")
+    prepared = prepare(name, tmp_path)
+    comparison = prepared.compare()
+    assert comparison.netspec.shape == (3, 1000)
+    assert comparison.relative <= TOLERANCE, f"{name}: relative difference {comparison.relative:.2e}"
+    # The scores are spread as a trained model's are (zoo_oracle.temper): the comparison is not of saturated ones.
+    assert 1e-10 < comparison.torchvision.min() and comparison.torchvision.max() < 0.5
+
+
+def test_a_zoo_spec_runs_without_a_weights_file_on_its_initializers(tmp_path: Path):
+    from zoo_oracle import photos
+
+    [photo] = photos(tmp_path, 1)
+    result = CliRunner().invoke(main, ["run", str(ZOO_FOLDER / "resnet18.yaml"), str(photo)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^  \S.* 0\.\d{4} ", result.output, re.M), result.output
