@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netspec.errors import Problem, SpecError, plural
-from netspec.layers.common import NETWORK_INPUT
+from netspec.layers.common import NAME_PATTERN, NAME_RULE, NETWORK_INPUT
 from netspec.validation import closest, show
 from netspec.yaml_source import Source
 
@@ -47,6 +47,10 @@ BLOCK_KEYS = {
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_USE_NAME = re.compile(NAME_PATTERN)
+"""A use's name is a layer name's prefix, so it follows the same rule; dots too, for two levels of numbered
+copies in one use: torchvision's EfficientNet names its blocks features.<stage>.<index>.block.<k>, which
+`{name: features.2, repeat: 2}` gives (a name of one part would need a block per stage)."""
 
 
 @dataclass(frozen=True)
@@ -286,10 +290,10 @@ class _Expander:
         name = item.get("name")
         if name is None:
             self.problem("NS102", "a use of a block needs a 'name': its layers are named <name>.<layer>", path, chain)
-        elif not isinstance(name, str) or not _PARAM_NAME.fullmatch(name.replace("-", "_")):
+        elif not isinstance(name, str) or not _USE_NAME.fullmatch(name):
             self.problem(
                 "NS103",
-                f"a use's name is letters, digits, '_' and '-' (no dots), got {show(name)}",
+                f"a use's name is a layer name's beginning: {NAME_RULE}, got {show(name)}",
                 (*path, "name"),
                 chain,
             )
