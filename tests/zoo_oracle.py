@@ -37,6 +37,9 @@ class ZooModel:
 ZOO: dict[str, ZooModel] = {
     "resnet18": ZooModel(params=11_689_512, in_tests=True),
     "resnet50": ZooModel(params=25_557_032, in_tests=False),
+    "mobilenet_v2": ZooModel(params=3_504_872, in_tests=True),
+    "squeezenet1_1": ZooModel(params=1_235_496, in_tests=True),
+    "efficientnet_b0": ZooModel(params=5_288_548, in_tests=True),
 }
 """Every spec of specs/zoo/, by stem; the stem is torchvision's function (torchvision.models.<stem>)."""
 
