@@ -94,7 +94,7 @@ class ExpandedSource(Source):
     """
 
     flat: dict = field(default_factory=dict)
-    """The spec's data with its uses replaced by their layers and without `blocks`."""
+    """The spec's data with its uses replaced by their layers (`blocks` kept: the definitions, as written)."""
     origins: list[Origin] = field(default_factory=list)
     """One per layer of `flat["layers"]`, in order."""
 
@@ -139,7 +139,7 @@ def expand(source: Source) -> ExpandedSource | None:
     if "blocks" not in data and not uses_any:
         return None
     expander = _Expander(source)
-    flat = {key: value for key, value in data.items() if key != "blocks"}
+    flat = dict(data)
     if isinstance(layers, list):
         flat["layers"] = expander.run(layers)
     expander.raise_problems()
@@ -153,6 +153,7 @@ class _Expander:
         self.blocks = self._definitions(source.data.get("blocks"))
         self.out: list[dict] = []
         self.origins: list[Origin] = []
+        self.cut = False  # whether the last count stopped early (past the bound)
 
     # Problems -------------------------------------------------------------------------------------------
 
@@ -251,6 +252,7 @@ class _Expander:
                 self.check_inputs(item, block, name, path, chain)
                 total += 1
             if total > budget:
+                self.cut = True  # counted no further: `total` is only a lower bound
                 break
         return total
 
@@ -262,6 +264,7 @@ class _Expander:
             return 0
         first = self.size(use.first_block, use.first_params, first_chain, budget)
         if (use.repeat or 1) == 1 or first > budget:
+            self.cut = self.cut or (use.repeat or 1) > 1
             return first
         rest_chain = (*chain, Use(path, use.block, _copy_name(use, 1, chain), line))
         if not self.can_enter(use.block, path, chain, rest_chain):
@@ -443,15 +446,10 @@ class _Expander:
                 use = self.resolve(item, path, ())
             except _Failed:
                 continue
+            self.cut = False
             size = self.use_size(use, path, (), MAX_LAYERS - total)
             if total + size > MAX_LAYERS:
-                count = f"{size:,} layers" if size <= MAX_LAYERS else f"more than {MAX_LAYERS - total:,} layers"
-                before = f" after the {plural(total, 'layer')} before it" if total else ""
-                message = (
-                    f"this use of {use.block!r} expands to {count}{before}; a spec may have at most "
-                    f"{MAX_LAYERS:,} layers once its blocks are expanded: lower repeat"
-                )
-                self.problem("NS133", message, path)
+                self.problem("NS133", _too_many(use, size, total, exact=not self.cut), path)
                 self.raise_problems()  # nothing past the bound is made
             total += size
         self.raise_problems()
@@ -515,6 +513,20 @@ class _Expander:
             self.out.append(layer)
             self.origins.append(Origin(path, chain, origin_inputs))
         return self.out[-1]["name"]
+
+
+def _too_many(use: _Resolved, size: int, before: int, exact: bool) -> str:
+    """The message of a use that takes the spec past MAX_LAYERS."""
+    repeat = f" (repeat {use.repeat:,})" if use.repeat else ""
+    if exact:
+        total = f"; with the {plural(before, 'layer')} before it, {before + size:,}" if before else ""
+        count = f"expands to {size:,} layers{total}"
+    else:
+        count = f"expands to more than {MAX_LAYERS - before:,} layers" + (" after those before it" if before else "")
+    return (
+        f"this use of {use.block!r}{repeat} {count}: a spec may have at most {MAX_LAYERS:,} layers once its "
+        "blocks are expanded; lower repeat, or write fewer copies"
+    )
 
 
 def _copy_name(use: _Resolved, i: int, chain: tuple[Use, ...]) -> str:
