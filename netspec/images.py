@@ -9,7 +9,12 @@ The rules, in order (docs/spec-format.md states them for users):
 5. Transparent pixels are composited over black: each colour is multiplied by its alpha.
 6. Colour: `rgb` gives red, green, blue; `grayscale` gives the luma 0.299 R + 0.587 G + 0.114 B
    (ITU-R BT.601) rounded to the nearest whole value, a half (x.5 exactly) up — see `luma`.
-7. The image is resized to width × height with bilinear filtering if its size differs.
+7. Size: with `resize` and `crop`, the shorter side is resized to `resize` pixels (the longer one to
+   int(resize × long / short), as torchvision computes it) with Pillow's bilinear filter, which
+   antialiases when it shrinks, then the middle crop[0] × crop[1] is cut (its corner at
+   round((size - crop) / 2), Python's round, a half to even), black filling a side the image does not
+   reach: exactly torchvision's Resize(resize) then CenterCrop(crop) on a PIL image. With `crop` alone,
+   only the cut. With neither, the image is resized to width × height with the same filter if its size differs.
 8. Pixel values 0..255 map linearly onto `scale: [lo, hi]`, then (value - mean) / std per channel.
 """
 
@@ -198,8 +203,7 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     elif spec.color == "grayscale" and image.mode != "L":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         image = Image.fromarray(luma(np.asarray(rgb)), "L")
-    if image.size != (spec.width, spec.height):
-        image = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    image = sized(image, spec)
     pixels = np.asarray(image, dtype=np.float64)
     pixels = pixels.reshape(spec.height, spec.width, -1).transpose(2, 0, 1)
     lo, hi = spec.scale
@@ -209,6 +213,44 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     if spec.std is not None:
         values /= np.asarray(spec.std).reshape(-1, 1, 1)
     return values
+
+
+def sized(image: Image.Image, spec: ImageInput) -> Image.Image:
+    """The image at the network's width × height: resized then center-cropped, or resized alone (rule 7)."""
+    if spec.resize is not None:
+        image = image.resize(resized_size(image.size, spec.resize), Image.Resampling.BILINEAR)
+    if spec.crop_size is not None:
+        height, width = spec.crop_size
+        left, top = centered(image.width, width), centered(image.height, height)
+        if (left, top, width, height) != (0, 0, image.width, image.height):
+            # Pillow fills what lies outside the image with 0: black, as torchvision pads before it cuts.
+            image = image.crop((left, top, left + width, top + height))
+    elif image.size != (spec.width, spec.height):
+        image = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    return image
+
+
+def resized_size(size: tuple[int, int], shorter: int) -> tuple[int, int]:
+    """(width, height) with the shorter side `shorter` and the longer int(shorter × long / short).
+
+    torchvision's arithmetic (transforms.functional._compute_resized_output_size): the longer side is
+    truncated, not rounded, and a square stays square.
+    """
+    width, height = size
+    if width <= height:
+        return shorter, int(shorter * height / width)
+    return int(shorter * width / height), shorter
+
+
+def centered(size: int, crop: int) -> int:
+    """Where a centered crop of `crop` pixels starts along a side of `size` (negative: the crop overhangs).
+
+    torchvision's CenterCrop: round((size - crop) / 2) with Python's round (a half to even) when the
+    image is larger; when smaller, it pads (crop - size) // 2 before and the rest after.
+    """
+    if crop > size:
+        return -((crop - size) // 2)
+    return int(round((size - crop) / 2.0))
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

@@ -74,9 +74,12 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
         source, data = expanded, expanded.flat
     model = model_for(data)
     try:
-        spec = model.model_validate(data)
+        # The folder is where `classes: {file: ...}` is read from, as weight files are.
+        spec = model.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as err:
         raise located(source, problems_from(err, model)) from None
+    except SpecError as err:  # the classes file: its path is in the spec, its labels' problems in the file
+        raise located(source, err.problems) from None
     if expanded is not None:
         spec._origins = tuple(expanded.origins)
     return spec, source
@@ -153,7 +156,7 @@ def _in_file(source: Source, work: Callable[[], T]) -> T:
 
 
 def located(source: Source, problems: list[Problem]) -> SpecError:
-    located = [source.locate(p, key=p.code in _KEY_CODES) for p in problems]
+    located = [p if p.file else source.locate(p, key=p.code in _KEY_CODES) for p in problems]
     # A mistake in a block used many times is one mistake: shown once, with the first use that shows it.
     once: dict[tuple, Problem] = {}
     for problem in located:

@@ -38,6 +38,8 @@ _EXAMPLES: dict[str, Any] = {
     "features": 64,
     "width": 16,
     "height": 16,
+    "resize": 256,
+    "crop": 224,
     "mean": [0.485, 0.456, 0.406],
     "std": [0.229, 0.224, 0.225],
     "name": "hidden1",
@@ -119,7 +121,10 @@ def _agree_with_validate(schema: dict[str, Any]) -> None:
     props["netspec"]["errorMessage"] = (
         f"this netspec reads format version {FORMAT_VERSION}: write 'netspec: {FORMAT_VERSION}'"
     )
-    props["classes"]["uniqueItems"] = True
+    listed = next(form for form in props["classes"]["oneOf"] if form.get("type") == "array")
+    listed["uniqueItems"] = True
+    props["classes"]["examples"] = [_EXAMPLES["classes"], {"file": "imagenet-classes.txt"}]
+    defs["ClassesFile"]["properties"]["file"]["examples"] = ["imagenet-classes.txt"]
     props["layers"]["items"] = _layer_or_use(defs)
     for kind in KINDS.values():
         _require_type(defs[kind.model.__name__])

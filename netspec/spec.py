@@ -1,6 +1,7 @@
 """The spec: the whole network description as one pydantic model, with the rules that span layers."""
 
 import functools
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -10,6 +11,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -17,24 +19,44 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netspec import graph
-from netspec.errors import Problem, plural
+from netspec.errors import Problem, SpecError, Unlocated, plural
 from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
+from netspec.labels import read_labels
 from netspec.layers import KINDS, Layer
 from netspec.layers.kind import layer_union
+from netspec.weights import resolve_inside
 
 FORMAT_VERSION = 1
 """The spec format version this release reads."""
 
 
+def _crop_form(value: Any) -> str:
+    return "each" if isinstance(value, list) else "one"
+
+
+Crop = Annotated[
+    Annotated[Count, Tag("one")] | Annotated[list[Count], Field(min_length=2, max_length=2), Tag("each")],
+    Discriminator(
+        _crop_form,
+        custom_error_type="NS103",
+        custom_error_message="must be a whole number (a square) or [height, width]",
+    ),
+]
+
+
 class ImageInput(SpecModel):
-    """An image, resized to width × height and read as (channels, height, width)."""
+    """An image, read as (channels, height, width): resized to width × height, or resized and cropped."""
 
     width: Count
-    """Width in pixels; other images are resized to it."""
+    """Width in pixels the network reads; other images are resized to it (with crop given: the crop's width)."""
     height: Count
-    """Height in pixels; other images are resized to it."""
+    """Height in pixels the network reads; other images are resized to it (with crop given: the crop's height)."""
     color: Literal["rgb", "grayscale"] = "rgb"
     """rgb gives 3 channels (red, green, blue), grayscale gives 1."""
+    resize: Count | None = None
+    """Resize the shorter side to this many pixels, keeping the aspect ratio (torchvision's Resize(n)); needs crop."""
+    crop: Crop | None = None
+    """Then cut the middle: n for n × n, or [height, width] (torchvision's CenterCrop); black pads a smaller image."""
     scale: list[float] = Field(default=[0.0, 1.0], min_length=2, max_length=2)
     """[lo, hi]: pixel values 0..255 are mapped linearly onto lo..hi."""
     mean: list[float] | None = None
@@ -50,9 +72,16 @@ class ImageInput(SpecModel):
     def shape(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
 
+    @property
+    def crop_size(self) -> tuple[int, int] | None:
+        """The crop as (height, width), or None."""
+        if self.crop is None:
+            return None
+        return (self.crop, self.crop) if isinstance(self.crop, int) else (self.crop[0], self.crop[1])
+
     @model_validator(mode="after")
     def _per_channel(self) -> "ImageInput":
-        problems = []
+        problems = list(self._crop_problems())
         if self.scale[0] == self.scale[1]:
             lo = f"{self.scale[0]:g}"
             problems.append(Problem("NS104", f"needs two different values [lo, hi], got [{lo}, {lo}]", ("scale",)))
@@ -75,6 +104,26 @@ class ImageInput(SpecModel):
         if problems:
             raise rule_error(problems)
         return self
+
+    def _crop_problems(self):
+        if self.resize is not None and self.crop is None:
+            message = (
+                f"resizes the shorter side to {self.resize} keeping each image's aspect ratio, so images would "
+                "come out in many sizes; add crop: N (or [height, width]) to cut the network's input from the "
+                "middle, as torchvision's Resize then CenterCrop do"
+            )
+            yield Problem("NS102", message, ("resize",))
+        if self.crop_size is None:
+            return
+        crop_height, crop_width = self.crop_size
+        written = f"{self.crop}" if isinstance(self.crop, int) else f"[{crop_height}, {crop_width}]"
+        for key, value, wanted in (("width", self.width, crop_width), ("height", self.height, crop_height)):
+            if value != wanted:
+                message = (
+                    f"is {value}, but crop: {written} makes the network's input {crop_width} wide and "
+                    f"{crop_height} high; the {key} is the cropped image's: write {key}: {wanted}"
+                )
+                yield Problem("NS104", message, (key,))
 
 
 def _one_or_each(number: Any) -> Any:
@@ -189,6 +238,52 @@ ClassLabel = Annotated[
 ]
 
 
+class ClassesFile(SpecModel):
+    """Class labels read from a text file beside the spec: `classes: {file: imagenet-classes.txt}`."""
+
+    file: str = Field(min_length=1)
+    """A UTF-8 text file in the spec's folder (or below it), one label a line, in the order of the scores."""
+
+
+def _classes_form(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, (dict, ClassesFile)):
+        return "file"
+    return None
+
+
+Classes = Annotated[
+    Annotated[list[ClassLabel], Field(min_length=1), Tag("list")] | Annotated[ClassesFile, Tag("file")],
+    Discriminator(
+        _classes_form,
+        custom_error_type="NS103",
+        custom_error_message="must be a list of labels, or {file: labels.txt} naming a file of them, one a line",
+    ),
+]
+
+
+def _read_classes(classes: ClassesFile, base_dir: Path) -> list[str]:
+    """The labels of a classes file, read from `base_dir` under the path rules of weight files.
+
+    Raises:
+        SpecError: the path (at classes.file, to be located in the spec), or the file's labels (at their lines).
+    """
+    try:
+        path = resolve_inside(base_dir, classes.file)
+    except Unlocated as err:
+        message = {
+            "NS202": f"classes file {classes.file!r} not found in {base_dir.resolve()}",
+            "NS203": f"{classes.file!r} is a folder, not a text file of labels",
+        }.get(err.code, err.message.replace("keep weight files", "keep the classes file"))
+        raise SpecError(Problem(err.code, message, ("classes", "file"))) from None
+    try:
+        return read_labels(path, shown=str(base_dir / classes.file))
+    except OSError as err:
+        message = f"cannot read the classes file {classes.file!r}: {err.strerror}"
+        raise SpecError(Problem("NS203", message, ("classes", "file"))) from None
+
+
 class Training(SpecModel):
     """How `netspec train` learns the weights; command-line flags override each value."""
 
@@ -245,8 +340,8 @@ class Spec(SpecModel):
     """Name of the network."""
     description: str = ""
     """What the network does, for people."""
-    classes: list[ClassLabel] = Field(min_length=1)
-    """Output labels, in output order: the output layer has one neuron per class."""
+    classes: Classes
+    """Output labels, in output order: the output layer has one neuron per class; or {file: labels.txt}."""
     input: Input
     """What the network reads."""
     seed: Seed = 0
@@ -289,8 +384,16 @@ class Spec(SpecModel):
             )
         return version
 
+    _classes_file: str | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
-    def _whole_network(self) -> "Spec":
+    def _whole_network(self, info: ValidationInfo) -> "Spec":
+        if isinstance(self.classes, ClassesFile):
+            # Read here, so that every reader of spec.classes (run, eval, train, export, summary) sees the
+            # labels. The folder is the spec's (netspec.load passes it), else the current one, as for build.
+            base_dir = Path((info.context or {}).get("base_dir", "."))
+            self._classes_file = self.classes.file
+            self.classes = _read_classes(self.classes, base_dir)
         # Copies, so that layer objects passed in by the caller are never changed.
         self.layers = [
             layer if layer.name is not None else layer.model_copy(update={"name": f"{layer.type}_{index}"})
@@ -300,6 +403,11 @@ class Spec(SpecModel):
         if problems:
             raise rule_error(problems)
         return self
+
+    @property
+    def classes_file(self) -> str | None:
+        """The file the labels were read from (`classes: {file: ...}`), as written; None for a list."""
+        return self._classes_file
 
     def array_files(self) -> list[str]:
         """The files the spec reads arrays from (`weights_file` and every `{file: ...}`), as written."""

@@ -55,7 +55,7 @@ def test_missing_required_key_says_what_it_is(problems):
     text = VALID.replace("classes: [cat, dog]\n", "")
     assert problems(text) == [
         "spec.yaml:1:1: NS102 classes: missing required key 'classes' "
-        "(output labels, in output order: the output layer has one neuron per class)"
+        "(output labels, in output order: the output layer has one neuron per class; or {file: labels.txt})"
     ]
 
 

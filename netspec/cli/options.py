@@ -132,5 +132,6 @@ def threads(
 
 
 def spec_inputs(spec_path: Path, spec) -> list[Path]:
-    """The spec file and the array files it reads, which no output may replace."""
-    return [spec_path, *(spec_path.parent / name for name in spec.array_files())]
+    """The spec file and the array and label files it reads, which no output may replace."""
+    read = [*spec.array_files(), *([spec.classes_file] if spec.classes_file else [])]
+    return [spec_path, *(spec_path.parent / name for name in read)]

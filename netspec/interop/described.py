@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from netspec.errors import Problem, SpecError, plural
+from netspec.labels import label_problems, read_labels
 
 IMAGE_KEYS = ("width", "height", "color", "scale", "mean", "std")
 """What a caller may say of an imported model's input image (the fields of a spec's input.image)."""
@@ -20,29 +21,6 @@ GIVE_IMAGE = "give the image it reads (--image WIDTH,HEIGHT,COLOR, or image= in 
 
 EXPORTERS_GRAPH_NAMES = ("main_graph", "torch_jit", "torch-jit-export")
 """Graph names PyTorch's exporters give every model: the file's name says more (resnet18.onnx: resnet18)."""
-
-
-def read_labels(path: Path) -> list[str]:
-    """The labels in a file, one a line (as ImageNet's synset files), blank lines at the end ignored.
-
-    Spaces around a label are dropped.
-
-    Raises:
-        SpecError: a label that is empty, not printable or listed twice, each at its line; a file
-            that is not UTF-8 text.
-    """
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        message = f"the labels are not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start:,})"
-        raise SpecError(Problem("NS103", message, file=str(path))) from None
-    labels = [line.strip() for line in text.splitlines()]
-    while labels and not labels[-1]:
-        labels.pop()
-    problems = _label_problems(labels, lambda i: {"file": str(path), "line": i + 1}, lambda i: f"line {i + 1}")
-    if problems:
-        raise SpecError(problems)
-    return labels
 
 
 def labels_for(classes: Sequence[str] | Path, scores: int, source: str) -> list[str]:
@@ -62,7 +40,7 @@ def labels_for(classes: Sequence[str] | Path, scores: int, source: str) -> list[
             raise SpecError(Problem("NS123", message, file=str(classes)))
         return labels
     labels = [str(label) for label in classes]
-    problems = _label_problems(labels, lambda i: {"path": ("classes", i)}, lambda i: f"classes[{i}]")
+    problems = label_problems(labels, lambda i: {"path": ("classes", i)}, lambda i: f"classes[{i}]")
     if problems:
         raise SpecError(problems)
     if len(labels) != scores:
@@ -78,21 +56,6 @@ def refuse_text(classes) -> None:
     """A file name given as text would otherwise be read as one label a letter."""
     if isinstance(classes, str):
         raise TypeError(f"classes is a list of labels or a Path to a file of them; got the text {classes!r}")
-
-
-def _label_problems(labels: list[str], where, named) -> list[Problem]:
-    problems, seen = [], {}
-    for index, label in enumerate(labels):
-        if not label:
-            problems.append(Problem("NS109", "the label is empty; give every class a label", **where(index)))
-        elif not label.isprintable():
-            message = f"the label {label!r} holds a tab or other control character; labels are printable text"
-            problems.append(Problem("NS103", message, **where(index)))
-        elif label in seen:
-            message = f"the label {label!r} is listed twice (also {named(seen[label])}); keep one"
-            problems.append(Problem("NS122", message, **where(index)))
-        seen.setdefault(label, index)
-    return problems
 
 
 def input_shape(
