@@ -56,3 +56,80 @@ def test_a_use_s_name_follows_the_layer_name_rule(tmp_path: Path, name: str):
         "a use's name is a layer name's beginning: layer names are ASCII letters, digits, '_' and '-', in parts "
         f"joined by dots (as layer1.0.conv1), got '{name}' (text)"
     )
+
+
+GATE = """\
+netspec: 1
+classes: [a, b, c, d, e, f]
+input: {image: {width: 5, height: 4, scale: [-1, 1]}}
+weights_file: {file: gate.safetensors, names: pytorch}
+layers:
+  - {name: conv, type: conv2d, filters: 6, kernel: 3, padding: 1}
+  - {name: se.avgpool, type: global_avgpool}
+  - {name: se.fc1, type: dense, neurons: 2, activation: silu}
+  - {name: se.fc2, type: dense, neurons: 6, activation: sigmoid}
+  - {name: se.scale, type: multiply, inputs: [conv, se.fc2]}
+  - {name: pool, type: global_avgpool}
+  - {name: out, type: activation, activation: softmax}
+"""
+
+
+def gated():
+    """torchvision's SqueezeExcitation after a convolution, its two small layers 1 × 1 Conv2d's; then the mean."""
+    import torch
+    from torch import nn
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 6, 3, padding=1)
+            self.se = nn.Module()
+            self.se.fc1, self.se.fc2 = nn.Conv2d(6, 2, 1), nn.Conv2d(2, 6, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            gate = y.mean(dim=(2, 3), keepdim=True)
+            gate = torch.sigmoid(self.se.fc2(nn.functional.silu(self.se.fc1(gate))))
+            return torch.softmax((y * gate).mean(dim=(2, 3)), dim=1)
+
+    return Gated().eval()
+
+
+def test_a_dense_layer_takes_a_1x1_conv2d_s_weight_from_a_state_dict(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from safetensors.torch import save_file
+
+    import netspec
+
+    torch.manual_seed(3)
+    model = gated()
+    assert model.state_dict()["se.fc1.weight"].shape == (2, 6, 1, 1)
+    save_file(model.state_dict(), tmp_path / "gate.safetensors")
+    (tmp_path / "gate.yaml").write_text(GATE, encoding="utf-8")
+    network = netspec.load(tmp_path / "gate.yaml")
+    x = torch.rand(2, 3, 4, 5) * 2 - 1
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert network.forward(x.numpy()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_dense_layer_refuses_a_conv2d_weight_of_a_larger_kernel(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from safetensors.torch import save_file
+
+    import netspec
+
+    state = gated().state_dict()
+    state["se.fc1.weight"] = torch.zeros(2, 6, 3, 3)
+    save_file(state, tmp_path / "gate.safetensors")
+    (tmp_path / "gate.yaml").write_text(GATE, encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        netspec.load(tmp_path / "gate.yaml")
+    [problem] = caught.value.problems
+    assert (problem.code, problem.line) == ("NS204", 8)
+    assert problem.message == (
+        "layer 'se.fc1': gate.safetensors holds 'se.fc1.weight' of shape (2, 6, 3, 3), but the layer needs (2, 6) "
+        "for its weights (neuron × input)"
+    )
