@@ -1,15 +1,22 @@
 """What the zoo's mobile specs (MobileNet V2, SqueezeNet 1.1, EfficientNet-B0) need of netspec beyond ResNet's:
-a use named with dots (two numbered levels, features.<stage>.<index>), as torchvision names EfficientNet's blocks.
-Their parameter counts and scores against torchvision are tests/test_zoo.py's (tests/zoo_oracle.py's table)."""
+a use named with dots (two numbered levels, features.<stage>.<index>), as torchvision names EfficientNet's blocks,
+also in the JSON Schema; and a dense layer that takes a 1 × 1 Conv2d's weight by PyTorch's names (EfficientNet's
+squeeze-and-excitation). Their parameter counts and scores against torchvision are tests/test_zoo.py's
+(tests/zoo_oracle.py's table)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from netspec.errors import SpecError
 from netspec.loader import read_spec
+from netspec.schema import json_schema
+
+ZOO = sorted((Path(__file__).resolve().parent.parent / "specs" / "zoo").glob("*.yaml"))
 
 STAGES = """\
 netspec: 1
@@ -56,6 +63,12 @@ def test_a_use_s_name_follows_the_layer_name_rule(tmp_path: Path, name: str):
         "a use's name is a layer name's beginning: layer names are ASCII letters, digits, '_' and '-', in parts "
         f"joined by dots (as layer1.0.conv1), got '{name}' (text)"
     )
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda path: path.stem)
+def test_the_json_schema_accepts_every_zoo_spec(path: Path):
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert [error.message for error in jsonschema.Draft202012Validator(json_schema()).iter_errors(spec)] == []
 
 
 GATE = """\
