@@ -90,7 +90,7 @@ class ExpandedSource(Source):
     """
 
     flat: dict = field(default_factory=dict)
-    """The spec's data with its uses replaced by their layers and without `blocks`."""
+    """The spec's data with its uses replaced by their layers (`blocks` kept: the definitions, as written)."""
     origins: list[Origin] = field(default_factory=list)
     """One per layer of `flat["layers"]`, in order."""
 
@@ -99,8 +99,11 @@ class ExpandedSource(Source):
         if len(path) >= 2 and path[0] == "layers" and isinstance(path[1], int) and 0 <= path[1] < len(self.origins):
             origin = self.origins[path[1]]
             rest = path[2:]
-            where = origin.inputs if rest[:1] == ("inputs",) and origin.inputs else origin.path
-            problem = replace(problem, path=where + rest, via=origin.via)
+            if rest[:1] == ("inputs",) and origin.inputs:  # given by the use, not in the block's definition
+                where = origin.inputs + rest[1:]
+            else:
+                where = origin.path + rest
+            problem = replace(problem, path=where, via=origin.via)
         return super().locate(problem, key)
 
 
@@ -135,7 +138,7 @@ def expand(source: Source) -> ExpandedSource | None:
     if "blocks" not in data and not uses_any:
         return None
     expander = _Expander(source)
-    flat = {key: value for key, value in data.items() if key != "blocks"}
+    flat = dict(data)
     if isinstance(layers, list):
         flat["layers"] = expander.run(layers)
     expander.raise_problems()
@@ -149,6 +152,7 @@ class _Expander:
         self.blocks = self._definitions(source.data.get("blocks"))
         self.out: list[dict] = []
         self.origins: list[Origin] = []
+        self.cut = False  # whether the last count stopped early (past the bound)
 
     # Problems -------------------------------------------------------------------------------------------
 
@@ -247,6 +251,7 @@ class _Expander:
                 self.check_inputs(item, block, name, path, chain)
                 total += 1
             if total > budget:
+                self.cut = True  # counted no further: `total` is only a lower bound
                 break
         return total
 
@@ -258,6 +263,7 @@ class _Expander:
             return 0
         first = self.size(use.first_block, use.first_params, first_chain, budget)
         if (use.repeat or 1) == 1 or first > budget:
+            self.cut = self.cut or (use.repeat or 1) > 1
             return first
         rest_chain = (*chain, Use(path, use.block, _copy_name(use, 1, chain), line))
         if not self.can_enter(use.block, path, chain, rest_chain):
@@ -357,12 +363,13 @@ class _Expander:
         if isinstance(name, str) and name in defined:
             return name  # defined with a problem of its own, reported already
         choices = list(defined)
+        shown = repr(name) if isinstance(name, str) else show(name)
         if not choices:
-            message = f"no block named {show(name)}: the spec defines no blocks; define it under blocks:"
+            message = f"no block named {shown}: the spec defines no blocks; define it under blocks:"
         else:
             close = closest(name, choices) if isinstance(name, str) else None
             hint = f"did you mean {close!r}?" if close else f"the blocks are {', '.join(choices)}"
-            message = f"no block named {show(name)}; {hint}"
+            message = f"no block named {shown}; {hint}"
         self.problem("NS105", message, path, chain)
         return "" if not isinstance(name, str) else name
 
@@ -439,18 +446,14 @@ class _Expander:
                 use = self.resolve(item, path, ())
             except _Failed:
                 continue
+            self.cut = False
             size = self.use_size(use, path, (), MAX_LAYERS - total)
             if total + size > MAX_LAYERS:
-                count = f"{size:,} layers" if size <= MAX_LAYERS else f"more than {MAX_LAYERS - total:,} layers"
-                before = f" after the {plural(total, 'layer')} before it" if total else ""
-                message = (
-                    f"this use of {use.block!r} expands to {count}{before}; a spec may have at most "
-                    f"{MAX_LAYERS:,} layers once its blocks are expanded: lower repeat"
-                )
-                self.problem("NS133", message, path)
+                self.problem("NS133", _too_many(use, size, total, exact=not self.cut), path)
                 self.raise_problems()  # nothing past the bound is made
             total += size
         self.raise_problems()
+        self.check_top_level_names(layers)
         outputs: dict[str, str] = {}
         last = NETWORK_INPUT
         for index, item in enumerate(layers):
@@ -463,9 +466,34 @@ class _Expander:
                 continue
             use = self.resolve(item, path, ())
             given = outputs.get(use.inputs, use.inputs) if use.inputs else None
+            if given is not None and not self.made(given):
+                above = [_name_of(layer, i) for i, layer in enumerate(self.out)] + list(outputs)
+                close = closest(given, above)
+                hint = f"did you mean {close!r}?" if close else "name a layer or use above it, or input"
+                self.problem("NS127", f"{given!r} names no layer above this use; {hint}", (*path, "inputs"))
+                continue
             last = self.make_use(use, path, (), given or last, given is not None)
             outputs[use.name] = last
+        self.raise_problems()
         return self.out
+
+    def made(self, name: str) -> bool:
+        """Whether a layer of this name is made already (or it is the network's input)."""
+        return name == NETWORK_INPUT or any(_name_of(layer, i) == name for i, layer in enumerate(self.out))
+
+    def check_top_level_names(self, layers: list) -> None:
+        """A use's name is read as its output by later layers: it must be no other layer's or use's name."""
+        first: dict[str, int] = {}
+        for index, item in enumerate(layers):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name in first and ("block" in item or "block" in layers[first[name]]):
+                message = (
+                    f"name {name!r} is already used by layers[{first[name]}]; give each layer and use its own name"
+                )
+                self.problem("NS121", message, ("layers", index, "name"))
+            if isinstance(name, str):
+                first.setdefault(name, index)
+        self.raise_problems()
 
     def make_use(self, use: _Resolved, path: tuple, chain: tuple[Use, ...], input_name: str, given: bool) -> str:
         """Add the layers of every copy of `use`, reading `input_name`; returns the name of the last."""
@@ -487,8 +515,11 @@ class _Expander:
         self, name: str, params: dict, copy: str, chain: tuple[Use, ...], input_name: str, inputs_path: tuple | None
     ) -> str:
         """Add the layers of one copy of block `name`; returns the name of its last layer (its output)."""
-        local: dict[str, str] = {NETWORK_INPUT: input_name}
-        for index, item in enumerate(self.blocks[name]["layers"]):
+        layers = self.blocks[name]["layers"]
+        # Every layer's name is known before any is made: one listed later is then said to be out of order.
+        local = {str(item.get("name", i)): f"{copy}.{item.get('name', i)}" for i, item in enumerate(layers)}
+        local[NETWORK_INPUT] = input_name
+        for index, item in enumerate(layers):
             path = ("blocks", name, "layers", index)
             item = self.substituted(item, params, name, path, chain)
             previous = input_name if index == 0 else self.out[-1]["name"]
@@ -511,6 +542,20 @@ class _Expander:
             self.out.append(layer)
             self.origins.append(Origin(path, chain, origin_inputs))
         return self.out[-1]["name"]
+
+
+def _too_many(use: _Resolved, size: int, before: int, exact: bool) -> str:
+    """The message of a use that takes the spec past MAX_LAYERS."""
+    repeat = f" (repeat {use.repeat:,})" if use.repeat else ""
+    if exact:
+        total = f"; with the {plural(before, 'layer')} before it, {before + size:,}" if before else ""
+        count = f"expands to {size:,} layers{total}"
+    else:
+        count = f"expands to more than {MAX_LAYERS - before:,} layers" + (" after those before it" if before else "")
+    return (
+        f"this use of {use.block!r}{repeat} {count}: a spec may have at most {MAX_LAYERS:,} layers once its "
+        "blocks are expanded; lower repeat, or write fewer copies"
+    )
 
 
 def _copy_name(use: _Resolved, i: int, chain: tuple[Use, ...]) -> str:

@@ -34,6 +34,9 @@ CODES: dict[str, str] = {
     "NS129": "layer whose output no layer reads",
     "NS130": "layer given more or fewer inputs than its type reads",
     "NS131": "groups do not divide a convolution's channels or filters",
+    "NS132": "block that uses itself, directly or through other blocks",
+    "NS133": "blocks nested too deeply, or expanding to too many layers",
+    "NS134": "$parameter that the block does not declare",
     # Weights and biases.
     "NS201": "explicit array has the wrong shape",
     "NS202": "weight file not found",

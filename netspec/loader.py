@@ -158,6 +158,8 @@ def _in_file(source: Source, work: Callable[[], T]) -> T:
 def located(source: Source, problems: list[Problem]) -> SpecError:
     located = [p if p.file else source.locate(p, key=p.code in _KEY_CODES) for p in problems]
     # A mistake in a block used many times is one mistake: shown once, with the first use that shows it.
-    once = {(p.file, p.line, p.column, p.code, p.message): p for p in reversed(located)}
+    once: dict[tuple, Problem] = {}
+    for problem in located:
+        once.setdefault((problem.line, problem.column, problem.code, problem.message), problem)
     located = sorted(once.values(), key=lambda p: (p.line or 0, p.column or 0))
     return SpecError(located)

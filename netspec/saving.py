@@ -173,7 +173,9 @@ def spec_document(network: Network, weights_file: str) -> dict:
     """The spec as plain data with `weights_file` pointing at the saved arrays."""
     spec = network.spec
     # What the spec says, not every default: a default written out can break a rule (momentum with adam).
-    document = spec.model_dump(mode="json", exclude={"layers", "weights_file"}, exclude_none=True, exclude_unset=True)
+    # The layers are written flat, so a spec's blocks would be definitions no layer uses: left out.
+    exclude = {"layers", "weights_file", "blocks"}
+    document = spec.model_dump(mode="json", exclude=exclude, exclude_none=True, exclude_unset=True)
     document["weights_file"] = weights_file
     document["layers"] = [
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from netspec.blocks import USE_KEYS
 from netspec.fields import SpecModel, field_descriptions
 from netspec.layers import KINDS
 from netspec.layers.common import ALPHA_DEFAULTS, NAME_PATTERN, NAME_RULE
@@ -62,6 +63,20 @@ _EXAMPLES: dict[str, Any] = {
     "scale": "ones",
     "shift": "zeros",
     "var": "ones",
+    "blocks": {
+        "basic": {
+            "params": {"filters": None, "stride": 1},
+            "layers": [
+                {"name": "conv1", "type": "conv2d", "filters": "$filters", "kernel": 3, "stride": "$stride"},
+                {"name": "bn1", "type": "batchnorm", "activation": "relu"},
+                {"name": "add", "type": "add", "inputs": ["bn1", "input"]},
+            ],
+        }
+    },
+    "block": "basic",
+    "repeat": 2,
+    "start": 0,
+    "first": {"stride": 2},
 }
 
 
@@ -110,7 +125,7 @@ def _agree_with_validate(schema: dict[str, Any]) -> None:
     listed["uniqueItems"] = True
     props["classes"]["examples"] = [_EXAMPLES["classes"], {"file": "imagenet-classes.txt"}]
     defs["ClassesFile"]["properties"]["file"]["examples"] = ["imagenet-classes.txt"]
-    props["layers"]["items"] = _layer_by_type(defs)
+    props["layers"]["items"] = _layer_or_use(defs)
     for kind in KINDS.values():
         _require_type(defs[kind.model.__name__])
         _alpha_needs_its_activation(defs[kind.model.__name__])
@@ -118,6 +133,31 @@ def _agree_with_validate(schema: dict[str, Any]) -> None:
     _one_value_per_channel(defs["ImageInput"])
     _no_idle_training_options(defs["Training"])
     _names_first(schema)
+
+
+def _layer_or_use(defs: dict[str, Any]) -> dict[str, Any]:
+    """A layer item: a use of a block when it has `block`, else a layer chosen by its `type`."""
+    return {"if": {"type": "object", "required": ["block"]}, "then": _use(), "else": _layer_by_type(defs)}
+
+
+def _use() -> dict[str, Any]:
+    """A use of a block: its own keys; any other key is one of the block's parameters (netspec checks which)."""
+    forms = {
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+$"},
+        "block": {"type": "string"},
+        "repeat": {"type": "integer", "minimum": 1},
+        "start": {"type": "integer", "minimum": 0},
+        "first": {"type": "object"},
+        "inputs": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1}]
+        },
+    }
+    return {
+        "type": "object",
+        "description": "A use of a block: its layers, named <name>.<layer>, take this item's place.",
+        "properties": {key: {**form, "description": USE_KEYS[key]} for key, form in forms.items()},
+        "required": ["name", "block"],
+    }
 
 
 def _layer_by_type(defs: dict[str, Any]) -> dict[str, Any]:

@@ -321,6 +321,16 @@ class Training(SpecModel):
         return self
 
 
+class Block(SpecModel):
+    """A named group of layers with parameters, used as one layer: `{name: layer1, block: basic, repeat: 2}`."""
+
+    params: dict[str, Any] = {}
+    """The block's parameters and their defaults; ~ (null) makes a parameter required at every use."""
+    layers: list[dict[str, Any]] = Field(min_length=1)
+    """The block's layers, in order: `$param` stands for a parameter's value, `input` for what the block reads;
+    its last layer is its output."""
+
+
 class Spec(SpecModel):
     """A network: its input, its layers in order, its class labels and its initial parameters."""
 
@@ -340,6 +350,8 @@ class Spec(SpecModel):
     """Floating-point type of parameters and computation."""
     weights_file: str | None = Field(default=None, min_length=1)
     """A .npz beside the spec whose arrays "<layer>.weights" and "<layer>.bias" replace what the layers say."""
+    blocks: dict[str, Block] | None = None
+    """Named blocks of layers, used in `layers` by a layer with `block:` instead of `type:` (expanded as read)."""
     layers: list[Layer] = Field(min_length=1)
     """The layers, from the input to the output; each reads the layer before it, or the layers its `inputs` names."""
     training: Training | None = None

@@ -47,7 +47,7 @@ def test_unknown_key_suggests_the_right_one_and_hides_the_missing_one(problems):
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(problems):
     assert problems(VALID + "colour: red\n") == [
         "spec.yaml:9:1: NS101 colour: unknown key 'colour'; allowed keys are: netspec, name, description, classes, "
-        "input, seed, dtype, weights_file, layers, training"
+        "input, seed, dtype, weights_file, blocks, layers, training"
     ]
 
 
@@ -525,7 +525,7 @@ def test_unknown_keys_named_like_a_union_tag_are_still_unknown_keys(problems):
     assert problems(text) == [
         "spec.yaml:1:1: NS102 netspec: missing required key 'netspec' (format version of the spec; this release reads 1)",
         "spec.yaml:1:1: NS101 float64: unknown key 'float64'; allowed keys are: netspec, name, description, classes, "
-        "input, seed, dtype, weights_file, layers, training",
+        "input, seed, dtype, weights_file, blocks, layers, training",
         f"{where(text, 'dense: 3}', 'dense')}: NS101 layers[0].dense: unknown key 'dense'; allowed keys are: type, name, "
         "inputs, neurons, activation, alpha, weights, use_bias, bias, seed",
     ]
