@@ -201,6 +201,11 @@ def _edited(network: Network, source: Source, path: Path, weights_file: str, fea
     """
     expected = {**source.data, "weights_file": weights_file}
     text = _with_weights_file(source.text, source, weights_file)
+    if network.spec.classes_file and Path(source.file).parent.resolve() != path.parent.resolve():
+        # The labels file stays where it is, and a spec may not name a file outside its folder: the trained
+        # spec, written elsewhere, holds the labels themselves.
+        expected["classes"] = list(network.spec.classes)
+        text = _with_classes(text, source, expected["classes"]) if text is not None else None
     if features is not None:
         expected["input"] = {"features": features}
         text = _with_features(text, source, features) if text is not None else None
@@ -246,6 +251,23 @@ def _with_weights_file(text: str, source: Source, name: str) -> str | None:
     at = keys["layers"].line - 1
     blank = at > 0 and not lines[at - 1].strip()  # keep the spacing of a spec that separates its sections
     lines.insert(at, f"weights_file: {value}   # written by netspec train\n" + ("\n" if blank else ""))
+    return "".join(lines)
+
+
+def _with_classes(text: str, source: Source, labels: list[str]) -> str | None:
+    """The text with `classes: {file: ...}`, written on one line at the left margin, replaced by the labels."""
+    keys = source.root.keys if source.root else {}
+    if (
+        "classes" not in keys
+        or keys["classes"].column != 1
+        or source.root.items["classes"].line != keys["classes"].line
+    ):
+        return None
+    lines = text.splitlines(keepends=True)
+    at = keys["classes"].line - 1
+    if at + 1 < len(lines) and lines[at + 1][:1] in (" ", "\t"):  # the mapping goes on below: not one line
+        return None
+    lines[at] = _wrapped_list("classes", labels)
     return "".join(lines)
 
 
