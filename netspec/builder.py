@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from math import prod
 from pathlib import Path
 
 import numpy as np
 
-from netspec.errors import Problem, SpecError, Unlocated, plural, size_shown, with_article
+from netspec.errors import Problem, SpecError, Unlocated, size_shown, with_article
 from netspec.fields import (
     FileArray,
 )
@@ -20,7 +19,8 @@ from netspec.layers.windows import shown
 from netspec.network import Network
 from netspec.node import INPUT, Node
 from netspec.spec import Spec
-from netspec.weights import ShapeMismatch, array_names, open_npz, read_array, resolve_inside
+from netspec.weights import ShapeMismatch, read_array, resolve_inside
+from netspec.weights_file import misfit, stored_key, target, weights_file_arrays
 
 MAX_VALUES_PER_LAYER = 50_000_000
 """Most values one layer may output for one input (a padding typo could otherwise ask for gigabytes)."""
@@ -81,7 +81,7 @@ def _param_arrays(
     _check_outputs(nodes)
     _check_size(nodes, max_params)
     problems: list[Problem] = []
-    from_file = _weights_file_arrays(spec, nodes, base, problems)
+    from_file = weights_file_arrays(spec, nodes, base, problems)
     stored = {**from_file, **_given_arrays(arrays, nodes, problems)}
     dtype = np.dtype(spec.dtype)
     params: list[dict[str, np.ndarray]] = []
@@ -95,7 +95,10 @@ def _param_arrays(
                     continue
             # An array from the weights file is said as such, and its problems point at weights_file.
             in_file = (p.name, param) in from_file and array is from_file[(p.name, param)]
-            label = f"{param} ({spec.weights_file} holds it as {p.name}.{param})" if in_file else param
+            if in_file:
+                label = f"{param} ({spec.weights.file} holds it as {stored_key(spec.weights.names, p.name, param)})"
+            else:
+                label = param
             where = ("weights_file",) if in_file else ("layers", p.index, param)
             try:
                 if array is None:
@@ -212,14 +215,14 @@ def _param_array(spec: Spec, p: Node, param: str, shape: tuple[int, ...], base: 
     if isinstance(source, list):
         array = _explicit_array(source, param)
         if array.shape != shape:
-            raise Unlocated("NS201", _misfit(p, param, param, array.shape))
+            raise Unlocated("NS201", misfit(p, param, param, array.shape))
         return array
     if isinstance(source, FileArray):
         path = resolve_inside(base, source.file)
         try:
             return read_array(path, source.key, shape)
         except ShapeMismatch as err:
-            raise Unlocated("NS204", _misfit(p, param, err.label, err.shape)) from None
+            raise Unlocated("NS204", misfit(p, param, err.label, err.shape)) from None
     fan_in, fan_out = p.kind.fans(p.spec, p.input_shapes)
     entropy = seed_sequence(spec.seed, getattr(p.spec, "seed", None), getattr(source, "seed", None), p.name, param)
     try:
@@ -263,41 +266,13 @@ def _indexed(param: str, at: tuple[int, ...]) -> str:
     return param + "".join(f"[{i}]" for i in at)
 
 
-def _misfit(p: Node, param: str, label: str, got: tuple[int, ...]) -> str:
-    """`label` (an array of `param`) has shape `got`, not the one needed: said in the layer's own terms."""
-    expected = p.param_shapes[param]
-    return f"{label} {shape_phrase(got, expected, p.kind.axis_meanings(p.spec)[param])}"
-
-
-def shape_phrase(got: tuple[int, ...], expected: tuple[int, ...], axes: tuple[str, ...]) -> str:
-    """How an array's shape differs from the expected one, in the layer's own terms."""
-    if len(got) == len(expected) == 2:
-        if got[0] != expected[0]:
-            return (
-                f"has {plural(got[0], 'row')} but the layer has {plural(expected[0], axes[0])} (one row per {axes[0]})"
-            )
-        return f"rows have {plural(got[1], 'value')} but the layer receives {plural(expected[1], axes[1])}"
-    if len(got) == len(expected) == 1:
-        return (
-            f"has {plural(got[0], 'value')} but the layer has {plural(expected[0], axes[0])} (one value per {axes[0]})"
-        )
-    return f"has shape {got} but needs shape {expected} ({' × '.join(axes)})"
-
-
-def _target(key: str, nodes: list[Node]) -> tuple[Node | None, str]:
-    """The layer and parameter an array key "<layer>.<param>" names (the layer None if it names none)."""
-    layer_name, _, param = key.rpartition(".")
-    p = next((q for q in nodes if q.name == layer_name), None)
-    return (p, param) if p is not None and param in p.param_shapes else (None, param)
-
-
 def _given_arrays(
     arrays: Mapping[str, np.ndarray], nodes: list[Node], problems: list[Problem]
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays passed to build, keyed by (layer, parameter), once their shapes and values are checked."""
     checked = {}
     for key, given in arrays.items():
-        p, param = _target(key, nodes)
+        p, param = target(key, nodes)
         if p is None:
             problems.append(Problem("NS210", f"array {key!r} matches no layer parameter"))
             continue
@@ -305,70 +280,9 @@ def _given_arrays(
         array, shape = np.asarray(given, dtype=np.float64), p.param_shapes[param]
         where = ("layers", p.index, param)
         if array.shape != shape:
-            problems.append(Problem("NS204", f"layer {layer_name!r}: {_misfit(p, param, key, array.shape)}", where))
+            problems.append(Problem("NS204", f"layer {layer_name!r}: {misfit(p, param, key, array.shape)}", where))
         elif not np.isfinite(array).all():
             problems.append(Problem("NS209", f"layer {layer_name!r}: {key} holds NaN or infinite values", where))
         else:
             checked[(layer_name, param)] = array
     return checked
-
-
-_KEYS_SHOWN = 8
-"""Expected keys an NS210 lists at most: a ResNet has a hundred."""
-
-
-def _unmatched(layer_keys: list[str], file: str, nodes: list[Node], keys: list[str]) -> Problem:
-    """NS210 for the array keys of one layer name that names no layer parameter: at the layer they were likely
-    meant for (renamed in the spec, so that no array names it now), else with the keys expected."""
-    layer_name = layer_keys[0].rpartition(".")[0]
-    held = " and ".join(repr(key) for key in layer_keys[:2]) + (
-        f" ({len(layer_keys) - 2} more)" if len(layer_keys) > 2 else ""
-    )
-    unfed = [q for q in nodes if q.param_shapes and not any(k.rpartition(".")[0] == q.name for k in keys)]
-    close = difflib.get_close_matches(layer_name, [q.name for q in unfed], n=1)
-    if close:
-        meant = next(q for q in unfed if q.name == close[0])
-        message = (
-            f"{file} holds {held}, but no layer is named {layer_name!r} and layer {meant.name!r} has no arrays "
-            f"there; was it renamed? Name the layer {layer_name!r} again, or rename the arrays"
-        )
-        return Problem("NS210", message, ("layers", meant.index, "name"))
-    expected = [f"{q.name}.{n}" for q in nodes for n in q.param_shapes]
-    more = len(expected) - _KEYS_SHOWN
-    shown = ", ".join(expected[:_KEYS_SHOWN]) + (f", … ({more} more)" if more > 0 else "")
-    which = "which matches" if len(layer_keys) == 1 else "which match"
-    message = f"{file} holds {held}, {which} no layer parameter; expected keys: {shown}"
-    return Problem("NS210", message, ("weights_file",))
-
-
-def _weights_file_arrays(
-    spec: Spec, nodes: list[Node], base: Path, problems: list[Problem]
-) -> dict[tuple[str, str], np.ndarray]:
-    """The arrays of the spec's `weights_file`, keyed by (layer, parameter); problems are collected."""
-    if spec.weights_file is None:
-        return {}
-    where = ("weights_file",)
-    try:
-        path = resolve_inside(base, spec.weights_file)
-        archive = open_npz(path)  # opened once: reopening it per array made many arrays slow
-    except Unlocated as err:
-        problems.append(err.at(where))
-        return {}
-    arrays = {}
-    with archive:
-        keys, unmatched = array_names(archive), {}
-        for key in keys:
-            p, param = _target(key, nodes)
-            if p is None:
-                unmatched.setdefault(key.rpartition(".")[0], []).append(key)
-                continue
-            try:
-                arrays[(p.name, param)] = read_array(path, key, p.param_shapes[param], archive)
-            except ShapeMismatch as err:
-                # Said at the layer: its numbers (filters, neurons) are what a person changed, not the file.
-                misfit = _misfit(p, param, err.label, err.shape)
-                problems.append(Problem("NS204", f"layer {p.name!r}: {misfit}", ("layers", p.index)))
-            except Unlocated as err:
-                problems.append(err.at(where))
-    problems.extend(_unmatched(layer_keys, path.name, nodes, keys) for layer_keys in unmatched.values())
-    return arrays

@@ -48,6 +48,9 @@ CODES: dict[str, str] = {
     "NS208": "too many parameters",
     "NS209": "array in a weight file holds non-finite numbers",
     "NS210": "weights_file holds arrays for no layer of the spec",
+    "NS211": "state dict keys do not match the spec's layers (names: pytorch)",
+    "NS212": "PyTorch is not installed (netspec convert)",
+    "NS213": "file is not a PyTorch state dict netspec can convert",
     # Inputs given to a network.
     "NS301": "image not found",
     "NS302": "file is not a readable image",

@@ -182,6 +182,35 @@ Features = Annotated[
 ]
 
 
+class WeightsFile(SpecModel):
+    """A weight file beside the spec, and the names its arrays are stored under."""
+
+    file: str = Field(min_length=1)
+    """Path of the .npz or .safetensors file, relative to the spec's folder."""
+    names: Literal["netspec", "pytorch"] = "netspec"
+    """netspec: arrays named "<layer>.weights", "<layer>.bias", … (any of them; the rest come from the layers);
+    pytorch: a PyTorch state dict's names ("<layer>.weight", "<layer>.running_mean", …), each matched to a
+    layer parameter and every parameter given, as load_state_dict(strict=True) does."""
+
+
+def _weights_file_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "file"
+    if isinstance(value, (dict, WeightsFile)):
+        return "mapping"
+    return None
+
+
+WeightsFileField = Annotated[
+    Annotated[str, Field(min_length=1), Tag("file")] | Annotated[WeightsFile, Tag("mapping")],
+    Discriminator(
+        _weights_file_form,
+        custom_error_type="NS103",
+        custom_error_message="must be a file name or a mapping {file: ..., names: netspec or pytorch}",
+    ),
+]
+
+
 class Input(SpecModel):
     """What the network reads: an image, or a vector of numbers."""
 
@@ -348,8 +377,9 @@ class Spec(SpecModel):
     """Makes every initializer reproducible; a layer or an initializer may set its own."""
     dtype: Literal["float32", "float64"] = "float32"
     """Floating-point type of parameters and computation."""
-    weights_file: str | None = Field(default=None, min_length=1)
-    """A .npz beside the spec whose arrays "<layer>.weights" and "<layer>.bias" replace what the layers say."""
+    weights_file: WeightsFileField | None = None
+    """A .npz or .safetensors file beside the spec whose arrays replace what the layers say: its name (arrays
+    named "<layer>.weights", "<layer>.bias", …), or {file: ..., names: pytorch} for a PyTorch state dict."""
     blocks: dict[str, Block] | None = None
     """Named blocks of layers, used in `layers` by a layer with `block:` instead of `type:` (expanded as read)."""
     layers: list[Layer] = Field(min_length=1)
@@ -409,9 +439,16 @@ class Spec(SpecModel):
         """The file the labels were read from (`classes: {file: ...}`), as written; None for a list."""
         return self._classes_file
 
+    @property
+    def weights(self) -> WeightsFile | None:
+        """`weights_file` as a mapping, whichever form it was written in."""
+        if isinstance(self.weights_file, str):
+            return WeightsFile(file=self.weights_file)
+        return self.weights_file
+
     def array_files(self) -> list[str]:
         """The files the spec reads arrays from (`weights_file` and every `{file: ...}`), as written."""
-        files = [self.weights_file] if self.weights_file else []
+        files = [self.weights.file] if self.weights else []
         for layer in self.layers:
             files += [value.file for value in vars(layer).values() if isinstance(value, FileArray)]
         return files

@@ -25,8 +25,8 @@ class ShapeMismatch(Unlocated):
         self.label, self.shape = label, shape
 
 
-def resolve_inside(base_dir: Path, name: str) -> Path:
-    """The path of `name` relative to `base_dir`, refusing any that leaves it.
+def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") -> Path:
+    """The path of `name` relative to `base_dir`, refusing any that leaves it (`kinds`: what it should be).
 
     Absolute paths, `..` that climbs out and symlinks that point out are all refused;
     `sub/../w.npy` stays inside and is fine.
@@ -47,7 +47,7 @@ def resolve_inside(base_dir: Path, name: str) -> Path:
     if not path.exists():
         raise Unlocated("NS202", f"weight file {name!r} not found in {base}")
     if not path.is_file():
-        raise Unlocated("NS203", f"{name!r} is a folder, not a .npy or .npz file")
+        raise Unlocated("NS203", f"{name!r} is a folder, not a {kinds}")
     return path
 
 
@@ -102,6 +102,11 @@ def read_array(
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
         # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile does not know
         raise Unlocated("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
+    return finite(array, label)
+
+
+def finite(array: np.ndarray, label: str) -> np.ndarray:
+    """`array` itself if every value is finite, else NS209 saying how many are not."""
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.isfinite(array).sum())
         raise Unlocated("NS209", f"{label} holds {bad} NaN or infinite value(s); every value must be finite")
@@ -128,3 +133,31 @@ def _read_checked(stream: BinaryIO, label: str, expected: tuple[int, ...]) -> np
     array = np.frombuffer(data, dtype=dtype)
     array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
     return array.astype(np.float64)
+
+
+class NpzFile:
+    """An open .npz weight file, read as a SafetensorsFile is: names, shapes from headers, arrays on demand."""
+
+    def __init__(self, path: Path):
+        self.path, self.name = path, path.name
+        self.archive = open_npz(path)  # opened once: reopening it per array made many arrays slow
+
+    def __enter__(self) -> NpzFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.archive.close()
+
+    def keys(self) -> list[str]:
+        return array_names(self.archive)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape `key`'s header declares, without reading its data."""
+        try:
+            with self.archive.open(f"{key}.npy") as stream:
+                return tuple(read_npy_header(stream)[0])
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
+            raise Unlocated("NS203", f"cannot read {self.name}[{key!r}]: {err}") from None
+
+    def read(self, key: str, expected: tuple[int, ...]) -> np.ndarray:
+        return read_array(self.path, key, expected, self.archive)

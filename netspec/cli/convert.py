@@ -1,0 +1,32 @@
+"""`netspec convert`: write a PyTorch state dict (.pth) as .safetensors, which a spec's weights_file reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _safetensors_name(ctx: click.Context, param: click.Parameter, out: Path) -> Path:
+    if out.suffix.lower() != ".safetensors":
+        raise click.BadParameter(f"{out} should end in .safetensors (netspec reads weight files by their suffix)")
+    return out
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path), callback=_safetensors_name)
+def convert(source: Path, out: Path) -> None:
+    """Write the PyTorch state dict in SOURCE (.pth, .pt) to OUT (.safetensors), keeping PyTorch's names.
+
+    SOURCE is read with torch.load(weights_only=True), which makes tensors and plain containers only
+    and runs no code from the file; a checkpoint holding the state dict under "state_dict" or "model"
+    is read from there. Load OUT with `weights_file: {file: OUT, names: pytorch}`. Needs PyTorch.
+    """
+    from netspec.convert import convert as write_safetensors
+    from netspec.convert import summary
+
+    if out.resolve() == source.resolve():
+        raise click.UsageError(f"OUT {out} would overwrite SOURCE; choose another name")
+    count, size = write_safetensors(source, out)
+    click.echo(f"wrote {out} ({summary(count, size)})")
