@@ -103,8 +103,11 @@ class ExpandedSource(Source):
         if len(path) >= 2 and path[0] == "layers" and isinstance(path[1], int) and 0 <= path[1] < len(self.origins):
             origin = self.origins[path[1]]
             rest = path[2:]
-            where = origin.inputs if rest[:1] == ("inputs",) and origin.inputs else origin.path
-            problem = replace(problem, path=where + rest, via=origin.via)
+            if rest[:1] == ("inputs",) and origin.inputs:  # given by the use, not in the block's definition
+                where = origin.inputs + rest[1:]
+            else:
+                where = origin.path + rest
+            problem = replace(problem, path=where, via=origin.via)
         return super().locate(problem, key)
 
 
@@ -364,12 +367,13 @@ class _Expander:
         if isinstance(name, str) and name in defined:
             return name  # defined with a problem of its own, reported already
         choices = list(defined)
+        shown = repr(name) if isinstance(name, str) else show(name)
         if not choices:
-            message = f"no block named {show(name)}: the spec defines no blocks; define it under blocks:"
+            message = f"no block named {shown}: the spec defines no blocks; define it under blocks:"
         else:
             close = closest(name, choices) if isinstance(name, str) else None
             hint = f"did you mean {close!r}?" if close else f"the blocks are {', '.join(choices)}"
-            message = f"no block named {show(name)}; {hint}"
+            message = f"no block named {shown}; {hint}"
         self.problem("NS105", message, path, chain)
         return "" if not isinstance(name, str) else name
 
@@ -453,6 +457,7 @@ class _Expander:
                 self.raise_problems()  # nothing past the bound is made
             total += size
         self.raise_problems()
+        self.check_top_level_names(layers)
         outputs: dict[str, str] = {}
         last = NETWORK_INPUT
         for index, item in enumerate(layers):
@@ -465,9 +470,34 @@ class _Expander:
                 continue
             use = self.resolve(item, path, ())
             given = outputs.get(use.inputs, use.inputs) if use.inputs else None
+            if given is not None and not self.made(given):
+                above = [_name_of(layer, i) for i, layer in enumerate(self.out)] + list(outputs)
+                close = closest(given, above)
+                hint = f"did you mean {close!r}?" if close else "name a layer or use above it, or input"
+                self.problem("NS127", f"{given!r} names no layer above this use; {hint}", (*path, "inputs"))
+                continue
             last = self.make_use(use, path, (), given or last, given is not None)
             outputs[use.name] = last
+        self.raise_problems()
         return self.out
+
+    def made(self, name: str) -> bool:
+        """Whether a layer of this name is made already (or it is the network's input)."""
+        return name == NETWORK_INPUT or any(_name_of(layer, i) == name for i, layer in enumerate(self.out))
+
+    def check_top_level_names(self, layers: list) -> None:
+        """A use's name is read as its output by later layers: it must be no other layer's or use's name."""
+        first: dict[str, int] = {}
+        for index, item in enumerate(layers):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name in first and ("block" in item or "block" in layers[first[name]]):
+                message = (
+                    f"name {name!r} is already used by layers[{first[name]}]; give each layer and use its own name"
+                )
+                self.problem("NS121", message, ("layers", index, "name"))
+            if isinstance(name, str):
+                first.setdefault(name, index)
+        self.raise_problems()
 
     def make_use(self, use: _Resolved, path: tuple, chain: tuple[Use, ...], input_name: str, given: bool) -> str:
         """Add the layers of every copy of `use`, reading `input_name`; returns the name of the last."""
@@ -489,8 +519,11 @@ class _Expander:
         self, name: str, params: dict, copy: str, chain: tuple[Use, ...], input_name: str, inputs_path: tuple | None
     ) -> str:
         """Add the layers of one copy of block `name`; returns the name of its last layer (its output)."""
-        local: dict[str, str] = {NETWORK_INPUT: input_name}
-        for index, item in enumerate(self.blocks[name]["layers"]):
+        layers = self.blocks[name]["layers"]
+        # Every layer's name is known before any is made: one listed later is then said to be out of order.
+        local = {str(item.get("name", i)): f"{copy}.{item.get('name', i)}" for i, item in enumerate(layers)}
+        local[NETWORK_INPUT] = input_name
+        for index, item in enumerate(layers):
             path = ("blocks", name, "layers", index)
             item = self.substituted(item, params, name, path, chain)
             previous = input_name if index == 0 else self.out[-1]["name"]

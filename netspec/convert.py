@@ -7,7 +7,6 @@ module, and only when a file is converted.
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,17 +71,21 @@ def _refusal(file: str, message: str) -> SpecError:
 def _load(torch: Any, source: Path) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, KeyError…: any bad file
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        what = with_article(f"{found.group(1)} object") if found else "an object other than tensors and containers"
+        if found is None:  # not a file torch.save wrote, or not whole
+            raise _refusal(str(source), _unreadable(source, err)) from None
         raise _refusal(
             str(source),
-            f"holds {what}, which torch.load(weights_only=True) will not make (loading it could run code); "
-            "save only the weights where you trust the file: torch.save(model.state_dict(), 'weights.pth')",
+            f"holds {with_article(found.group(1) + ' object')}, which torch.load(weights_only=True) will not make "
+            "(loading it could run code); save only the weights where you trust the file: "
+            "torch.save(model.state_dict(), 'weights.pth')",
         ) from None
-    except (EOFError, KeyError, RuntimeError, ValueError, OSError, IndexError) as err:
-        what = "is empty" if source.stat().st_size == 0 else f"cannot be read by torch.load ({type(err).__name__})"
-        raise _refusal(str(source), f"{what}; give a file written by torch.save") from None
+
+
+def _unreadable(source: Path, err: Exception) -> str:
+    what = "is empty" if source.stat().st_size == 0 else f"cannot be read by torch.load ({type(err).__name__})"
+    return f"{what}; give a file written by torch.save"
 
 
 def _state_dict(torch: Any, loaded: Any, file: str) -> dict[str, Any]:
