@@ -44,11 +44,35 @@ IGNORED = "num_batches_tracked"
 WHERE = ("weights_file",)
 
 
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
+"""Suffixes of PyTorch's (pickled) weight files."""
+
+
 def open_weights(path: Path) -> NpzFile | SafetensorsFile:
-    """The weight file at `path`, opened and its index (the .npz's members, the safetensors header) checked."""
-    if path.suffix.lower() == ".safetensors" and not zipfile.is_zipfile(path):
+    """The weight file at `path`, opened and its index (the .npz's members, the safetensors header) checked.
+
+    A PyTorch .pth is refused by name: it is a pickle (and, since PyTorch 1.6, a zip that a .npz
+    reader would find no arrays in, which would silently leave every layer as the spec says).
+    """
+    zipped = zipfile.is_zipfile(path)
+    if path.suffix.lower() == ".safetensors" and not zipped:
         return SafetensorsFile(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES or (zipped and _holds_a_pickle(path)):
+        out = path.with_suffix(".safetensors").name
+        raise Unlocated(
+            "NS203",
+            f"{path.name} is a PyTorch file (a pickle), which netspec does not read: loading one can run code; "
+            f"convert it once with `netspec convert {path.name} {out}` and give {out} with names: pytorch",
+        )
     return NpzFile(path)
+
+
+def _holds_a_pickle(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(".pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False  # said by NpzFile
 
 
 def stored_key(names: str, layer: str, param: str) -> str:

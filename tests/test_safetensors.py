@@ -121,6 +121,29 @@ def test_half_and_bfloat16_tensors_are_read_exactly(write_spec, tmp_path):
     np.testing.assert_array_equal(layers["conv1"]["weights"], state["conv1.weight"].float().numpy())
 
 
+def test_names_pytorch_reads_a_npz_as_well(write_spec, tmp_path):
+    net = trained_net()
+    np.savez(tmp_path / "net.npz", **{key: value.numpy() for key, value in net.state_dict().items()})
+    network = netspec.load(write_spec(SPEC.replace("net.safetensors", "net.npz")))
+    x = np.random.default_rng(5).normal(size=(2, 3, 5, 6)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x), net(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["net.pth", "net.npz"])
+def test_a_pytorch_pickle_is_never_read_as_weights(problems, tmp_path, name):
+    # torch.save writes a zip since PyTorch 1.6: read as a .npz it would hold no arrays, and every layer
+    # would silently keep its initial values.
+    torch.save(trained_net().state_dict(), tmp_path / name)
+    text = SPEC.replace("net.safetensors", name)
+    out = name.replace(name.rpartition(".")[2], "safetensors")
+    assert problems(text) == [
+        f"{where(text, '{file: net')}: NS203 weights_file: {name} is a PyTorch file (a pickle), which netspec does "
+        f"not read: loading one can run code; convert it once with `netspec convert {name} {out}` and give {out} "
+        "with names: pytorch"
+    ]
+
+
 def test_missing_and_unexpected_keys_are_listed_in_one_problem(problems, tmp_path):
     state = trained_net().state_dict()
     state["fc1.weight"], state["fc1.bias"] = state.pop("fc.weight"), state.pop("fc.bias")  # a renamed module
