@@ -65,6 +65,63 @@ def test_a_use_s_name_follows_the_layer_name_rule(tmp_path: Path, name: str):
     )
 
 
+ROWS = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 8, height: 8}}
+blocks:
+  plain:
+    params: {filters: ~}
+    layers:
+      - {name: conv, type: conv2d, filters: $filters, kernel: 3, padding: 1}
+  added:
+    params: {filters: ~}
+    layers:
+      - {name: conv, type: conv2d, filters: $filters, kernel: 3, padding: 1}
+      - {name: add, type: add, inputs: [conv, input]}
+layers:
+  - {name: features, block: plain, repeat: 1, start: 0, filters: 4}
+  - {name: features, block: added, repeat: 2, start: %s, filters: 4}
+  - {name: pool, type: global_avgpool, inputs: features}
+  - {name: classifier, type: dense, neurons: 2, activation: softmax}
+"""
+
+
+def test_numbered_uses_may_share_a_name_to_number_one_row_of_copies(tmp_path: Path):
+    path = tmp_path / "rows.yaml"
+    path.write_text(ROWS % 1, encoding="utf-8")
+    spec, _ = read_spec(path)
+    names = [layer.name for layer in spec.layers]
+    assert names == [
+        *("features.0.conv", "features.1.conv", "features.1.add", "features.2.conv", "features.2.add"),
+        *("pool", "classifier"),
+    ]
+    assert spec.layers[5].inputs == "features.2.add"  # the name reads the last copy made, as model.features
+
+
+def test_numbered_uses_that_share_a_name_may_not_number_a_copy_twice(tmp_path: Path):
+    path = tmp_path / "rows.yaml"
+    path.write_text(ROWS % 0, encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        read_spec(path)
+    [problem] = caught.value.problems
+    assert (problem.code, problem.line, problem.dotted_path) == ("NS121", 16, "layers[1].start")
+    assert problem.message == (
+        "the copies of 'features' are numbered from 0, but layers[0] made features.0 already; start at 1 "
+        "(uses that share a name number one row of copies)"
+    )
+
+
+def test_a_use_without_repeat_shares_its_name_with_no_other_use(tmp_path: Path):
+    path = tmp_path / "rows.yaml"
+    path.write_text((ROWS % 1).replace("repeat: 2, start: 1, ", ""), encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        read_spec(path)
+    [problem] = caught.value.problems
+    assert (problem.code, problem.line, problem.dotted_path) == ("NS121", 16, "layers[1].name")
+    assert problem.message == "name 'features' is already used by layers[0]; give each layer and use its own name"
+
+
 @pytest.mark.parametrize("path", ZOO, ids=lambda path: path.stem)
 def test_the_json_schema_accepts_every_zoo_spec(path: Path):
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
