@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,20 @@ def test_a_zoo_spec_with_torchvision_s_state_dict_gives_torchvision_s_scores(nam
     assert 1e-10 < comparison.torchvision.min() and comparison.torchvision.max() < 0.5
 
 
-def test_a_zoo_spec_runs_without_a_weights_file_on_its_initializers(tmp_path: Path):
+def test_docs_zoo_md_shows_what_netspec_run_prints_for_resnet18_on_its_initializers(tmp_path: Path, monkeypatch):
+    # The page's photo is the oracle's second generated one; the spec runs as it ships, with random weights.
     from zoo_oracle import photos
 
-    [photo] = photos(tmp_path, 1)
-    result = CliRunner().invoke(main, ["run", str(ZOO_FOLDER / "resnet18.yaml"), str(photo)])
+    shutil.copy(photos(tmp_path, 2)[1], tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", str(ZOO_FOLDER / "resnet18.yaml"), "photo.jpg"])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^  \S.* 0\.\d{4} ", result.output, re.M), result.output
+    page = (ZOO_FOLDER.parent.parent / "docs" / "zoo.md").read_text(encoding="utf-8")
+    shown = page.split("$ netspec run specs/zoo/resnet18.yaml photo.jpg\n", 1)[1].split("```", 1)[0]
+    assert result.output.splitlines()[0] == shown.splitlines()[0] == "photo.jpg: baseball"
+    assert shown.splitlines()[-1] == result.output.splitlines()[-1]
+    rows = [re.match(r"  (.+?) +(0\.\d{4})", line) for line in result.output.splitlines()[1:-1]]
+    expected = [re.match(r"  (.+?) +(0\.\d{4})", line) for line in shown.splitlines()[1:-1]]
+    assert [row[1] for row in rows] == [row[1] for row in expected]
+    # float32's promise, not its last digits (the scores go through 20 layers on this machine's BLAS)
+    assert [float(row[2]) for row in rows] == pytest.approx([float(row[2]) for row in expected], abs=2e-3)
