@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netspec import graph
+from netspec.blocks import expand_data, uses_blocks
 from netspec.errors import Problem, SpecError, Unlocated, plural
 from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
 from netspec.labels import read_labels
@@ -399,6 +400,18 @@ class Spec(SpecModel):
         `path`, `block`, `copy` name and `line`); empty for a layer written at top level.
         """
         return self._origins
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks_expanded(cls, data: Any) -> Any:
+        # A file's blocks are expanded as it is read, with positions (netspec.loader.read_spec); a spec
+        # made in code is expanded here, its problems said by path.
+        if not uses_blocks(data):
+            return data
+        try:
+            return expand_data(data)
+        except SpecError as err:
+            raise rule_error(err.problems) from None
 
     @field_validator("netspec")
     @classmethod
