@@ -38,11 +38,35 @@ IGNORED = "num_batches_tracked"
 WHERE = ("weights_file",)
 
 
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
+"""Suffixes of PyTorch's (pickled) weight files."""
+
+
 def open_weights(path: Path) -> NpzFile | SafetensorsFile:
-    """The weight file at `path`, opened and its index (the .npz's members, the safetensors header) checked."""
-    if path.suffix.lower() == ".safetensors" and not zipfile.is_zipfile(path):
+    """The weight file at `path`, opened and its index (the .npz's members, the safetensors header) checked.
+
+    A PyTorch .pth is refused by name: it is a pickle (and, since PyTorch 1.6, a zip that a .npz
+    reader would find no arrays in, which would silently leave every layer as the spec says).
+    """
+    zipped = zipfile.is_zipfile(path)
+    if path.suffix.lower() == ".safetensors" and not zipped:
         return SafetensorsFile(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES or (zipped and _holds_a_pickle(path)):
+        out = path.with_suffix(".safetensors").name
+        raise Unlocated(
+            "NS203",
+            f"{path.name} is a PyTorch file (a pickle), which netspec does not read: loading one can run code; "
+            f"convert it once with `netspec convert {path.name} {out}` and give {out} with names: pytorch",
+        )
     return NpzFile(path)
+
+
+def _holds_a_pickle(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(".pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False  # said by NpzFile
 
 
 def stored_key(names: str, layer: str, param: str) -> str:
@@ -164,7 +188,23 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
     message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
+    prefix = _common_prefix(keys, missing)
+    if prefix:
+        message += (
+            f"; every key of the file starts with {prefix!r}, which no layer name does (a model saved inside "
+            f"torch.nn.DataParallel?): convert the .pth again with --strip-prefix {prefix}"
+        )
     return Problem("NS211", message, WHERE)
+
+
+def _common_prefix(keys: list[str], missing: list[str]) -> str | None:
+    """The first part of every key ("module."), where the keys without it are the ones the spec misses."""
+    first = {key.partition(".")[0] for key in keys}
+    if len(first) != 1 or not all("." in key for key in keys):
+        return None
+    prefix = first.pop() + "."
+    wanted = set(missing)
+    return prefix if any(key.removeprefix(prefix) in wanted for key in keys) else None
 
 
 def _missing(key: str, keys: list[str], by_name: dict[str, Node]) -> str:
