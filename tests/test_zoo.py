@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from zoo_oracle import TOLERANCE, ZOO, ZOO_FOLDER, prepare, torchvision_counts
+from zoo_oracle import TOLERANCE, ZOO, ZOO_FOLDER, prepare, torchvision_counts, torchvision_model, with_weights
 
 import netspec
 from netspec.cli import main
@@ -46,6 +46,14 @@ def test_a_zoo_spec_validates_and_counts_torchvision_s_parameters(path: Path):
     summary = summarise(read_checked(path))
     assert summary.trainable_params == params
     assert summary.params == params + buffers  # the running means and variances, non-trainable
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_a_zoo_spec_takes_every_key_of_torchvision_s_state_dict_by_name(name: str, tmp_path: Path):
+    # The large models' scores are benchmarks.zoo's; their names and shapes are checked here, as for the small ones.
+    needs_torchvision()
+    spec = with_weights(name, torchvision_model(name), tmp_path)
+    assert netspec.check(spec, warnings=[]) == []
 
 
 def test_netspec_summary_prints_resnet18_s_parameter_count():
