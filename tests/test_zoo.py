@@ -92,3 +92,13 @@ def test_docs_zoo_md_shows_what_netspec_run_prints_for_resnet18_on_its_initializ
     assert [row[1] for row in rows] == [row[1] for row in expected]
     # float32's promise, not its last digits (the scores go through 20 layers on this machine's BLAS)
     assert [float(row[2]) for row in rows] == pytest.approx([float(row[2]) for row in expected], abs=2e-3)
+
+
+def test_docs_zoo_md_shows_resnet18_s_layers_and_totals_as_they_are():
+    page = (ZOO_FOLDER.parent.parent / "docs" / "zoo.md").read_text(encoding="utf-8")
+    spec = (ZOO_FOLDER / "resnet18.yaml").read_text(encoding="utf-8")
+    shown = page.split("```yaml\nlayers:\n", 1)[1].split("```", 1)[0]
+    assert "\nlayers:\n" + shown in spec and spec.endswith(shown)
+    totals = page.split("```\nTotal params:", 1)[1].split("```", 1)[0]
+    printed = CliRunner().invoke(main, ["summary", str(ZOO_FOLDER / "resnet18.yaml")]).output
+    assert "Total params:" + totals in printed
