@@ -589,3 +589,28 @@ def test_a_spec_made_in_code_may_use_blocks_too(both):
         "layer2.0.downsample) → blocks.conv_bn.layers[0].stride: $strde is no parameter of block 'conv_bn'; did you "
         "mean $stride? (declare it under params)"
     ]
+
+
+def test_copies_of_a_large_array_are_counted_as_aliases_are(problems):
+    """6,000 numbers written once, copied 1,000 times, would be 6,000,000 values to read: refused at the use."""
+    numbers = ", ".join(["0.5"] * 6_000)
+    text = f"""\
+netspec: 1
+classes: [a, b]
+input: {{features: 4}}
+blocks:
+  big:
+    params: {{n: 4}}
+    layers:
+      - {{type: dense, neurons: $n, bias: [{numbers}]}}
+layers:
+  - {{name: many, block: big, repeat: 1000}}
+  - {{type: dense, neurons: 2}}
+"""
+    found: list[str] = []
+    peak = _peak_bytes(lambda: found.extend(problems(text)))
+    assert found == [
+        f"{at(text, '{name: many')}: NS004 layers[0]: the blocks expand to more than 5,000,000 values (every copy of a "
+        "layer counted); move large arrays to a .npy/.npz weight file, or write fewer copies"
+    ]
+    assert peak < 20_000_000  # the copies share the one list: nothing like 1,000 lists of 6,000 floats (~200 MB)

@@ -85,8 +85,10 @@ class _Expander(Reader):
                 try:
                     use = self.resolve(item, path, chain)
                 except Failed:
-                    continue
-                total += self.use_size(use, path, chain, budget - total)
+                    use = None
+                # A use counts as at least one layer, even one that fails: every call advances the count,
+                # so counting ends past the budget however the blocks branch.
+                total += self.use_size(use, path, chain, budget - total) if use else 1
             else:
                 self.check_inputs(item, name, path, chain)
                 total += 1
@@ -99,7 +101,7 @@ class _Expander(Reader):
         line = self.line(path)
         first_chain = (*chain, Use(path, use.first_block, _copy_name(use, 0, chain), line))
         if not self.can_enter(use.first_block, path, chain, first_chain):
-            return 0
+            return 1
         first = self.size(use.first_block, use.first_params, first_chain, budget)
         if (use.repeat or 1) == 1 or first > budget:
             self.cut = self.cut or (use.repeat or 1) > 1
@@ -132,7 +134,7 @@ class _Expander(Reader):
             if not _is_use(item):
                 total += 1
                 continue
-            path = ("layers", index)
+            path = self.current = ("layers", index)
             try:
                 use = self.resolve(item, path, ())
             except Failed:
@@ -147,7 +149,7 @@ class _Expander(Reader):
         self.check_top_level_names(layers)
         outputs: dict[str, str] = {}  # a use's name → its last layer's
         for index, item in enumerate(layers):
-            path = ("layers", index)
+            path = self.current = ("layers", index)
             if not _is_use(item):
                 self.add(_renamed(item, outputs), Origin(path))
                 continue
@@ -225,6 +227,7 @@ class _Expander(Reader):
             if "inputs" not in item and index == 0 and self.previous() != input_name:
                 layer["inputs"] = input_name  # the block reads something other than the layer just before
                 origin_inputs = inputs_path
+            self.spend(self.count(layer))  # pydantic reads every copy
             self.add(layer, Origin(path, chain, origin_inputs))
         return self.previous()
 

@@ -14,7 +14,7 @@ from netspec.blocks.origins import Use, via
 from netspec.errors import Problem, SpecError
 from netspec.layers.common import NETWORK_INPUT
 from netspec.validation import closest, show
-from netspec.yaml_source import Source
+from netspec.yaml_source import MAX_EXPANDED_VALUES, Source
 
 USE_KEYS = {
     "name": "The use's name: its layers are named <name>.<layer> (with repeat, <name>.<index>.<layer>).",
@@ -71,6 +71,11 @@ class Reader:
     def __init__(self, source: Source):
         self.source = source
         self.problems: dict[tuple, Problem] = {}
+        self.failed: set[tuple] = set()  # paths of uses that could not be read
+        self.referring: dict[int, bool] = {}  # id of a list or mapping of a definition → whether it holds a $param
+        self.sizes: dict[int, int] = {}  # id of a list or mapping kept in the expanded spec → values it holds
+        self.values = 0  # values made by the blocks so far (every copy counted), bounded as YAML's aliases are
+        self.current: tuple = ("layers",)  # the top-level use being expanded: where the bound on values is said
         self.blocks = self.definitions(source.data.get("blocks"))
 
     def problem(self, code: str, message: str, path: tuple, chain: tuple[Use, ...] = (), key: bool = False) -> None:
@@ -166,6 +171,8 @@ class Reader:
         Raises:
             Failed: the use has problems (recorded), or uses a block defined with problems of its own.
         """
+        if path in self.failed:
+            raise Failed  # said once: a use that fails in one copy is not read again in every other
         failed = len(self.problems)
         name = name_part(item.get("name"))
         if "name" not in item:
@@ -203,10 +210,12 @@ class Reader:
             message = f"a block reads one input: give one layer name, got {show(inputs)}"
             self.problem("NS103", message, (*path, "inputs"), chain)
         if len(self.problems) > failed or block not in self.blocks or first_block not in self.blocks:
+            self.failed.add(path)
             raise Failed  # a block defined with problems of its own is not expanded: they are reported
         params = self.params_for(block, given, {}, path, chain)
         first_params = self.params_for(first_block, given, first, path, chain)
         if len(self.problems) > failed:
+            self.failed.add(path)
             raise Failed
         repeat_given = repeat if "repeat" in item else None
         return Resolved(name, block, params, first_block, first_params, repeat_given, start, inputs)
@@ -267,7 +276,11 @@ class Reader:
                 self.problem("NS127", message, where, chain)
 
     def substituted(self, value: Any, params: dict, block: str, path: tuple, chain: tuple[Use, ...]) -> Any:
-        """`value` with every "$param" (a whole value, or an item of a list) replaced by the parameter's value."""
+        """`value` with every "$param" (a whole value, or an item of a list) replaced by the parameter's value.
+
+        What holds no "$param" is shared, not copied (as a YAML alias shares it); what is copied is
+        counted against the bound on values (`spend`).
+        """
         if isinstance(value, str):
             match = _PARAM.fullmatch(value)
             if match is None:
@@ -277,15 +290,53 @@ class Reader:
             declared = list(self.blocks[block]["params"])
             close = closest(match.group(1), declared)
             hint = f"did you mean ${close}?" if close else f"its parameters are {', '.join(declared) or 'none'}"
-            self.problem(
-                "NS134", f"{value} is no parameter of block {block!r}; {hint} (declare it under params)", path, chain
-            )
+            message = f"{value} is no parameter of block {block!r}; {hint} (declare it under params)"
+            self.problem("NS134", message, path, chain)
             return value
+        if not isinstance(value, (list, dict)) or not self.refers(value):
+            return value
+        self.spend(len(value))
         if isinstance(value, list):
             return [self.substituted(v, params, block, (*path, i), chain) for i, v in enumerate(value)]
-        if isinstance(value, dict):
-            return {k: self.substituted(v, params, block, (*path, k), chain) for k, v in value.items()}
-        return value
+        return {k: self.substituted(v, params, block, (*path, k), chain) for k, v in value.items()}
+
+    def refers(self, value: Any) -> bool:
+        """Whether `value` holds a "$param" anywhere (remembered for each list and mapping of the definitions)."""
+        if isinstance(value, str):
+            return _PARAM.fullmatch(value) is not None
+        if not isinstance(value, (list, dict)):
+            return False
+        found = self.referring.get(id(value))
+        if found is None:
+            found = any(self.refers(v) for v in (value.values() if isinstance(value, dict) else value))
+            self.referring[id(value)] = found
+        return found
+
+    def count(self, value: Any) -> int:
+        """How many values `value` holds, lists and mappings one each, as YAML's reader counts them.
+
+        Each list and mapping is counted once, then remembered: a copy of a layer shares what holds no
+        $param with its definition, so counting every copy costs what the definition's text does. Only
+        for layers that are kept (their ids stay theirs while the expansion runs).
+        """
+        if not isinstance(value, (list, dict)):
+            return 1
+        found = self.sizes.get(id(value))
+        if found is None:
+            found = 1 + sum(self.count(v) for v in (value.values() if isinstance(value, dict) else value))
+            self.sizes[id(value)] = found
+        return found
+
+    def spend(self, values: int) -> None:
+        """Count values the blocks make; past MAX_EXPANDED_VALUES, stop with a problem at the use being expanded."""
+        self.values += values
+        if self.values > MAX_EXPANDED_VALUES:
+            message = (
+                f"the blocks expand to more than {MAX_EXPANDED_VALUES:,} values (every copy of a layer counted); "
+                "move large arrays to a .npy/.npz weight file, or write fewer copies"
+            )
+            self.problem("NS004", message, self.current)
+            self.raise_problems()
 
 
 def unknown(key: Any, allowed: list[str], lead: str) -> str:
