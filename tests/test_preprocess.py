@@ -203,8 +203,8 @@ def test_run_eval_train_explain_and_the_api_read_a_file_into_the_same_array(spec
     step = ["api"]
     to_array = images.to_array
 
-    def recording(image, image_spec):
-        array = to_array(image, image_spec)
+    def recording(image, image_spec, *limit):
+        array = to_array(image, image_spec, *limit)
         made.setdefault(step[0], []).append(array)
         return array
 
