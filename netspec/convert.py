@@ -30,8 +30,11 @@ def torch_module() -> Any:
     return torch
 
 
-def convert(source: Path, out: Path) -> tuple[int, int]:
+def convert(source: Path, out: Path, strip_prefix: str | None = None) -> tuple[int, int]:
     """Write the state dict in `source` to `out` (.safetensors), replacing it at once when complete.
+
+    `strip_prefix` is taken off the keys that start with it ("module." of a model saved inside
+    torch.nn.DataParallel), so that they are the module paths a spec's layers are named after.
 
     Returns:
         How many tensors, and how many bytes of values, were written.
@@ -43,6 +46,12 @@ def convert(source: Path, out: Path) -> tuple[int, int]:
     torch = torch_module()
     loaded = _load(torch, source)
     tensors = _state_dict(torch, loaded, str(source))
+    if strip_prefix:
+        stripped = {key.removeprefix(strip_prefix): tensor for key, tensor in tensors.items()}
+        if len(stripped) < len(tensors):  # "module.fc.weight" and "fc.weight" both: one would be lost
+            message = f"holds keys that are the same without {strip_prefix!r}; convert it without --strip-prefix"
+            raise _refusal(str(source), message)
+        tensors = stripped
     arrays = {key: _raw(torch, tensor) for key, tensor in tensors.items()}
     with atomic_write(out) as stream:
         write(stream, arrays)

@@ -186,8 +186,12 @@ def read_stream(stream: BinaryIO, name: str, max_pixels: int = MAX_PIXELS) -> io
     return io.BytesIO(data)
 
 
-def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
-    """The image as a float64 array of shape (channels, height, width), scaled and normalised."""
+def to_array(image: Image.Image, spec: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The image as a float64 array of shape (channels, height, width), scaled and normalised.
+
+    Every image netspec reads becomes an array here (run, eval, train, --explain, Network.inputs), by
+    the rules of the module's docstring, in their order. `max_pixels` bounds the image `resize` makes.
+    """
     if image.width == 0 or image.height == 0:
         raise InputError(Problem("NS302", "image has no pixels"))
     # Each step below returns the image itself when it has nothing to do: a copy of a large image
@@ -203,7 +207,7 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     elif spec.color == "grayscale" and image.mode != "L":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         image = Image.fromarray(luma(np.asarray(rgb)), "L")
-    image = sized(image, spec)
+    image = sized(image, spec, max_pixels)
     pixels = np.asarray(image, dtype=np.float64)
     pixels = pixels.reshape(spec.height, spec.width, -1).transpose(2, 0, 1)
     lo, hi = spec.scale
@@ -215,10 +219,22 @@ def to_array(image: Image.Image, spec: ImageInput) -> np.ndarray:
     return values
 
 
-def sized(image: Image.Image, spec: ImageInput) -> Image.Image:
-    """The image at the network's width × height: resized then center-cropped, or resized alone (rule 7)."""
+def sized(image: Image.Image, spec: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image at the network's width × height: resized then center-cropped, or resized alone (rule 7).
+
+    Raises:
+        InputError: NS304, if `resize` would make more than `max_pixels` pixels (a long thin image).
+    """
     if spec.resize is not None:
-        image = image.resize(resized_size(image.size, spec.resize), Image.Resampling.BILINEAR)
+        width, height = resized_size(image.size, spec.resize)
+        if width * height > max_pixels:  # 256 on a 1 × 4000 strip would make 262 million pixels before the crop
+            message = (
+                f"image is {image.width}×{image.height} pixels: resizing its shorter side to {spec.resize} makes it "
+                f"{width}×{height}, more than the limit of {max_pixels:,}; crop it nearer to a square, or raise the "
+                f"limit with --max-pixels {width * height} if you trust the file"
+            )
+            raise InputError(Problem("NS304", message))
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
     if spec.crop_size is not None:
         height, width = spec.crop_size
         left, top = centered(image.width, width), centered(image.height, height)
@@ -273,10 +289,10 @@ def read(source: ImageSource, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
         InputError: as `open_image`, and NS303 for a file whose pixels Pillow cannot convert.
     """
     if isinstance(source, Image.Image):
-        return to_array(source, spec)
+        return to_array(source, spec, max_pixels)
     image = open_image(source, max_pixels)
     try:
-        return to_array(image, spec)
+        return to_array(image, spec, max_pixels)
     except InputError as err:
         raise InputError([problem.located(str(source), None, None) for problem in err.problems]) from None
     except MemoryError:  # not the file's fault: said as what it is

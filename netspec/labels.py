@@ -15,17 +15,26 @@ from pathlib import Path
 
 from netspec.errors import Problem, SpecError
 
+MAX_BYTES = 16 * 2**20
+"""Largest labels file read (16 MiB; ImageNet's 21,841 labels take 0.4 MiB): a file is read whole."""
+
 
 def read_labels(path: Path, shown: str | None = None) -> list[str]:
     """The labels in a file, one a line (see the module's rules); problems name the file as `shown`.
 
     Raises:
         SpecError: a label that is empty, not printable or listed twice, each at its line; a file
-            that is not UTF-8 text, or holds no labels.
+            that is not UTF-8 text, larger than MAX_BYTES, or holds no labels.
+        OSError: the file cannot be opened.
     """
     name = str(path) if shown is None else shown
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        message = f"the file holds more than {MAX_BYTES:,} bytes, more than any list of labels; give a labels file"
+        raise SpecError(Problem("NS103", message, file=name))
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         message = f"the labels are not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start:,})"
         raise SpecError(Problem("NS103", message, file=name)) from None

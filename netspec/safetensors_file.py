@@ -63,7 +63,10 @@ class SafetensorsFile:
 
     def __init__(self, path: Path):
         self.path, self.name = path, path.name
-        self._stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close() / the with block
+        try:
+            self._stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close() / the with block
+        except OSError as err:
+            raise Unlocated("NS203", f"cannot read {path.name}: {err.strerror or err}") from None
         try:
             self.entries, self._data_start = _header(self._stream, path.name, path.stat().st_size)
         except BaseException:
@@ -100,8 +103,11 @@ class SafetensorsFile:
         entry, label = self.entries[key], f"{self.name}[{key!r}]"
         if self.shape(key) != tuple(expected):
             raise ShapeMismatch(label, entry.shape, tuple(expected))
-        self._stream.seek(self._data_start + entry.begin)
-        data = self._stream.read(entry.end - entry.begin)
+        try:
+            self._stream.seek(self._data_start + entry.begin)
+            data = self._stream.read(entry.end - entry.begin)
+        except OSError as err:  # a disk or network file system failing mid-read
+            raise Unlocated("NS203", f"cannot read {label}: {err.strerror or err}") from None
         if len(data) != entry.end - entry.begin:  # the file shrank since its header was checked
             raise Unlocated("NS203", f"{label} is cut short: the file changed while it was read")
         return finite(_values(data, entry), label)
@@ -139,7 +145,9 @@ def _header(stream: BinaryIO, name: str, size: int) -> tuple[dict[str, Entry], i
         )
     question = "is it a .safetensors file?"
     try:
-        header = json.loads(stream.read(length).decode("utf-8"))
+        header = json.loads(stream.read(length).decode("utf-8"), object_pairs_hook=_once_each)
+    except _Twice as err:
+        raise Unlocated("NS203", f"the header of {name} is wrong: it names array {err.args[0]!r} twice") from None
     except (UnicodeDecodeError, ValueError) as err:
         raise Unlocated("NS203", f"the header of {name} is not valid JSON ({err}); {question}") from None
     if not isinstance(header, dict):
@@ -148,6 +156,19 @@ def _header(stream: BinaryIO, name: str, size: int) -> tuple[dict[str, Entry], i
     entries = {key: _entry(name, key, value) for key, value in header.items()}
     _check_offsets(name, entries, size - 8 - length)
     return dict(sorted(entries.items(), key=lambda item: item[1].begin)), 8 + length
+
+
+class _Twice(Exception):
+    """A key given twice in one JSON object (json keeps the last silently; its twin's bytes would be lost)."""
+
+
+def _once_each(pairs: list[tuple[str, object]]) -> dict:
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Twice(key)
+        found[key] = value
+    return found
 
 
 def _entry(name: str, key: str, value: object) -> Entry:

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netspec import graph
+from netspec.blocks import expand_data, uses_blocks
 from netspec.errors import Problem, SpecError, Unlocated, plural
 from netspec.fields import Count, FileArray, Seed, SpecModel, rule_error
 from netspec.labels import read_labels
@@ -121,7 +122,7 @@ class ImageInput(SpecModel):
             if value != wanted:
                 message = (
                     f"is {value}, but crop: {written} makes the network's input {crop_width} wide and "
-                    f"{crop_height} high; the {key} is the cropped image's: write {key}: {wanted}"
+                    f"{crop_height} high; the network reads the cropped image: write {key}: {wanted}, or change crop"
                 )
                 yield Problem("NS104", message, (key,))
 
@@ -301,16 +302,24 @@ def _read_classes(classes: ClassesFile, base_dir: Path) -> list[str]:
     try:
         path = resolve_inside(base_dir, classes.file)
     except Unlocated as err:
-        message = {
-            "NS202": f"classes file {classes.file!r} not found in {base_dir.resolve()}",
-            "NS203": f"{classes.file!r} is a folder, not a text file of labels",
-        }.get(err.code, err.message.replace("keep weight files", "keep the classes file"))
-        raise SpecError(Problem(err.code, message, ("classes", "file"))) from None
+        raise SpecError(
+            Problem(err.code, _classes_path_problem(err, classes.file, base_dir), ("classes", "file"))
+        ) from None
     try:
         return read_labels(path, shown=str(base_dir / classes.file))
     except OSError as err:
         message = f"cannot read the classes file {classes.file!r}: {err.strerror}"
         raise SpecError(Problem("NS203", message, ("classes", "file"))) from None
+
+
+def _classes_path_problem(err: Unlocated, name: str, base_dir: Path) -> str:
+    """resolve_inside's message, said of a classes file rather than of a weight file."""
+    if err.code == "NS202":
+        return f"classes file {name!r} not found in {base_dir.resolve()}"
+    if err.code == "NS203" and "is a folder" in err.message:  # what resolve_inside says of anything not a file
+        kind = "a folder" if (base_dir / name).is_dir() else "not a plain file (a pipe or a device)"
+        return f"{name!r} is {kind}; give a text file of labels, one a line"
+    return err.message.replace("keep weight files", "keep the classes file")
 
 
 class Training(SpecModel):
@@ -399,6 +408,18 @@ class Spec(SpecModel):
         `path`, `block`, `copy` name and `line`); empty for a layer written at top level.
         """
         return self._origins
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks_expanded(cls, data: Any) -> Any:
+        # A file's blocks are expanded as it is read, with positions (netspec.loader.read_spec); a spec
+        # made in code is expanded here, its problems said by path.
+        if not uses_blocks(data):
+            return data
+        try:
+            return expand_data(data)
+        except SpecError as err:
+            raise rule_error(err.problems) from None
 
     @field_validator("netspec")
     @classmethod

@@ -204,7 +204,23 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
     message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
+    prefix = _common_prefix(keys, missing)
+    if prefix:
+        message += (
+            f"; every key of the file starts with {prefix!r}, which no layer name does (a model saved inside "
+            f"torch.nn.DataParallel?): convert the .pth again with --strip-prefix {prefix}"
+        )
     return Problem("NS211", message, WHERE)
+
+
+def _common_prefix(keys: list[str], missing: list[str]) -> str | None:
+    """The first part of every key ("module."), where the keys without it are the ones the spec misses."""
+    first = {key.partition(".")[0] for key in keys}
+    if len(first) != 1 or not all("." in key for key in keys):
+        return None
+    prefix = first.pop() + "."
+    wanted = set(missing)
+    return prefix if any(key.removeprefix(prefix) in wanted for key in keys) else None
 
 
 def _missing(key: str, keys: list[str], by_name: dict[str, Node]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import textwrap
 import tracemalloc
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import netspec
 from netspec.blocks import MAX_DEPTH, Origin, Use
@@ -494,3 +497,120 @@ def test_a_use_and_a_layer_cannot_share_a_name(problems):
         f"{at(text, '{name: layer1, type', 'layer1')}: NS121 layers[3].name: name 'layer1' is already used by "
         "layers[1]; give each layer and use its own name",
     ]
+
+
+# Any mutation of a spec with blocks gives a valid spec or located problems, never another exception.
+_BASE = yaml.safe_load(BLOCKS)
+
+
+def _places(document, prefix=()):
+    yield prefix
+    items = (
+        document.items() if isinstance(document, dict) else enumerate(document) if isinstance(document, list) else ()
+    )
+    for key, value in items:
+        yield from _places(value, (*prefix, key))
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.text(max_size=8),
+    st.sampled_from(["$filters", "$nope", "input", "basic", "conv_bn", "layer1", "0", "bn2"]),
+    st.lists(st.sampled_from(["$filters", "input", "bn2", 3]), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["block", "name", "stride", "filters", "repeat"]),
+        st.sampled_from(["basic", 2, None, "$stride"]),
+        max_size=3,
+    ),
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    place=st.sampled_from([p for p in _places(_BASE) if p]),
+    action=st.sampled_from(["delete", "replace", "rename"]),
+    value=_values,
+    name=st.sampled_from(["name", "block", "repeat", "start", "first", "inputs", "params", "layers", "stride", "type"]),
+)
+def test_a_mutated_spec_with_blocks_is_valid_or_located_problems(tmp_path, place, action, value, name):
+    document = copy.deepcopy(_BASE)
+    *parents, last = place
+    holder = document
+    for part in parents:
+        holder = holder[part]
+    if action == "delete":
+        del holder[last]
+    elif action == "replace":
+        holder[last] = value
+    elif isinstance(holder, dict):
+        holder[name] = holder.pop(last)
+    path = tmp_path / "mutated.yaml"
+    path.write_text(yaml.safe_dump(document))
+    for problem in netspec.check(path):
+        assert problem.code.startswith("NS") and problem.file == str(path) and problem.line is not None
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_documented_example_and_its_problems_are_real(write_spec):
+    """docs/spec-format.md shows examples/resnet-blocks.yaml (its comments aside) and what validate says of a mistake."""
+    docs = (ROOT / "docs" / "spec-format.md").read_text()
+    section = docs[docs.index("## Blocks") : docs.index("## Weights and biases")]
+    example = (ROOT / "examples" / "resnet-blocks.yaml").read_text()
+    shown = "\n".join(line for line in example.splitlines() if not line.startswith("#")) + "\n"
+    assert f"```yaml\n{shown}```" in section
+    assert netspec.check(ROOT / "examples" / "resnet-blocks.yaml") == []
+    path = write_spec(shown.replace("repeat: 2, filters: 32", "repeat: 2, filters: 0"))
+    found = [str(p).replace(str(path), "spec.yaml") for p in netspec.check(path)]
+    documented = [line for line in section.splitlines() if line.startswith("spec.yaml:")]
+    assert documented == [found[0], found[-1]]
+    names = [layer.name for layer in netspec.load(ROOT / "examples" / "resnet-blocks.yaml").layers]
+    assert names[:3] == ["conv1", "bn1", "layer1.0.conv1"] and "layer2.0.downsample.1" in names
+
+
+def test_a_spec_made_in_code_may_use_blocks_too(both):
+    from pydantic import ValidationError
+
+    from netspec.validation import problems_from
+
+    spec = netspec.Spec.model_validate(yaml.safe_load(BLOCKS))
+    flat, _ = read_spec(both[1])
+    assert spec.model_dump(exclude={"blocks"}) == flat.model_dump(exclude={"blocks"})
+    bad = yaml.safe_load(BLOCKS.replace("kernel: 1, stride: $stride", "kernel: 1, stride: $strde"))
+    with pytest.raises(ValidationError) as err:
+        netspec.Spec.model_validate(bad)
+    assert [str(p) for p in problems_from(err.value, netspec.Spec)] == [
+        "NS134 layers[2] (use of 'basic_down', copy layer2.0) → blocks.basic_down.layers[4] (use of 'conv_bn', copy "
+        "layer2.0.downsample) → blocks.conv_bn.layers[0].stride: $strde is no parameter of block 'conv_bn'; did you "
+        "mean $stride? (declare it under params)"
+    ]
+
+
+def test_copies_of_a_large_array_are_counted_as_aliases_are(problems):
+    """6,000 numbers written once, copied 1,000 times, would be 6,000,000 values to read: refused at the use."""
+    numbers = ", ".join(["0.5"] * 6_000)
+    text = f"""\
+netspec: 1
+classes: [a, b]
+input: {{features: 4}}
+blocks:
+  big:
+    params: {{n: 4}}
+    layers:
+      - {{type: dense, neurons: $n, bias: [{numbers}]}}
+layers:
+  - {{name: many, block: big, repeat: 1000}}
+  - {{type: dense, neurons: 2}}
+"""
+    found: list[str] = []
+    peak = _peak_bytes(lambda: found.extend(problems(text)))
+    assert found == [
+        f"{at(text, '{name: many')}: NS004 layers[0]: the blocks expand to more than 5,000,000 values (every copy of a "
+        "layer counted); move large arrays to a .npy/.npz weight file, or write fewer copies"
+    ]
+    assert peak < 20_000_000  # the copies share the one list: nothing like 1,000 lists of 6,000 floats (~200 MB)

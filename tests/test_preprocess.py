@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -140,6 +141,19 @@ def test_the_size_arithmetic_is_torchvisions_for_every_size():
             assert cut.tolist() == ours, (size, crop)
 
 
+def test_a_resize_past_the_pixel_limit_is_refused_before_it_is_made(tmp_path):
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (4000, 1), (9, 9, 9)).save(strip)
+    with pytest.raises(netspec.InputError) as caught:
+        images.read(strip, image_input(resize=256, crop=224))
+    assert str(caught.value) == (
+        f"{strip}: NS304 image is 4000×1 pixels: resizing its shorter side to 256 makes it 1024000×256, more than "
+        "the limit of 64,000,000; crop it nearer to a square, or raise the limit with --max-pixels 262144000 if "
+        "you trust the file"
+    )
+    assert images.read(strip, image_input(resize=256, crop=224), max_pixels=262_144_000).shape == (3, 224, 224)
+
+
 def test_without_resize_or_crop_images_are_resized_to_width_by_height_as_before():
     image = photo(40, 30)
     x = images.to_array(image, ImageInput.model_validate({"width": 16, "height": 12}))
@@ -189,8 +203,8 @@ def test_run_eval_train_explain_and_the_api_read_a_file_into_the_same_array(spec
     step = ["api"]
     to_array = images.to_array
 
-    def recording(image, image_spec):
-        array = to_array(image, image_spec)
+    def recording(image, image_spec, *limit):
+        array = to_array(image, image_spec, *limit)
         made.setdefault(step[0], []).append(array)
         return array
 
@@ -231,7 +245,7 @@ def test_width_and_height_must_be_the_crops_with_the_fix_said(tmp_path):
     text = SPEC.replace("width: 8, height: 6", "width: 224, height: 6")
     assert located(tmp_path, text) == [
         "spec.yaml:4:18: NS104 input.image.width: is 224, but crop: [6, 8] makes the network's input 8 wide and "
-        "6 high; the width is the cropped image's: write width: 8"
+        "6 high; the network reads the cropped image: write width: 8, or change crop"
     ]
     text = SPEC.replace("width: 8, height: 6", "width: 6, height: 8")
     assert [line[:38] for line in located(tmp_path, text)] == [
@@ -280,6 +294,20 @@ def test_every_reader_of_classes_sees_the_files_labels(spec_and_photo, tmp_path)
     assert back.classes == ["rose", "lotus"] and back.spec.input.image == network.spec.input.image
 
 
+def test_an_imported_model_is_given_resize_and_crop_in_python(spec_and_photo, tmp_path):
+    pytest.importorskip("onnx")
+    from netspec.interop.importer import import_model
+
+    spec, _ = spec_and_photo
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(SPEC.replace(", resize: 9, crop: [6, 8]", ""))
+    assert invoke("export", plain, "-o", tmp_path / "plain.onnx").exit_code == 0
+    import_model(tmp_path / "plain.onnx", tmp_path / "cropped.yaml", image={"resize": 9, "crop": [6, 8]})
+    assert netspec.load(tmp_path / "cropped.yaml").spec.input.image == netspec.load(spec).spec.input.image
+    with pytest.raises(SpecError, match=r"NS104 input.image.width: is 8, but crop: 6 makes"):
+        import_model(tmp_path / "plain.onnx", tmp_path / "bad.yaml", image={"resize": 9, "crop": 6})
+
+
 def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_path, monkeypatch):
     (tmp_path / "labels.txt").write_text("rose\nlotus\n")
     data = {
@@ -312,7 +340,11 @@ def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_pat
                 "spec.yaml:2:17: NS207 classes.file: '/etc/hostname' is an absolute path; give a path relative to the spec's folder"
             ],
         ),
-        ("sub", "folder", ["spec.yaml:2:17: NS203 classes.file: 'sub' is a folder, not a text file of labels"]),
+        (
+            "sub",
+            "folder",
+            ["spec.yaml:2:17: NS203 classes.file: 'sub' is a folder; give a text file of labels, one a line"],
+        ),
         ("empty.txt", "\n\n", ["empty.txt: NS109 the file holds no labels; write one class label a line"]),
         (
             "twice.txt",
@@ -323,6 +355,21 @@ def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_pat
             ],
         ),
         ("latin1.txt", b"ros\xe9\n", ["latin1.txt: NS103 the labels are not UTF-8 text (byte 0xe9 at offset 3)"]),
+        (
+            "huge.txt",
+            b"a\n" * (8 * 2**20 + 1),
+            [
+                "huge.txt: NS103 the file holds more than 16,777,216 bytes, more than any list of labels; give a labels file"
+            ],
+        ),
+        (
+            "pipe",
+            "fifo",
+            [
+                "spec.yaml:2:17: NS203 classes.file: 'pipe' is not a plain file (a pipe or a device); give a text file of labels, "
+                "one a line"
+            ],
+        ),
     ],
 )
 def test_a_bad_classes_file_is_refused_located(tmp_path, name, content, expected):
@@ -330,6 +377,8 @@ def test_a_bad_classes_file_is_refused_located(tmp_path, name, content, expected
     work.mkdir()
     if content == "folder":
         (work / name).mkdir()
+    elif content == "fifo":
+        os.mkfifo(work / name)  # reading it would wait for a writer that never comes
     elif isinstance(content, bytes):
         (work / name).write_bytes(content)
     elif content is not None:

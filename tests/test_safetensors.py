@@ -237,6 +237,10 @@ def test_a_header_whose_offsets_lie_is_refused(problems, tmp_path):
     ]
 
 
+TWICE = b'{"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[],"data_offsets":[4,8]}}'
+"""A header naming one array twice: JSON keeps the last, and the first's bytes would be silently lost."""
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -249,12 +253,38 @@ def test_a_header_whose_offsets_lie_is_refused(problems, tmp_path):
             struct.pack("<Q", 4) + b"[1] ",
             "the header of net.safetensors is JSON but not an object of arrays; is it a .safetensors file?",
         ),
+        (
+            struct.pack("<Q", 3) + b"abc",
+            "the header of net.safetensors is not valid JSON (Expecting value: line 1 "
+            "column 1 (char 0)); is it a .safetensors file?",
+        ),
+        (
+            struct.pack("<Q", len(TWICE)) + TWICE + bytes(8),
+            "the header of net.safetensors is wrong: it names array 'a' twice",
+        ),
     ],
-    ids=["empty", "huge header", "not an object"],
+    ids=["empty", "huge header", "not an object", "not JSON", "a name twice"],
 )
 def test_a_file_that_is_no_safetensors_is_refused(problems, tmp_path, content, message):
     (tmp_path / "net.safetensors").write_bytes(content)
     assert problems(SPEC) == [f"{where(SPEC, '{file: net')}: NS203 weights_file: {message}"]
+
+
+def test_damaged_files_give_netspec_problems_and_nothing_else(write_spec, tmp_path):
+    """Bytes changed or cut anywhere, header first: every outcome is a list of problems, never an exception."""
+    path, data, length, _ = _saved(tmp_path)
+    spec = write_spec(SPEC)
+    rng = np.random.default_rng(6)
+    codes = set()
+    for _ in range(100):
+        damaged = bytearray(data)
+        for at in rng.integers(0, 8 + length + 16, size=rng.integers(1, 4)):
+            damaged[at] = int(rng.integers(0, 256))
+        if rng.random() < 0.3:
+            damaged = damaged[: int(rng.integers(0, len(damaged)))]
+        path.write_bytes(bytes(damaged))
+        codes |= {problem.code for problem in netspec.check(spec)}
+    assert codes <= {"NS203", "NS204", "NS205", "NS209", "NS211"} and "NS203" in codes
 
 
 def test_arrays_that_are_not_numbers_or_not_finite_are_refused(problems, tmp_path):
@@ -375,3 +405,22 @@ def test_the_reader_agrees_with_the_safetensors_package_on_netspec_written_files
         assert sorted(opened.keys()) == sorted(arrays)
         for key, array in arrays.items():
             np.testing.assert_array_equal(opened.read(key, array.shape), array)
+
+
+def test_a_dataparallel_prefix_is_named_and_convert_strips_it(problems, tmp_path):
+    net = trained_net()
+    wrapped = nn.DataParallel(net)  # its state dict's keys start with "module."
+    torch.save(wrapped.state_dict(), tmp_path / "net.pth")
+    assert invoke("convert", tmp_path / "net.pth", tmp_path / "net.safetensors").exit_code == 0
+    found = problems(SPEC)
+    assert len(found) == 1 and found[0].startswith(
+        f"{where(SPEC, '{file: net')}: NS211 weights_file: net.safetensors does not match the spec's layers by "
+        "PyTorch's names (13 keys missing, 15 unexpected): Missing key(s): 'conv1.weight', "
+    )
+    assert found[0].endswith(
+        "; every key of the file starts with 'module.', which no layer name does (a model saved inside "
+        "torch.nn.DataParallel?): convert the .pth again with --strip-prefix module."
+    )
+    result = invoke("convert", tmp_path / "net.pth", tmp_path / "net.safetensors", "--strip-prefix", "module.")
+    assert result.exit_code == 0 and problems(SPEC) == []
+    assert safetensors_torch.load_file(tmp_path / "net.safetensors").keys() == net.state_dict().keys()

@@ -16,7 +16,12 @@ def _safetensors_name(ctx: click.Context, param: click.Parameter, out: Path) -> 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path), callback=_safetensors_name)
-def convert(source: Path, out: Path) -> None:
+@click.option(
+    "--strip-prefix",
+    metavar="PREFIX",
+    help="Take PREFIX off the keys that start with it (module. of a model saved inside torch.nn.DataParallel).",
+)
+def convert(source: Path, out: Path, strip_prefix: str | None) -> None:
     """Write the PyTorch state dict in SOURCE (.pth, .pt) to OUT (.safetensors), keeping PyTorch's names.
 
     SOURCE is read with torch.load(weights_only=True), which makes tensors and plain containers only
@@ -28,5 +33,5 @@ def convert(source: Path, out: Path) -> None:
 
     if out.resolve() == source.resolve():
         raise click.UsageError(f"OUT {out} would overwrite SOURCE; choose another name")
-    count, size = write_safetensors(source, out)
+    count, size = write_safetensors(source, out, strip_prefix)
     click.echo(f"wrote {out} ({summary(count, size)})")

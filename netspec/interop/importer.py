@@ -136,8 +136,8 @@ def import_model(
         classes: the class labels, in the order of the scores, or a file of them, one a line
             (default: the labels in netspec's metadata, else '0', '1', ...).
         image: what to say of the input image where the metadata does not: any of width,
-            height, color ("rgb" or "grayscale"), scale ([low, high]), mean and std (one value,
-            or one per channel).
+            height, color ("rgb" or "grayscale"), resize and crop (as torchvision's Resize and
+            CenterCrop), scale ([low, high]), mean and std (one value, or one per channel).
 
     Raises:
         SpecError: the model cannot be read or mapped (NS502–NS504), naming the node concerned;
