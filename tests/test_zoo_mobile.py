@@ -26,8 +26,8 @@ blocks:
   mbconv:
     params: {filters: ~, stride: 1}
     layers:
-      - {name: block.0.0, type: conv2d, filters: $filters, kernel: 3, stride: $stride, padding: 1}
-      - {name: block.0.1, type: batchnorm, activation: silu}
+      - {name: conv, type: conv2d, filters: $filters, kernel: 3, stride: $stride, padding: 1}
+      - {name: bn, type: batchnorm, activation: silu}
 layers:
   - {name: features.0.0, type: conv2d, filters: 4, kernel: 3, padding: 1}
   - {name: %s, block: mbconv, repeat: 2, filters: 8, first: {stride: 2}}
@@ -43,8 +43,8 @@ def test_a_use_named_with_dots_numbers_its_copies_under_that_name(tmp_path: Path
     spec, _ = read_spec(path)
     assert [layer.name for layer in spec.layers] == [
         "features.0.0",
-        *("features.1.0.block.0.0", "features.1.0.block.0.1", "features.1.1.block.0.0", "features.1.1.block.0.1"),
-        *("features.2.0.block.0.0", "features.2.0.block.0.1"),
+        *("features.1.0.conv", "features.1.0.bn", "features.1.1.conv", "features.1.1.bn"),
+        *("features.2.0.conv", "features.2.0.bn"),
         "avgpool",
         "classifier.1",
     ]
