@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import textwrap
 import tracemalloc
 from pathlib import Path
@@ -614,3 +615,56 @@ layers:
         "layer counted); move large arrays to a .npy/.npz weight file, or write fewer copies"
     ]
     assert peak < 20_000_000  # the copies share the one list: nothing like 1,000 lists of 6,000 floats (~200 MB)
+
+
+def test_validate_formats_name_the_uses_too(write_spec):
+    path = write_spec(BLOCKS.replace("kernel: 1, stride: $stride", "kernel: 1, stride: $strde"))
+    uses = (
+        "layers[2] (use of 'basic_down', copy layer2.0, line 33) → blocks.basic_down.layers[4] "
+        "(use of 'conv_bn', copy layer2.0.downsample, line 23) → "
+    )
+    record = json.loads(invoke("validate", "--format", "json", path).output.splitlines()[0])
+    assert (record["line"], record["code"], record["path"], record["via"]) == (
+        28,
+        "NS134",
+        "blocks.conv_bn.layers[0].stride",
+        uses,
+    )
+    github = invoke("validate", "--format", "github", path).output.splitlines()[0]
+    assert github.startswith(f"::error file={path},line=28,col=73,title=NS134::{uses}blocks.conv_bn.layers[0].stride: ")
+
+
+# One change to BLOCKS each: (old, new, what JSON Schema can say of it: True when it agrees with netspec).
+SCHEMA_VARIANTS = [
+    ("", "", True),
+    ("{name: layer1, block: basic,", "{block: basic,", True),
+    ("repeat: 2, filters: 4}", "repeat: 0, filters: 4}", True),
+    ("repeat: 2, filters: 4}", "repeat: two, filters: 4}", True),
+    ("repeat: 2, filters: 4}", "repeat: 2, start: -1, filters: 4}", True),
+    ("first: {block: basic_down, stride: 2}", "first: 2", True),
+    ("repeat: 2, filters: 4}", "repeat: 2, filters: 4, inputs: [conv1, conv1]}", True),
+    ("block: basic, repeat: 2, filters: 4", "block: 3, repeat: 2, filters: 4", True),
+    (
+        "  conv_bn:\n    params: {filters: ~, stride: 1}\n",
+        "  conv_bn:\n    params: {filters: ~, stride: 1}\n    uses: 2\n",
+        True,
+    ),
+    # What only netspec knows: the names of blocks and parameters, and what a block's layers become.
+    ("block: basic, repeat: 2, filters: 4", "block: basci, repeat: 2, filters: 4", False),
+    ("repeat: 2, filters: 4}", "repeat: 2, filter: 4}", False),
+    ("kernel: 1, stride: $stride", "kernel: 1, stride: $strde", False),
+]
+
+
+@pytest.mark.parametrize("old,new,agrees", SCHEMA_VARIANTS, ids=[v[1] or "as written" for v in SCHEMA_VARIANTS])
+def test_the_schema_and_netspec_agree_on_blocks_where_json_schema_can_say(write_spec, old, new, agrees):
+    assert old in BLOCKS
+    text = BLOCKS.replace(old, new, 1)
+    by_netspec = not netspec.check(write_spec(text))
+    by_schema = jsonschema.Draft202012Validator(json_schema()).is_valid(yaml.safe_load(text))
+    if new == "":
+        assert by_netspec and by_schema
+    elif agrees:
+        assert not by_netspec and not by_schema
+    else:
+        assert (by_netspec, by_schema) == (False, True)

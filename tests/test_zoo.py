@@ -102,3 +102,15 @@ def test_docs_zoo_md_shows_resnet18_s_layers_and_totals_as_they_are():
     totals = page.split("```\nTotal params:", 1)[1].split("```", 1)[0]
     printed = CliRunner().invoke(main, ["summary", str(ZOO_FOLDER / "resnet18.yaml")]).output
     assert "Total params:" + totals in printed
+
+
+def test_benchmarks_zoo_writes_a_row_and_fails_one_that_does_not_reproduce():
+    from benchmarks.zoo import Row
+
+    row = Row("resnet18", 52, 11_689_512, 11_689_512, 5.6e-6, 145.2, 139.4)
+    assert row.markdown() == "| resnet18 | 52 | 11,689,512 | 5.6e-06 | 145 | 139 | 1.04× |"
+    assert row.passed
+    miscounted = Row("resnet18", 52, 11_689_000, 11_689_512, 5.6e-6, 145.2, 139.4)
+    assert miscounted.markdown().startswith("| resnet18 | 52 | 11,689,000 ≠ 11,689,512 | ")
+    assert not miscounted.passed
+    assert not Row("resnet18", 52, 11_689_512, 11_689_512, 2e-4, 145.2, 139.4).passed

@@ -75,7 +75,7 @@ def _github(problem: Problem) -> str:
     where = f"file={_escape(problem.file, True)}"
     if problem.line is not None:
         where += f",line={problem.line},col={problem.column or 1}"
-    path = f"{problem.dotted_path}: " if problem.path else ""
+    path = f"{problem.via}{problem.dotted_path}: " if problem.path else ""
     return f"::error {where},title={problem.code}::{_escape(path + problem.message, False)}"
 
 
@@ -94,6 +94,8 @@ def _json(problem: Problem) -> str:
         "path": problem.dotted_path,
         "message": problem.message,
     }
+    if problem.via:  # inside a block: the uses that led there (see docs/spec-format.md#blocks)
+        fields["via"] = problem.via
     return json.dumps(fields, ensure_ascii=False)
 
 
