@@ -143,7 +143,7 @@ def _layer_or_use(defs: dict[str, Any]) -> dict[str, Any]:
 def _use() -> dict[str, Any]:
     """A use of a block: its own keys; any other key is one of the block's parameters (netspec checks which)."""
     forms = {
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+$"},
+        "name": {"type": "string", "pattern": NAME_PATTERN},  # a layer name's beginning (netspec.blocks)
         "block": {"type": "string"},
         "repeat": {"type": "integer", "minimum": 1},
         "start": {"type": "integer", "minimum": 0},

@@ -32,6 +32,12 @@ TORCH_NAMES = {
 }
 """PyTorch's name of each netspec parameter, after "<layer>."; a parameter not listed keeps its own name."""
 
+POINTWISE = (1, 1)
+"""The kernel of a PyTorch Conv2d that a dense layer stands for: a 1 × 1 convolution of a (C, 1, 1) map is a dense
+layer of the (C,) vector, so a dense layer takes its (out, in, 1, 1) weight as (out, in). torchvision's
+squeeze-and-excitation (EfficientNet, MobileNet V3) writes its two small layers so, where netspec has dense
+layers on global_avgpool's vector."""
+
 IGNORED = "num_batches_tracked"
 """A batch norm's count of training batches in a PyTorch state dict: netspec has no use for it."""
 
@@ -159,7 +165,7 @@ def _by_torch_names(
         except Unlocated as err:
             problems.append(err.at(WHERE))
             continue
-        if shape != p.param_shapes[param]:
+        if shape != torch_shape(p, param, shape):
             axes = " × ".join(p.kind.axis_meanings(p.spec)[param])
             message = (
                 f"layer {p.name!r}: {source.name} holds {key!r} of shape {shape}, but the layer needs "
@@ -171,10 +177,20 @@ def _by_torch_names(
     arrays = {}
     for key, (p, param) in expected.items():
         try:
-            arrays[(p.name, param)] = source.read(key, p.param_shapes[param])
+            stored = torch_shape(p, param, source.shape(key))
+            arrays[(p.name, param)] = source.read(key, stored).reshape(p.param_shapes[param])
         except Unlocated as err:  # NS205, NS209: what only the data (or its dtype) shows
             problems.append(err.at(WHERE))
     return arrays
+
+
+def torch_shape(p: Node, param: str, held: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a state dict may hold `param` of layer `p` in, given the one it `held`: the layer's own, or a
+    dense layer's weights as a 1 × 1 convolution's (see POINTWISE)."""
+    shape = p.param_shapes[param]
+    if p.spec.type == "dense" and param == "weights" and held == (*shape, *POINTWISE):
+        return held
+    return shape
 
 
 def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: list[str], nodes: list[Node]) -> Problem:

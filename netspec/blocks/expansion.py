@@ -180,17 +180,37 @@ class _Expander(Reader):
         return f"{kind}_{index}"  # the name the spec gives a layer without one
 
     def check_top_level_names(self, layers: list) -> None:
-        """A use's name is read as its output by later layers: it must be no other layer's or use's name."""
+        """A use's name is read as its output by later layers: it must be no other layer's or use's name.
+
+        Except between uses with `repeat`: those may share a name to number one row of copies together, as
+        torchvision's `features.1` … `features.17` are rows of a paper's table, each a use of its own block
+        (MobileNet V2, SqueezeNet). Each such use starts after the copies of the one before, and the name
+        reads the last copy made so far: what PyTorch's `model.features` gives.
+        """
         first: dict[str, int] = {}
+        numbered: dict[str, tuple[int, int]] = {}  # a name shared by numbered uses: the last use, its next number
         for index, item in enumerate(layers):
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(name, str):
                 continue
+            copies = _numbered_copies(item)
             if name in first and (_is_use(item) or _is_use(layers[first[name]])):
-                message = (
-                    f"name {name!r} is already used by layers[{first[name]}]; give each layer and use its own name"
-                )
-                self.problem("NS121", message, ("layers", index, "name"))
+                if copies is not None and name in numbered:
+                    at, following = numbered[name]
+                    if copies.start < following:
+                        message = (
+                            f"the copies of {name!r} are numbered from {copies.start}, but layers[{at}] made "
+                            f"{name}.{following - 1} already; start at {following} (uses that share a name "
+                            "number one row of copies)"
+                        )
+                        self.problem("NS121", message, ("layers", index, "start" if "start" in item else "name"))
+                else:
+                    message = (
+                        f"name {name!r} is already used by layers[{first[name]}]; give each layer and use its own name"
+                    )
+                    self.problem("NS121", message, ("layers", index, "name"))
+            if copies is not None and (name not in first or name in numbered):
+                numbered[name] = (index, copies.stop)
             first.setdefault(name, index)
         self.raise_problems()
 
@@ -244,6 +264,14 @@ def _too_many(use: Resolved, size: int, before: int, exact: bool) -> str:
         f"this use of {use.block!r}{repeat} {count}: a spec may have at most {MAX_LAYERS:,} layers once its "
         "blocks are expanded; lower repeat, or write fewer copies"
     )
+
+
+def _numbered_copies(item: dict) -> range | None:
+    """The numbers of a top-level use's copies when it gives `repeat` (checked already, as `start`), else None."""
+    if not _is_use(item) or "repeat" not in item:
+        return None
+    start = item.get("start", 0)
+    return range(start, start + item["repeat"])
 
 
 def _copy_name(use: Resolved, i: int, chain: tuple[Use, ...]) -> str:

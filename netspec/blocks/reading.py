@@ -12,7 +12,7 @@ from typing import Any
 
 from netspec.blocks.origins import Use, via
 from netspec.errors import Problem, SpecError
-from netspec.layers.common import NETWORK_INPUT
+from netspec.layers.common import NAME_PATTERN, NAME_RULE, NETWORK_INPUT
 from netspec.validation import closest, show
 from netspec.yaml_source import MAX_EXPANDED_VALUES, Source
 
@@ -32,6 +32,7 @@ BLOCK_KEYS = ("params", "layers")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME_PART = re.compile(r"[A-Za-z0-9_-]+")
+_USE_NAME = re.compile(NAME_PATTERN)
 
 
 def name_part(value: Any) -> str | None:
@@ -39,6 +40,16 @@ def name_part(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     return value if isinstance(value, str) and _NAME_PART.fullmatch(value) else None
+
+
+def use_name(value: Any) -> str | None:
+    """A name a use may have, or None: a layer name's beginning, dots too, for two numbered levels in one use
+    (torchvision's EfficientNet names its blocks features.<stage>.<index>.block...: `{name: features.2, repeat: 2}`
+    gives them; a name of one part would need a block per stage)."""
+    part = name_part(value)
+    if part is not None:
+        return part
+    return value if isinstance(value, str) and _USE_NAME.fullmatch(value) else None
 
 
 def local_name(item: dict, index: int) -> str:
@@ -174,11 +185,11 @@ class Reader:
         if path in self.failed:
             raise Failed  # said once: a use that fails in one copy is not read again in every other
         failed = len(self.problems)
-        name = name_part(item.get("name"))
+        name = use_name(item.get("name"))
         if "name" not in item:
             self.problem("NS102", "a use of a block needs a 'name': its layers are named <name>.<layer>", path, chain)
         elif name is None:
-            message = f"a use's name is letters, digits, '_' and '-' (no dots), got {show(item['name'])}"
+            message = f"a use's name is a layer name's beginning: {NAME_RULE}, got {show(item['name'])}"
             self.problem("NS103", message, (*path, "name"), chain)
         block = self.block_named(item.get("block"), (*path, "block"), chain)
         first = item.get("first", {})
