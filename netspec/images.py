@@ -10,8 +10,8 @@ The rules, in order (docs/spec-format.md states them for users):
 6. Colour: `rgb` gives red, green, blue; `grayscale` gives the luma 0.299 R + 0.587 G + 0.114 B
    (ITU-R BT.601) rounded to the nearest whole value, a half (x.5 exactly) up — see `luma`.
 7. Size: with `resize` and `crop`, the shorter side is resized to `resize` pixels (the longer one to
-   int(resize × long / short), as torchvision computes it) with Pillow's bilinear filter, which
-   antialiases when it shrinks, then the middle crop[0] × crop[1] is cut (its corner at
+   int(resize × long / short), as torchvision computes it) with Pillow's bilinear filter (or bicubic,
+   as `interpolation` says), which antialiases when it shrinks, then the middle crop[0] × crop[1] is cut (its corner at
    round((size - crop) / 2), Python's round, a half to even), black filling a side the image does not
    reach: exactly torchvision's Resize(resize) then CenterCrop(crop) on a PIL image. With `crop` alone,
    only the cut. With neither, the image is resized to width × height with the same filter if its size differs.
@@ -234,7 +234,7 @@ def sized(image: Image.Image, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
                 f"limit with --max-pixels {width * height} if you trust the file"
             )
             raise InputError(Problem("NS304", message))
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        image = image.resize((width, height), _FILTERS[spec.interpolation])
     if spec.crop_size is not None:
         height, width = spec.crop_size
         left, top = centered(image.width, width), centered(image.height, height)
@@ -242,8 +242,12 @@ def sized(image: Image.Image, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
             # Pillow fills what lies outside the image with 0: black, as torchvision pads before it cuts.
             image = image.crop((left, top, left + width, top + height))
     elif image.size != (spec.width, spec.height):
-        image = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+        image = image.resize((spec.width, spec.height), _FILTERS[spec.interpolation])
     return image
+
+
+_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+"""Pillow's filters by the names `interpolation` takes: the ones torchvision's Resize uses on a PIL image."""
 
 
 def resized_size(size: tuple[int, int], shorter: int) -> tuple[int, int]:

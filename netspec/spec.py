@@ -56,6 +56,8 @@ class ImageInput(SpecModel):
     """rgb gives 3 channels (red, green, blue), grayscale gives 1."""
     resize: Count | None = None
     """Resize the shorter side to this many pixels, keeping the aspect ratio (torchvision's Resize(n)); needs crop."""
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    """The filter that resizes: bilinear (torchvision's Resize default) or bicubic (how EfficientNet was evaluated)."""
     crop: Crop | None = None
     """Then cut the middle: n for n × n, or [height, width] (torchvision's CenterCrop); black pads a smaller image."""
     scale: list[float] = Field(default=[0.0, 1.0], min_length=2, max_length=2)

@@ -96,6 +96,21 @@ def test_resize_256_crop_224_is_torchvisions_imagenet_transform(tmp_path, width,
     np.testing.assert_allclose(x, expected.numpy(), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("width", "height", "mode"), PHOTOS[:3])
+def test_bicubic_resize_is_torchvisions_bicubic_resize(tmp_path, width, height, mode):
+    """EfficientNet's evaluation resizes bicubic; bilinear would differ by up to 0.19 after normalising."""
+    T = torchvision_transforms()
+    given, reference = in_mode(photo(width, height), mode)
+    path = tmp_path / "photo.png"
+    given.save(path)
+    x = images.read(path, image_input(resize=256, crop=224, interpolation="bicubic"))
+    bicubic = T.InterpolationMode.BICUBIC
+    expected = T.Compose([T.Resize(256, bicubic), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])(reference)
+    np.testing.assert_allclose(x, expected.numpy(), rtol=0, atol=1e-6)
+    bilinear = images.read(path, image_input(resize=256, crop=224))
+    assert np.abs(bilinear - x).max() > 1e-2  # the option changes what is read
+
+
 @pytest.mark.parametrize(
     ("size", "resize", "crop"),
     [

@@ -14,7 +14,7 @@ from typing import Any
 from netspec.errors import Problem, SpecError, plural
 from netspec.labels import label_problems, read_labels
 
-IMAGE_KEYS = ("width", "height", "color", "resize", "crop", "scale", "mean", "std")
+IMAGE_KEYS = ("width", "height", "color", "resize", "interpolation", "crop", "scale", "mean", "std")
 """What a caller may say of an imported model's input image (the fields of a spec's input.image)."""
 GIVE_IMAGE = "give the image it reads (--image WIDTH,HEIGHT,COLOR, or image= in Python)"
 
