@@ -32,6 +32,8 @@ class ZooModel:
     buffers there, not parameters (netspec's summary counts them apart, as non-trainable)."""
     in_tests: bool
     """Small enough to be reproduced by every test run; the others only by `python -m benchmarks.zoo`."""
+    interpolation: str = "bilinear"
+    """The filter torchvision's own transforms for the model's weights resize with (`<Model>_Weights.transforms()`)."""
 
 
 ZOO: dict[str, ZooModel] = {
@@ -39,7 +41,7 @@ ZOO: dict[str, ZooModel] = {
     "resnet50": ZooModel(params=25_557_032, in_tests=False),
     "mobilenet_v2": ZooModel(params=3_504_872, in_tests=True),
     "squeezenet1_1": ZooModel(params=1_235_496, in_tests=True),
-    "efficientnet_b0": ZooModel(params=5_288_548, in_tests=True),
+    "efficientnet_b0": ZooModel(params=5_288_548, in_tests=True, interpolation="bicubic"),
 }
 """Every spec of specs/zoo/, by stem; the stem is torchvision's function (torchvision.models.<stem>)."""
 
@@ -116,8 +118,9 @@ def photos(folder: Path, count: int = 3) -> list[Path]:
     return paths
 
 
-def torchvision_inputs(paths: list[Path]):
-    """The photos as torchvision's ImageNet models read them: shorter side 256, centre 224, ImageNet's mean, std."""
+def torchvision_inputs(paths: list[Path], interpolation: str = "bilinear"):
+    """The photos as torchvision's ImageNet models read them: shorter side 256 (resized with `interpolation`),
+    centre 224, ImageNet's mean, std."""
     import torch
     from PIL import Image
 
@@ -126,7 +129,7 @@ def torchvision_inputs(paths: list[Path]):
     transforms = torchvision_module().transforms
     preprocess = transforms.Compose(
         [
-            transforms.Resize(256),
+            transforms.Resize(256, transforms.InterpolationMode(interpolation)),
             transforms.CenterCrop(224),
             transforms.ToTensor(),
             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
@@ -181,7 +184,7 @@ def prepare(name: str, folder: Path, count: int = 3) -> Prepared:
 
     model = torchvision_model(name)
     paths = photos(folder, count)
-    inputs = torchvision_inputs(paths)
+    inputs = torchvision_inputs(paths, ZOO[name].interpolation)
     temper(model, inputs)
     network = netspec.load(with_weights(name, model, folder))
     return Prepared(network, model, paths, inputs)
