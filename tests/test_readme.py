@@ -115,7 +115,7 @@ def test_scores_are_compared_within_float32s_promise_not_to_the_digit():
 
 def test_the_readme_commands_are_found():
     commands = [command.split()[1] for command, _, _ in shown_commands()]
-    assert commands == ["run", "summary", "validate", "run", "run", "summary", "summary", "summary"]
+    assert commands == ["run", "summary", "run", "validate", "run", "run", "summary", "summary", "summary"]
 
 
 def _session(text: str) -> list[tuple[str, list[str]]]:
