@@ -11,6 +11,7 @@ shape and dtype) is checked before its data is read.
 from __future__ import annotations
 
 import difflib
+import re
 import zipfile
 from pathlib import Path
 
@@ -196,11 +197,15 @@ def torch_shape(p: Node, param: str, held: tuple[int, ...]) -> tuple[int, ...]:
 def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: list[str], nodes: list[Node]) -> Problem:
     """NS211: every key the state dict lacks and every key it has in excess, in one line, as PyTorch lists them."""
     by_name = {p.name: p for p in nodes}
+    unexpected = sorted(unexpected, key=_natural)  # the missing ones come in the spec's order already
     parts = []
     if missing:
-        parts.append("Missing key(s): " + ", ".join(_missing(key, keys, by_name) for key in missing))
+        parts.append(
+            "Missing key(s): " + _first_of([_missing(key, keys, by_name) for key in missing[:_NAMES_SHOWN]], missing)
+        )
     if unexpected:
-        parts.append("Unexpected key(s): " + ", ".join(_unexpected(key, missing, by_name) for key in unexpected))
+        said = [_unexpected(key, missing, by_name) for key in unexpected[:_NAMES_SHOWN]]
+        parts.append("Unexpected key(s): " + _first_of(said, unexpected))
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
     message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
@@ -211,6 +216,21 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
             f"torch.nn.DataParallel?): convert the .pth again with --strip-prefix {prefix}"
         )
     return Problem("NS211", message, WHERE)
+
+
+_NAMES_SHOWN = 20
+"""Keys of each kind NS211 lists at most: a state dict of another model misses hundreds, and a line of
+thousands of characters hides the hint at its end; the first ones show the pattern."""
+
+
+def _natural(key: str) -> list[tuple[int, int | str]]:
+    """A key's order as a model lists them: layer2.10 after layer2.9, a layer's keys together."""
+    return [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", key) if run]
+
+
+def _first_of(said: list[str], keys: list[str]) -> str:
+    more = len(keys) - len(said)
+    return ", ".join(said) + (f", … ({more:,} more)" if more > 0 else "")
 
 
 def _common_prefix(keys: list[str], missing: list[str]) -> str | None:
