@@ -3,7 +3,6 @@ netspec import, and the work timed (a training step of each engine)."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +84,11 @@ def side(name: str) -> int:
 
 def export(model, name: str, folder: Path) -> tuple[Path, Path]:
     """The model as ONNX (batch norms kept, the batch left open) and as the spec netspec imports from it."""
+    from benchmarks.model_graphs import export_keeping_batch_norms
     from netspec.interop.importer import import_model
 
-    torch = torch_module()
     onnx_path, spec = folder / f"{name}.onnx", folder / f"{name}.yaml"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on TorchScript's deprecation
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, side(name), side(name)),),
-            str(onnx_path),
-            dynamo=False,
-            opset_version=17,
-            training=torch.onnx.TrainingMode.PRESERVE,
-            input_names=["input"],
-            output_names=["scores"],
-            dynamic_axes={"input": {0: "batch"}},
-        )
+    export_keeping_batch_norms(model, onnx_path, side(name))
     import_model(onnx_path, spec, max_params=200_000_000)
     return onnx_path, spec
 

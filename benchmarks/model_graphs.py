@@ -29,14 +29,11 @@ def torchvision_module():
     return torchvision
 
 
-def torchvision_graph(name: str, path: Path, dynamic_batch: bool) -> int:
-    """Export torchvision's `name` with seeded random weights to `path`; torchvision's parameter count."""
+def randomised_batch_norms(model):
+    """`model` with its batch norms' running statistics, scales and shifts drawn at random (variances positive),
+    so that a mix-up of mean, variance, scale and shift would show in the scores; the model itself."""
     import torch
 
-    torchvision = torchvision_module()
-    torch.manual_seed(0)
-    options = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    model = getattr(torchvision.models, name)(weights=None, **options)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -44,12 +41,19 @@ def torchvision_graph(name: str, path: Path, dynamic_batch: bool) -> int:
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.1)
-    model.eval()
+    return model
+
+
+def export_keeping_batch_norms(model, path: Path, side: int, dynamic_batch: bool = True) -> None:
+    """`model` as ONNX at `path`, read from (1, 3, side, side) images, its batch norms kept as nodes (not folded
+    into the convolutions: netspec's importer is to meet them), the batch left open if `dynamic_batch`."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on TorchScript's deprecation, one per model
         torch.onnx.export(
             model,
-            (torch.zeros(1, 3, SIDE, SIDE),),
+            (torch.zeros(1, 3, side, side),),
             str(path),
             dynamo=False,
             opset_version=17,
@@ -58,6 +62,17 @@ def torchvision_graph(name: str, path: Path, dynamic_batch: bool) -> int:
             output_names=["scores"],
             dynamic_axes={"input": {0: "batch"}} if dynamic_batch else None,
         )
+
+
+def torchvision_graph(name: str, path: Path, dynamic_batch: bool) -> int:
+    """Export torchvision's `name` with seeded random weights to `path`; torchvision's parameter count."""
+    import torch
+
+    torchvision = torchvision_module()
+    torch.manual_seed(0)
+    options = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    model = getattr(torchvision.models, name)(weights=None, **options)
+    export_keeping_batch_norms(randomised_batch_norms(model).eval(), path, SIDE, dynamic_batch)
     return sum(p.numel() for p in model.parameters())
 
 

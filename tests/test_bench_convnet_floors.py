@@ -4,8 +4,6 @@ and its timed steps leave the network as it was. No timings are asserted."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -14,6 +12,7 @@ pytest.importorskip("onnxruntime", reason="pip install 'onnx>=1.16' 'onnxruntime
 
 import netspec  # noqa: E402
 from benchmarks import convnet_floors as floors  # noqa: E402
+from benchmarks.model_graphs import export_keeping_batch_norms  # noqa: E402
 from netspec.interop.importer import import_model  # noqa: E402
 
 SIDE = 12
@@ -41,19 +40,7 @@ def small(tmp_path_factory):
     torch.manual_seed(0)
     model = Small().eval()
     onnx_path, spec = folder / "small.onnx", folder / "small.yaml"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, SIDE, SIDE),),
-            str(onnx_path),
-            dynamo=False,
-            opset_version=17,
-            training=torch.onnx.TrainingMode.PRESERVE,
-            input_names=["input"],
-            output_names=["scores"],
-            dynamic_axes={"input": {0: "batch"}},
-        )
+    export_keeping_batch_norms(model, onnx_path, SIDE)
     import_model(onnx_path, spec)
     x = np.random.default_rng(0).standard_normal((3, 3, SIDE, SIDE), dtype=np.float32)
     return netspec.load(spec), onnx_path, x, folder

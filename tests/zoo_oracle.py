@@ -64,18 +64,10 @@ def torchvision_model(name: str, seed: int = 0):
     too (positive variances), so that a mix-up of mean, variance, scale or shift shows in the scores."""
     import torch
 
-    from benchmarks.model_graphs import torchvision_module
+    from benchmarks.model_graphs import randomised_batch_norms, torchvision_module
 
     torch.manual_seed(seed)
-    model = getattr(torchvision_module().models, name)(weights=None)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-    return model.eval()
+    return randomised_batch_norms(getattr(torchvision_module().models, name)(weights=None)).eval()
 
 
 def temper(model, inputs) -> None:
