@@ -97,26 +97,34 @@ def _taking_turns(part: Part, x, dz, pixels: int, input_grad: bool, dx, each, fo
                 dx[first:last] = mine
 
 
+def unrolled(data: np.ndarray, p: Plan):
+    """(first output row, rows, group, the block's unrolled windows (rows, p.width)) for each block of `p` and
+    each group, the windows copied into one buffer that is reused: read each before taking the next."""
+    buffer = np.empty(conv_forward._largest_block(p) * p.width, dtype=data.dtype)
+    out_h, out_w = p.out_hw
+    for block in p.blocks:
+        first, last, top, bottom = block
+        n = (last - first) * (bottom - top) * out_w
+        start = first * out_h * out_w + top * out_w
+        for g in range(p.groups):
+            windows = p.windows(data, block, g if p.groups > 1 else None)
+            cols = buffer[: n * p.width]
+            np.copyto(cols.reshape(windows.shape), windows)
+            yield start, n, g, cols.reshape(n, p.width)
+
+
 def weight_gradient(x: np.ndarray, dz: np.ndarray, filters: int, p: Plan) -> np.ndarray:
     """The weights' gradient (filters, channels of a group, kh, kw): dz against the unrolled windows, which
     are unrolled block by block (`Plan.blocks`) into one buffer, each block's product added while the
     block is in cache, in float64 (a float32 sum over a large batch's pixels would lose digits), so that
     nothing of the size of the whole unrolled matrix is made (ResNet-20 at batch 64: 38 MB a layer)."""
     data = conv_forward.padded(x, p)
-    groups, size, (out_h, out_w) = p.groups, filters // p.groups, p.out_hw
+    groups, size = p.groups, filters // p.groups
     dmatrix = np.zeros((groups, size, p.width), dtype=np.float64)
     part = np.empty((size, p.width), dtype=dz.dtype)
-    buffer = np.empty(conv_forward._largest_block(p) * p.width, dtype=data.dtype)
-    for block in p.blocks:
-        first, last, top, bottom = block
-        n = (last - first) * (bottom - top) * out_w
-        start = first * out_h * out_w + top * out_w
-        for g in range(groups):
-            windows = p.windows(data, block, g if groups > 1 else None)
-            cols = buffer[: n * p.width]
-            np.copyto(cols.reshape(windows.shape), windows)
-            np.matmul(dz[start : start + n, g * size : (g + 1) * size].T, cols.reshape(n, p.width), out=part)
-            dmatrix[g] += part
+    for start, n, g, cols in unrolled(data, p):
+        np.matmul(dz[start : start + n, g * size : (g + 1) * size].T, cols, out=part)
+        dmatrix[g] += part
     ordered = dmatrix.astype(dz.dtype).reshape(filters, *p.kernel, p.per_group)  # columns are (kh, kw, channel)
     return ordered.transpose(0, 3, 1, 2)
 
@@ -150,22 +158,12 @@ def both_gradients(x: np.ndarray, dz: np.ndarray, w: np.ndarray, p: Plan, pads: 
     dx = np.empty((len(pixels), p.channels), dtype=dz.dtype)
     dmatrix = np.zeros((groups, per_group, q.width), dtype=np.float64)
     part = np.empty((per_group, q.width), dtype=dz.dtype)
-    buffer = np.empty(conv_forward._largest_block(q) * q.width, dtype=dz.dtype)
-    height, width = q.out_hw
-    for block in q.blocks:
-        first, last, top, bottom = block
-        n = (last - first) * (bottom - top) * width
-        start = first * height * width + top * width
-        for g in range(groups):
-            windows = q.windows(data, block, g if groups > 1 else None)
-            cols = buffer[: n * q.width]
-            np.copyto(cols.reshape(windows.shape), windows)
-            cols = cols.reshape(n, q.width)
-            channels = slice(g * per_group, (g + 1) * per_group)
-            np.matmul(cols, flipped[g].T, out=dx[start : start + n, channels])
-            np.matmul(pixels[start : start + n, channels].T, cols, out=part)
-            dmatrix[g] += part
+    for start, n, g, cols in unrolled(data, q):
+        channels = slice(g * per_group, (g + 1) * per_group)
+        np.matmul(cols, flipped[g].T, out=dx[start : start + n, channels])
+        np.matmul(pixels[start : start + n, channels].T, cols, out=part)
+        dmatrix[g] += part
     # dmatrix[g]: (channels of the group, flipped kernel row, flipped kernel column, filter of the group)
     dweights = dmatrix.astype(dz.dtype).reshape(groups, per_group, kh, kw, size)[:, :, ::-1, ::-1]
     dweights = dweights.transpose(0, 4, 1, 2, 3).reshape(filters, per_group, kh, kw)
-    return dweights, dx.reshape(batch, height, width, p.channels)
+    return dweights, dx.reshape(batch, *q.out_hw, p.channels)
