@@ -68,19 +68,19 @@ def train_and_evaluate(spec: str, digits: Path, out: Path) -> dict:
 
 
 def test_digits_specs_trained_with_netspec_train(digits, tmp_path):
-    """The dense spec reaches 97% on the held-out digits; the convolutional one does better, the residual one as well.
+    """The dense spec reaches 97% on the held-out digits; the convolutional and residual ones 98%, both better.
 
-    The residual and plain CNNs are within a digit or two of the 360 of each other, which float32 rounding moves
-    between CPU kernels (docs/examples.md): their order is no promise, their level is.
+    Which of the two CNNs is ahead, and by how much, is a few digits of the 360 that float32 rounding and the order
+    of summing move (runs on different kernels and code gave 357-354, 356-356, 355-354; docs/examples.md): their
+    order and their gap are no promise, their level is.
     """
     dense = train_and_evaluate("digits.yaml", digits, tmp_path / "dense" / "digits.yaml")
     cnn = train_and_evaluate("digits-cnn.yaml", digits, tmp_path / "cnn" / "digits-cnn.yaml")
     resnet = train_and_evaluate("digits-resnet.yaml", digits, tmp_path / "resnet" / "digits-resnet.yaml")
     assert dense["count"] == cnn["count"] == resnet["count"] == 360
     assert dense["accuracy"] >= 0.97
-    assert cnn["accuracy"] > dense["accuracy"]
+    assert cnn["accuracy"] > dense["accuracy"] and cnn["accuracy"] >= 0.98
     assert resnet["accuracy"] > dense["accuracy"] and resnet["accuracy"] >= 0.98
-    assert abs(resnet["accuracy"] - cnn["accuracy"]) <= 2 / 360
 
 
 def test_digits_resnet_has_the_parameters_counted_by_hand():
