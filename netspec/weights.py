@@ -47,7 +47,9 @@ def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") 
     if not path.exists():
         raise Unlocated("NS202", f"weight file {name!r} not found in {base}")
     if not path.is_file():
-        raise Unlocated("NS203", f"{name!r} is a folder, not a {kinds}")
+        # A pipe or a device would be read until it ends (never, for /dev/zero): refused as a folder is.
+        what = "a folder" if path.is_dir() else "not a plain file (a pipe or a device)"
+        raise Unlocated("NS203", f"{name!r} is {what}, not a {kinds}")
     return path
 
 

@@ -48,9 +48,14 @@ def open_weights(path: Path) -> NpzFile | SafetensorsFile:
     A PyTorch .pth is refused by name: it is a pickle (and, since PyTorch 1.6, a zip that a .npz
     reader would find no arrays in, which would silently leave every layer as the spec says).
     """
-    zipped = zipfile.is_zipfile(path)
-    if path.suffix.lower() == ".safetensors" and not zipped:
-        return SafetensorsFile(path)
+    if path.suffix.lower() == ".safetensors":
+        # By its first bytes, not zipfile.is_zipfile: that looks for a zip's end record anywhere near the
+        # end, where a real .safetensors file's values may hold one, and would read its arrays as none.
+        if not _begins_as_zip(path):
+            return SafetensorsFile(path)
+        zipped = True
+    else:
+        zipped = zipfile.is_zipfile(path)
     if path.suffix.lower() in PICKLE_SUFFIXES or (zipped and _holds_a_pickle(path)):
         out = path.with_suffix(".safetensors").name
         raise Unlocated(
@@ -59,6 +64,18 @@ def open_weights(path: Path) -> NpzFile | SafetensorsFile:
             f"convert it once with `netspec convert {path.name} {out}` and give {out} with names: pytorch",
         )
     return NpzFile(path)
+
+
+ZIP_SIGNATURE = b"PK\x03\x04"
+"""How a zip archive begins (its first member's header): what torch.save writes since PyTorch 1.6."""
+
+
+def _begins_as_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
+    except OSError:
+        return False  # said by SafetensorsFile, which opens it again
 
 
 def _holds_a_pickle(path: Path) -> bool:

@@ -1,0 +1,174 @@
+"""Issue 16 under hostile input: blocks, safetensors weight files, `netspec convert`, as a user or an attacker writes them.
+
+Each test is a finding of the adversarial review: it fails without its fix. Those marked xfail
+are bugs of netspec/blocks/ left to its owner, described in their reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import netspec
+from netspec.cli import main
+
+from conftest import where
+
+DENSE = """\
+netspec: 1
+classes: [a, b]
+input: {features: 3}
+weights_file: net.safetensors
+layers:
+  - {name: fc, type: dense, neurons: 2, activation: softmax}
+"""
+
+
+def _safetensors(header: bytes | dict, data: bytes = b"") -> bytes:
+    """A .safetensors file's bytes with `header` as written (not checked, not padded)."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def test_a_header_nested_thousands_deep_is_a_problem_not_a_crash(problems, tmp_path):
+    # json's decoder recurses once per [ : 100,000 of them overflowed Python's stack (RecursionError).
+    deep = b'{"fc.weights": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (tmp_path / "net.safetensors").write_bytes(_safetensors(deep))
+    assert problems(DENSE) == [
+        f"{where(DENSE, 'net.safetensors')}: NS203 weights_file: the header of net.safetensors nests lists or "
+        "objects too deeply; is it a .safetensors file?"
+    ]
+
+
+def test_a_header_number_of_thousands_of_digits_is_said_without_python_advice(problems, tmp_path):
+    # Python refuses to read an int of more than 4,300 digits with a ValueError that advises
+    # sys.set_int_max_str_digits(): advice for a programmer, not for the file's user.
+    header = b'{"fc.weights": {"dtype": "F32", "shape": [1' + b"0" * 5000 + b'], "data_offsets": [0, 24]}}'
+    (tmp_path / "net.safetensors").write_bytes(_safetensors(header, bytes(24)))
+    assert problems(DENSE) == [
+        f"{where(DENSE, 'net.safetensors')}: NS203 weights_file: the header of net.safetensors holds a number "
+        "too long to be a size; is it a .safetensors file?"
+    ]
+
+
+def test_a_header_not_utf8_says_so(problems, tmp_path):
+    (tmp_path / "net.safetensors").write_bytes(_safetensors(b'{"\xff": 1}'))
+    assert problems(DENSE) == [
+        f"{where(DENSE, 'net.safetensors')}: NS203 weights_file: the header of net.safetensors is not UTF-8 text "
+        "(invalid start byte); is it a .safetensors file?"
+    ]
+
+
+def _ending_like_a_zip() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A .safetensors file for DENSE whose last 22 bytes, fc's weights, are an empty zip's end record."""
+    bias = np.array([0.5, -0.5], dtype=np.float32)
+    weights_bytes = b"\0\0" + b"PK\x05\x06" + bytes(18)  # six finite float32 values (one is 1.36e7)
+    header = {
+        "fc.bias": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        "fc.weights": {"dtype": "F32", "shape": [2, 3], "data_offsets": [8, 32]},
+    }
+    weights = np.frombuffer(weights_bytes, dtype="<f4").reshape(2, 3)
+    return _safetensors(header, bias.tobytes() + weights_bytes), weights, bias
+
+
+def test_a_safetensors_file_whose_values_end_like_a_zip_is_read_as_safetensors(write_spec, tmp_path):
+    """zipfile.is_zipfile finds a zip's end record in the last bytes of any file: in a .safetensors file's
+    values it made netspec read the file as a .npz holding no arrays, so every layer silently kept its
+    initial values."""
+    import zipfile
+
+    data, weights, bias = _ending_like_a_zip()
+    (tmp_path / "net.safetensors").write_bytes(data)
+    assert zipfile.is_zipfile(tmp_path / "net.safetensors")  # what misled netspec
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    assert set(safetensors_numpy.load_file(tmp_path / "net.safetensors")) == {"fc.weights", "fc.bias"}  # valid
+    network = netspec.load(write_spec(DENSE))
+    x = np.array([[1e-7, 1.0, -1.0]])  # the 1.36e7 weight times 1e-7: no saturated softmax
+    logits = x @ weights.astype(np.float64).T + bias
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert 0.05 < expected[0, 0] < 0.95
+    np.testing.assert_allclose(network.forward(x), expected, rtol=1e-5)
+
+
+def test_a_weight_file_that_is_a_pipe_is_not_called_a_folder(problems, tmp_path):
+    os.mkfifo(tmp_path / "net.safetensors")
+    assert problems(DENSE) == [
+        f"{where(DENSE, 'net.safetensors')}: NS203 weights_file: 'net.safetensors' is not a plain file "
+        "(a pipe or a device), not a .npz or .safetensors file"
+    ]
+
+
+def test_convert_refuses_a_tensor_named_as_the_formats_metadata(tmp_path):
+    """The key __metadata__ holds text in a .safetensors header: written as a tensor, netspec's reader
+    dropped it silently and the safetensors package refused the whole file."""
+    torch = pytest.importorskip("torch")
+    torch.save({"__metadata__": torch.zeros(2), "fc.weight": torch.ones(2, 3)}, tmp_path / "m.pth")
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "m.pth"), str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{tmp_path / 'm.pth'}: NS213 holds a tensor named '__metadata__', a name the .safetensors format keeps "
+        "for its text metadata; rename the tensor before saving (it cannot be a module's parameter)\n"
+    )
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+# Blocks (netspec/blocks/ is not this review's to edit: the expected behaviour, for its owner) ----------------
+
+BLOCK_NAMED_INPUT = """\
+netspec: 1
+classes: [a, b]
+input: {features: 3}
+blocks:
+  b:
+    layers:
+      - {name: input, type: dense, neurons: 4}
+      - {name: d, type: dense, neurons: 4}
+layers:
+  - {name: u, block: b}
+  - {name: out, type: dense, neurons: 2, activation: softmax}
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="netspec/blocks: a block's layer named 'input' takes the name of what the block reads (here the "
+    "network's input itself), not u.input; Reader.layers should refuse the name, as NS121 at its name",
+)
+def test_a_block_layer_named_input_is_refused(problems):
+    assert problems(BLOCK_NAMED_INPUT) == [
+        f"{where(BLOCK_NAMED_INPUT, '{name: input', 'input')}: NS121 blocks.b.layers[0].name: 'input' names what "
+        "the block reads; give the layer another name"
+    ]
+
+
+FLAT_NAME_TAKEN = """\
+netspec: 1
+classes: [a, b]
+input: {features: 3}
+blocks:
+  b:
+    layers:
+      - {name: c, type: dense, neurons: 4}
+      - {name: d, type: dense, neurons: 4}
+layers:
+  - {name: c0, type: dense, neurons: 4}
+  - {name: u, block: b, repeat: 2}
+  - {name: u.1.d, type: dense, neurons: 4}
+  - {name: out, type: dense, neurons: 2, activation: softmax}
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="netspec/blocks: a written layer named as a use's expanded layer is told 'already used by layers[4]', "
+    "the index in the expanded spec (the file's layers[4] does not exist); it should name the use",
+)
+def test_a_layer_named_as_an_expanded_one_names_the_use(problems):
+    found = problems(FLAT_NAME_TAKEN)
+    assert len(found) == 1 and found[0].startswith(f"{where(FLAT_NAME_TAKEN, 'u.1.d')}: NS121 layers[2].name:")
+    assert "layers[4]" not in found[0] and "layers[1]" in found[0]
