@@ -172,3 +172,34 @@ def test_a_layer_named_as_an_expanded_one_names_the_use(problems):
     found = problems(FLAT_NAME_TAKEN)
     assert len(found) == 1 and found[0].startswith(f"{where(FLAT_NAME_TAKEN, 'u.1.d')}: NS121 layers[2].name:")
     assert "layers[4]" not in found[0] and "layers[1]" in found[0]
+
+
+def _npz_with_header(path, header: str) -> None:
+    """A .npz whose fc.weights member has the .npy header `header` (a dict's text), then 24 bytes."""
+    import zipfile
+
+    text = header.encode()
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("fc.weights.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(24))
+
+
+NPZ = DENSE.replace("net.safetensors", "net.npz")
+
+
+def test_a_npy_header_with_a_negative_size_is_damaged_not_a_shape_mismatch(problems, tmp_path):
+    # numpy reads shape (-2, 3) from a header as it is: netspec said "has -2 rows but the layer has 2 neurons".
+    _npz_with_header(tmp_path / "net.npz", "{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3), }")
+    assert problems(NPZ) == [
+        f"{where(NPZ, 'net.npz')}: NS203 weights_file: cannot read net.npz['fc.weights']: its header declares "
+        "shape (-2, 3); sizes are whole numbers ≥ 0; write it with numpy.save or numpy.savez"
+    ]
+
+
+def test_a_damaged_npy_header_is_not_quoted_whole(problems, tmp_path):
+    # numpy's message quotes the whole header, here 6,000 characters of brackets, in the one line.
+    deep = "{'descr': '<f4', 'fortran_order': False, 'shape': " + "(" * 3000 + ")" * 3000 + ", }"
+    _npz_with_header(tmp_path / "net.npz", deep)
+    (found,) = problems(NPZ)
+    assert found.startswith(f"{where(NPZ, 'net.npz')}: NS203 weights_file: cannot read net.npz['fc.weights']: ")
+    assert found.endswith("…; write it with numpy.save or numpy.savez") and len(found) < 400
