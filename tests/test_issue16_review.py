@@ -203,3 +203,38 @@ def test_a_damaged_npy_header_is_not_quoted_whole(problems, tmp_path):
     (found,) = problems(NPZ)
     assert found.startswith(f"{where(NPZ, 'net.npz')}: NS203 weights_file: cannot read net.npz['fc.weights']: ")
     assert found.endswith("…; write it with numpy.save or numpy.savez") and len(found) < 400
+
+
+# Images ------------------------------------------------------------------------------------------------------
+
+NAN_SPEC = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 4, height: 4, color: grayscale, resize: 5, crop: 4}}
+layers:
+  - {type: flatten}
+  - {type: dense, neurons: 2, activation: softmax}
+"""
+
+
+def test_a_float_image_with_nan_pixels_is_refused_not_read_as_some_grey(write_spec, tmp_path):
+    """NumPy casts NaN to uint8 as whatever the CPU gives (0 here) with no word: a depth map with holes was
+    classified as if the holes were black."""
+    from PIL import Image
+
+    pixels = np.full((10, 10), 100, dtype=np.float32)
+    pixels[:3, :4] = np.nan
+    Image.fromarray(pixels, "F").save(tmp_path / "depth.tif")
+    spec = write_spec(NAN_SPEC)
+    result = CliRunner().invoke(main, ["run", str(spec), str(tmp_path / "depth.tif")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{tmp_path / 'depth.tif'}: NS303 image is truncated or corrupt (12 of its float pixels are NaN, "
+        "which has no grey level)\n"
+    )
+    # Infinities are clipped as any value out of 0..255 is (the documented rule), and still read.
+    pixels[:3, :4] = np.inf
+    Image.fromarray(pixels, "F").save(tmp_path / "bright.tif")
+    image = netspec.load(spec).inputs([tmp_path / "bright.tif"])[0, 0]
+    assert image.shape == (4, 4)  # scale 0..1: 255 is 1, the rest 100 / 255
+    np.testing.assert_allclose([image.max(), image.min()], [1.0, 100 / 255], rtol=1e-6)
