@@ -227,6 +227,12 @@ def sized(image: Image.Image, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
     """
     if spec.resize is not None:
         width, height = resized_size(image.size, spec.resize)
+        if spec.resize * spec.resize > max_pixels:  # no image fits: the spec's number, not the image, is the cause
+            message = (
+                f"resize: {spec.resize} makes every image at least {spec.resize}×{spec.resize} pixels, more than the "
+                f"limit of {max_pixels:,}; lower resize in the spec (torchvision's ImageNet models use 256)"
+            )
+            raise InputError(Problem("NS304", message))
         if width * height > max_pixels:  # 256 on a 1 × 4000 strip would make 262 million pixels before the crop
             message = (
                 f"image is {image.width}×{image.height} pixels: resizing its shorter side to {spec.resize} makes it "

@@ -238,3 +238,18 @@ def test_a_float_image_with_nan_pixels_is_refused_not_read_as_some_grey(write_sp
     image = netspec.load(spec).inputs([tmp_path / "bright.tif"])[0, 0]
     assert image.shape == (4, 4)  # scale 0..1: 255 is 1, the rest 100 / 255
     np.testing.assert_allclose([image.max(), image.min()], [1.0, 100 / 255], rtol=1e-6)
+
+
+def test_a_resize_no_image_can_take_is_said_of_the_spec_not_the_image(write_spec, tmp_path):
+    """resize: 100000 in a spec gave 'crop it nearer to a square' for any photo, a square one too: the
+    spec's number is what to change."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "square.png")
+    spec = write_spec(NAN_SPEC.replace("resize: 5", "resize: 100000"))
+    result = CliRunner().invoke(main, ["run", str(spec), str(tmp_path / "square.png")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{tmp_path / 'square.png'}: NS304 resize: 100000 makes every image at least 100000×100000 pixels, more "
+        "than the limit of 64,000,000; lower resize in the spec (torchvision's ImageNet models use 256)\n"
+    )
