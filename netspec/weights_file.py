@@ -199,9 +199,15 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
     by_name = {p.name: p for p in nodes}
     parts = []
     if missing:
-        parts.append("Missing key(s): " + ", ".join(_missing(key, keys, by_name) for key in missing))
+        shown = [_missing(key, keys, by_name) for key in missing[:MAX_KEYS_LISTED]]
+        parts.append("Missing key(s): " + ", ".join(shown) + _more(len(missing)))
     if unexpected:
-        parts.append("Unexpected key(s): " + ", ".join(_unexpected(key, missing, by_name) for key in unexpected))
+        listed = unexpected[:MAX_KEYS_LISTED]
+        # difflib compares each unexpected key with each missing one: bounded, or a file of another model
+        # (20,000 keys) took 9 s to be told apart; past the bound the files share nothing to guess from.
+        close = missing if len(listed) * len(missing) <= MAX_GUESSES else []
+        shown = [_unexpected(key, close, by_name) for key in listed]
+        parts.append("Unexpected key(s): " + ", ".join(shown) + _more(len(unexpected)))
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
     message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
@@ -212,6 +218,18 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
             f"torch.nn.DataParallel?): convert the .pth again with --strip-prefix {prefix}"
         )
     return Problem("NS211", message, WHERE)
+
+
+MAX_KEYS_LISTED = 1000
+"""Keys of each kind (missing, unexpected) an NS211 lists at most: all of a ResNet-152's 932, and a line
+that stays readable for a file of another model (a language model's 100,000 keys)."""
+
+MAX_GUESSES = 100_000
+"""Pairs of keys compared at most for "did you mean" (about 1 s on this machine kind)."""
+
+
+def _more(count: int) -> str:
+    return f", … ({count - MAX_KEYS_LISTED:,} more)" if count > MAX_KEYS_LISTED else ""
 
 
 def _common_prefix(keys: list[str], missing: list[str]) -> str | None:

@@ -253,3 +253,23 @@ def test_a_resize_no_image_can_take_is_said_of_the_spec_not_the_image(write_spec
         f"{tmp_path / 'square.png'}: NS304 resize: 100000 makes every image at least 100000×100000 pixels, more "
         "than the limit of 64,000,000; lower resize in the spec (torchvision's ImageNet models use 256)\n"
     )
+
+
+def test_a_state_dict_of_another_model_is_listed_to_a_bound(problems, tmp_path):
+    """A language model's state dict given to a small spec: every one of its keys was listed (830 kB for
+    20,000 keys) and each was compared with each missing one for "did you mean" (9 s)."""
+    count = 1_500
+    header = {
+        f"h.{i}.attn.weight": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(count)
+    }
+    (tmp_path / "net.safetensors").write_bytes(_safetensors(header, bytes(4 * count)))
+    spec = DENSE.replace("weights_file: net.safetensors", "weights_file: {file: net.safetensors, names: pytorch}")
+    (found,) = problems(spec)
+    head = (
+        f"{where(spec, '{file: net')}: NS211 weights_file: net.safetensors does not match the spec's layers by "
+        "PyTorch's names (2 keys missing, 1,500 unexpected): Missing key(s): 'fc.weight', 'fc.bias'; "
+        "Unexpected key(s): 'h.0.attn.weight', 'h.1.attn.weight', "
+    )
+    assert found.startswith(head)
+    assert found.endswith("'h.998.attn.weight', 'h.999.attn.weight', … (500 more)")
+    assert found.count("attn.weight") == 1_000
