@@ -122,9 +122,11 @@ def _by_own_names(
 ) -> dict[tuple[str, str], np.ndarray]:
     arrays = {}
     keys, unmatched = source.keys(), {}
+    by_name = {q.name: q for q in nodes}  # a lookup per key: a file may hold a million
     for key in keys:
-        p, param = target(key, nodes)
-        if p is None:
+        layer_name, _, param = key.rpartition(".")
+        p = by_name.get(layer_name)
+        if p is None or param not in p.param_shapes:
             unmatched.setdefault(key.rpartition(".")[0], []).append(key)
             continue
         try:
@@ -138,8 +140,28 @@ def _by_own_names(
     if torch_like:
         problems.append(_torch_names_given(source.name, torch_like))
     else:
-        problems.extend(_unmatched(layer_keys, source.name, nodes, keys) for layer_keys in unmatched.values())
+        groups = list(unmatched.values())
+        # Which layers the file feeds, found once: per group it made a file of 20,000 stray names take hours.
+        fed = {key.rpartition(".")[0] for key in keys}
+        unfed = [q for q in nodes if q.param_shapes and q.name not in fed]
+        problems.extend(_unmatched(layer_keys, source.name, nodes, unfed) for layer_keys in groups[:MAX_UNMATCHED])
+        if len(groups) > MAX_UNMATCHED:
+            problems.append(_more_unmatched(source.name, groups[MAX_UNMATCHED:]))
     return arrays
+
+
+MAX_UNMATCHED = 20
+"""Layer names matching no layer that get a problem each; the rest are counted in one (a file of another model)."""
+
+
+def _more_unmatched(file: str, groups: list[list[str]]) -> Problem:
+    arrays = sum(len(group) for group in groups)
+    shown = ", ".join(repr(group[0]) for group in groups[:2])
+    message = (
+        f"{file} holds {plural(arrays, 'more array')} that match no layer parameter ({shown}, …); "
+        "is it the weight file of this spec?"
+    )
+    return Problem("NS210", message, WHERE)
 
 
 TORCH_ONLY = frozenset({"weight", "running_mean", "running_var", IGNORED})
@@ -286,14 +308,13 @@ _KEYS_SHOWN = 8
 """Expected keys an NS210 lists at most: a ResNet has a hundred."""
 
 
-def _unmatched(layer_keys: list[str], file: str, nodes: list[Node], keys: list[str]) -> Problem:
+def _unmatched(layer_keys: list[str], file: str, nodes: list[Node], unfed: list[Node]) -> Problem:
     """NS210 for the array keys of one layer name that names no layer parameter: at the layer they were likely
     meant for (renamed in the spec, so that no array names it now), else with the keys expected."""
     layer_name = layer_keys[0].rpartition(".")[0]
     held = " and ".join(repr(key) for key in layer_keys[:2]) + (
         f" ({len(layer_keys) - 2} more)" if len(layer_keys) > 2 else ""
     )
-    unfed = [q for q in nodes if q.param_shapes and not any(k.rpartition(".")[0] == q.name for k in keys)]
     close = difflib.get_close_matches(layer_name, [q.name for q in unfed], n=1)
     if close:
         meant = next(q for q in unfed if q.name == close[0])

@@ -273,3 +273,24 @@ def test_a_state_dict_of_another_model_is_listed_to_a_bound(problems, tmp_path):
     assert found.startswith(head)
     assert found.endswith("'h.998.attn.weight', 'h.999.attn.weight', … (500 more)")
     assert found.count("attn.weight") == 1_000
+
+
+def test_a_weight_file_of_another_model_gives_twenty_problems_and_a_count(problems, tmp_path):
+    """Each stray layer name of the file got its own problem, and each problem looked through every key
+    for every layer: a file of 20,000 stray names ran for more than ten minutes, to print 20,000 lines."""
+    count = 25
+    header = {
+        f"enc.h{i}.weights": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(count)
+    }
+    (tmp_path / "net.safetensors").write_bytes(_safetensors(header, bytes(4 * count)))
+    found = problems(DENSE)
+    at = where(DENSE, "net.safetensors")
+    assert found[:20] == [
+        f"{at}: NS210 weights_file: net.safetensors holds 'enc.h{i}.weights', which matches no layer parameter; "
+        "expected keys: fc.weights, fc.bias"
+        for i in range(20)
+    ]
+    assert found[20:] == [
+        f"{at}: NS210 weights_file: net.safetensors holds 5 more arrays that match no layer parameter "
+        "('enc.h20.weights', 'enc.h21.weights', …); is it the weight file of this spec?"
+    ]
