@@ -186,7 +186,8 @@ def _by_torch_names(
     batchnorms = {p.name for p in nodes if p.spec.type == "batchnorm"}
     keys = [k for k in source.keys() if not (k.endswith("." + IGNORED) and k.rpartition(".")[0] in batchnorms)]
     found = len(problems)
-    missing, unexpected = [k for k in expected if k not in set(keys)], [k for k in keys if k not in expected]
+    present = set(keys)  # made once: per key, it made a large file's check quadratic
+    missing, unexpected = [k for k in expected if k not in present], [k for k in keys if k not in expected]
     if missing or unexpected:
         problems.append(_names_problem(source.name, missing, unexpected, keys, nodes))
     for key in keys:
