@@ -52,11 +52,20 @@ def convert(source: Path, out: Path, strip_prefix: str | None = None) -> tuple[i
             message = f"holds keys that are the same without {strip_prefix!r}; convert it without --strip-prefix"
             raise _refusal(str(source), message)
         tensors = stripped
+    if METADATA in tensors:  # the safetensors format keeps that key for text: readers drop the tensor or fail
+        message = (
+            f"holds a tensor named {METADATA!r}, a name the .safetensors format keeps for its text metadata; "
+            "rename the tensor before saving (it cannot be a module's parameter)"
+        )
+        raise _refusal(str(source), message)
     arrays = {key: _raw(torch, tensor) for key, tensor in tensors.items()}
     with atomic_write(out) as stream:
         write(stream, arrays)
     return len(arrays), sum(len(data) for _, _, data in arrays.values())
 
+
+METADATA = "__metadata__"
+"""The key a .safetensors header keeps for free-form text (str → str), never a tensor."""
 
 SAFETENSORS_DTYPES = {
     "torch.float64": "F64",

@@ -4,7 +4,7 @@ The rules, in order (docs/spec-format.md states them for users):
 1. Only PNG, JPEG, BMP, GIF, TIFF and WebP are opened; an animated image gives its first frame.
 2. EXIF orientation is applied, so a photo is read the way it is shown.
 3. 16-bit images are scaled to 0..255 (value / 257), never clipped; 32-bit float images are
-   read as 0..255 and clipped.
+   read as 0..255 and clipped (infinities too); a NaN pixel is an error (NS303).
 4. Palette images become RGB (or RGBA if they have transparency).
 5. Transparent pixels are composited over black: each colour is multiplied by its alpha.
 6. Colour: `rgb` gives red, green, blue; `grayscale` gives the luma 0.299 R + 0.587 G + 0.114 B
@@ -227,6 +227,12 @@ def sized(image: Image.Image, spec: ImageInput, max_pixels: int = MAX_PIXELS) ->
     """
     if spec.resize is not None:
         width, height = resized_size(image.size, spec.resize)
+        if spec.resize * spec.resize > max_pixels:  # no image fits: the spec's number, not the image, is the cause
+            message = (
+                f"resize: {spec.resize} makes every image at least {spec.resize}×{spec.resize} pixels, more than the "
+                f"limit of {max_pixels:,}; lower resize in the spec (torchvision's ImageNet models use 256)"
+            )
+            raise InputError(Problem("NS304", message))
         if width * height > max_pixels:  # 256 on a 1 × 4000 strip would make 262 million pixels before the crop
             message = (
                 f"image is {image.width}×{image.height} pixels: resizing its shorter side to {spec.resize} makes it "
@@ -328,7 +334,12 @@ def _to_8bit(image: Image.Image) -> Image.Image:
         # a float copy of the whole image).
         return image.convert("I").point(lambda v: v / 257 + 0.5).convert("L")
     if image.mode == "F":
-        return Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
+        values = np.asarray(image)
+        if np.isnan(values).any():  # NaN has no grey level (NumPy's cast makes it 0 or anything, silently)
+            count = int(np.isnan(values).sum())
+            message = f"image is truncated or corrupt ({count:,} of its float pixels are NaN, which has no grey level)"
+            raise InputError(Problem("NS303", message))
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("L", "LA", "RGB", "RGBA"):

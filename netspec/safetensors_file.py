@@ -148,8 +148,14 @@ def _header(stream: BinaryIO, name: str, size: int) -> tuple[dict[str, Entry], i
         header = json.loads(stream.read(length).decode("utf-8"), object_pairs_hook=_once_each)
     except _Twice as err:
         raise Unlocated("NS203", f"the header of {name} is wrong: it names array {err.args[0]!r} twice") from None
-    except (UnicodeDecodeError, ValueError) as err:
+    except RecursionError:  # lists in lists, thousands deep: no header has them, and json would overflow
+        raise Unlocated("NS203", f"the header of {name} nests lists or objects too deeply; {question}") from None
+    except UnicodeDecodeError as err:
+        raise Unlocated("NS203", f"the header of {name} is not UTF-8 text ({err.reason}); {question}") from None
+    except json.JSONDecodeError as err:
         raise Unlocated("NS203", f"the header of {name} is not valid JSON ({err}); {question}") from None
+    except ValueError:  # the text of a number is thousands of digits long (Python's int limit)
+        raise Unlocated("NS203", f"the header of {name} holds a number too long to be a size; {question}") from None
     if not isinstance(header, dict):
         raise Unlocated("NS203", f"the header of {name} is JSON but not an object of arrays; {question}")
     header.pop("__metadata__", None)  # free-form text (the framework's name, say): nothing netspec uses

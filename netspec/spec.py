@@ -318,7 +318,7 @@ def _classes_path_problem(err: Unlocated, name: str, base_dir: Path) -> str:
     """resolve_inside's message, said of a classes file rather than of a weight file."""
     if err.code == "NS202":
         return f"classes file {name!r} not found in {base_dir.resolve()}"
-    if err.code == "NS203" and "is a folder" in err.message:  # what resolve_inside says of anything not a file
+    if err.code == "NS203" and ("is a folder" in err.message or "not a plain file" in err.message):
         kind = "a folder" if (base_dir / name).is_dir() else "not a plain file (a pipe or a device)"
         return f"{name!r} is {kind}; give a text file of labels, one a line"
     return err.message.replace("keep weight files", "keep the classes file")

@@ -47,7 +47,9 @@ def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") 
     if not path.exists():
         raise Unlocated("NS202", f"weight file {name!r} not found in {base}")
     if not path.is_file():
-        raise Unlocated("NS203", f"{name!r} is a folder, not a {kinds}")
+        # A pipe or a device would be read until it ends (never, for /dev/zero): refused as a folder is.
+        what = "a folder" if path.is_dir() else "not a plain file (a pipe or a device)"
+        raise Unlocated("NS203", f"{name!r} is {what}, not a {kinds}")
     return path
 
 
@@ -56,7 +58,7 @@ def open_npz(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise Unlocated("NS203", f"cannot read {path.name} as a .npz file: {err}") from None
+        raise Unlocated("NS203", f"cannot read {path.name} as a .npz file: {reason(err)}") from None
 
 
 def array_names(archive: zipfile.ZipFile) -> list[str]:
@@ -101,7 +103,8 @@ def read_array(
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
         # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile does not know
-        raise Unlocated("NS203", f"cannot read {label}: {err}; write it with numpy.save or numpy.savez") from None
+        message = f"cannot read {label}: {reason(err)}; write it with numpy.save or numpy.savez"
+        raise Unlocated("NS203", message) from None
     return finite(array, label)
 
 
@@ -117,7 +120,20 @@ def read_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
     """The shape, Fortran order and dtype an .npy stream declares, read without reading its data."""
     version = np.lib.format.read_magic(stream)
     header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    return header(stream)
+    shape, fortran_order, dtype = header(stream)
+    if any(n < 0 for n in shape):  # numpy reads (-2, 3) without a word: a damaged or forged header
+        raise ValueError(f"its header declares shape {tuple(shape)}; sizes are whole numbers ≥ 0")
+    return shape, fortran_order, dtype
+
+
+MAX_REASON = 200
+"""Characters of a library's message shown at most: numpy quotes a whole damaged header (up to 10 kB)."""
+
+
+def reason(err: BaseException) -> str:
+    """`err`'s message, cut to MAX_REASON characters, for a one-line problem."""
+    text = str(err)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
 def _read_checked(stream: BinaryIO, label: str, expected: tuple[int, ...]) -> np.ndarray:
@@ -157,7 +173,7 @@ class NpzFile:
             with self.archive.open(f"{key}.npy") as stream:
                 return tuple(read_npy_header(stream)[0])
         except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
-            raise Unlocated("NS203", f"cannot read {self.name}[{key!r}]: {err}") from None
+            raise Unlocated("NS203", f"cannot read {self.name}[{key!r}]: {reason(err)}") from None
 
     def read(self, key: str, expected: tuple[int, ...]) -> np.ndarray:
         return read_array(self.path, key, expected, self.archive)

@@ -55,9 +55,14 @@ def open_weights(path: Path) -> NpzFile | SafetensorsFile:
     A PyTorch .pth is refused by name: it is a pickle (and, since PyTorch 1.6, a zip that a .npz
     reader would find no arrays in, which would silently leave every layer as the spec says).
     """
-    zipped = zipfile.is_zipfile(path)
-    if path.suffix.lower() == ".safetensors" and not zipped:
-        return SafetensorsFile(path)
+    if path.suffix.lower() == ".safetensors":
+        # By its first bytes, not zipfile.is_zipfile: that looks for a zip's end record anywhere near the
+        # end, where a real .safetensors file's values may hold one, and would read its arrays as none.
+        if not _begins_as_zip(path):
+            return SafetensorsFile(path)
+        zipped = True
+    else:
+        zipped = zipfile.is_zipfile(path)
     if path.suffix.lower() in PICKLE_SUFFIXES or (zipped and _holds_a_pickle(path)):
         out = path.with_suffix(".safetensors").name
         raise Unlocated(
@@ -66,6 +71,18 @@ def open_weights(path: Path) -> NpzFile | SafetensorsFile:
             f"convert it once with `netspec convert {path.name} {out}` and give {out} with names: pytorch",
         )
     return NpzFile(path)
+
+
+ZIP_SIGNATURE = b"PK\x03\x04"
+"""How a zip archive begins (its first member's header): what torch.save writes since PyTorch 1.6."""
+
+
+def _begins_as_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
+    except OSError:
+        return False  # said by SafetensorsFile, which opens it again
 
 
 def _holds_a_pickle(path: Path) -> bool:
@@ -112,9 +129,11 @@ def _by_own_names(
 ) -> dict[tuple[str, str], np.ndarray]:
     arrays = {}
     keys, unmatched = source.keys(), {}
+    by_name = {q.name: q for q in nodes}  # a lookup per key: a file may hold a million
     for key in keys:
-        p, param = target(key, nodes)
-        if p is None:
+        layer_name, _, param = key.rpartition(".")
+        p = by_name.get(layer_name)
+        if p is None or param not in p.param_shapes:
             unmatched.setdefault(key.rpartition(".")[0], []).append(key)
             continue
         try:
@@ -128,8 +147,28 @@ def _by_own_names(
     if torch_like:
         problems.append(_torch_names_given(source.name, torch_like))
     else:
-        problems.extend(_unmatched(layer_keys, source.name, nodes, keys) for layer_keys in unmatched.values())
+        groups = list(unmatched.values())
+        # Which layers the file feeds, found once: per group it made a file of 20,000 stray names take hours.
+        fed = {key.rpartition(".")[0] for key in keys}
+        unfed = [q for q in nodes if q.param_shapes and q.name not in fed]
+        problems.extend(_unmatched(layer_keys, source.name, nodes, unfed) for layer_keys in groups[:MAX_UNMATCHED])
+        if len(groups) > MAX_UNMATCHED:
+            problems.append(_more_unmatched(source.name, groups[MAX_UNMATCHED:]))
     return arrays
+
+
+MAX_UNMATCHED = 20
+"""Layer names matching no layer that get a problem each; the rest are counted in one (a file of another model)."""
+
+
+def _more_unmatched(file: str, groups: list[list[str]]) -> Problem:
+    arrays = sum(len(group) for group in groups)
+    shown = ", ".join(repr(group[0]) for group in groups[:2])
+    message = (
+        f"{file} holds {plural(arrays, 'more array')} that match no layer parameter ({shown}, …); "
+        "is it the weight file of this spec?"
+    )
+    return Problem("NS210", message, WHERE)
 
 
 TORCH_ONLY = frozenset({"weight", "running_mean", "running_var", IGNORED})
@@ -154,7 +193,8 @@ def _by_torch_names(
     batchnorms = {p.name for p in nodes if p.spec.type == "batchnorm"}
     keys = [k for k in source.keys() if not (k.endswith("." + IGNORED) and k.rpartition(".")[0] in batchnorms)]
     found = len(problems)
-    missing, unexpected = [k for k in expected if k not in set(keys)], [k for k in keys if k not in expected]
+    present = set(keys)  # made once: per key, it made a large file's check quadratic
+    missing, unexpected = [k for k in expected if k not in present], [k for k in keys if k not in expected]
     if missing or unexpected:
         problems.append(_names_problem(source.name, missing, unexpected, keys, nodes))
     for key in keys:
@@ -200,12 +240,15 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
     unexpected = sorted(unexpected, key=_natural)  # the missing ones come in the spec's order already
     parts = []
     if missing:
-        parts.append(
-            "Missing key(s): " + _first_of([_missing(key, keys, by_name) for key in missing[:_NAMES_SHOWN]], missing)
-        )
+        shown = [_missing(key, keys, by_name) for key in missing[:MAX_KEYS_LISTED]]
+        parts.append("Missing key(s): " + ", ".join(shown) + _more(len(missing)))
     if unexpected:
-        said = [_unexpected(key, missing, by_name) for key in unexpected[:_NAMES_SHOWN]]
-        parts.append("Unexpected key(s): " + _first_of(said, unexpected))
+        listed = unexpected[:MAX_KEYS_LISTED]
+        # difflib compares each unexpected key with each missing one: bounded, or a file of another model
+        # (20,000 keys) took 9 s to be told apart; past the bound the files share nothing to guess from.
+        close = missing if len(listed) * len(missing) <= MAX_GUESSES else []
+        shown = [_unexpected(key, close, by_name) for key in listed]
+        parts.append("Unexpected key(s): " + ", ".join(shown) + _more(len(unexpected)))
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
     message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
@@ -218,19 +261,21 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
     return Problem("NS211", message, WHERE)
 
 
-_NAMES_SHOWN = 20
-"""Keys of each kind NS211 lists at most: a state dict of another model misses hundreds, and a line of
-thousands of characters hides the hint at its end; the first ones show the pattern."""
+MAX_KEYS_LISTED = 1000
+"""Keys of each kind (missing, unexpected) an NS211 lists at most: all of a ResNet-152's 932, and a line
+that stays readable for a file of another model (a language model's 100,000 keys)."""
+
+MAX_GUESSES = 100_000
+"""Pairs of keys compared at most for "did you mean" (about 1 s on this machine kind)."""
+
+
+def _more(count: int) -> str:
+    return f", … ({count - MAX_KEYS_LISTED:,} more)" if count > MAX_KEYS_LISTED else ""
 
 
 def _natural(key: str) -> list[tuple[int, int | str]]:
     """A key's order as a model lists them: layer2.10 after layer2.9, a layer's keys together."""
     return [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", key) if run]
-
-
-def _first_of(said: list[str], keys: list[str]) -> str:
-    more = len(keys) - len(said)
-    return ", ".join(said) + (f", … ({more:,} more)" if more > 0 else "")
 
 
 def _common_prefix(keys: list[str], missing: list[str]) -> str | None:
@@ -287,14 +332,13 @@ _KEYS_SHOWN = 8
 """Expected keys an NS210 lists at most: a ResNet has a hundred."""
 
 
-def _unmatched(layer_keys: list[str], file: str, nodes: list[Node], keys: list[str]) -> Problem:
+def _unmatched(layer_keys: list[str], file: str, nodes: list[Node], unfed: list[Node]) -> Problem:
     """NS210 for the array keys of one layer name that names no layer parameter: at the layer they were likely
     meant for (renamed in the spec, so that no array names it now), else with the keys expected."""
     layer_name = layer_keys[0].rpartition(".")[0]
     held = " and ".join(repr(key) for key in layer_keys[:2]) + (
         f" ({len(layer_keys) - 2} more)" if len(layer_keys) > 2 else ""
     )
-    unfed = [q for q in nodes if q.param_shapes and not any(k.rpartition(".")[0] == q.name for k in keys)]
     close = difflib.get_close_matches(layer_name, [q.name for q in unfed], n=1)
     if close:
         meant = next(q for q in unfed if q.name == close[0])
