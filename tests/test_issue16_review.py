@@ -1,7 +1,6 @@
 """Issue 16 under hostile input: blocks, safetensors weight files, `netspec convert`, as a user or an attacker writes them.
 
-Each test is a finding of the adversarial review: it fails without its fix. Those marked xfail
-are bugs of netspec/blocks/ left to its owner, described in their reason.
+Each test is a finding of the adversarial review: it fails without its fix.
 """
 
 from __future__ import annotations
@@ -134,11 +133,6 @@ layers:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="netspec/blocks: a block's layer named 'input' takes the name of what the block reads (here the "
-    "network's input itself), not u.input; Reader.layers should refuse the name, as NS121 at its name",
-)
 def test_a_block_layer_named_input_is_refused(problems):
     assert problems(BLOCK_NAMED_INPUT) == [
         f"{where(BLOCK_NAMED_INPUT, '{name: input', 'input')}: NS121 blocks.b.layers[0].name: 'input' names what "
@@ -163,11 +157,6 @@ layers:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="netspec/blocks: a written layer named as a use's expanded layer is told 'already used by layers[4]', "
-    "the index in the expanded spec (the file's layers[4] does not exist); it should name the use",
-)
 def test_a_layer_named_as_an_expanded_one_names_the_use(problems):
     found = problems(FLAT_NAME_TAKEN)
     assert len(found) == 1 and found[0].startswith(f"{where(FLAT_NAME_TAKEN, 'u.1.d')}: NS121 layers[2].name:")

@@ -148,9 +148,19 @@ class _Expander(Reader):
         self.raise_problems()
         self.check_top_level_names(layers)
         outputs: dict[str, str] = {}  # a use's name → its last layer's
+        made_by: dict[str, int] = {}  # a layer name a use made → the use's index in `layers`
         for index, item in enumerate(layers):
             path = self.current = ("layers", index)
             if not _is_use(item):
+                name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str) and name in made_by:  # said here: the spec would give an expanded index
+                    use = layers[made_by[name]]
+                    message = (
+                        f"name {name!r} is already the name of a layer made by layers[{made_by[name]}] (the use of "
+                        f"{use['block']!r} named {use['name']!r}); give this layer another name"
+                    )
+                    self.problem("NS121", message, (*path, "name"))
+                    continue
                 self.add(_renamed(item, outputs), Origin(path))
                 continue
             use = self.resolve(item, path, ())
@@ -160,7 +170,11 @@ class _Expander(Reader):
                 hint = f"did you mean {close!r}?" if close else "name a layer or use above it, or input"
                 self.problem("NS127", f"{given!r} names no layer above this use; {hint}", (*path, "inputs"))
                 continue
+            before = len(self.out)
             outputs[use.name] = self.make_use(use, path, (), given or self.previous(), given is not None)
+            for layer in self.out[before:]:
+                if isinstance(layer, dict) and isinstance(layer.get("name"), str):
+                    made_by.setdefault(layer["name"], index)
         self.raise_problems()
         return self.out
 

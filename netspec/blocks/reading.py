@@ -165,6 +165,12 @@ class Reader:
                 ok = False
                 continue
             local = local_name(item, index)
+            if local == NETWORK_INPUT:  # inside a block, `input` is what the block reads
+                self.problem(
+                    "NS121", "'input' names what the block reads; give the layer another name", (*where, "name")
+                )
+                ok = False
+                continue
             if local in seen:
                 message = (
                     f"name {local!r} is already used by layers[{seen[local]}] of block {name!r}; give each its own"
