@@ -399,6 +399,16 @@ def test_convert_writes_only_safetensors_and_never_over_its_source(tmp_path):
     assert result.exit_code == 2 and "would overwrite SOURCE" in result.stderr
 
 
+def test_convert_says_when_the_output_has_no_name_or_no_folder(tmp_path):
+    torch.save({"w": torch.ones(1)}, tmp_path / "model.pth")
+    result = invoke("convert", tmp_path / "model.pth", tmp_path / ".safetensors")
+    assert result.exit_code == 2
+    assert "has no name before .safetensors; write e.g. resnet18.safetensors" in result.stderr
+    result = invoke("convert", tmp_path / "model.pth", tmp_path / "missing" / "model.safetensors")
+    assert result.exit_code == 2
+    assert f"the folder {tmp_path / 'missing'} does not exist; create it first" in " ".join(result.stderr.split())
+
+
 def test_the_reader_agrees_with_the_safetensors_package_on_netspec_written_files(tmp_path):
     """netspec's writer (used by convert) read back by the reference, and the reference's files by netspec."""
     from safetensors.numpy import load_file, save_file

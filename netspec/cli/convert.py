@@ -8,8 +8,12 @@ import click
 
 
 def _safetensors_name(ctx: click.Context, param: click.Parameter, out: Path) -> Path:
+    if out.name.lower() == ".safetensors":  # Path's suffix of a name that is only a suffix is ""
+        raise click.BadParameter(f"{out} has no name before .safetensors; write e.g. resnet18.safetensors")
     if out.suffix.lower() != ".safetensors":
         raise click.BadParameter(f"{out} should end in .safetensors (netspec reads weight files by their suffix)")
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"the folder {out.parent} does not exist; create it first, or write OUT elsewhere")
     return out
 
 
