@@ -1,0 +1,85 @@
+"""What tripped a newcomer writing a first spec with blocks and loading PyTorch weights (issue 16).
+
+Each test states the message a mistake gets, whole, at the line and column the test's own text gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import where
+
+safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="the reference writer (pip install -e '.[test]')")
+
+BLOCKS = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 8, height: 8, color: grayscale}}
+blocks:
+  basic:
+    params: {filters: ~}
+    layers:
+      - {name: conv1, type: conv2d, filters: $filters, kernel: 3, padding: 1}
+      - {name: add, type: add, inputs: [conv1, input], activation: relu}
+layers:
+  - {name: stem, type: conv2d, filters: 4, kernel: 3, padding: 1}
+  - {name: layer1, type: basic, repeat: 2, filters: 4}
+  - {name: pool, type: global_avgpool}
+  - {name: fc, type: dense, neurons: 2, activation: softmax}
+"""
+
+
+def test_a_block_used_with_type_says_to_write_block(problems):
+    # Before: "unknown layer type 'basic'; did you mean 'slice'?", which sends a newcomer the wrong way.
+    assert problems(BLOCKS) == [
+        f"{where(BLOCKS, 'type: basic', 'basic')}: NS105 layers[1].type: 'basic' is a block of this spec, not a "
+        "layer type: write block: basic"
+    ]
+
+
+def test_a_layer_type_misspelt_in_a_spec_with_blocks_still_gets_did_you_mean(problems):
+    text = BLOCKS.replace("type: basic", "block: basic").replace("type: global_avgpool", "type: global_avgpol")
+    assert problems(text) == [
+        f"{where(text, 'global_avgpol}', 'global')}: NS105 layers[2].type: unknown layer type 'global_avgpol'; "
+        "did you mean 'global_avgpool'?"
+    ]
+
+
+PYTORCH = """\
+netspec: 1
+classes: [a, b]
+input: {image: {width: 3, height: 2, color: grayscale}}
+weights_file: {file: other.safetensors, names: pytorch}
+layers:
+  - {name: flat, type: flatten}
+  - {name: fc, type: dense, neurons: 2}
+"""
+
+
+def _save(path, names: dict[str, tuple[int, ...]]) -> None:
+    safetensors_numpy.save_file({key: np.zeros(shape, np.float32) for key, shape in names.items()}, str(path))
+
+
+def test_another_networks_state_dict_is_said_so_without_misleading_suggestions(problems, tmp_path):
+    # An nn.Sequential's keys: '0.weight' is not a misspelt 'fc.weight' (before, each was suggested so).
+    _save(
+        tmp_path / "other.safetensors", {"0.weight": (4, 1, 3, 3), "0.bias": (4,), "3.weight": (2, 8), "3.bias": (2,)}
+    )
+    assert problems(PYTORCH) == [
+        f"{where(PYTORCH, '{file: other')}: NS211 weights_file: other.safetensors does not match the spec's layers "
+        "by PyTorch's names (2 keys missing, 4 unexpected; none of the file's 4 keys names a layer parameter: "
+        "another network's weights?): Missing key(s): 'fc.weight', 'fc.bias'; Unexpected key(s): '0.bias', "
+        "'0.weight', '3.bias', '3.weight'"
+    ]
+
+
+def test_a_renamed_layer_is_suggested_by_its_name_and_parameter(problems, tmp_path):
+    # 'fc1.bias' is 'fc.bias' renamed; 'fc1.scale' holds no parameter a missing key has, so it gets no guess.
+    _save(tmp_path / "other.safetensors", {"fc1.weight": (2, 6), "fc1.bias": (2,), "fc1.scale": (2,)})
+    assert problems(PYTORCH) == [
+        f"{where(PYTORCH, '{file: other')}: NS211 weights_file: other.safetensors does not match the spec's layers "
+        "by PyTorch's names (2 keys missing, 3 unexpected; none of the file's 3 keys names a layer parameter: "
+        "another network's weights?): Missing key(s): 'fc.weight', 'fc.bias'; Unexpected key(s): 'fc1.bias' (did "
+        "you mean 'fc.bias'?), 'fc1.scale', 'fc1.weight' (did you mean 'fc.weight'?)"
+    ]
