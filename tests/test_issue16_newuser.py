@@ -107,3 +107,28 @@ def test_a_far_name_gets_no_guess_where_some_keys_match(problems, tmp_path):
         "by PyTorch's names (2 keys missing, 2 unexpected): Missing key(s): 'layer4.1.conv2.weight', "
         "'layer4.1.conv2.bias'; Unexpected key(s): 'features.10.conv.2.bias', 'features.10.conv.2.weight'"
     ]
+
+
+def test_a_long_title_is_wrapped_inside_the_picture_and_above_the_blocks_note(write_spec):
+    # The draw of a first spec with blocks ran its description past the right edge and over the note.
+    pytest.importorskip("matplotlib", reason="pip install 'matplotlib>=3.7' (netspec's plot extra)")
+    import netspec
+    from netspec.pictures import boxes
+
+    text = BLOCKS.replace("type: basic", "block: basic").replace(
+        "netspec: 1\n", "netspec: 1\nname: tiny-resnet\ndescription: A tiny ResNet for 32×32 pictures of 10 classes.\n"
+    )
+    figure = boxes.draw(netspec.load(write_spec(text)))
+    figure.set_dpi(120)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    title, note = ax.texts[:2]
+    assert title.get_text() == "tiny-resnet — A tiny ResNet for\n32×32 pictures of 10 classes."
+    assert note.get_text() == boxes.UNITS_NOTE
+    picture = figure.bbox
+    for drawn in ax.texts:
+        extent = drawn.get_window_extent(renderer)
+        assert picture.x0 <= extent.x0 and extent.x1 <= picture.x1, drawn.get_text()
+    # y grows upwards in pixels: the title's lowest pixel stays above the note's highest.
+    assert title.get_window_extent(renderer).y0 > note.get_window_extent(renderer).y1
