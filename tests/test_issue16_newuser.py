@@ -132,3 +132,20 @@ def test_a_long_title_is_wrapped_inside_the_picture_and_above_the_blocks_note(wr
         assert picture.x0 <= extent.x0 and extent.x1 <= picture.x1, drawn.get_text()
     # y grows upwards in pixels: the title's lowest pixel stays above the note's highest.
     assert title.get_window_extent(renderer).y0 > note.get_window_extent(renderer).y1
+
+
+def test_an_absolute_weights_file_path_is_answered_with_the_path_to_write(problems, tmp_path):
+    # A newcomer pastes where the converted file lies; "give a relative path" did not say which, nor that a file
+    # elsewhere must be moved.
+    _save(tmp_path / "other.safetensors", {"fc.weight": (2, 6), "fc.bias": (2,)})
+    inside = PYTORCH.replace("{file: other.safetensors", f"{{file: '{tmp_path / 'other.safetensors'}'")
+    assert problems(inside) == [
+        f"{where(inside, '{file:')}: NS207 weights_file: '{tmp_path / 'other.safetensors'}' is an absolute path; "
+        "write 'other.safetensors', relative to the spec's folder"
+    ]
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-downloads" / "resnet18.safetensors"
+    outside = PYTORCH.replace("{file: other.safetensors", f"{{file: '{elsewhere}'")
+    assert problems(outside) == [
+        f"{where(outside, '{file:')}: NS207 weights_file: '{elsewhere}' is an absolute path; copy resnet18.safetensors "
+        f"into the spec's folder ({tmp_path}) and write 'resnet18.safetensors'"
+    ]
