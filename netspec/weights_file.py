@@ -194,23 +194,17 @@ def torch_shape(p: Node, param: str, held: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: list[str], nodes: list[Node]) -> Problem:
-    """NS211: every key the state dict lacks and every key it has in excess, in one line, as PyTorch lists them.
-
-    A file none of whose keys fits is another network's (or one saved under a prefix): then its hundreds of keys
-    would only bury that, so each list shows its first few, and the counts say it.
-    """
+    """NS211: every key the state dict lacks and every key it has in excess, in one line, as PyTorch lists them."""
     by_name = {p.name: p for p in nodes}
-    prefix = _common_prefix(keys, missing)
-    foreign = bool(keys) and len(unexpected) == len(keys) and not prefix
-    shown = _first if foreign else ", ".join
     parts = []
     if missing:
-        parts.append("Missing key(s): " + shown([_missing(key, keys, by_name) for key in missing]))
+        parts.append("Missing key(s): " + ", ".join(_missing(key, keys, by_name) for key in missing))
     if unexpected:
-        parts.append("Unexpected key(s): " + shown([_unexpected(key, missing, by_name) for key in unexpected]))
+        parts.append("Unexpected key(s): " + ", ".join(_unexpected(key, missing, by_name) for key in unexpected))
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
-    if foreign:
+    prefix = _common_prefix(keys, missing)
+    if keys and len(unexpected) == len(keys) and not prefix:  # said first: the lists would bury it
         counts += f"; none of the file's {plural(len(keys), 'key')} names a layer parameter: another network's weights?"
     message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
     if prefix:
@@ -219,11 +213,6 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
             f"torch.nn.DataParallel?): convert the .pth again with --strip-prefix {prefix}"
         )
     return Problem("NS211", message, WHERE)
-
-
-def _first(items: list[str]) -> str:
-    more = len(items) - _KEYS_SHOWN
-    return ", ".join(items[:_KEYS_SHOWN]) + (f", … ({more:,} more)" if more > 0 else "")
 
 
 def _common_prefix(keys: list[str], missing: list[str]) -> str | None:
