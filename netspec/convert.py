@@ -25,7 +25,8 @@ def torch_module() -> Any:
     try:
         import torch
     except ImportError:
-        message = "netspec convert reads .pth files with PyTorch, which is not installed: pip install 'netspec[torch]'"
+        # Not 'netspec[torch]': `pip install netspec` fetches an unrelated project of that name from the index.
+        message = "netspec convert reads .pth files with PyTorch, which is not installed: pip install torch"
         raise MissingExtra(Problem("NS212", message)) from None
     return torch
 

@@ -68,6 +68,7 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
                 Problem("NS102", "not a netspec spec: it has none of the keys netspec, classes, input, layers")
             )
         )
+    blocks = _block_names(source.data)
     expanded = expand(source)  # blocks become the layers they stand for, before anything else reads them
     data = source.data
     if expanded is not None:
@@ -77,12 +78,18 @@ def read_spec(path: str | Path) -> tuple[Spec, Source]:
         # The folder is where `classes: {file: ...}` is read from, as weight files are.
         spec = model.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as err:
-        raise located(source, problems_from(err, model)) from None
+        raise located(source, problems_from(err, model, blocks)) from None
     except SpecError as err:  # the classes file: its path is in the spec, its labels' problems in the file
         raise located(source, err.problems) from None
     if expanded is not None:
         spec._origins = tuple(expanded.origins)
     return spec, source
+
+
+def _block_names(data: dict) -> list[str]:
+    """The names under the spec's `blocks:` key, as written (none if it is not a mapping)."""
+    blocks = data.get("blocks")
+    return [str(name) for name in blocks] if isinstance(blocks, dict) else []
 
 
 def read_checked(path: str | Path, max_params: int = DEFAULT_MAX_PARAMS) -> Spec:

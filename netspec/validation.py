@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -27,8 +28,11 @@ _TYPE_NAMES = {
 }
 
 
-def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem]:
-    """One Problem per pydantic error of a `root` model, with paths free of union tags."""
+def problems_from(error: ValidationError, root: type[BaseModel], blocks: Collection[str] = ()) -> list[Problem]:
+    """One Problem per pydantic error of a `root` model, with paths free of union tags.
+
+    `blocks` are the names of the spec's blocks: a layer whose `type` names one was meant as a use of it.
+    """
     problems: list[Problem] = []
     suggested: set[tuple] = set()
     for detail in error.errors(include_url=False):
@@ -36,7 +40,7 @@ def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem
             where = _walk(root, detail["loc"])[0]
             problems.extend(replace(p, path=where + p.path) for p in detail["ctx"]["problems"])
             continue
-        problems.append(_problem(detail, root))
+        problems.append(_problem(detail, root, blocks))
         if detail["type"] == "extra_forbidden":
             path, parent = _unknown_key(root, detail["loc"])
             close = closest(str(path[-1]), list(parent.model_fields) if parent else [])
@@ -46,7 +50,7 @@ def problems_from(error: ValidationError, root: type[BaseModel]) -> list[Problem
     return [p for p in problems if not (p.code == "NS102" and p.path in suggested)]
 
 
-def _problem(detail: dict, root: type[BaseModel]) -> Problem:
+def _problem(detail: dict, root: type[BaseModel], blocks: Collection[str] = ()) -> Problem:
     kind, ctx, value = detail["type"], detail.get("ctx") or {}, detail.get("input")
     if kind == "extra_forbidden":
         path, parent = _unknown_key(root, detail["loc"])
@@ -60,7 +64,7 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
         return Problem("NS102", f"missing required key {path[-1]!r}{hint}", path)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         written_as_name = detail["loc"][-1:] == ("name",)  # `weights: he_unifrom`, not a mapping
-        return _tag_problem(kind, ctx, path, None if written_as_name else value)
+        return _tag_problem(kind, ctx, path, None if written_as_name else value, blocks)
     if kind.startswith("NS"):
         return Problem(kind, detail["msg"], path)
     if kind == "literal_error":
@@ -89,7 +93,7 @@ def _problem(detail: dict, root: type[BaseModel]) -> Problem:
     return Problem("NS103", f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {show(value)}", path)
 
 
-def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
+def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any, blocks: Collection[str] = ()) -> Problem:
     initializer = ctx.get("discriminator") == "'init'"
     key = "init" if initializer else "type"
     names = ", ".join(re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))) or ", ".join(KINDS)
@@ -106,6 +110,9 @@ def _tag_problem(kind: str, ctx: dict, path: tuple, value: Any) -> Problem:
             return Problem("NS103", f"a layer is a mapping of keys (name, type, neurons, ...), got {show(value)}", path)
         return Problem("NS102", f"every layer needs a 'type': one of {names}", path)
     what = "initializer" if initializer else "layer type"
+    if not initializer and ctx["tag"] in blocks:  # a use written like a layer: "did you mean 'slice'?" would mislead
+        tag = ctx["tag"]
+        return Problem("NS105", f"{tag!r} is a block of this spec, not a layer type: write block: {tag}", path)
     choices = names.split(", ")
     return Problem("NS105", f"unknown {what} {ctx['tag']!r}; {_suggest(ctx['tag'], choices, 'choose one of')}", path)
 

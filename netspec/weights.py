@@ -35,7 +35,7 @@ def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") 
     if "\0" in name:
         raise Unlocated("NS207", f"{name!r} holds a NUL character; give a plain file name")
     if Path(name).is_absolute():
-        raise Unlocated("NS207", f"{name!r} is an absolute path; give a path relative to the spec's folder")
+        raise Unlocated("NS207", f"{name!r} is an absolute path; {_relative_fix(base, Path(name))}")
     try:
         path = (base / name).resolve()
     except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
@@ -51,6 +51,15 @@ def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") 
         what = "a folder" if path.is_dir() else "not a plain file (a pipe or a device)"
         raise Unlocated("NS203", f"{name!r} is {what}, not a {kinds}")
     return path
+
+
+def _relative_fix(base: Path, path: Path) -> str:
+    """What to write instead of an absolute `path`: the same file relative to `base`, or where to put the file."""
+    try:
+        inside = path.resolve().relative_to(base)
+    except (OSError, RuntimeError, ValueError):
+        return f"copy {path.name} into the spec's folder ({base}) and write {path.name!r}"
+    return f"write {inside.as_posix()!r}, relative to the spec's folder"
 
 
 def open_npz(path: Path) -> zipfile.ZipFile:

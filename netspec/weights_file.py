@@ -251,8 +251,10 @@ def _names_problem(file: str, missing: list[str], unexpected: list[str], keys: l
         parts.append("Unexpected key(s): " + ", ".join(shown) + _more(len(unexpected)))
     counts = plural(len(missing), "key") + " missing" if missing else ""
     counts += (", " if missing and unexpected else "") + (f"{len(unexpected):,} unexpected" if unexpected else "")
-    message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
     prefix = _common_prefix(keys, missing)
+    if keys and len(unexpected) == len(keys) and not prefix:  # said first: the lists would bury it
+        counts += f"; none of the file's {plural(len(keys), 'key')} names a layer parameter: another network's weights?"
+    message = f"{file} does not match the spec's layers by PyTorch's names ({counts}): " + "; ".join(parts)
     if prefix:
         message += (
             f"; every key of the file starts with {prefix!r}, which no layer name does (a model saved inside "
@@ -299,8 +301,12 @@ def _unexpected(key: str, missing: list[str], by_name: dict[str, Node]) -> str:
     layer, _, name = key.rpartition(".")
     if name == "bias" and layer in by_name and getattr(by_name[layer].spec, "use_bias", True) is False:
         return f"{key!r} (layer {layer!r} has use_bias: false)"
-    close = difflib.get_close_matches(key, missing, n=1)
-    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+    # Layer names are compared, among missing keys of the same parameter: whole keys share their ".weight", which
+    # made '0.weight' look like a misspelt 'fc.weight'; the cutoff keeps 'fc1' → 'fc' and drops 'features.10.conv.2' →
+    # 'layer4.1.conv2' (0.63).
+    same = {k.rpartition(".")[0]: k for k in missing if k.rpartition(".")[2] == name}
+    close = difflib.get_close_matches(layer, list(same), n=1, cutoff=0.75)
+    return f"{key!r} (did you mean {same[close[0]]!r}?)" if close else repr(key)
 
 
 def _at(p: Node) -> tuple[str | int, ...]:

@@ -177,7 +177,15 @@ def test_paths_out_of_the_spec_folder_are_refused(problems, tmp_path):
     (tmp_path / "sub").mkdir()
     np.save(tmp_path / "ok.npy", np.zeros(2))
     for name, message in [
-        (str(outside), f"{str(outside)!r} is an absolute path; give a path relative to the spec's folder"),
+        (
+            str(outside),
+            f"{str(outside)!r} is an absolute path; copy {outside.name} into the spec's folder ({tmp_path}) and write "
+            f"{outside.name!r}",
+        ),
+        (
+            str(tmp_path / "ok.npy"),
+            f"{str(tmp_path / 'ok.npy')!r} is an absolute path; write 'ok.npy', relative to the spec's folder",
+        ),
         (
             f"../{outside.name}",
             f"'../{outside.name}' leads outside the spec's folder ({tmp_path}); keep weight files beside the spec",

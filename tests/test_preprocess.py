@@ -352,7 +352,8 @@ def test_the_python_api_reads_a_classes_file_from_the_folder_it_is_given(tmp_pat
             "/etc/hostname",
             None,
             [
-                "spec.yaml:2:17: NS207 classes.file: '/etc/hostname' is an absolute path; give a path relative to the spec's folder"
+                "spec.yaml:2:17: NS207 classes.file: '/etc/hostname' is an absolute path; copy hostname into the spec's folder ({tmp}) "
+                "and write 'hostname'"
             ],
         ),
         (

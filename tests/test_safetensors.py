@@ -384,7 +384,7 @@ def test_convert_without_torch_says_what_to_install(tmp_path, monkeypatch):
     result = invoke("convert", tmp_path / "model.pth", tmp_path / "model.safetensors")
     assert result.exit_code == 1
     assert result.stderr == (
-        "NS212 netspec convert reads .pth files with PyTorch, which is not installed: pip install 'netspec[torch]'\n"
+        "NS212 netspec convert reads .pth files with PyTorch, which is not installed: pip install torch\n"
     )
 
 

@@ -8,6 +8,7 @@ rows, around the boxes between (down an empty column, else down a lane to the ri
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ BOX_WIDTH, BOX_HEIGHT = 2.5, 0.5
 COLUMN_PITCH, ROW_PITCH = 2.85, 0.8
 LANE_PITCH = 0.16  # between side arrows running side by side
 MARGIN, TITLE = 0.3, 0.7
+TITLE_LINE = 0.19  # inches between the title's lines (10 points, bold)
+TITLE_CHARS_PER_INCH = 10  # of the bold 10-point title: its widest letters average about 9.5
 WIDEST = 13.0  # inches: about 1,600 px at the 120 dpi pictures are saved at
 NAME_SIZE, DETAIL_SIZE = 9, 8  # points: legible at that dpi
 WIDEST_LINE = 38  # characters of detail that fit in a box at DETAIL_SIZE
@@ -212,9 +215,15 @@ def draw(network: Network, expand: bool = False):
     ax.set_ylim(height, 0)  # rows go down
     ax.axis("off")
     title = network.spec.name + (f" — {network.spec.description}" if network.spec.description else "")
-    ax.text(MARGIN, MARGIN, title, ha="left", va="top", fontsize=10, fontweight="bold", wrap=True)
+    # Wrapped here, not by matplotlib's wrap=True, which ran a long description past the right edge and over the
+    # note below it: two lines fit above the boxes (TITLE), the note under the last.
+    lines = textwrap.wrap(title, int((max(width, 4.0) - 2 * MARGIN) * TITLE_CHARS_PER_INCH)) or [""]
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), len(lines[1]), placeholder=" …")]
+    ax.text(MARGIN, MARGIN, "\n".join(lines), ha="left", va="top", fontsize=10, fontweight="bold")
     if any(box.fill == FILLS["unit"] for box in placed.values()):
-        ax.text(MARGIN, MARGIN + 0.2, UNITS_NOTE, ha="left", va="top", fontsize=DETAIL_SIZE, color=EDGE)
+        note_y = MARGIN + 0.2 + TITLE_LINE * (len(lines) - 1)
+        ax.text(MARGIN, note_y, UNITS_NOTE, ha="left", va="top", fontsize=DETAIL_SIZE, color=EDGE)
     for box in placed.values():
         x, y = x_of(box), y_of(box)
         patch = ax.add_patch(
