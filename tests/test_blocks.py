@@ -339,7 +339,7 @@ def test_an_undeclared_parameter_names_the_nested_use(problems):
     assert problems(text) == [
         f"{at(text, 'stride: $strde', '$strde')}: NS134 layers[2] (use of 'basic_down', copy layer2.0, line {layer2}) "
         f"→ blocks.basic_down.layers[4] (use of 'conv_bn', copy layer2.0.downsample, line {down}) → "
-        "blocks.conv_bn.layers[0].stride: $strde is no parameter of block 'conv_bn'; did you mean $stride? "
+        "blocks.conv_bn.layers[0].stride: $strde is not a parameter of block 'conv_bn'; did you mean $stride? "
         "(declare it under params)",
     ]
 
@@ -589,7 +589,7 @@ def test_a_spec_made_in_code_may_use_blocks_too(both):
         netspec.Spec.model_validate(bad)
     assert [str(p) for p in problems_from(err.value, netspec.Spec)] == [
         "NS134 layers[2] (use of 'basic_down', copy layer2.0) → blocks.basic_down.layers[4] (use of 'conv_bn', copy "
-        "layer2.0.downsample) → blocks.conv_bn.layers[0].stride: $strde is no parameter of block 'conv_bn'; did you "
+        "layer2.0.downsample) → blocks.conv_bn.layers[0].stride: $strde is not a parameter of block 'conv_bn'; did you "
         "mean $stride? (declare it under params)"
     ]
 
@@ -670,3 +670,12 @@ def test_the_schema_and_netspec_agree_on_blocks_where_json_schema_can_say(write_
         assert not by_netspec and not by_schema
     else:
         assert (by_netspec, by_schema) == (False, True)
+
+
+def test_a_layer_type_used_as_a_block_says_to_write_type(problems):
+    text = BLOCKS.replace("{name: pool, type: global_avgpool, inputs: layer2}", "{name: pool, block: global_avgpool}")
+    assert text != BLOCKS
+    assert problems(text) == [
+        f"{at(text, 'block: global_avgpool', 'global_avgpool')}: NS105 layers[3].block: 'global_avgpool' is a layer "
+        "type, not a block of this spec: write type: global_avgpool",
+    ]

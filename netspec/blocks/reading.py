@@ -12,6 +12,7 @@ from typing import Any
 
 from netspec.blocks.origins import Use, via
 from netspec.errors import Problem, SpecError
+from netspec.layers import KINDS
 from netspec.layers.common import NAME_PATTERN, NAME_RULE, NETWORK_INPUT
 from netspec.validation import closest, show
 from netspec.yaml_source import MAX_EXPANDED_VALUES, Source
@@ -244,7 +245,9 @@ class Reader:
         if isinstance(name, str) and name in defined:
             return name
         shown = repr(name) if isinstance(name, str) else show(name)
-        if not defined:
+        if isinstance(name, str) and name in KINDS:
+            message = f"{shown} is a layer type, not a block of this spec: write type: {name}"
+        elif not defined:
             message = f"no block named {shown}: the spec defines no blocks; define it under blocks:"
         else:
             close = closest(name, defined) if isinstance(name, str) else None
@@ -307,7 +310,7 @@ class Reader:
             declared = list(self.blocks[block]["params"])
             close = closest(match.group(1), declared)
             hint = f"did you mean ${close}?" if close else f"its parameters are {', '.join(declared) or 'none'}"
-            message = f"{value} is no parameter of block {block!r}; {hint} (declare it under params)"
+            message = f"{value} is not a parameter of block {block!r}; {hint} (declare it under params)"
             self.problem("NS134", message, path, chain)
             return value
         if not isinstance(value, (list, dict)) or not self.refers(value):
