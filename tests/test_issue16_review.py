@@ -256,7 +256,8 @@ def test_a_state_dict_of_another_model_is_listed_to_a_bound(problems, tmp_path):
     (found,) = problems(spec)
     head = (
         f"{where(spec, '{file: net')}: NS211 weights_file: net.safetensors does not match the spec's layers by "
-        "PyTorch's names (2 keys missing, 1,500 unexpected): Missing key(s): 'fc.weight', 'fc.bias'; "
+        "PyTorch's names (2 keys missing, 1,500 unexpected; none of the file's 1,500 keys names a layer parameter: "
+        "another network's weights?): Missing key(s): 'fc.weight', 'fc.bias'; "
         "Unexpected key(s): 'h.0.attn.weight', 'h.1.attn.weight', "
     )
     assert found.startswith(head)
