@@ -679,3 +679,12 @@ def test_a_layer_type_used_as_a_block_says_to_write_type(problems):
         f"{at(text, 'block: global_avgpool', 'global_avgpool')}: NS105 layers[3].block: 'global_avgpool' is a layer "
         "type, not a block of this spec: write type: global_avgpool",
     ]
+
+
+def test_a_parameter_reference_at_a_use_in_layers_is_said_at_the_use(problems):
+    text = BLOCKS.replace("repeat: 2, filters: 4}", "repeat: 2, filters: $filters}")
+    assert text != BLOCKS
+    assert problems(text) == [
+        f"{at(text, 'filters: $filters}', '$filters')}: NS134 layers[1].filters: $filters stands for a block's "
+        "parameter only inside a block's layers; at a use in layers, give the value itself (filters: 64, say)",
+    ]

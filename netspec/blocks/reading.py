@@ -216,6 +216,15 @@ class Reader:
                 if key != "block" and key not in declared:
                     message = unknown(key, ["block", *sorted(declared)], "first takes")
                     self.problem("NS101", message, (*path, "first", key), chain, key=True)
+        if not chain:  # a use in `layers`: no parameter is there for a $name to stand for
+            for key, where in [*((k, (*path, k)) for k in given), *((k, (*path, "first", k)) for k in first)]:
+                value = item[key] if len(where) == len(path) + 1 else first[key]
+                if isinstance(value, str) and _PARAM.fullmatch(value):
+                    message = (
+                        f"{value} stands for a block's parameter only inside a block's layers; at a use in layers, "
+                        f"give the value itself ({key}: 64, say)"
+                    )
+                    self.problem("NS134", message, where, chain)
         repeat = self.whole(item, "repeat", 1, path, chain)
         start = self.whole(item, "start", 0, path, chain)
         if "start" in item and "repeat" not in item:
