@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from netspec.errors import InputError, Problem
-from netspec.spec import ImageInput
+from netspec.inputs import ImageInput
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 """The image formats netspec opens."""

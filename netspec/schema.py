@@ -7,9 +7,10 @@ from typing import Any
 
 from netspec.blocks import USE_KEYS
 from netspec.fields import SpecModel, field_descriptions
+from netspec.inputs import ImageInput
 from netspec.layers import KINDS
 from netspec.layers.common import ALPHA_DEFAULTS, NAME_PATTERN, NAME_RULE
-from netspec.spec import FORMAT_VERSION, ImageInput, Spec
+from netspec.spec import FORMAT_VERSION, Spec
 
 SCHEMA_ID = f"urn:netspec:spec-format:{FORMAT_VERSION}"
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from netspec import images
 from netspec.errors import InputError
-from netspec.spec import ImageInput
+from netspec.inputs import ImageInput
 
 
 def spec(**kwargs) -> ImageInput:

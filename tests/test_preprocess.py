@@ -18,8 +18,9 @@ import netspec
 from netspec import images
 from netspec.cli import main
 from netspec.errors import SpecError
+from netspec.inputs import ImageInput
 from netspec.labels import read_labels
-from netspec.spec import ImageInput, Spec
+from netspec.spec import Spec
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGENET_CLASSES = ROOT / "specs" / "zoo" / "imagenet-classes.txt"

@@ -26,9 +26,10 @@ from netspec.cli.options import max_pixels as max_pixels_option
 from netspec.cli.options import threads as threads_option
 from netspec.errors import Problem, SpecError
 from netspec.folders import SPEC_SUFFIXES
+from netspec.inputs import Input
 from netspec.loader import located, read_spec
 from netspec.network import Network
-from netspec.spec import Input, Spec
+from netspec.spec import Spec
 from netspec.train import Epoch, resolve_options
 from netspec.train.data import feature_stats, read_dataset
 

@@ -123,7 +123,7 @@ def _image(image: dict[str, Any], source: str) -> dict[str, Any]:
     """`image` checked as a spec's input.image is, with one mean or std value spread over the channels."""
     from pydantic import ValidationError
 
-    from netspec.spec import ImageInput
+    from netspec.inputs import ImageInput
     from netspec.validation import problems_from
 
     channels = 3 if image.get("color") == "rgb" else 1

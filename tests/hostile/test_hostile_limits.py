@@ -15,7 +15,7 @@ import netspec
 from netspec import images
 from netspec.cli import main
 from netspec.errors import InputError
-from netspec.spec import ImageInput
+from netspec.inputs import ImageInput
 
 DATA = Path(__file__).parent / "data"
 
