@@ -271,8 +271,9 @@ def _given_arrays(
 ) -> dict[tuple[str, str], np.ndarray]:
     """The arrays passed to build, keyed by (layer, parameter), once their shapes and values are checked."""
     checked = {}
+    by_name = {q.name: q for q in nodes}
     for key, given in arrays.items():
-        p, param = target(key, nodes)
+        p, param = target(key, by_name)
         if p is None:
             problems.append(Problem("NS210", f"array {key!r} matches no layer parameter"))
             continue

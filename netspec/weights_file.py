@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -117,10 +118,11 @@ def weights_file_arrays(
         return _by_own_names(source, nodes, problems)
 
 
-def target(key: str, nodes: list[Node]) -> tuple[Node | None, str]:
-    """The layer and parameter an array key "<layer>.<param>" names (the layer None if it names none)."""
+def target(key: str, by_name: Mapping[str, Node]) -> tuple[Node | None, str]:
+    """The layer and parameter an array key "<layer>.<param>" names (the layer None if it names none);
+    `by_name` maps layer names to nodes, made once by the caller: a file may hold a million keys."""
     layer_name, _, param = key.rpartition(".")
-    p = next((q for q in nodes if q.name == layer_name), None)
+    p = by_name.get(layer_name)
     return (p, param) if p is not None and param in p.param_shapes else (None, param)
 
 
@@ -129,11 +131,10 @@ def _by_own_names(
 ) -> dict[tuple[str, str], np.ndarray]:
     arrays = {}
     keys, unmatched = source.keys(), {}
-    by_name = {q.name: q for q in nodes}  # a lookup per key: a file may hold a million
+    by_name = {q.name: q for q in nodes}
     for key in keys:
-        layer_name, _, param = key.rpartition(".")
-        p = by_name.get(layer_name)
-        if p is None or param not in p.param_shapes:
+        p, param = target(key, by_name)
+        if p is None:
             unmatched.setdefault(key.rpartition(".")[0], []).append(key)
             continue
         try:
