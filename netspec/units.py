@@ -53,7 +53,6 @@ def units(spec: Spec) -> list[Unit] | None:
     if origins is None or not any(origin.uses for origin in origins):  # blocks defined but none used: flat
         return None
     found: list[Unit] = []
-    index = 0
     for path, run in groupby(enumerate(origins), key=lambda item: item[1].uses[0].path if item[1].uses else None):
         members = list(run)
         if path is None:  # layers written at top level: one unit each
@@ -63,8 +62,8 @@ def units(spec: Spec) -> list[Unit] | None:
             blocks: dict[str, str] = {}  # each copy's name → its block, in order
             for use in uses:
                 blocks.setdefault(use.copy, use.block)
-            found.append(Unit(uses[0].name or uses[0].copy, index, index + len(members), tuple(blocks.values())))
-        index += len(members)
+            start = members[0][0]
+            found.append(Unit(uses[0].name or uses[0].copy, start, start + len(members), tuple(blocks.values())))
     return found
 
 
