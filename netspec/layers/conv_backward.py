@@ -100,17 +100,14 @@ def _taking_turns(part: Part, x, dz, pixels: int, input_grad: bool, dx, each, fo
 def unrolled(data: np.ndarray, p: Plan):
     """(first output row, rows, group, the block's unrolled windows (rows, p.width)) for each block of `p` and
     each group, the windows copied into one buffer that is reused: read each before taking the next."""
-    buffer = np.empty(conv_forward._largest_block(p) * p.width, dtype=data.dtype)
+    buffer = np.empty(conv_forward.largest_block(p) * p.width, dtype=data.dtype)
     out_h, out_w = p.out_hw
     for block in p.blocks:
         first, last, top, bottom = block
         n = (last - first) * (bottom - top) * out_w
         start = first * out_h * out_w + top * out_w
         for g in range(p.groups):
-            windows = p.windows(data, block, g if p.groups > 1 else None)
-            cols = buffer[: n * p.width]
-            np.copyto(cols.reshape(windows.shape), windows)
-            yield start, n, g, cols.reshape(n, p.width)
+            yield start, n, g, conv_forward.unroll(data, p, block, g, buffer)
 
 
 def weight_gradient(x: np.ndarray, dz: np.ndarray, filters: int, p: Plan) -> np.ndarray:

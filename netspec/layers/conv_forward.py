@@ -277,7 +277,7 @@ filters, 9.4 MB of weights) would otherwise spend more packing the weights again
 
 def _taking_turns(data, mat, z, p: Plan, direct, channel_major, bias, finish, pieces, turns) -> None:
     """The pieces (lists of blocks) this thread takes from `turns`, the shared count, one after another."""
-    buffer = None if direct else np.empty(max(_largest_block(p, piece) for piece in pieces) * p.width, data.dtype)
+    buffer = None if direct else np.empty(max(largest_block(p, piece) for piece in pieces) * p.width, data.dtype)
     for k in turns:
         if k >= len(pieces):
             return
@@ -291,7 +291,7 @@ def _blocks(data, mat, z, p: Plan, direct: bool, channel_major: bool, bias, fini
     image_rows = out_h * out_w
     flat = data.reshape(-1, p.channels)
     if buffer is None and not direct:
-        buffer = np.empty(_largest_block(p, blocks) * p.width, dtype=data.dtype)
+        buffer = np.empty(largest_block(p, blocks) * p.width, dtype=data.dtype)
     for block in blocks:
         first, last, top, bottom = block
         n = (last - first) * (bottom - top) * out_w
@@ -301,10 +301,7 @@ def _blocks(data, mat, z, p: Plan, direct: bool, channel_major: bool, bias, fini
             if direct:
                 cols = flat[start : start + n, g * per_group : (g + 1) * per_group]
             else:
-                part = p.windows(data, block, g if groups > 1 else None, channel_major)
-                cols = buffer[: n * p.width]
-                np.copyto(cols.reshape(part.shape), part)
-                cols = cols.reshape(n, p.width)
+                cols = unroll(data, p, block, g, buffer, channel_major)
             np.matmul(cols, mat[g].T, out=rows[:, g * size : (g + 1) * size] if groups > 1 else rows)
         finished(rows, bias, finish)
 
@@ -332,9 +329,20 @@ def _shares(blocks: tuple, out_h: int, n: int) -> tuple[tuple[tuple[int, int, in
     return tuple(tuple(share) for share in shares if share)
 
 
-def _largest_block(p: Plan, blocks=None) -> int:
+def largest_block(p: Plan, blocks=None) -> int:
+    """Output rows of the largest of `blocks` (the plan's own by default): a buffer of this many rows of
+    `p.width` values holds any block's unrolled windows."""
     blocks = p.blocks if blocks is None else blocks
     return max(((last - first) * (bottom - top) * p.out_hw[1] for first, last, top, bottom in blocks), default=0)
+
+
+def unroll(data: np.ndarray, p: Plan, block, g: int, buffer: np.ndarray, channel_major: bool = False) -> np.ndarray:
+    """The windows of `block` (of group g) copied into the start of `buffer` (see `largest_block`), as a
+    (rows, p.width) matrix: valid until the buffer's next use."""
+    windows = p.windows(data, block, g if p.groups > 1 else None, channel_major)
+    cols = buffer[: windows.size]
+    np.copyto(cols.reshape(windows.shape), windows)
+    return cols.reshape(-1, p.width)
 
 
 def finished(rows: np.ndarray, bias: np.ndarray | None, finish) -> None:
