@@ -10,14 +10,15 @@ from netspec.errors import Problem, plural
 from netspec.fields import Count, SpecModel, rule_error
 
 
-def _crop_form(value: Any) -> str:
+def _one_or_each_form(value: Any) -> str:
+    """Which of a number (one) or a list (each) a value is: the tags of Crop and of `_one_or_each`."""
     return "each" if isinstance(value, list) else "one"
 
 
 Crop = Annotated[
     Annotated[Count, Tag("one")] | Annotated[list[Count], Field(min_length=2, max_length=2), Tag("each")],
     Discriminator(
-        _crop_form,
+        _one_or_each_form,
         custom_error_type="NS103",
         custom_error_message="must be a whole number (a square) or [height, width]",
     ),
@@ -113,7 +114,7 @@ def _one_or_each(number: Any) -> Any:
     return Annotated[
         Annotated[number, Tag("one")] | Annotated[list[number], Tag("each")],
         Discriminator(
-            lambda value: "each" if isinstance(value, list) else "one",
+            _one_or_each_form,
             custom_error_type="NS103",
             custom_error_message="must be a number or a list of numbers",
         ),
