@@ -14,7 +14,7 @@ from typing import Any
 
 from netspec.errors import MissingExtra, Problem, SpecError, size_shown, with_article
 from netspec.files import atomic_write
-from netspec.safetensors_file import write
+from netspec.safetensors_file import METADATA, write
 
 WRAPPERS = ("state_dict", "model")
 """Keys under which training scripts keep the state dict in a checkpoint (with the epoch, the optimizer, …)."""
@@ -64,9 +64,6 @@ def convert(source: Path, out: Path, strip_prefix: str | None = None) -> tuple[i
         write(stream, arrays)
     return len(arrays), sum(len(data) for _, _, data in arrays.values())
 
-
-METADATA = "__metadata__"
-"""The key a .safetensors header keeps for free-form text (str → str), never a tensor."""
 
 SAFETENSORS_DTYPES = {
     "torch.float64": "F64",

@@ -44,6 +44,9 @@ DTYPES: dict[str, np.dtype] = {
 }
 """The dtypes netspec reads, by their safetensors names, as they lie in the file."""
 
+METADATA = "__metadata__"
+"""The key a .safetensors header keeps for free-form text (str → str), never a tensor."""
+
 NOT_NUMBERS = frozenset({"BOOL"})
 """Dtypes the format knows whose values are not weights (netspec refuses them, as .npz's bool arrays)."""
 
@@ -158,7 +161,7 @@ def _header(stream: BinaryIO, name: str, size: int) -> tuple[dict[str, Entry], i
         raise Unlocated("NS203", f"the header of {name} holds a number too long to be a size; {question}") from None
     if not isinstance(header, dict):
         raise Unlocated("NS203", f"the header of {name} is JSON but not an object of arrays; {question}")
-    header.pop("__metadata__", None)  # free-form text (the framework's name, say): nothing netspec uses
+    header.pop(METADATA, None)  # free-form text (the framework's name, say): nothing netspec uses
     entries = {key: _entry(name, key, value) for key, value in header.items()}
     _check_offsets(name, entries, size - 8 - length)
     return dict(sorted(entries.items(), key=lambda item: item[1].begin)), 8 + length
