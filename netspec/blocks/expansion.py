@@ -61,6 +61,12 @@ def _is_use(item: Any) -> bool:
     return isinstance(item, dict) and "block" in item
 
 
+def _written_name(item: Any) -> str | None:
+    """The name a layer or use is written with, if it is text (a mistyped one is pydantic's to say)."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return name if isinstance(name, str) else None
+
+
 class _Expander(Reader):
     def __init__(self, source: Source):
         super().__init__(source)
@@ -152,8 +158,8 @@ class _Expander(Reader):
         for index, item in enumerate(layers):
             path = self.current = ("layers", index)
             if not _is_use(item):
-                name = item.get("name") if isinstance(item, dict) else None
-                if isinstance(name, str) and name in made_by:  # said here: the spec would give an expanded index
+                name = _written_name(item)
+                if name in made_by:  # said here: the spec would give an expanded index
                     use = layers[made_by[name]]
                     message = (
                         f"name {name!r} is already the name of a layer made by layers[{made_by[name]}] (the use of "
@@ -173,8 +179,8 @@ class _Expander(Reader):
             before = len(self.out)
             outputs[use.name] = self.make_use(use, path, (), given or self.previous(), given is not None)
             for layer in self.out[before:]:
-                if isinstance(layer, dict) and isinstance(layer.get("name"), str):
-                    made_by.setdefault(layer["name"], index)
+                if (made := _written_name(layer)) is not None:
+                    made_by.setdefault(made, index)
         self.raise_problems()
         return self.out
 
@@ -188,8 +194,9 @@ class _Expander(Reader):
         if not self.out:
             return NETWORK_INPUT
         layer, index = self.out[-1], len(self.out) - 1
-        if isinstance(layer, dict) and isinstance(layer.get("name"), str):
-            return layer["name"]
+        name = _written_name(layer)
+        if name is not None:
+            return name
         kind = layer.get("type") if isinstance(layer, dict) else None
         return f"{kind}_{index}"  # the name the spec gives a layer without one
 
@@ -204,8 +211,8 @@ class _Expander(Reader):
         first: dict[str, int] = {}
         numbered: dict[str, tuple[int, int]] = {}  # a name shared by numbered uses: the last use, its next number
         for index, item in enumerate(layers):
-            name = item.get("name") if isinstance(item, dict) else None
-            if not isinstance(name, str):
+            name = _written_name(item)
+            if name is None:
                 continue
             copies = _numbered_copies(item)
             if name in first and (_is_use(item) or _is_use(layers[first[name]])):
