@@ -112,7 +112,7 @@ def _read_classes(classes: ClassesFile, base_dir: Path) -> list[str]:
         SpecError: the path (at classes.file, to be located in the spec), or the file's labels (at their lines).
     """
     try:
-        path = resolve_inside(base_dir, classes.file)
+        path = resolve_inside(base_dir, classes.file, files="the classes file")
     except Unlocated as err:
         raise SpecError(
             Problem(err.code, _classes_path_problem(err, classes.file, base_dir), ("classes", "file"))
@@ -128,10 +128,11 @@ def _classes_path_problem(err: Unlocated, name: str, base_dir: Path) -> str:
     """resolve_inside's message, said of a classes file rather than of a weight file."""
     if err.code == "NS202":
         return f"classes file {name!r} not found in {base_dir.resolve()}"
-    if err.code == "NS203" and ("is a folder" in err.message or "not a plain file" in err.message):
-        kind = "a folder" if (base_dir / name).is_dir() else "not a plain file (a pipe or a device)"
+    path = base_dir / name
+    if err.code == "NS203" and path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a plain file (a pipe or a device)"
         return f"{name!r} is {kind}; give a text file of labels, one a line"
-    return err.message.replace("keep weight files", "keep the classes file")
+    return err.message
 
 
 class Training(SpecModel):

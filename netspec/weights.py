@@ -25,8 +25,9 @@ class ShapeMismatch(Unlocated):
         self.label, self.shape = label, shape
 
 
-def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") -> Path:
-    """The path of `name` relative to `base_dir`, refusing any that leaves it (`kinds`: what it should be).
+def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file", files: str = "weight files") -> Path:
+    """The path of `name` relative to `base_dir`, refusing any that leaves it (`kinds`: what it should be;
+    `files`: what the messages call such files, kept beside the spec).
 
     Absolute paths, `..` that climbs out and symlinks that point out are all refused;
     `sub/../w.npy` stays inside and is fine.
@@ -41,9 +42,7 @@ def resolve_inside(base_dir: Path, name: str, kinds: str = ".npy or .npz file") 
     except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
         raise Unlocated("NS203", f"cannot follow {name!r}: {err}") from None
     if not path.is_relative_to(base):
-        raise Unlocated(
-            "NS207", f"{name!r} leads outside the spec's folder ({base}); keep weight files beside the spec"
-        )
+        raise Unlocated("NS207", f"{name!r} leads outside the spec's folder ({base}); keep {files} beside the spec")
     if not path.exists():
         raise Unlocated("NS202", f"weight file {name!r} not found in {base}")
     if not path.is_file():
