@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 import netspec
-from benchmarks.convnet_memory import MEMORY, Memory, memory_case
+from benchmarks.convnet_memory import MEMORY, memory_case
 from benchmarks.convnet_models import (
     TRAIN,
     export,
@@ -79,17 +79,16 @@ from benchmarks.convnet_models import (
     torch_step,
     training_setup,
 )
+from benchmarks.convnet_report import LABELS, TOLERANCE, markdown
 from benchmarks.onnx_models import versions
 from benchmarks.shared import dense_network, medians_taking_turns
 
-TOLERANCE = 1e-4
 FORWARD = {"resnet18": (1, 8), "mobilenet_v2": (1, 8), "squeezenet1_1": (1, 8), "vgg11": (1,), "resnet20": (1, 64)}
 GROUPS = {"forward": tuple(FORWARD), "train": tuple(TRAIN), "memory": tuple(MEMORY), "dense": ("dense",)}
 CASES = (*FORWARD, *TRAIN, *MEMORY, "dense")
 ON_REQUEST = ("floors",)
 """Cases run only when named: `floors` (benchmarks/convnet_floors.py) is the floors under the unmet targets."""
 FORWARD_TARGET, TORCH_TARGET, TRAIN_TARGET = 1.3, 1.0, 1.5
-LABELS = {"1": "1 thread", "default": "default"}
 
 
 # --- forward --------------------------------------------------------------------------------------
@@ -269,10 +268,6 @@ def dense_case(folder: Path, rounds: int) -> list[tuple[int, dict[str, float]]]:
     return rows
 
 
-DENSE_TARGETS = {1: 1.2, 64: 1.0}
-"""docs/performance.md: batch 1 at most 1.2× the plain NumPy chain, batch 64 no slower than it."""
-
-
 # --- the report -----------------------------------------------------------------------------------
 
 
@@ -297,63 +292,6 @@ def header(settings: list[str], rounds: int) -> str:
         f"default session, torch's {DEFAULT_TORCH_THREADS} threads (torch {torch.__version__}); "
         f"medians of {rounds} runs taking turns; batch norms kept in the ONNX export (TrainingMode.PRESERVE)"
     )
-
-
-def markdown(forward: list[Forward], train: list[Train], memory: list[Memory], dense) -> str:
-    parts = []
-    if forward:
-        lines = [
-            "| forward, float32 | threads | netspec ms | onnxruntime ms | PyTorch ms | ÷ faster (≤ 1.3×) | ÷ PyTorch (≤ 1.0×) | scores (≤ 1e-4) | target |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
-        ]
-        for row in forward:
-            ms, worst = row.ms, max(row.error.values())
-            lines.append(
-                f"| {row.case} | {LABELS[row.threads]} | {ms['netspec']:,.1f} | {ms['onnxruntime']:,.1f} | {ms['PyTorch']:,.1f} | "
-                f"{ms['netspec'] / row.faster:.2f}× | {ms['netspec'] / ms['PyTorch']:.2f}× | "
-                f"{'agree' if worst <= TOLERANCE else 'DIFFER'} ({worst:.0e}) | {'met' if row.met else 'not met'} |"
-            )
-        parts.append("\n".join(lines))
-    if train:
-        lines = [
-            "| training step (forward, backward, Adam) | threads | netspec ms | PyTorch ms | ÷ PyTorch (≤ 1.5×) | target |",
-            "| --- | --- | ---: | ---: | ---: | --- |",
-        ]
-        for row in train:
-            ratio = row.ms["netspec"] / row.ms["PyTorch"]
-            lines.append(
-                f"| {row.case} | {LABELS[row.threads]} | {row.ms['netspec']:,.1f} | {row.ms['PyTorch']:,.1f} | "
-                f"{ratio:.2f}× | {'met' if row.met else 'not met'} |"
-            )
-        parts.append("\n".join(lines))
-    if memory:
-        lines = [
-            "| peak memory, 1 thread (rise of the resident set's high-water mark) | netspec MB | onnxruntime MB | PyTorch MB | ÷ PyTorch (≤ 1.5×) | target |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
-        ]
-        for row in memory:
-            ort = f"{row.mb['onnxruntime']:,.1f}" if "onnxruntime" in row.mb else "—"
-            verdict = ("met" if row.met else "not met") if row.mode == "forward" else "stated"
-            lines.append(
-                f"| {row.case}, {'one forward pass' if row.mode == 'forward' else 'one training step'} | {row.mb['netspec']:,.1f} | "
-                f"{ort} | {row.mb['PyTorch']:,.1f} | {row.mb['netspec'] / row.mb['PyTorch']:.2f}× | {verdict} |"
-            )
-        parts.append("\n".join(lines))
-    if dense:
-        lines = [
-            "| dense 784-256-128-10, float32, default threads | netspec µs | plain NumPy µs | onnxruntime µs | PyTorch µs | ÷ plain NumPy | target |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-        ]
-        for batch, us in dense:
-            ratio = us["netspec"] / us["plain NumPy"]
-            cells = " | ".join(f"{us[label]:,.1f}" if label in us else "—" for label in ("onnxruntime", "PyTorch CPU"))
-            verdict = "met" if ratio <= DENSE_TARGETS[batch] else "not met"
-            lines.append(
-                f"| batch {batch} | {us['netspec']:,.1f} | {us['plain NumPy']:,.1f} | {cells} | {ratio:.2f}× "
-                f"(≤ {DENSE_TARGETS[batch]}×) | {verdict} |"
-            )
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
 
 
 def chosen_cases(names: list[str], parser) -> list[str]:
