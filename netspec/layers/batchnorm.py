@@ -7,7 +7,6 @@ import numpy as np
 from pydantic import Field
 
 from netspec.fields import Ones, Zeros, param_source
-from netspec.layers import batch_parts
 from netspec.layers.activations import ACTIVATIONS, ActivationName
 from netspec.layers.common import ActivatedLayer, activation_to_onnx, alpha_of
 from netspec.layers.kind import OneInput, dims
@@ -81,74 +80,38 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, trai
     layout = Channels(x)
     v, per = layout.flat(x), layout.vector
     if train:
-        # The sweeps over the values run on the threads, each on fixed parts of the rows (batch_parts).
-        parts = batch_parts.cuts(len(v), v.size)
-        mean = batch_parts.added(batch_parts.each(parts, lambda a, b: layout.sums(v[a:b]))) / count
-        normal = np.empty_like(v)
-        centre = per(mean.astype(x.dtype))
-
-        def deviations(a: int, b: int) -> np.ndarray:
-            part = np.subtract(v[a:b], centre, out=normal[a:b])  # the deviations first: two passes, no cancellation
-            return layout.sums(part * part)
-
-        var = batch_parts.added(batch_parts.each(parts, deviations)) / count
+        mean = layout.sums(v) / count
+        normal = v - per(mean.astype(x.dtype))  # the deviations first: two passes, no cancellation
+        var = layout.sums(normal * normal) / count
         m = layer.momentum
         params["mean"] *= 1 - m
         params["mean"] += m * mean
         params["var"] *= 1 - m
         params["var"] += m * var * (count / (count - 1))
     else:
-        parts = [(0, len(v))]
         mean, var = params["mean"], params["var"]
         normal = v - per(mean)
     inv_std = 1.0 / np.sqrt(var.astype(np.float64) + layer.epsilon)
-    spread, scale, shift = per(inv_std.astype(x.dtype)), per(params["scale"]), per(params["shift"])
+    normal *= per(inv_std.astype(x.dtype))
+    z = normal * per(params["scale"])
+    z += per(params["shift"])
     act, alpha = ACTIVATIONS[layer.activation], alpha_of(layer)
-    z = np.empty_like(normal, dtype=np.result_type(normal, params["scale"], params["shift"]))
-    y = z if layer.activation == "linear" else np.empty_like(z)
-
-    def scaled(a: int, b: int) -> None:
-        normal[a:b] *= spread
-        np.multiply(normal[a:b], scale, out=z[a:b])
-        z[a:b] += shift
-        if y is not z:
-            y[a:b] = act.forward(z[a:b], alpha)  # every activation works row by row (softmax: along a row)
-
-    batch_parts.each(parts, scaled)
+    y = act.forward(z, alpha)
 
     def backprop(dy, preactivation: bool = False, input_grad: bool = True):
         dy = layout.flat(dy)
-        each = parts if len(dy) == len(v) else [(0, len(dy))]
-
-        def gradients(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            dz = dy[a:b] if preactivation else act.backward(z[a:b], y[a:b], dy[a:b], alpha)
-            return dz, layout.sums(dz), layout.sums(dz * normal[a:b])
-
-        found = batch_parts.each(each, gradients)
-        dzs = [dz for dz, _, _ in found]
-        dshift = batch_parts.added([s for _, s, _ in found])
-        dscale = batch_parts.added([s for _, _, s in found])
-        dtype = dzs[0].dtype
-        grads = {"scale": dscale.astype(dtype), "shift": dshift.astype(dtype)}
+        dz = dy if preactivation else act.backward(z, y, dy, alpha)
+        dshift, dscale = layout.sums(dz), layout.sums(dz * normal)
+        grads = {"scale": dscale.astype(dz.dtype), "shift": dshift.astype(dz.dtype)}
         if not input_grad:
             return None, grads
         # dx = scale·inv_std·(dz − mean(dz) − normal·mean(dz·normal)): the per-channel factors in
         # float64, then three passes over the values.
         factor = params["scale"].astype(np.float64) * inv_std
-        first = per(factor.astype(dtype))
+        dx = dz * per(factor.astype(dz.dtype))
         if train:
-            second = per((factor * dshift / count).astype(dtype))
-            third = per((factor * dscale / count).astype(dtype))
-        dx = np.empty_like(dy, dtype=dtype)
-
-        def input_gradient(k: int) -> None:
-            a, b = each[k]
-            np.multiply(dzs[k], first, out=dx[a:b])
-            if train:
-                dx[a:b] -= second
-                dx[a:b] -= normal[a:b] * third
-
-        batch_parts.each([(k, k + 1) for k in range(len(each))], lambda k, _: input_gradient(k))
+            dx -= per((factor * dshift / count).astype(dz.dtype))
+            dx -= normal * per((factor * dscale / count).astype(dz.dtype))
         return layout.shaped(dx), grads
 
     return layout.shaped(y), backprop
