@@ -570,6 +570,22 @@ def test_name_classes_and_image_options_describe_the_spec(tmp_path):
     assert (plain.name, plain.classes, plain.input.image.mean) == ("g", ["0", "1", "2"], None)
 
 
+def test_resize_crop_and_interpolation_options_describe_the_preprocessing(tmp_path):
+    path = small(tmp_path)
+    out = tmp_path / "sized.yaml"
+    result = invoke("import", path, "-o", out, "--resize", "3", "--crop", "2", "--interpolation", "bicubic")
+    assert result.exit_code == 0, result.stderr
+    image = netspec.load(out).spec.input.image
+    assert (image.resize, image.crop, image.interpolation, image.width, image.height) == (3, 2, "bicubic", 2, 2)
+    result = invoke("import", path, "-o", tmp_path / "cut.yaml", "--crop", "2,2")
+    assert result.exit_code == 0, result.stderr
+    assert netspec.load(tmp_path / "cut.yaml").spec.input.image.crop == [2, 2]
+    for written in ("0", "2,2,2", "two"):
+        result = invoke("import", path, "-o", tmp_path / "bad.yaml", "--crop", written)
+        assert result.exit_code == 2 and "expected N (a square) or HEIGHT,WIDTH, such as 224" in result.stderr
+    assert not (tmp_path / "bad.yaml").exists()
+
+
 def test_a_classes_file_gives_one_label_a_line(tmp_path):
     path = small(tmp_path)
     labels = tmp_path / "synset.txt"

@@ -54,6 +54,15 @@ def _image(ctx: click.Context, param: click.Parameter, text: str | None) -> dict
     raise click.BadParameter(f"expected WIDTH,HEIGHT,COLOR (COLOR rgb or grayscale), such as 224,224,rgb; got {text!r}")
 
 
+def _crop(ctx: click.Context, param: click.Parameter, text: str | None) -> int | list[int] | None:
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) in (1, 2) and all(part.isascii() and part.isdigit() and int(part) > 0 for part in parts):
+        return int(parts[0]) if len(parts) == 1 else [int(part) for part in parts]
+    raise click.BadParameter(f"expected N (a square) or HEIGHT,WIDTH, such as 224; got {text!r}")
+
+
 @click.command(name="import")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @output("The spec to write (its arrays go beside it as .npz).")
@@ -75,6 +84,23 @@ def _image(ctx: click.Context, param: click.Parameter, text: str | None) -> dict
     help="The image the model reads (COLOR rgb or grayscale), where its input shape or metadata do not say.",
 )
 @click.option(
+    "--resize",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Resize each image's shorter side to N pixels, keeping its shape, before --crop (torchvision's Resize(N)).",
+)
+@click.option(
+    "--crop",
+    metavar="N|HEIGHT,WIDTH",
+    callback=_crop,
+    help="Then cut the middle N × N (or HEIGHT × WIDTH) pixels, as torchvision's CenterCrop does.",
+)
+@click.option(
+    "--interpolation",
+    type=click.Choice(["bilinear", "bicubic"]),
+    help="The filter that resizes  [default: bilinear, torchvision's]",
+)
+@click.option(
     "--scale",
     metavar="LOW,HIGH",
     callback=_numbers(2, "-1,1"),
@@ -94,6 +120,9 @@ def import_command(
     classes: str | None,
     classes_file: Path | None,
     image: dict | None,
+    resize: int | None,
+    crop: int | list[int] | None,
+    interpolation: str | None,
     scale: list[float] | None,
     mean: list[float] | None,
     std: list[float] | None,
@@ -113,7 +142,9 @@ def import_command(
     if classes is not None and classes_file is not None:
         raise click.UsageError("give the labels with --classes or with --classes-file, not both")
     refuse_overwrite("-o", out, [model, *([classes_file] if classes_file else [])], writes=[out.with_suffix(".npz")])
-    described = {**(image or {}), "scale": scale, "mean": mean, "std": std}
+    sizing = {"resize": resize, "crop": crop, "interpolation": interpolation}
+    described = {**(image or {}), **{key: value for key, value in sizing.items() if value is not None}}
+    described.update(scale=scale, mean=mean, std=std)
     labels = classes_file if classes is None else [label.strip() for label in classes.split(",")]
     spec, arrays = import_model(model, out, max_params=max_params, name=name, classes=labels, image=described)
     click.echo(f"wrote {spec} and {arrays}")
