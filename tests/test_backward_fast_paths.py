@@ -3,6 +3,7 @@ and every gradient of the fast paths against PyTorch's autograd and against the 
 
 import numpy as np
 import pytest
+from references import torch_conv2d
 
 from netspec.layers import batchnorm, conv2d
 from netspec.layers.batchnorm import BatchNorm
@@ -142,16 +143,7 @@ def test_conv2d_gradients_are_pytorchs_and_the_plain_paths(layer, pads, shape, m
     params = {"weights": rng.normal(size=(layer.filters, shape[1] // layer.groups, *layer.kernel))}
     params |= {"bias": rng.normal(size=layer.filters)} if layer.use_bias else {}
     leaves = {key: torch.tensor(a, requires_grad=True) for key, a in (("x", x), *params.items())}
-    top, bottom, left, right = pads
-    z = F.conv2d(
-        F.pad(leaves["x"], (left, right, top, bottom)),
-        leaves["weights"],
-        leaves.get("bias"),
-        stride=tuple(layer.stride),
-        dilation=tuple(layer.dilation),
-        groups=layer.groups,
-    )
-    theirs = {"linear": z, "relu": torch.relu(z), "tanh": torch.tanh(z)}[layer.activation]
+    theirs = torch_conv2d(layer, leaves, pads)
     y, backprop = conv2d.forward(layer, params, x, train=True)
     np.testing.assert_allclose(y, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
     g = rng.normal(size=y.shape)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import textwrap
 import tracemalloc
@@ -15,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from references import mutate
 
 import netspec
 from netspec.blocks import MAX_DEPTH, Origin, Use
@@ -540,17 +540,7 @@ _values = st.one_of(
     name=st.sampled_from(["name", "block", "repeat", "start", "first", "inputs", "params", "layers", "stride", "type"]),
 )
 def test_a_mutated_spec_with_blocks_is_valid_or_located_problems(tmp_path, place, action, value, name):
-    document = copy.deepcopy(_BASE)
-    *parents, last = place
-    holder = document
-    for part in parents:
-        holder = holder[part]
-    if action == "delete":
-        del holder[last]
-    elif action == "replace":
-        holder[last] = value
-    elif isinstance(holder, dict):
-        holder[name] = holder.pop(last)
+    document = mutate(_BASE, place, action, value, name)
     path = tmp_path / "mutated.yaml"
     path.write_text(yaml.safe_dump(document))
     for problem in netspec.check(path):

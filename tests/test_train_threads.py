@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from references import torch_conv2d
 from threadpoolctl import threadpool_info
 
 from netspec import busy
@@ -118,15 +118,7 @@ def test_split_gradients_are_pytorchs(split_always, layer, shape):
     (top, bottom), (left, right) = conv_forward.plan(
         shape, layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups, 8
     ).padding
-    z = F.conv2d(
-        F.pad(leaves["x"], (left, right, top, bottom)),
-        leaves["weights"],
-        leaves.get("bias"),
-        stride=tuple(layer.stride),
-        dilation=tuple(layer.dilation),
-        groups=layer.groups,
-    )
-    theirs = {"linear": z, "relu": torch.relu(z), "tanh": torch.tanh(z)}[layer.activation]
+    theirs = torch_conv2d(layer, leaves, (top, bottom, left, right))
     (theirs * torch.from_numpy(g)).sum().backward()
     np.testing.assert_allclose(y, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
     for key, leaf in leaves.items():

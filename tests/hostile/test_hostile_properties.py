@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from references import mutate
 
 import netspec
 
@@ -41,23 +41,6 @@ def paths(document, prefix=()):
 
 
 PLACES = [p for p in paths(BASE) if p]
-
-
-def mutate(document, place, action, value, name):
-    document = copy.deepcopy(document)
-    *parents, last = place
-    holder = document
-    for part in parents:
-        holder = holder[part]
-    if action == "delete":
-        del holder[last]
-    elif action == "replace":
-        holder[last] = value
-    elif action == "rename" and isinstance(holder, dict):
-        holder[name] = holder.pop(last)
-    elif action == "nest":
-        holder[last] = [[[[holder[last]]]]]
-    return document
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
